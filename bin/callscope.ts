@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { analyzeFile } from '../capture/analyze.js';
+import { CaptureFormatError } from '../capture/file/record.js';
+import { generateCapture } from '../capture/generator/generate.js';
+import { createLogger, type LogLevel } from '../capture/log.js';
+import { Settings, UsageError } from './config.js';
+import { ProgressLine } from './progress.js';
+import { formatSummary } from './report.js';
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_UNUSABLE_INPUT = 2;
+const EXIT_USAGE = 64;
+
+const HELP = `callscope — see every call your VMs carry
+
+Usage:
+  callscope analyze <file> [--json] [--no-progress]
+      Decode a pcap/pcapng capture and summarise its SIP (messages per method and status,
+      retransmissions counted as tshark counts them).
+  callscope generate --output <file.pcap> [--calls N] [--rate CPS] [--vms N] [--duration S]
+                     [--seed N] [--loss P] [--jitter MS] [--reorder P] [--codec PCMU|PCMA|G729]
+                     [--truth <file.json>]
+      Write a capture of realistic SIP calls with RTP, and its ground truth as JSON.
+  callscope help | --help      callscope --version
+
+Common options:
+  --json                 machine-readable output on stdout
+  --log-level LEVEL      debug, info, warn (default), error, silent    env CALLSCOPE_LOG_LEVEL
+  --log-format FORMAT    json (default when not a terminal) or text    env CALLSCOPE_LOG_FORMAT
+  --node-name NAME       capture node name carried in events           env CALLSCOPE_NODE_NAME
+  --capture-id N         HEP capture agent id                          env CALLSCOPE_CAPTURE_ID
+  --config FILE          JSON file with the same settings (camelCase)  env CALLSCOPE_CONFIG
+
+Exit codes: 0 success, 1 failure, 2 unusable input file, 64 usage error.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+const COMMON = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'node-name': { type: 'string' },
+  'capture-id': { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+function loggerFor(settings: Settings) {
+  const level = settings.string('log-level', 'warn') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`unknown log level "${level}"`);
+  const format = settings.string('log-format', process.stderr.isTTY ? 'text' : 'json');
+  if (format !== 'json' && format !== 'text') throw new UsageError(`unknown log format "${format}"`);
+  return createLogger({ level, format });
+}
+
+async function analyzeCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...COMMON, 'no-progress': { type: 'boolean' } },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return EXIT_OK;
+  }
+  if (positionals.length !== 1) throw new UsageError('analyze takes exactly one capture file');
+  const settings = new Settings(values);
+  const logger = loggerFor(settings);
+  const file = positionals[0];
+  const progress = new ProgressLine('analyze', process.stderr, Boolean(process.stderr.isTTY) && !values['no-progress']);
+  try {
+    const summary = await analyzeFile(file, {
+      logger,
+      nodeName: settings.string('node-name', ''),
+      captureId: settings.number('capture-id', 0),
+      onProgress: (done, total, packets) => progress.update(done, total, packets),
+    });
+    progress.done();
+    process.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
+    return EXIT_OK;
+  } catch (e) {
+    progress.done();
+    if (e instanceof CaptureFormatError) {
+      process.stderr.write(`callscope: ${e.message}\n`);
+      return EXIT_UNUSABLE_INPUT;
+    }
+    throw e;
+  }
+}
+
+async function generateCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...COMMON,
+      output: { type: 'string', short: 'o' },
+      truth: { type: 'string' },
+      calls: { type: 'string' },
+      rate: { type: 'string' },
+      vms: { type: 'string' },
+      duration: { type: 'string' },
+      seed: { type: 'string' },
+      loss: { type: 'string' },
+      jitter: { type: 'string' },
+      reorder: { type: 'string' },
+      codec: { type: 'string' },
+      'no-rtp': { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return EXIT_OK;
+  }
+  const settings = new Settings(values);
+  const output = settings.string('output');
+  if (!output) throw new UsageError('generate needs --output FILE');
+  const codec = settings.string('codec', 'PCMU');
+  if (codec !== 'PCMU' && codec !== 'PCMA' && codec !== 'G729') throw new UsageError(`unknown codec "${codec}"`);
+  const started = performance.now();
+  const truth = generateCapture({
+    output,
+    calls: settings.number('calls', 50),
+    callsPerSecond: settings.number('rate', 5),
+    vms: settings.number('vms', 4),
+    callDurationSec: settings.number('duration', 5),
+    seed: settings.number('seed', 1),
+    rtp: {
+      enabled: !values['no-rtp'],
+      codec,
+      lossRate: settings.number('loss', 0),
+      jitterMs: settings.number('jitter', 0),
+      reorderRate: settings.number('reorder', 0),
+    },
+  });
+  const truthPath = settings.string('truth');
+  if (truthPath) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(truthPath, `${JSON.stringify(truth, null, 2)}\n`);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const result = { output, truth: truthPath ?? null, packets: truth.packets, calls: truth.calls.length, sip: truth.sip, seconds };
+  process.stdout.write(
+    values.json
+      ? `${JSON.stringify(result, null, 2)}\n`
+      : `wrote ${output}: ${truth.packets} packets, ${truth.calls.length} calls, ${truth.sip.messages} SIP messages in ${seconds.toFixed(2)} s\n`,
+  );
+  return EXIT_OK;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'analyze':
+        return await analyzeCommand(rest);
+      case 'generate':
+        return await generateCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        return command === undefined ? EXIT_USAGE : EXIT_OK;
+      case '--version':
+      case '-v':
+        process.stdout.write(`${version()}\n`);
+        return EXIT_OK;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`callscope: ${(e as Error).message}\nTry 'callscope --help'.\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`callscope: ${(e as Error).stack ?? String(e)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

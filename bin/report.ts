@@ -1,0 +1,87 @@
+import type { AnalyzeSummary } from '../capture/analyze.js';
+import { formatInt } from './progress.js';
+
+/** The terminal summary of `callscope analyze`: what a NOC engineer reads first. */
+export function formatSummary(s: AnalyzeSummary): string {
+  const lines: string[] = [];
+  const sip = s.sip;
+  lines.push(`${s.file} (${s.format})`);
+  lines.push(
+    `  packets      ${formatInt(s.packets)} over ${s.durationSec.toFixed(3)} s` +
+      (s.firstPacketTime ? `, from ${s.firstPacketTime}` : '') +
+      `; ${formatInt(s.malformedPackets)} malformed, ${formatInt(s.truncatedPackets)} truncated`,
+  );
+  lines.push(
+    `  decoded      IPv4 ${formatInt(s.decode.ipv4)}, IPv6 ${formatInt(s.decode.ipv6)}, UDP ${formatInt(s.decode.udp)}, ` +
+      `TCP ${formatInt(s.decode.tcp)}, SCTP ${formatInt(s.decode.sctp)}, non-IP ${formatInt(s.decode.nonIp)}`,
+  );
+  const t = s.decode.tunnelled;
+  if (t.ipip + t.gre + t.erspan + t.vxlan > 0) {
+    lines.push(`  tunnels      IP-in-IP ${t.ipip}, GRE ${t.gre}, ERSPAN ${t.erspan}, VXLAN ${t.vxlan}`);
+  }
+  const f = s.decode.fragments;
+  if (f.fragments > 0) {
+    lines.push(
+      `  fragments    ${formatInt(f.fragments)} fragments, ${formatInt(f.reassembled)} datagrams reassembled, ` +
+        `${formatInt(f.timedOut + f.evicted)} incomplete`,
+    );
+  }
+  lines.push('');
+  const transports = Object.entries(sip.transports)
+    .map(([k, v]) => `${k} ${formatInt(v)}`)
+    .join(', ');
+  lines.push(
+    `SIP  ${formatInt(sip.messages)} messages, ${formatInt(sip.retransmissions)} retransmissions, ` +
+      `${formatInt(sip.callIds)} Call-IDs${transports ? ` (${transports})` : ''}` +
+      (sip.malformed ? `, ${formatInt(sip.malformed)} malformed` : ''),
+  );
+  const requests = Object.entries(sip.requests).sort((a, b) => b[1] - a[1]);
+  if (requests.length) {
+    lines.push('  requests');
+    for (const [method, n] of requests) lines.push(`    ${method.padEnd(12)} ${formatInt(n).padStart(10)}`);
+  }
+  const responses = Object.entries(sip.responses).sort((a, b) => Number(a[0]) - Number(b[0]));
+  if (responses.length) {
+    lines.push('  responses');
+    for (const [code, n] of responses) {
+      lines.push(`    ${code.padEnd(4)} ${reasonOf(Number(code)).padEnd(24)} ${formatInt(n).padStart(10)}`);
+    }
+  }
+  lines.push('');
+  lines.push(`analysed in ${s.elapsedMs.toFixed(0)} ms (${formatInt(s.packetsPerSecond)} packets/s)`);
+  return lines.join('\n');
+}
+
+const REASONS: Record<number, string> = {
+  100: 'Trying',
+  180: 'Ringing',
+  181: 'Call Is Being Forwarded',
+  182: 'Queued',
+  183: 'Session Progress',
+  200: 'OK',
+  202: 'Accepted',
+  301: 'Moved Permanently',
+  302: 'Moved Temporarily',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  407: 'Proxy Auth Required',
+  408: 'Request Timeout',
+  480: 'Temporarily Unavailable',
+  481: 'Call Does Not Exist',
+  486: 'Busy Here',
+  487: 'Request Terminated',
+  488: 'Not Acceptable Here',
+  500: 'Server Internal Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Server Time-out',
+  600: 'Busy Everywhere',
+  603: 'Decline',
+};
+
+function reasonOf(code: number): string {
+  return REASONS[code] ?? '';
+}

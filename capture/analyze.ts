@@ -1,0 +1,121 @@
+import type { CaptureEvent } from './event.js';
+import { readCaptureFile } from './file/reader.js';
+import type { Logger } from './log.js';
+import { CapturePipeline } from './pipeline.js';
+import type { FragmentStats } from './reassembly/fragments.js';
+import type { TcpStats } from './reassembly/tcp.js';
+import type { SipCounts } from './summary.js';
+
+export interface AnalyzeOptions {
+  logger?: Logger;
+  onProgress?: (bytesRead: number, totalBytes: number, packets: number) => void;
+  onEvent?: (event: CaptureEvent) => void;
+  captureId?: number;
+  nodeName?: string;
+}
+
+export interface AnalyzeSummary {
+  file: string;
+  format: 'pcap' | 'pcapng';
+  packets: number;
+  /**
+   * Packets we could not use: undecodable headers, corrupt or cut-off file records, and payloads
+   * that started like SIP but could not be parsed.
+   */
+  malformedPackets: number;
+  /** Packets shorter than on the wire (snaplen); still decoded as far as they go. */
+  truncatedPackets: number;
+  firstPacketTime: string | null;
+  lastPacketTime: string | null;
+  durationSec: number;
+  sip: SipCounts & {
+    malformed: number;
+    callIds: number;
+    transports: Record<string, number>;
+  };
+  decode: {
+    ipv4: number;
+    ipv6: number;
+    udp: number;
+    tcp: number;
+    sctp: number;
+    nonIp: number;
+    tunnelled: { ipip: number; gre: number; erspan: number; vxlan: number };
+    fragments: FragmentStats;
+    tcpStreams: TcpStats;
+    errors: Record<string, number>;
+    unsupportedLinkTypes: Record<string, number>;
+    fileWarnings: string[];
+  };
+  elapsedMs: number;
+  packetsPerSecond: number;
+}
+
+function sortedCounts(counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Reads a capture file end to end and summarises its SIP. Throws CaptureFormatError for unusable files. */
+export async function analyzeFile(path: string, options: AnalyzeOptions = {}): Promise<AnalyzeSummary> {
+  const started = performance.now();
+  const pipeline = new CapturePipeline({
+    sourceName: path,
+    isFile: true,
+    logger: options.logger,
+    captureId: options.captureId,
+    nodeName: options.nodeName,
+    onEvent: options.onEvent,
+  });
+  let packets = 0;
+  const onProgress = options.onProgress;
+  const read = await readCaptureFile(
+    path,
+    (record) => {
+      packets++;
+      pipeline.handle(record);
+    },
+    onProgress ? { onProgress: (bytes, total) => onProgress(bytes, total, packets) } : {},
+  );
+  pipeline.finish();
+  for (const warning of read.warnings) options.logger?.warn(warning, { file: path });
+  const elapsedMs = performance.now() - started;
+  const d = pipeline.decoderStats;
+  const s = pipeline.sipStats;
+  const first = pipeline.firstTimestamp;
+  const last = pipeline.lastTimestamp;
+  return {
+    file: path,
+    format: read.format,
+    packets: read.packets,
+    malformedPackets: d.malformed + s.malformed + read.malformedRecords + read.truncatedRecords,
+    truncatedPackets: d.truncated,
+    firstPacketTime: first === null ? null : new Date(first * 1000).toISOString(),
+    lastPacketTime: last === null ? null : new Date(last * 1000).toISOString(),
+    durationSec: first === null || last === null ? 0 : Math.round((last - first) * 1e6) / 1e6,
+    sip: {
+      messages: s.counts.messages,
+      retransmissions: s.counts.retransmissions,
+      requests: sortedCounts(s.counts.requests),
+      responses: sortedCounts(s.counts.responses),
+      malformed: s.malformed,
+      callIds: s.callIds,
+      transports: Object.fromEntries(Object.entries(s.byTransport).filter(([, n]) => n > 0)),
+    },
+    decode: {
+      ipv4: d.ipv4,
+      ipv6: d.ipv6,
+      udp: d.udp,
+      tcp: d.tcp,
+      sctp: d.sctp,
+      nonIp: d.nonIp,
+      tunnelled: { ...d.tunnelled },
+      fragments: { ...pipeline.decoder.fragments.stats },
+      tcpStreams: { ...pipeline.sip.tcpStreams.stats },
+      errors: { ...d.errors },
+      unsupportedLinkTypes: { ...d.unsupportedLinkTypes },
+      fileWarnings: read.warnings,
+    },
+    elapsedMs: Math.round(elapsedMs * 10) / 10,
+    packetsPerSecond: elapsedMs > 0 ? Math.round(read.packets / (elapsedMs / 1000)) : 0,
+  };
+}

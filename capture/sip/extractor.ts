@@ -1,0 +1,378 @@
+import type { TransportHandler } from '../decoder.js';
+import { type CaptureEvent, HEP_PROTO_SIP, type TransportName } from '../event.js';
+import type { PacketRecord } from '../file/record.js';
+import { forEachSctpData } from '../layers/sctp.js';
+import { parseWebSocketUpgrade, WebSocketDeframer } from '../layers/websocket.js';
+import type { DecodedPacket } from '../packet.js';
+import {
+  type TcpLimits,
+  TcpReassembler,
+  type TcpSegmentMeta,
+  type TcpStreamSink,
+} from '../reassembly/tcp.js';
+import { emptySipCounts, type SipCounts } from '../summary.js';
+import { looksLikeSip } from './detect.js';
+import { sipMessageLength, skipKeepalive } from './framing.js';
+import { parseSipMessage } from './parser.js';
+import { RetransmissionTracker } from './retransmission.js';
+
+export interface SipExtractorOptions {
+  captureId?: number;
+  nodeName?: string;
+  /** Name of the source for error context (file path or interface). */
+  sourceName?: string;
+  isFile?: boolean;
+  tcp?: TcpLimits;
+  /** Largest SIP message buffered from a stream before it is given up on. */
+  maxStreamMessageBytes?: number;
+  /** Called with every SIP message, in capture order. */
+  onEvent?: (event: CaptureEvent) => void;
+  /** Called for every problem worth a log line (rate limiting is the caller's). */
+  onProblem?: (problem: SipProblem) => void;
+}
+
+export interface SipProblem {
+  kind: 'malformed-sip' | 'stream-overflow' | 'stream-resync' | 'websocket-error';
+  message: string;
+  packetNumber: number;
+  transport: TransportName;
+  src: string;
+  dst: string;
+}
+
+export interface SipExtractorStats {
+  counts: SipCounts;
+  /** Messages that looked like SIP but could not be parsed. */
+  malformed: number;
+  byTransport: Record<TransportName, number>;
+  /** Distinct Call-IDs seen (bounded: see callIdsCapped). */
+  callIds: number;
+  callIdsCapped: boolean;
+  streamOverflows: number;
+  streamResyncs: number;
+  webSocketErrors: number;
+  parseWarnings: number;
+}
+
+const MAX_TRACKED_CALL_IDS = 1_000_000;
+
+/** Per-direction endpoint facts captured when a TCP stream starts (the packet is gone later). */
+interface Endpoint {
+  ipFamily: 4 | 6;
+  srcIp: string;
+  dstIp: string;
+  srcPort: number;
+  dstPort: number;
+  vlan: number | null;
+}
+
+/**
+ * Finds SIP in transport payloads by content (any port): UDP datagrams, TCP streams framed by
+ * Content-Length, WebSocket messages after an HTTP Upgrade, and SCTP DATA chunks. Owns the TCP
+ * reassembly and the retransmission state of one capture source.
+ */
+export class SipExtractor implements TransportHandler {
+  readonly tcpStreams: TcpReassembler;
+  readonly retransmissions = new RetransmissionTracker();
+  readonly stats: SipExtractorStats = {
+    counts: emptySipCounts(),
+    malformed: 0,
+    byTransport: { udp: 0, tcp: 0, tls: 0, ws: 0, wss: 0, sctp: 0 },
+    callIds: 0,
+    callIdsCapped: false,
+    streamOverflows: 0,
+    streamResyncs: 0,
+    webSocketErrors: 0,
+    parseWarnings: 0,
+  };
+  private readonly callIds = new Set<string>();
+  private readonly captureId: number;
+  private readonly nodeName: string;
+  readonly maxStreamMessageBytes: number;
+
+  constructor(private readonly options: SipExtractorOptions = {}) {
+    this.captureId = options.captureId ?? 0;
+    this.nodeName = options.nodeName ?? '';
+    this.maxStreamMessageBytes = options.maxStreamMessageBytes ?? 1 << 20;
+    this.tcpStreams = new TcpReassembler((key, meta) => this.newStream(key, meta), options.tcp);
+  }
+
+  udp(p: DecodedPacket, record: PacketRecord): void {
+    const buf = p.buf;
+    const off = p.payloadOffset;
+    const end = p.payloadEnd;
+    if (end - off < 12 || !looksLikeSip(buf, off, end)) return;
+    this.message(buf, off, end, 'udp', endpointOf(p), p.ipProtocol, record.tsSec, record.tsNsec, record.number);
+  }
+
+  tcp(p: DecodedPacket, record: PacketRecord): void {
+    this.currentPacket = p;
+    this.tcpStreams.segment(p.directionKey(), p.tcpSeq, p.tcpFlags, p.buf, p.payloadOffset, p.payloadEnd, {
+      tsSec: record.tsSec,
+      tsNsec: record.tsNsec,
+      packetNumber: record.number,
+    });
+    this.tcpStreams.expire(record.tsSec);
+  }
+
+  sctp(p: DecodedPacket, record: PacketRecord): void {
+    let endpoint: Endpoint | null = null;
+    forEachSctpData(p.buf, p.payloadOffset, p.payloadEnd, (_ppid, _stream, _tsn, _flags, buf, s, e) => {
+      if (e - s < 12 || !looksLikeSip(buf, s, e)) return;
+      endpoint ??= endpointOf(p);
+      this.message(buf, s, e, 'sctp', endpoint, 132, record.tsSec, record.tsNsec, record.number);
+    });
+  }
+
+  /** End of capture: deliver what TCP still holds. */
+  flush(): void {
+    this.tcpStreams.flush();
+  }
+
+  private newStream(_key: string, _meta: TcpSegmentMeta): TcpStreamSink {
+    // The reassembler asks for a sink while handling the current packet, so its endpoints are ours.
+    return new SipStream(this, endpointOf(this.currentPacket!));
+  }
+
+  private currentPacket: DecodedPacket | null = null;
+
+  /** Parses one SIP message from bytes that will be reused: it copies them first. */
+  message(
+    buf: Buffer,
+    off: number,
+    end: number,
+    transport: TransportName,
+    endpoint: Endpoint,
+    ipProtocol: number,
+    tsSec: number,
+    tsNsec: number,
+    packetNumber: number,
+  ): void {
+    const payload = Buffer.from(buf.subarray(off, end));
+    const result = parseSipMessage(payload, 0, payload.length, {
+      transportIsStream: transport !== 'udp' && transport !== 'sctp',
+    });
+    if (!result.ok) {
+      this.stats.malformed++;
+      this.problem('malformed-sip', result.error, packetNumber, transport, endpoint);
+      return;
+    }
+    const sip = result.message;
+    if (sip.warnings.length > 0) this.stats.parseWarnings++;
+    const counts = this.stats.counts;
+    counts.messages++;
+    if (sip.isRequest) {
+      const m = sip.method ?? '';
+      counts.requests[m] = (counts.requests[m] ?? 0) + 1;
+    } else {
+      const c = String(sip.statusCode);
+      counts.responses[c] = (counts.responses[c] ?? 0) + 1;
+    }
+    const retransmission =
+      transport === 'udp' &&
+      this.retransmissions.check(sip, endpoint.srcIp, endpoint.srcPort, endpoint.dstIp, endpoint.dstPort);
+    if (retransmission) counts.retransmissions++;
+    this.stats.byTransport[transport]++;
+    const callId = sip.callId ?? '';
+    if (!this.callIds.has(callId)) {
+      if (this.callIds.size < MAX_TRACKED_CALL_IDS) {
+        this.callIds.add(callId);
+        this.stats.callIds++;
+      } else {
+        this.stats.callIdsCapped = true;
+      }
+    }
+    const onEvent = this.options.onEvent;
+    if (!onEvent) return;
+    onEvent({
+      timestampNs: BigInt(tsSec) * 1_000_000_000n + BigInt(tsNsec),
+      ipFamily: endpoint.ipFamily,
+      ipProtocol,
+      transport,
+      srcIp: endpoint.srcIp,
+      dstIp: endpoint.dstIp,
+      srcPort: endpoint.srcPort,
+      dstPort: endpoint.dstPort,
+      vlan: endpoint.vlan,
+      protoType: HEP_PROTO_SIP,
+      captureId: this.captureId,
+      nodeName: this.nodeName,
+      correlationId: callId,
+      payload,
+      sip,
+      retransmission,
+      source: this.options.isFile
+        ? { file: this.options.sourceName, packetNumber }
+        : { interface: this.options.sourceName, packetNumber },
+    });
+  }
+
+  problem(
+    kind: SipProblem['kind'],
+    message: string,
+    packetNumber: number,
+    transport: TransportName,
+    endpoint: Endpoint,
+  ): void {
+    this.options.onProblem?.({
+      kind,
+      message,
+      packetNumber,
+      transport,
+      src: `${endpoint.srcIp}:${endpoint.srcPort}`,
+      dst: `${endpoint.dstIp}:${endpoint.dstPort}`,
+    });
+  }
+}
+
+function endpointOf(p: DecodedPacket): Endpoint {
+  return {
+    ipFamily: p.ipVersion === 6 ? 6 : 4,
+    srcIp: p.srcIp(),
+    dstIp: p.dstIp(),
+    srcPort: p.srcPort,
+    dstPort: p.dstPort,
+    vlan: p.outerVlan(),
+  };
+}
+
+const MODE_DETECT = 0;
+const MODE_SIP = 1;
+const MODE_WEBSOCKET = 2;
+const MODE_OTHER = 3;
+
+/**
+ * One direction of a TCP connection: decides from the first bytes whether it carries SIP, a
+ * WebSocket (after an HTTP Upgrade) or something else, then frames SIP messages by Content-Length.
+ */
+class SipStream implements TcpStreamSink {
+  private mode = MODE_DETECT;
+  /** Bytes of an incomplete message carried between segments. */
+  private pending: Buffer | null = null;
+  private websocket: WebSocketDeframer | null = null;
+  private transport: TransportName = 'tcp';
+
+  constructor(
+    private readonly owner: SipExtractor,
+    private readonly endpoint: Endpoint,
+  ) {}
+
+  data(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): void {
+    if (this.pending) {
+      if (this.pending.length + (end - off) > this.owner.maxStreamMessageBytes + 65536) {
+        this.owner.stats.streamOverflows++;
+        this.owner.problem('stream-overflow', 'buffered stream data exceeds limit; dropped', meta.packetNumber, this.transport, this.endpoint);
+        this.pending = null;
+        this.mode = MODE_DETECT;
+      } else {
+        buf = Buffer.concat([this.pending, buf.subarray(off, end)]);
+        off = 0;
+        end = buf.length;
+        this.pending = null;
+      }
+    }
+    let consumed = off;
+    for (let guard = 0; guard < 4 && consumed < end; guard++) {
+      if (this.mode === MODE_DETECT || this.mode === MODE_OTHER) {
+        const detected = this.detect(buf, consumed, end);
+        if (detected === 'wait') break;
+        if (detected === 'other') {
+          this.mode = MODE_OTHER;
+          return;
+        }
+        consumed = detected;
+        continue;
+      }
+      if (this.mode === MODE_SIP) {
+        consumed = this.frameSip(buf, consumed, end, meta);
+        break;
+      }
+      if (this.mode === MODE_WEBSOCKET) {
+        this.feedWebSocket(buf, consumed, end, meta);
+        return;
+      }
+    }
+    if (consumed < end) this.pending = Buffer.from(buf.subarray(consumed, end));
+  }
+
+  /** Returns the offset where the detected protocol starts, 'wait' for more bytes, or 'other'. */
+  private detect(buf: Buffer, off: number, end: number): number | 'wait' | 'other' {
+    const start = skipKeepalive(buf, off, end);
+    if (start >= end) return end;
+    if (looksLikeSip(buf, start, end)) {
+      this.mode = MODE_SIP;
+      return start;
+    }
+    const upgrade = parseWebSocketUpgrade(buf, start, end);
+    if (upgrade === 'incomplete') return this.mode === MODE_OTHER ? 'other' : 'wait';
+    if (upgrade !== null) {
+      this.mode = MODE_WEBSOCKET;
+      this.transport = 'ws';
+      this.websocket = new WebSocketDeframer({ maxMessageBytes: this.owner.maxStreamMessageBytes });
+      return start + upgrade.headerLength;
+    }
+    // A first line may arrive split; wait for a full line before giving up on this stream.
+    if (this.mode === MODE_DETECT && buf.indexOf(10, start) < 0 && end - start < 1024) return 'wait';
+    return 'other';
+  }
+
+  private frameSip(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): number {
+    while (off < end) {
+      off = skipKeepalive(buf, off, end);
+      if (off >= end) break;
+      const length = sipMessageLength(buf, off, end);
+      if (length === -1) {
+        if (end - off > this.owner.maxStreamMessageBytes) {
+          this.owner.stats.streamOverflows++;
+          this.owner.problem('stream-overflow', 'SIP message exceeds limit; resynchronising', meta.packetNumber, 'tcp', this.endpoint);
+          return this.resync(buf, off + 1, end);
+        }
+        return off;
+      }
+      if (length <= 0) {
+        this.owner.stats.streamResyncs++;
+        this.owner.problem('stream-resync', 'bytes that are not SIP inside a SIP stream', meta.packetNumber, 'tcp', this.endpoint);
+        off = this.resync(buf, off + 1, end);
+        continue;
+      }
+      this.owner.message(buf, off, off + length, 'tcp', this.endpoint, 6, meta.tsSec, meta.tsNsec, meta.packetNumber);
+      off += length;
+    }
+    return off;
+  }
+
+  /** Skips to the next line that starts a SIP message; keeps a partial last line. */
+  private resync(buf: Buffer, off: number, end: number): number {
+    let nl = buf.indexOf(10, off);
+    while (nl >= 0 && nl + 1 < end) {
+      if (looksLikeSip(buf, nl + 1, end)) return nl + 1;
+      nl = buf.indexOf(10, nl + 1);
+    }
+    this.mode = MODE_OTHER;
+    return end;
+  }
+
+  private feedWebSocket(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): void {
+    const ws = this.websocket!;
+    const errorsBefore = ws.errors;
+    ws.feed(buf, off, end, (payload) => {
+      if (payload.length >= 12 && looksLikeSip(payload, 0, payload.length)) {
+        this.owner.message(payload, 0, payload.length, 'ws', this.endpoint, 6, meta.tsSec, meta.tsNsec, meta.packetNumber);
+      }
+    });
+    if (ws.errors !== errorsBefore) {
+      this.owner.stats.webSocketErrors += ws.errors - errorsBefore;
+      this.owner.problem('websocket-error', 'WebSocket framing error', meta.packetNumber, 'ws', this.endpoint);
+    }
+  }
+
+  gap(_bytes: number): void {
+    // Lost bytes break any partial message; the next segment is searched for a message start.
+    this.pending = null;
+    if (this.mode === MODE_SIP) this.mode = MODE_OTHER;
+  }
+
+  end(): void {
+    this.pending = null;
+  }
+}
