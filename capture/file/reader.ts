@@ -179,7 +179,8 @@ export async function readCaptureFile(
         buf = bigger;
       }
       const want = Math.min(chunkSize, buf.length - end);
-      if (want <= 0) throw new Error(`${path}: internal error: reader made no progress at byte offset ${pos}`);
+      if (want <= 0)
+        throw new Error(`${path}: internal error: reader made no progress at byte offset ${pos}`);
 
       let n: number;
       try {
@@ -194,7 +195,8 @@ export async function readCaptureFile(
 
       if (!parser) {
         if (end - start < 4) {
-          if (eof) throw new CaptureFormatError(path, 0, `file too short for a capture header (${end} bytes)`);
+          if (eof)
+            throw new CaptureFormatError(path, 0, `file too short for a capture header (${end} bytes)`);
           continue;
         }
         parser = createParser(buf, start, ctx);

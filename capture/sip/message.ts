@@ -6,6 +6,8 @@ export interface SipUri {
   host: string; // IPv6 references keep their brackets: "[2001:db8::1]"
   port: number | null;
   params: Record<string, string>; // ;transport=udp;lr → { transport: 'udp', lr: '' }
+  /** URI headers (`?Replaces=...&Subject=x`), values still %-escaped; absent when the URI has none. */
+  headers?: Record<string, string>;
   raw: string;
 }
 

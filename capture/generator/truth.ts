@@ -1,0 +1,45 @@
+import type { SipCounts } from '../summary.js';
+import type { CallTruth } from './calls.js';
+import type { ResolvedOptions } from './options.js';
+import type { RtpStreamTruth } from './rtp.js';
+
+export type { CallTruth } from './calls.js';
+export type { RtpStreamTruth } from './rtp.js';
+
+export interface VmTruth {
+  name: string;
+  mac: string;
+  ip: string;
+  userAgent: string;
+}
+
+/** What a generated capture contains, exactly as written (lost packets are not in the file). */
+export interface GroundTruth {
+  /** The options with every default filled in. */
+  options: ResolvedOptions;
+  /** Frames in the file. */
+  packets: number;
+  /** First and last frame times, epoch seconds as written. */
+  firstPacket: number | null;
+  lastPacket: number | null;
+  vms: VmTruth[];
+  /** Counted the way tshark's `sip,stat` counts (resent requests included in the per-method counts). */
+  sip: SipCounts;
+  calls: CallTruth[];
+  rtpStreams: RtpStreamTruth[];
+}
+
+export function countSip(
+  counts: SipCounts,
+  method: string | null,
+  code: number | null,
+  resent: boolean,
+): void {
+  counts.messages++;
+  if (resent) counts.retransmissions++;
+  if (method !== null) counts.requests[method] = (counts.requests[method] ?? 0) + 1;
+  if (code !== null) {
+    const key = String(code);
+    counts.responses[key] = (counts.responses[key] ?? 0) + 1;
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * WebSocket (RFC 6455) framing for SIP over WebSocket (RFC 7118): recognise the HTTP Upgrade, then
+ * turn each direction's TCP byte stream into whole messages. Passive: nothing is ever answered.
+ */
+
+const OP_CONTINUATION = 0;
+const OP_TEXT = 1;
+const OP_BINARY = 2;
+const OP_CLOSE = 8;
+
+/** Longest HTTP header block we wait for before deciding the stream is not an Upgrade. */
+const MAX_UPGRADE_HEADER = 16 * 1024;
+
+/**
+ * Per-direction deframer: feed it the in-order TCP byte stream after the HTTP Upgrade; it emits
+ * complete messages (text or binary), unmasked, reassembled across continuation frames and across
+ * feed() calls. Control frames (ping/pong/close) are consumed, not emitted; close sets `closed`.
+ * Never throws; protocol errors are counted in `errors`.
+ */
+export class WebSocketDeframer {
+  /** Protocol errors: bad opcode, reserved bits, oversized message, broken fragmentation. */
+  errors = 0;
+  private readonly maxMessageBytes: number;
+  private isClosed = false;
+  /** Set by an error after which frame boundaries can no longer be trusted: nothing more is emitted. */
+  private isFailed = false;
+
+  // Frame header being collected (2..14 bytes).
+  private readonly hdr = Buffer.alloc(14);
+  private hdrHave = 0;
+  private hdrNeed = 2;
+  // Current frame payload.
+  private inPayload = false;
+  private remaining = 0;
+  private opcode = 0;
+  private fin = false;
+  private masked = false;
+  private readonly mask = Buffer.alloc(4);
+  private maskPos = 0;
+  private frameBuf: Buffer | null = null; // null: the payload is skipped (control or discarded)
+  private framePos = 0;
+  // Message being reassembled.
+  private msgOpcode = -1; // -1: no message in progress
+  private msgParts: Buffer[] = [];
+  private msgBytes = 0;
+  private msgDiscard = false; // oversized: swallow the rest of it
+
+  constructor(limits?: { maxMessageBytes?: number }) {
+    this.maxMessageBytes = limits?.maxMessageBytes ?? 1024 * 1024;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** True after an unrecoverable error: the rest of the stream is ignored. */
+  get failed(): boolean {
+    return this.isFailed;
+  }
+
+  feed(buf: Buffer, off: number, end: number, onMessage: (payload: Buffer, opcode: number) => void): void {
+    end = Math.min(end, buf.length);
+    while (off < end && !this.isFailed && !this.isClosed) {
+      if (!this.inPayload) {
+        const take = Math.min(this.hdrNeed - this.hdrHave, end - off);
+        buf.copy(this.hdr, this.hdrHave, off, off + take);
+        this.hdrHave += take;
+        off += take;
+        if (this.hdrHave < this.hdrNeed) return;
+        if (this.hdrNeed === 2) {
+          // The first two bytes say how long the rest of the header is.
+          const len7 = this.hdr[1] & 0x7f;
+          this.hdrNeed = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (this.hdr[1] & 0x80 ? 4 : 0);
+          if (this.hdrHave < this.hdrNeed) continue;
+        }
+        this.startFrame();
+        if (this.isFailed) return;
+        if (this.remaining === 0) this.endFrame(onMessage);
+        continue;
+      }
+      const take = Math.min(this.remaining, end - off);
+      const dst = this.frameBuf;
+      if (dst !== null) {
+        if (this.masked) {
+          const m = this.mask;
+          let mp = this.maskPos;
+          let p = this.framePos;
+          for (let i = off; i < off + take; i++) {
+            dst[p++] = buf[i] ^ m[mp];
+            mp = (mp + 1) & 3;
+          }
+          this.maskPos = mp;
+        } else {
+          buf.copy(dst, this.framePos, off, off + take);
+        }
+        this.framePos += take;
+      }
+      off += take;
+      this.remaining -= take;
+      if (this.remaining === 0) this.endFrame(onMessage);
+    }
+  }
+
+  private fail(): void {
+    this.errors++;
+    this.isFailed = true;
+    this.msgParts = [];
+    this.frameBuf = null;
+  }
+
+  /** Header complete: validate it and set up payload handling. */
+  private startFrame(): void {
+    const h = this.hdr;
+    this.fin = (h[0] & 0x80) !== 0;
+    this.opcode = h[0] & 0x0f;
+    this.masked = (h[1] & 0x80) !== 0;
+    const len7 = h[1] & 0x7f;
+    let p = 2;
+    let len: number;
+    if (len7 === 126) {
+      len = h.readUInt16BE(2);
+      p = 4;
+    } else if (len7 === 127) {
+      const hi = h.readUInt32BE(2);
+      // RFC 6455 §5.2: the most significant bit must be 0; above 2^53 we could not count the bytes.
+      if (hi > 0x1fffff) return this.fail();
+      len = hi * 0x1_0000_0000 + h.readUInt32BE(6);
+      p = 10;
+    } else {
+      len = len7;
+    }
+    if (this.masked) h.copy(this.mask, 0, p, p + 4);
+    this.maskPos = 0;
+    this.hdrHave = 0;
+    this.hdrNeed = 2;
+    this.inPayload = true;
+    this.remaining = len;
+    this.frameBuf = null;
+    this.framePos = 0;
+
+    // No extension is negotiated that we can decode (permessage-deflate sets RSV1): lost sync.
+    if (h[0] & 0x70) return this.fail();
+    const op = this.opcode;
+    if (op >= 8) {
+      // Control frames: ≤125 bytes, never fragmented, allowed between fragments (§5.5).
+      if (op > 10 || !this.fin || len > 125) return this.fail();
+      return;
+    }
+    if (op !== OP_CONTINUATION && op !== OP_TEXT && op !== OP_BINARY) return this.fail();
+    if (op === OP_CONTINUATION) {
+      if (this.msgOpcode === -1) return this.fail();
+    } else {
+      if (this.msgOpcode !== -1) return this.fail();
+      this.msgOpcode = op;
+      this.msgParts = [];
+      this.msgBytes = 0;
+      this.msgDiscard = false;
+    }
+    if (this.msgDiscard) return;
+    if (this.msgBytes + len > this.maxMessageBytes) {
+      // Oversized but well-framed: drop this message, keep the stream.
+      this.errors++;
+      this.msgDiscard = true;
+      this.msgParts = [];
+      return;
+    }
+    this.msgBytes += len;
+    this.frameBuf = Buffer.allocUnsafe(len);
+  }
+
+  private endFrame(onMessage: (payload: Buffer, opcode: number) => void): void {
+    this.inPayload = false;
+    const op = this.opcode;
+    if (op >= 8) {
+      if (op === OP_CLOSE) this.isClosed = true;
+      return;
+    }
+    if (this.frameBuf !== null) this.msgParts.push(this.frameBuf);
+    this.frameBuf = null;
+    if (!this.fin) return;
+    const parts = this.msgParts;
+    const msgOpcode = this.msgOpcode;
+    const discard = this.msgDiscard;
+    this.msgOpcode = -1;
+    this.msgParts = [];
+    this.msgBytes = 0;
+    this.msgDiscard = false;
+    if (discard) return;
+    onMessage(parts.length === 1 ? parts[0] : Buffer.concat(parts), msgOpcode);
+  }
+}
+
+/**
+ * Recognises an HTTP Upgrade request/response for websocket in a TCP payload. Returns the byte
+ * length of the HTTP header block (through CRLFCRLF), 'incomplete' when it may be one but the
+ * block has not all arrived, or null when it is not a websocket Upgrade. `protocol` is the
+ * Sec-WebSocket-Protocol value (e.g. "sip"; a request may list several, comma-separated). For a
+ * response, the stream switches to WebSocket framing only when statusCode is 101.
+ */
+export function parseWebSocketUpgrade(
+  buf: Buffer,
+  off: number,
+  end: number,
+): { headerLength: number; isRequest: boolean; protocol: string | null; statusCode: number | null } | 'incomplete' | null {
+  end = Math.min(end, buf.length);
+  if (off < 0 || off >= end) return off === end ? 'incomplete' : null;
+  const isRequest = buf[off] === 0x47; // 'G'
+  const prefix = isRequest ? 'GET ' : 'HTTP/1.';
+  const n = Math.min(prefix.length, end - off);
+  for (let i = 0; i < n; i++) if (buf[off + i] !== prefix.charCodeAt(i)) return null;
+  if (n < prefix.length) return 'incomplete';
+
+  const limit = Math.min(end, off + MAX_UPGRADE_HEADER);
+  const rel = buf.subarray(off, limit).indexOf('\r\n\r\n', 0, 'latin1');
+  if (rel === -1) return limit - off >= MAX_UPGRADE_HEADER ? null : 'incomplete';
+  const crlf2 = off + rel;
+  const headerLength = rel + 4;
+
+  const lines = buf.toString('latin1', off, crlf2).split('\r\n');
+  let statusCode: number | null = null;
+  if (isRequest) {
+    if (!/^GET \S+ HTTP\/1\.\d$/.test(lines[0])) return null;
+  } else {
+    const m = /^HTTP\/1\.\d (\d{3})(?: |$)/.exec(lines[0]);
+    if (!m) return null;
+    statusCode = Number(m[1]);
+  }
+  let upgrade = false;
+  const protocols: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === 'upgrade') {
+      // A token list (RFC 7230 §6.7); protocol names compare case-insensitively.
+      if (value.split(',').some((t) => t.trim().toLowerCase() === 'websocket')) upgrade = true;
+    } else if (name === 'sec-websocket-protocol') {
+      if (value) protocols.push(value);
+    }
+  }
+  if (!upgrade) return null;
+  return { headerLength, isRequest, protocol: protocols.length ? protocols.join(', ') : null, statusCode };
+}

@@ -1,0 +1,202 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../capture/file/reader.js';
+import { LINKTYPE_ETHERNET, LINKTYPE_RAW, type PacketRecord } from '../capture/file/record.js';
+import { Rng } from '../capture/generator/random.js';
+import { CapturePipeline } from '../capture/pipeline.js';
+import { SHARED_PCAPS } from './oracle/tools.js';
+
+const SAMPLE = new URL('../capture/sample/calls.pcap', import.meta.url).pathname;
+
+interface Seed {
+  bytes: Buffer;
+  linkType: number;
+}
+
+async function loadSeeds(): Promise<Seed[]> {
+  const files = [SAMPLE];
+  if (SHARED_PCAPS) {
+    for (const name of readdirSync(SHARED_PCAPS)) if (name.endsWith('.pcap')) files.push(join(SHARED_PCAPS, name));
+  }
+  const seeds: Seed[] = [];
+  for (const file of files) {
+    if (!existsSync(file)) continue;
+    let taken = 0;
+    await readCaptureFile(file, (r) => {
+      // Keep every SIP-ish packet and a sample of the rest, so mutations hit the SIP paths hard.
+      if (taken++ % 4 !== 0 && r.caplen < 200) return;
+      seeds.push({ bytes: Buffer.from(r.data.subarray(r.offset, r.offset + r.caplen)), linkType: r.linkType });
+    });
+  }
+  return seeds;
+}
+
+function record(bytes: Buffer, linkType: number, n: number, tsSec: number): PacketRecord {
+  return {
+    data: bytes,
+    offset: 0,
+    caplen: bytes.length,
+    origLen: bytes.length,
+    tsSec,
+    tsNsec: 0,
+    linkType,
+    interfaceId: 0,
+    number: n,
+    fileOffset: 0,
+  };
+}
+
+/** One mutation of the kinds a hostile capture contains. */
+function mutate(rng: Rng, seed: Buffer): Buffer {
+  const b = Buffer.from(seed);
+  switch (rng.int(6)) {
+    case 0: {
+      // bit flips
+      const flips = 1 + rng.int(8);
+      for (let i = 0; i < flips && b.length; i++) b[rng.int(b.length)] ^= 1 << rng.int(8);
+      return b;
+    }
+    case 1:
+      return b.subarray(0, rng.int(b.length + 1));
+    case 2: {
+      // a 16-bit field (lengths, offsets, ports) set to an extreme
+      if (b.length < 2) return b;
+      const at = rng.int(b.length - 1);
+      b.writeUInt16BE([0, 0xffff, 1, 0x7fff, 8, 20][rng.int(6)], at);
+      return b;
+    }
+    case 3: {
+      // the header-length and total-length fields of IPv4 behind Ethernet
+      if (b.length > 34) {
+        b[14] = 0x40 | rng.int(16);
+        b.writeUInt16BE(rng.int(65536), 16);
+        b.writeUInt16BE(rng.int(65536), 20);
+      }
+      return b;
+    }
+    case 4: {
+      // garbage tail inside a valid head
+      const from = rng.int(b.length + 1);
+      for (let i = from; i < b.length; i++) b[i] = rng.int(256);
+      return b;
+    }
+    default: {
+      // a 32-bit field set to an extreme (sequence numbers, HEP/SCTP lengths)
+      if (b.length < 4) return b;
+      b.writeUInt32BE([0, 0xffffffff, 0x80000000][rng.int(3)], rng.int(b.length - 3));
+      return b;
+    }
+  }
+}
+
+describe('decoder fuzzing', () => {
+  it('survives 120,000 mutated packets with every packet counted and state bounded', async () => {
+    const seeds = await loadSeeds();
+    expect(seeds.length).toBeGreaterThan(50);
+    if (!SHARED_PCAPS) console.log('fuzz: ../shared absent, seeds from the sample capture only');
+    const rng = new Rng(20261121);
+    const pipeline = new CapturePipeline({
+      sourceName: 'fuzz',
+      isFile: true,
+      fragments: { maxDatagrams: 256, maxBytes: 1 << 20 },
+      tcp: { maxStreams: 512, maxBufferedBytes: 1 << 20, maxBufferedBytesPerStream: 64 << 10 },
+    });
+    const total = 120_000;
+    for (let i = 1; i <= total; i++) {
+      const seed = seeds[rng.int(seeds.length)];
+      pipeline.handle(record(mutate(rng, seed.bytes), seed.linkType, i, 1_700_000_000 + Math.floor(i / 100)));
+    }
+    pipeline.finish();
+    const d = pipeline.decoderStats;
+    expect(d.packets).toBe(total);
+    expect(d.malformed).toBeGreaterThan(1000);
+    expect(pipeline.sipStats.malformed + pipeline.sipStats.counts.messages).toBeGreaterThan(100);
+    const f = pipeline.decoder.fragments.stats;
+    expect(f.inFlight).toBeLessThanOrEqual(256);
+    expect(f.bufferedBytes).toBeLessThanOrEqual(1 << 20);
+    const t = pipeline.sip.tcpStreams.stats;
+    expect(t.activeStreams).toBeLessThanOrEqual(512);
+    expect(t.bufferedBytes).toBeLessThanOrEqual(1 << 20);
+    console.log(
+      `fuzz: ${total} packets, ${d.malformed} malformed (${Object.keys(d.errors).length} reasons), ` +
+        `SIP ${pipeline.sipStats.counts.messages} parsed / ${pipeline.sipStats.malformed} malformed`,
+    );
+  });
+
+  it('bounds fragment state under a flood of incomplete datagrams', () => {
+    const pipeline = new CapturePipeline({
+      sourceName: 'flood',
+      isFile: true,
+      fragments: { maxDatagrams: 1000, maxBytes: 4 << 20 },
+    });
+    const frame = Buffer.alloc(20 + 1000);
+    for (let i = 0; i < 100_000; i++) {
+      frame.fill(0);
+      frame[0] = 0x45;
+      frame.writeUInt16BE(frame.length, 2);
+      frame.writeUInt16BE(i & 0xffff, 4);
+      frame.writeUInt16BE(0x2000, 6); // MF, offset 0: never completed
+      frame[8] = 64;
+      frame[9] = 17;
+      frame.writeUInt32BE(0x0a000001 + (i >>> 16), 12);
+      frame.writeUInt32BE(0x0a000002, 16);
+      pipeline.handle(record(frame, LINKTYPE_RAW, i + 1, 1_700_000_000));
+    }
+    const f = pipeline.decoder.fragments.stats;
+    expect(f.fragments).toBe(100_000);
+    expect(f.inFlight).toBeLessThanOrEqual(1000);
+    expect(f.evicted).toBeGreaterThanOrEqual(99_000);
+    expect(f.bufferedBytes).toBeLessThanOrEqual(4 << 20);
+  });
+
+  it('bounds TCP state under a flood of streams and of out-of-order data', () => {
+    const pipeline = new CapturePipeline({
+      sourceName: 'flood',
+      isFile: true,
+      tcp: { maxStreams: 1000, maxBufferedBytes: 2 << 20, maxBufferedBytesPerStream: 64 << 10 },
+    });
+    const payload = Buffer.from('INVITE sip:b@x SIP/2.0\r\nContent-Length: 100000\r\n\r\n');
+    const frame = Buffer.alloc(20 + 20 + 1400);
+    const build = (srcPort: number, seq: number) => {
+      frame.fill(0);
+      frame[0] = 0x45;
+      frame.writeUInt16BE(frame.length, 2);
+      frame[8] = 64;
+      frame[9] = 6;
+      frame.writeUInt32BE(0x0a000001, 12);
+      frame.writeUInt32BE(0x0a000002, 16);
+      frame.writeUInt16BE(srcPort, 20);
+      frame.writeUInt16BE(5060, 22);
+      frame.writeUInt32BE(seq >>> 0, 24);
+      frame[32] = 0x50;
+      frame[33] = 0x18;
+      payload.copy(frame, 40);
+      return frame;
+    };
+    let n = 0;
+    // 50,000 connections that each leave a hole → streams must be evicted, not accumulated.
+    for (let i = 0; i < 50_000; i++) {
+      pipeline.handle(record(build(1024 + (i % 60000), 1000), LINKTYPE_RAW, ++n, 1_700_000_000));
+      pipeline.handle(record(build(1024 + (i % 60000), 900_000), LINKTYPE_RAW, ++n, 1_700_000_000));
+    }
+    // One stream that only ever sends data ahead of a hole.
+    for (let i = 0; i < 2000; i++) {
+      pipeline.handle(record(build(7, 10_000 + i * 1400), LINKTYPE_RAW, ++n, 1_700_000_001));
+      if (i === 0) pipeline.handle(record(build(7, 1), LINKTYPE_RAW, ++n, 1_700_000_001));
+    }
+    const t = pipeline.sip.tcpStreams.stats;
+    expect(t.activeStreams).toBeLessThanOrEqual(1000);
+    expect(t.evictedStreams).toBeGreaterThan(0);
+    expect(t.bufferedBytes).toBeLessThanOrEqual(2 << 20);
+    expect(t.gaps).toBeGreaterThan(0);
+    pipeline.finish();
+  });
+
+  it('counts a datagram that is not Ethernet at all as malformed and keeps going', () => {
+    const pipeline = new CapturePipeline({ sourceName: 'x', isFile: true });
+    for (let len = 0; len < 80; len++) pipeline.handle(record(Buffer.alloc(len, 0xff), LINKTYPE_ETHERNET, len + 1, 1));
+    expect(pipeline.decoderStats.packets).toBe(80);
+    expect(pipeline.decoderStats.malformed + pipeline.decoderStats.nonIp).toBe(80);
+  });
+});
