@@ -149,14 +149,19 @@ export class PcapParser implements CaptureParser {
     const caplen = u32(b, c + 8, le);
     if (caplen > this.maxCaplen) return false;
     const origLen = u32(b, c + 12, le);
-    if (origLen < caplen || origLen > 16 * MAX_CAPLEN) return false;
-    if (u32(b, c + 4, le) >= this.fracPerSec) return false;
-    return refSec < 0 || Math.abs(u32(b, c, le) - refSec) <= RESYNC_MAX_TIME_GAP_SEC;
+    // origLen 0 rules out zero-filled regions, a common shape of damage.
+    if (origLen === 0 || origLen < caplen || origLen > 16 * MAX_CAPLEN) return false;
+    return this.plausibleTime(b, c, refSec);
+  }
+
+  private plausibleTime(b: Buffer, c: number, refSec: number): boolean {
+    if (u32(b, c + 4, this.le) >= this.fracPerSec) return false;
+    return refSec < 0 || Math.abs(u32(b, c, this.le) - refSec) <= RESYNC_MAX_TIME_GAP_SEC;
   }
 
   /**
-   * Scans byte by byte for a plausible record header that is followed by another plausible header
-   * (or ends exactly at EOF). Decides only with enough bytes, so the result does not depend on
+   * Scans byte by byte for a plausible record header (close in time to the last good packet) that is
+   * followed by a header with a close timestamp (or ends exactly at EOF). Decides only with enough bytes, so the result does not depend on
    * chunking. Returns the position to continue from; resyncFrom stays set while more data is needed.
    */
   private resync(b: Buffer, o: number, end: number, base: number, eof: boolean): number {
@@ -185,7 +190,8 @@ export class PcapParser implements CaptureParser {
           this.need = 2 * PCAP_RECORD_HEADER_LEN + caplen;
           return c;
         }
-        if (!this.plausible(b, next, u32(b, c, this.le))) continue;
+        // Only the time of the following header is checked: its length may be the next corruption.
+        if (!this.plausibleTime(b, next, u32(b, c, this.le))) continue;
       }
       ctx.warn(base + c, `resynchronised after skipping ${base + c - this.resyncFrom} bytes`);
       this.resyncFrom = -1;

@@ -25,64 +25,86 @@ export const MAX_BLOCK_LEN = 16 << 20;
 /** Other blocks above this size are skipped in the file without reading them into memory. */
 const SKIP_BLOCK_MIN = 1 << 20;
 
-/** Per-interface timestamp conversion, precomputed from if_tsresol and if_tsoffset. */
-export interface Timing {
-  /** 10^k for resolutions 10^-k with k <= 9 (exact number path), or 0 for the BigInt path. */
-  div: number;
-  /** Nanoseconds per tick when div !== 0. */
-  nsPerTick: number;
-  /** BigInt path: ticks per second as a power of 10, or 0n when the resolution is a power of 2. */
-  bigDiv: bigint;
-  /** BigInt path: the k of 2^-k when bigDiv is 0n. */
-  pow2: bigint;
-  /** if_tsoffset: seconds added to every timestamp. */
-  offsetSec: number;
-}
-
-interface Iface extends Timing {
-  linkType: number;
-  snaplen: number;
-}
-
-/** Timing for an if_tsresol byte (high bit set: 2^-n, else 10^-n) and an if_tsoffset in seconds. */
-export function makeTiming(tsresol = 6, offsetSec = 0): Timing {
-  const exp = tsresol & 0x7f;
-  if ((tsresol & 0x80) === 0 && exp <= 9) {
-    return { div: 10 ** exp, nsPerTick: 10 ** (9 - exp), bigDiv: 0n, pow2: 0n, offsetSec };
-  }
-  if (tsresol & 0x80) return { div: 0, nsPerTick: 0, bigDiv: 0n, pow2: BigInt(exp), offsetSec };
-  return { div: 0, nsPerTick: 0, bigDiv: 10n ** BigInt(exp), pow2: 0n, offsetSec };
-}
-
 /**
- * Sets rec.tsSec/tsNsec from a 64-bit tick count given as two 32-bit halves. For 10^-k (k <= 9) it
- * divides in base-2^16 digits: each partial dividend stays below 10^9 * 2^16 < 2^53, and a quotient
- * below 2^16 is more than one ulp away from the next integer, so Math.floor is exact throughout.
- * Sub-nanosecond fractions are truncated, as Wireshark does.
+ * Per-interface timestamp conversion, precomputed from if_tsresol and if_tsoffset.
+ *
+ * For resolutions 10^-k with k <= 9 it stays in exact number math: the tick count hi*2^32 + lo is
+ * split as (hi*2^32 = hiSec*D + hiRem) + lo, and hiSec/hiRem are recomputed only when hi changes
+ * (every ~71 minutes at µs, ~4 s at ns), so a packet costs one division of a number below 2^33.
+ * Other resolutions (2^-k, 10^-k with k > 9) are rare and use BigInt. Sub-nanosecond fractions are
+ * truncated, as Wireshark does.
  */
-export function setTimestamp(rec: PacketRecord, t: Timing, hi: number, lo: number): void {
-  const d = t.div;
-  if (d !== 0) {
+export class Timing {
+  /** 10^k when the number path applies, else 0. */
+  private readonly div: number;
+  private readonly nsPerTick: number;
+  /** BigInt path: ticks per second for 10^-k, or 0n for 2^-k (then pow2 = k). */
+  private readonly bigDiv: bigint;
+  private readonly pow2: bigint;
+  private lastHi = -1;
+  private hiSec = 0;
+  private hiRem = 0;
+
+  /** tsresol: the if_tsresol byte (high bit set: 2^-n, else 10^-n); offsetSec: if_tsoffset. */
+  constructor(
+    tsresol = 6,
+    readonly offsetSec = 0,
+  ) {
+    const exp = tsresol & 0x7f;
+    const pow10 = (tsresol & 0x80) === 0;
+    this.div = pow10 && exp <= 9 ? 10 ** exp : 0;
+    this.nsPerTick = pow10 && exp <= 9 ? 10 ** (9 - exp) : 0;
+    this.bigDiv = pow10 ? 10n ** BigInt(exp) : 0n;
+    this.pow2 = pow10 ? 0n : BigInt(exp);
+  }
+
+  /** Sets rec.tsSec/tsNsec from a 64-bit tick count given as two 32-bit halves. */
+  set(rec: PacketRecord, hi: number, lo: number): void {
+    const d = this.div;
+    if (d !== 0) {
+      if (hi !== this.lastHi) this.splitHigh(hi);
+      const x = this.hiRem + lo; // < 10^9 + 2^32: exact
+      const q = Math.floor(x / d);
+      rec.tsSec = this.hiSec + q + this.offsetSec;
+      rec.tsNsec = (x - q * d) * this.nsPerTick;
+      return;
+    }
+    const ticks = (BigInt(hi) << 32n) | BigInt(lo);
+    if (this.bigDiv !== 0n) {
+      rec.tsSec = Number(ticks / this.bigDiv) + this.offsetSec;
+      rec.tsNsec = Number(((ticks % this.bigDiv) * 1_000_000_000n) / this.bigDiv);
+    } else {
+      rec.tsSec = Number(ticks >> this.pow2) + this.offsetSec;
+      rec.tsNsec = Number(((ticks & ((1n << this.pow2) - 1n)) * 1_000_000_000n) >> this.pow2);
+    }
+  }
+
+  /**
+   * hi*2^32 = hiSec*D + hiRem by long division in base-2^16 digits: every partial dividend stays
+   * below D*2^16 <= 10^9*2^16 < 2^53, and a quotient below 2^16 lies more than an ulp from the next
+   * integer, so Math.floor is exact at each step.
+   */
+  private splitHigh(hi: number): void {
+    const d = this.div;
     const q1 = Math.floor(hi / d);
     let r = hi - q1 * d;
-    let cur = r * 65536 + (lo >>> 16);
+    let cur = r * 65536;
     const q2 = Math.floor(cur / d);
     r = cur - q2 * d;
-    cur = r * 65536 + (lo & 0xffff);
+    cur = r * 65536;
     const q3 = Math.floor(cur / d);
-    r = cur - q3 * d;
-    rec.tsSec = q1 * 4294967296 + q2 * 65536 + q3 + t.offsetSec;
-    rec.tsNsec = r * t.nsPerTick;
-    return;
+    this.hiRem = cur - q3 * d;
+    this.hiSec = q1 * 4294967296 + q2 * 65536 + q3;
+    this.lastHi = hi;
   }
-  const ticks = (BigInt(hi) << 32n) | BigInt(lo);
-  if (t.bigDiv !== 0n) {
-    rec.tsSec = Number(ticks / t.bigDiv) + t.offsetSec;
-    rec.tsNsec = Number(((ticks % t.bigDiv) * 1_000_000_000n) / t.bigDiv);
-  } else {
-    rec.tsSec = Number(ticks >> t.pow2) + t.offsetSec;
-    rec.tsNsec = Number(((ticks & ((1n << t.pow2) - 1n)) * 1_000_000_000n) >> t.pow2);
-  }
+}
+
+class Iface {
+  constructor(
+    readonly linkType: number,
+    readonly snaplen: number,
+    readonly timing: Timing,
+  ) {}
 }
 
 function blockName(type: number): string {
@@ -276,9 +298,8 @@ export class PcapngParser implements CaptureParser {
           rec.offset = o + 28;
           rec.caplen = caplen;
           rec.origLen = le ? u32le(b, o + 24) : u32be(b, o + 24);
-          setTimestamp(
+          ifc.timing.set(
             rec,
-            ifc,
             le ? u32le(b, o + 12) : u32be(b, o + 12),
             le ? u32le(b, o + 16) : u32be(b, o + 16),
           );
@@ -323,7 +344,7 @@ export class PcapngParser implements CaptureParser {
           rec.offset = o + 28;
           rec.caplen = caplen;
           rec.origLen = u32(b, o + 24, le);
-          setTimestamp(rec, ifc, u32(b, o + 12, le), u32(b, o + 16, le));
+          ifc.timing.set(rec, u32(b, o + 12, le), u32(b, o + 16, le));
           rec.linkType = ifc.linkType;
           rec.interfaceId = id;
           rec.number = ++ctx.packets;
@@ -393,7 +414,7 @@ export class PcapngParser implements CaptureParser {
       }
       p += 4 + ((optLen + 3) & ~3);
     }
-    return { linkType, snaplen, ...makeTiming(tsresol, offsetSec) };
+    return new Iface(linkType, snaplen, new Timing(tsresol, offsetSec));
   }
 
   /**

@@ -199,7 +199,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     branch: string,
     cseq: number,
     method: string,
-    tagged: boolean,
+    tagged: boolean | string,
     extra: string[] = [],
     body = '',
   ) =>
@@ -208,7 +208,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       [
         viaReply(caller, branch),
         fromHdr,
-        tagged ? toTagged : toPlain,
+        tagged === true ? toTagged : tagged ? `${toPlain};tag=${tagged}` : toPlain,
         callIdHdr,
         `CSeq: ${cseq} ${method}`,
         ...extra,
@@ -217,12 +217,12 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       body,
     );
   /** ACK for a non-2xx final response: same branch and Request-URI as the INVITE (RFC 3261 17.1.1.3). */
-  const ackFailure = (branch: string, cseq: number) =>
+  const ackFailure = (branch: string, cseq: number, tag = toTag) =>
     message(`ACK ${calleeAor} SIP/2.0`, [
       via(caller, branch),
       'Max-Forwards: 70',
       fromHdr,
-      toTagged,
+      `${toPlain};tag=${tag}`,
       callIdHdr,
       `CSeq: ${cseq} ACK`,
       `User-Agent: ${callerAgent}`,
@@ -242,7 +242,13 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     push(t, false, reply(100, 'Trying', branch, cseq, 'INVITE', false), null, 100);
     t += rng.range(20, 300);
     ringingMs = t;
-    push(t, false, reply(180, 'Ringing', branch, cseq, 'INVITE', true, [`Contact: <${calleeContact}>`]), null, 180);
+    push(
+      t,
+      false,
+      reply(180, 'Ringing', branch, cseq, 'INVITE', true, [`Contact: <${calleeContact}>`]),
+      null,
+      180,
+    );
     t += rng.range(1000, 4000);
     answerMs = t;
     finalStatus = 200;
@@ -414,7 +420,13 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       push(t, false, reply(100, 'Trying', branch, cseq, 'INVITE', false), null, 100);
       t += rng.range(20, 300);
       ringingMs = t;
-      push(t, false, reply(180, 'Ringing', branch, cseq, 'INVITE', true, [`Contact: <${calleeContact}>`]), null, 180);
+      push(
+        t,
+        false,
+        reply(180, 'Ringing', branch, cseq, 'INVITE', true, [`Contact: <${calleeContact}>`]),
+        null,
+        180,
+      );
       t += rng.range(1000, 5000);
       endMs = t;
       hangupBy = 'caller';
@@ -457,18 +469,20 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     case 'challenged': {
       const realm = callee.ipText;
       const nonce = rng.hex(16);
+      // The rejected transaction gets a To tag of its own; the dialog's tag comes with the 180/200.
+      const challengeTag = rng.hex(4);
       t += rng.range(1, 10);
       push(
         t,
         false,
-        reply(407, 'Proxy Authentication Required', branch, cseq, 'INVITE', true, [
+        reply(407, 'Proxy Authentication Required', branch, cseq, 'INVITE', challengeTag, [
           `Proxy-Authenticate: Digest realm="${realm}", nonce="${nonce}", algorithm=MD5`,
         ]),
         null,
         407,
       );
       t += rng.range(0.5, 5);
-      push(t, true, ackFailure(branch, cseq), 'ACK', null);
+      push(t, true, ackFailure(branch, cseq, challengeTag), 'ACK', null);
       // Same Call-ID and From tag, new branch, CSeq + 1: the same attempt, now with credentials.
       const ha1 = md5(`${callerUser}:${realm}:${DIGEST_PASSWORD}`);
       const ha2 = md5(`INVITE:${calleeAor}`);

@@ -115,7 +115,8 @@ export function resolveOptions(o: GeneratorOptions): ResolvedOptions {
   check(Number.isInteger(r.calls) && r.calls >= 0, 'calls must be a non-negative integer');
   check(r.callDurationSec >= 0 && Number.isFinite(r.callDurationSec), 'callDurationSec must be >= 0');
   check(Number.isFinite(r.startTime) && r.startTime >= 0 && r.startTime < 2 ** 32, 'startTime out of range');
-  for (const k of OUTCOMES) check(outcomes[k] >= 0 && Number.isFinite(outcomes[k]), `outcomes.${k} must be >= 0`);
+  for (const k of OUTCOMES)
+    check(outcomes[k] >= 0 && Number.isFinite(outcomes[k]), `outcomes.${k} must be >= 0`);
   check(r.calls === 0 || OUTCOMES.some((k) => outcomes[k] > 0), 'outcome weights are all zero');
   const { rtp } = r;
   check(['PCMU', 'PCMA', 'G729'].includes(rtp.codec), `unknown codec ${rtp.codec}`);
@@ -123,7 +124,10 @@ export function resolveOptions(o: GeneratorOptions): ResolvedOptions {
   check(rtp.jitterMs >= 0 && Number.isFinite(rtp.jitterMs), 'rtp.jitterMs must be >= 0');
   check(rtp.lossRate >= 0 && rtp.lossRate <= 1, 'rtp.lossRate must be in 0..1');
   check(rtp.reorderRate >= 0 && rtp.reorderRate <= 1, 'rtp.reorderRate must be in 0..1');
-  check(r.vlan === null || (Number.isInteger(r.vlan) && r.vlan >= 0 && r.vlan <= 4094), 'vlan must be 0..4094');
+  check(
+    r.vlan === null || (Number.isInteger(r.vlan) && r.vlan >= 0 && r.vlan <= 4094),
+    'vlan must be 0..4094',
+  );
   return r;
 }
 
@@ -134,7 +138,9 @@ export function apportion(calls: number, mix: OutcomeMix): Outcome[] {
   const shares = OUTCOMES.map((k) => ({ k, exact: (calls * mix[k]) / total }));
   const counts = new Map(shares.map((s) => [s.k, Math.floor(s.exact)]));
   let left = calls - [...counts.values()].reduce((a, b) => a + b, 0);
-  const byRemainder = [...shares].sort((a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)));
+  const byRemainder = [...shares].sort(
+    (a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)),
+  );
   for (const s of byRemainder) {
     if (left === 0) break;
     counts.set(s.k, (counts.get(s.k) ?? 0) + 1);

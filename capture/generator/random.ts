@@ -7,12 +7,13 @@ export class Rng {
 
   constructor(seed: number) {
     // Fold any number (fractional, negative, > 2^32) into 32 bits so every seed is usable.
-    this.state = (Math.floor(seed) ^ Math.floor(seed / 4294967296)) >>> 0;
+    this.state = (Math.floor(seed) ^ Math.floor(seed / 4294967296)) | 0;
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    // State kept as int32 (not uint32) so V8 holds it unboxed; the bits are the same.
+    this.state = (this.state + 0x6d2b79f5) | 0;
     let t = this.state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);

@@ -77,6 +77,11 @@ export class RtpStream {
   private readonly samplesPerPacket: number;
   private readonly seq0: number;
   private readonly ts0: number;
+  // Copied out of the plan: hot-loop reads from the spread-built plan object are slow.
+  private readonly startNs: number;
+  private readonly packets: number;
+  private readonly lossRate: number;
+  private readonly reorderRate: number;
   private next = 0; // next sequence index to consider
   private prevArrival = -Infinity;
   private pendingIndex = -1; // the packet delayed by a swap, written next
@@ -86,11 +91,15 @@ export class RtpStream {
   time = 0;
 
   constructor(
-    private readonly plan: RtpStreamPlan,
+    plan: RtpStreamPlan,
     private readonly rng: Rng,
     callId: string,
   ) {
     const { codec, ptimeMs } = plan;
+    this.startNs = plan.startNs;
+    this.packets = plan.packets;
+    this.lossRate = plan.lossRate;
+    this.reorderRate = plan.reorderRate;
     this.ptimeNs = Math.round(ptimeMs * 1e6);
     this.jitterNs = plan.jitterMs * 1e6;
     this.samplesPerPacket = Math.round((ptimeMs * codec.clockRate) / 1000);
@@ -130,7 +139,7 @@ export class RtpStream {
   }
 
   private arrival(i: number): number {
-    let t = this.plan.startNs + i * this.ptimeNs;
+    let t = this.startNs + i * this.ptimeNs;
     if (this.jitterNs > 0) t += Math.round(this.rng.next() * this.jitterNs);
     if (t < this.prevArrival + MIN_GAP_NS) t = this.prevArrival + MIN_GAP_NS;
     this.prevArrival = t;
@@ -138,7 +147,7 @@ export class RtpStream {
   }
 
   private droppable(i: number): boolean {
-    return i > 0 && i < this.plan.packets - 1;
+    return i > 0 && i < this.packets - 1;
   }
 
   /** Moves to the next packet to write; false when the stream is over. */
@@ -149,7 +158,7 @@ export class RtpStream {
       this.pendingIndex = -1;
       return true;
     }
-    const { packets, lossRate, reorderRate } = this.plan;
+    const { packets, lossRate, reorderRate } = this;
     while (this.next < packets) {
       const i = this.next++;
       const t = this.arrival(i);
@@ -158,7 +167,14 @@ export class RtpStream {
         continue;
       }
       // Swap with the following packet: it takes this packet's arrival slot and this one arrives late.
-      if (reorderRate > 0 && i > 0 && i + 1 < packets - 1 && this.rng.next() < reorderRate) {
+      // Never across the 65535 → 0 wrap: tshark then counts a second cycle and 65536 extra lost.
+      if (
+        reorderRate > 0 &&
+        i > 0 &&
+        i + 1 < packets - 1 &&
+        ((this.seq0 + i) & 0xffff) !== 0xffff &&
+        this.rng.next() < reorderRate
+      ) {
         const j = this.next++;
         const tj = this.arrival(j);
         if (lossRate > 0 && this.rng.next() < lossRate) {

@@ -238,22 +238,24 @@ export function encodeHep3(event: CaptureEvent, options?: HepEncodeOptions): Buf
     o += v.length;
   };
 
+  // The order of the packed `hep_generic` header the C agents share (Kamailio, Asterisk, sngrep),
+  // then addresses, auth key and payload, as they send it. Receivers that read that fixed layout
+  // instead of walking chunks (older sngrep did) stop at the payload, so optional chunks follow it.
   u8(HEP_CHUNK_IP_FAMILY, v6 ? HEP_AF_INET6 : HEP_AF_INET);
   u8(HEP_CHUNK_IP_PROTO, event.ipProtocol);
-  bytes(v6 ? HEP_CHUNK_IPV6_SRC : HEP_CHUNK_IPV4_SRC, src);
-  bytes(v6 ? HEP_CHUNK_IPV6_DST : HEP_CHUNK_IPV4_DST, dst);
   u16(HEP_CHUNK_SRC_PORT, event.srcPort);
   u16(HEP_CHUNK_DST_PORT, event.dstPort);
   u32(HEP_CHUNK_TS_SEC, sec);
   u32(HEP_CHUNK_TS_USEC, usec);
   u8(HEP_CHUNK_PROTO_TYPE, event.protoType);
   u32(HEP_CHUNK_CAPTURE_ID, event.captureId);
+  bytes(v6 ? HEP_CHUNK_IPV6_SRC : HEP_CHUNK_IPV4_SRC, src);
+  bytes(v6 ? HEP_CHUNK_IPV6_DST : HEP_CHUNK_IPV4_DST, dst);
   if (auth) bytes(HEP_CHUNK_AUTH_KEY, auth);
+  bytes(HEP_CHUNK_PAYLOAD, payload);
   if (corr) bytes(HEP_CHUNK_CORRELATION_ID, corr);
   if (event.vlan !== null) u16(HEP_CHUNK_VLAN, event.vlan);
   if (node) bytes(HEP_CHUNK_NODE_NAME, node);
-  // Payload last: receivers that stop at the payload (some do) still see every header chunk.
-  bytes(HEP_CHUNK_PAYLOAD, payload);
   return out;
 }
 

@@ -123,7 +123,10 @@ export class WebSocketDeframer {
     } else if (len7 === 127) {
       const hi = h.readUInt32BE(2);
       // RFC 6455 §5.2: the most significant bit must be 0; above 2^53 we could not count the bytes.
-      if (hi > 0x1fffff) return this.fail();
+      if (hi > 0x1fffff) {
+        this.fail();
+        return;
+      }
       len = hi * 0x1_0000_0000 + h.readUInt32BE(6);
       p = 10;
     } else {
@@ -138,19 +141,32 @@ export class WebSocketDeframer {
     this.frameBuf = null;
     this.framePos = 0;
 
-    // No extension is negotiated that we can decode (permessage-deflate sets RSV1): lost sync.
-    if (h[0] & 0x70) return this.fail();
+    // RSV bits mean an extension we cannot decode (permessage-deflate sets RSV1 on every
+    // compressed message), so nothing later in the stream would be readable either.
+    if (h[0] & 0x70) {
+      this.fail();
+      return;
+    }
     const op = this.opcode;
     if (op >= 8) {
       // Control frames: ≤125 bytes, never fragmented, allowed between fragments (§5.5).
-      if (op > 10 || !this.fin || len > 125) return this.fail();
+      if (op > 10 || !this.fin || len > 125) this.fail();
       return;
     }
-    if (op !== OP_CONTINUATION && op !== OP_TEXT && op !== OP_BINARY) return this.fail();
+    if (op !== OP_CONTINUATION && op !== OP_TEXT && op !== OP_BINARY) {
+      this.fail();
+      return;
+    }
     if (op === OP_CONTINUATION) {
-      if (this.msgOpcode === -1) return this.fail();
+      if (this.msgOpcode === -1) {
+        this.fail();
+        return;
+      }
     } else {
-      if (this.msgOpcode !== -1) return this.fail();
+      if (this.msgOpcode !== -1) {
+        this.fail();
+        return;
+      }
       this.msgOpcode = op;
       this.msgParts = [];
       this.msgBytes = 0;
@@ -201,7 +217,10 @@ export function parseWebSocketUpgrade(
   buf: Buffer,
   off: number,
   end: number,
-): { headerLength: number; isRequest: boolean; protocol: string | null; statusCode: number | null } | 'incomplete' | null {
+):
+  | { headerLength: number; isRequest: boolean; protocol: string | null; statusCode: number | null }
+  | 'incomplete'
+  | null {
   end = Math.min(end, buf.length);
   if (off < 0 || off >= end) return off === end ? 'incomplete' : null;
   const isRequest = buf[off] === 0x47; // 'G'

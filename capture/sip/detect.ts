@@ -94,7 +94,10 @@ export function looksLikeSip(buf: Buffer, off: number, end: number): boolean {
   // Request-URI: a scheme (ALPHA *(ALPHA / DIGIT / + / - / .)) then ':' then visible characters.
   if (p >= lim || !isAlpha(buf[p])) return false;
   p++;
-  while (p < lim && (isAlpha(buf[p]) || isDigit(buf[p]) || buf[p] === 0x2b || buf[p] === 0x2d || buf[p] === 0x2e))
+  while (
+    p < lim &&
+    (isAlpha(buf[p]) || isDigit(buf[p]) || buf[p] === 0x2b || buf[p] === 0x2d || buf[p] === 0x2e)
+  )
     p++;
   if (p >= lim || buf[p] !== 0x3a) return false;
   p++;

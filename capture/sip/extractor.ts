@@ -1,7 +1,7 @@
 import type { TransportHandler } from '../decoder.js';
 import { type CaptureEvent, HEP_PROTO_SIP, type TransportName } from '../event.js';
 import type { PacketRecord } from '../file/record.js';
-import { forEachSctpData } from '../layers/sctp.js';
+import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END } from '../layers/sctp.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from '../layers/websocket.js';
 import type { DecodedPacket } from '../packet.js';
 import {
@@ -10,6 +10,7 @@ import {
   type TcpSegmentMeta,
   type TcpStreamSink,
 } from '../reassembly/tcp.js';
+import { SctpMessageReassembler } from '../reassembly/sctp.js';
 import { emptySipCounts, type SipCounts } from '../summary.js';
 import { looksLikeSip } from './detect.js';
 import { sipMessageLength, skipKeepalive } from './framing.js';
@@ -74,6 +75,7 @@ interface Endpoint {
 export class SipExtractor implements TransportHandler {
   readonly tcpStreams: TcpReassembler;
   readonly retransmissions = new RetransmissionTracker();
+  readonly sctpMessages = new SctpMessageReassembler();
   readonly stats: SipExtractorStats = {
     counts: emptySipCounts(),
     malformed: 0,
@@ -117,11 +119,24 @@ export class SipExtractor implements TransportHandler {
 
   sctp(p: DecodedPacket, record: PacketRecord): void {
     let endpoint: Endpoint | null = null;
-    forEachSctpData(p.buf, p.payloadOffset, p.payloadEnd, (_ppid, _stream, _tsn, _flags, buf, s, e) => {
+    let direction: string | null = null;
+    const found = (buf: Buffer, s: number, e: number) => {
       if (e - s < 12 || !looksLikeSip(buf, s, e)) return;
       endpoint ??= endpointOf(p);
       this.message(buf, s, e, 'sctp', endpoint, 132, record.tsSec, record.tsNsec, record.number);
-    });
+    };
+    forEachSctpData(
+      p.buf,
+      p.payloadOffset,
+      p.payloadEnd,
+      (_ppid, stream, tsn, flags, buf, s, e) => {
+        if ((flags & (SCTP_FLAG_BEGIN | SCTP_FLAG_END)) === (SCTP_FLAG_BEGIN | SCTP_FLAG_END)) return found(buf, s, e);
+        direction ??= p.directionKey();
+        const whole = this.sctpMessages.add(direction, stream, tsn, flags, buf, s, e);
+        if (whole) found(whole, 0, whole.length);
+      },
+      { emitFragments: true },
+    );
   }
 
   /** End of capture: deliver what TCP still holds. */

@@ -165,7 +165,9 @@ export function percentDecode(s: string): string {
   let last = 0;
   for (let i = 0; i + 2 < s.length; i++) {
     if (s.charCodeAt(i) === 37 && isHex(s.charCodeAt(i + 1)) && isHex(s.charCodeAt(i + 2))) {
-      out += s.substring(last, i) + String.fromCharCode(hexVal(s.charCodeAt(i + 1)) * 16 + hexVal(s.charCodeAt(i + 2)));
+      out +=
+        s.substring(last, i) +
+        String.fromCharCode(hexVal(s.charCodeAt(i + 1)) * 16 + hexVal(s.charCodeAt(i + 2)));
       i += 2;
       last = i + 1;
     }
@@ -187,12 +189,7 @@ function parsePort(s: string, i: number, end: number): number {
 
 function isHostChar(c: number): boolean {
   return (
-    (c >= 97 && c <= 122) ||
-    (c >= 65 && c <= 90) ||
-    (c >= 48 && c <= 57) ||
-    c === 45 ||
-    c === 46 ||
-    c === 95 // '_' is not legal in hostnames but common in lab/container names
+    (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 95 // '_' is not legal in hostnames but common in lab/container names
   );
 }
 

@@ -1,0 +1,88 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tmpDir } from './oracle/tools.js';
+
+const root = new URL('..', import.meta.url).pathname;
+const cli = join(root, 'dist/bin/callscope.js');
+const sample = join(root, 'capture/sample/calls.pcap');
+let dir: string;
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+beforeAll(() => {
+  if (!existsSync(cli)) spawnSync('npx', ['tsc', '-p', root], { cwd: root, stdio: 'inherit' });
+  dir = tmpDir('callscope-cli-');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('callscope CLI', () => {
+  it('analyze --json prints the documented summary object', () => {
+    const r = run(['analyze', sample, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.file).toBe(sample);
+    expect(typeof s.packets).toBe('number');
+    expect(typeof s.malformedPackets).toBe('number');
+    expect(s.sip.messages).toBeGreaterThan(0);
+    expect(typeof s.sip.retransmissions).toBe('number');
+    expect(s.sip.requests.INVITE).toBeGreaterThan(0);
+    expect(s.sip.responses['200']).toBeGreaterThan(0);
+  });
+
+  it('analyze without --json prints a readable summary', () => {
+    const r = run(['analyze', sample]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SIP\s+[\d,]+ messages/);
+    expect(r.stdout).toMatch(/INVITE/);
+  });
+
+  it('exits 2 naming the file and byte offset for a file that is not a capture', () => {
+    const bad = join(dir, 'not-a-capture.pcap');
+    writeFileSync(bad, 'this is not a capture file at all');
+    const r = run(['analyze', bad]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(bad);
+    expect(r.stderr).toMatch(/byte offset 0/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('exits 2 for a missing file', () => {
+    const r = run(['analyze', join(dir, 'missing.pcap')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('missing.pcap');
+  });
+
+  it('exits 64 on usage errors and 0 for --help / --version', () => {
+    expect(run(['analyze']).status).toBe(64);
+    expect(run(['frobnicate']).status).toBe(64);
+    expect(run(['analyze', sample, '--bogus']).status).toBe(64);
+    const help = run(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('callscope analyze');
+    expect(run(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('generate writes a capture that analyze reads back with the generated counts', () => {
+    const out = join(dir, 'gen.pcap');
+    const truthPath = join(dir, 'gen.json');
+    const g = run(['generate', '--output', out, '--calls', '12', '--rate', '6', '--duration', '1', '--truth', truthPath, '--json']);
+    expect(g.status, g.stderr).toBe(0);
+    const generated = JSON.parse(g.stdout);
+    const a = JSON.parse(run(['analyze', out, '--json']).stdout);
+    expect(a.packets).toBe(generated.packets);
+    expect(a.sip.messages).toBe(generated.sip.messages);
+    expect(a.sip.requests).toEqual(generated.sip.requests);
+  });
+
+  it('takes settings from the environment and a config file', () => {
+    const cfg = join(dir, 'cfg.json');
+    writeFileSync(cfg, JSON.stringify({ logLevel: 'nonsense' }));
+    expect(run(['analyze', sample, '--config', cfg]).status).toBe(64);
+    expect(run(['analyze', sample], { CALLSCOPE_LOG_LEVEL: 'nonsense' }).status).toBe(64);
+    expect(run(['analyze', sample, '--log-level', 'error'], { CALLSCOPE_LOG_LEVEL: 'nonsense' }).status).toBe(0);
+  });
+});
