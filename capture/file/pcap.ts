@@ -84,6 +84,44 @@ export class PcapParser implements CaptureParser {
     }
 
     const ctx = this.ctx;
+    for (;;) {
+      if (this.resyncFrom >= 0) {
+        o = this.resync(b, o, end, base, eof);
+        if (this.resyncFrom >= 0 || this.stopped) return o;
+      }
+      o = this.run(b, o, end, base);
+      // run() stopped: incomplete record, or a corrupt header.
+      const avail = end - o;
+      if (avail < PCAP_RECORD_HEADER_LEN) {
+        this.need = PCAP_RECORD_HEADER_LEN;
+        break;
+      }
+      const caplen = u32(b, o + 8, this.le);
+      if (caplen > this.maxCaplen) {
+        ctx.malformedRecords++;
+        ctx.warn(base + o, `corrupt pcap record header (caplen ${caplen} > limit ${this.maxCaplen})`);
+        this.resyncFrom = base + o;
+        o++;
+        continue;
+      }
+      this.need = PCAP_RECORD_HEADER_LEN + caplen;
+      break;
+    }
+    if (eof && o < end) {
+      ctx.truncatedRecords++;
+      const expected = end - o < PCAP_RECORD_HEADER_LEN ? 'a record header' : `${this.need} bytes of record`;
+      ctx.warn(base + o, `record cut off by end of file (${end - o} bytes present, ${expected} expected)`);
+      o = end;
+    }
+    return o;
+  }
+
+  /**
+   * The hot loop, kept small so the JIT optimises it early: delivers complete, well-formed records
+   * from o and returns where it stopped.
+   */
+  private run(b: Buffer, o: number, end: number, base: number): number {
+    const ctx = this.ctx;
     const rec = ctx.record;
     const onPacket = ctx.onPacket;
     const le = this.le;
@@ -91,29 +129,9 @@ export class PcapParser implements CaptureParser {
     const fracPerSec = this.fracPerSec;
     const nsPerFrac = this.nsPerFrac;
     const linkType = this.linkType;
-    for (;;) {
-      if (this.resyncFrom >= 0) {
-        o = this.resync(b, o, end, base, eof);
-        if (this.resyncFrom >= 0 || this.stopped) return o;
-      }
-      const avail = end - o;
-      if (avail < PCAP_RECORD_HEADER_LEN) {
-        this.need = PCAP_RECORD_HEADER_LEN;
-        break;
-      }
+    while (end - o >= PCAP_RECORD_HEADER_LEN) {
       const caplen = le ? u32le(b, o + 8) : u32be(b, o + 8);
-      if (caplen > maxCaplen) {
-        ctx.malformedRecords++;
-        ctx.warn(base + o, `corrupt pcap record header (caplen ${caplen} > limit ${maxCaplen})`);
-        this.resyncFrom = base + o;
-        o++;
-        continue;
-      }
-      const total = PCAP_RECORD_HEADER_LEN + caplen;
-      if (avail < total) {
-        this.need = total;
-        break;
-      }
+      if (caplen > maxCaplen || end - o < PCAP_RECORD_HEADER_LEN + caplen) break;
       let sec = le ? u32le(b, o) : u32be(b, o);
       let frac = le ? u32le(b, o + 4) : u32be(b, o + 4);
       if (frac >= fracPerSec) {
@@ -132,13 +150,7 @@ export class PcapParser implements CaptureParser {
       rec.number = ++ctx.packets;
       rec.fileOffset = base + o;
       onPacket(rec);
-      o += total;
-    }
-    if (eof && o < end) {
-      ctx.truncatedRecords++;
-      const expected = end - o < PCAP_RECORD_HEADER_LEN ? 'a record header' : `${this.need} bytes of record`;
-      ctx.warn(base + o, `record cut off by end of file (${end - o} bytes present, ${expected} expected)`);
-      o = end;
+      o += PCAP_RECORD_HEADER_LEN + caplen;
     }
     return o;
   }

@@ -286,28 +286,16 @@ export class PcapngParser implements CaptureParser {
       }
 
       if (type === BT_EPB) {
-        const id = le ? u32le(b, o + 8) : u32be(b, o + 8);
-        const caplen = le ? u32le(b, o + 20) : u32be(b, o + 20);
+        const id = u32(b, o + 8, le);
+        const caplen = u32(b, o + 20, le);
         if (id >= ifaces.length) {
           this.badContent(base + o, `enhanced packet block for undeclared interface ${id}`);
         } else if (caplen > len - 32) {
           this.badContent(base + o, `enhanced packet block: caplen ${caplen} exceeds the block`);
         } else {
-          const ifc = ifaces[id];
-          rec.data = b;
-          rec.offset = o + 28;
-          rec.caplen = caplen;
-          rec.origLen = le ? u32le(b, o + 24) : u32be(b, o + 24);
-          ifc.timing.set(
-            rec,
-            le ? u32le(b, o + 12) : u32be(b, o + 12),
-            le ? u32le(b, o + 16) : u32be(b, o + 16),
-          );
-          rec.linkType = ifc.linkType;
-          rec.interfaceId = id;
-          rec.number = ++ctx.packets;
-          rec.fileOffset = base + o;
-          onPacket(rec);
+          // Valid: the fast loop delivers it and any well-formed EPBs that follow.
+          o = this.epbRun(b, o, end, base);
+          continue;
         }
       } else if (type === BT_SPB) {
         if (ifaces.length === 0) {
@@ -371,6 +359,41 @@ export class PcapngParser implements CaptureParser {
         ctx.warn(base + o, `block header cut off by end of file (${present} bytes present)`);
       }
       o = end;
+    }
+    return o;
+  }
+
+  /**
+   * The hot loop, kept small so the JIT optimises it early: delivers consecutive complete,
+   * well-formed EPBs from o (the same checks as the general path) and returns where it stopped.
+   */
+  private epbRun(b: Buffer, o: number, end: number, base: number): number {
+    const ctx = this.ctx;
+    const rec = ctx.record;
+    const onPacket = ctx.onPacket;
+    const le = this.le;
+    const ifaces = this.ifaces;
+    const nIfaces = ifaces.length;
+    while (end - o >= 32) {
+      if ((le ? u32le(b, o) : u32be(b, o)) !== BT_EPB) break;
+      const len = le ? u32le(b, o + 4) : u32be(b, o + 4);
+      if (len < 32 || (len & 3) !== 0 || len > end - o || len > MAX_BLOCK_LEN) break;
+      if ((le ? u32le(b, o + len - 4) : u32be(b, o + len - 4)) !== len) break;
+      const id = le ? u32le(b, o + 8) : u32be(b, o + 8);
+      const caplen = le ? u32le(b, o + 20) : u32be(b, o + 20);
+      if (id >= nIfaces || caplen > len - 32) break;
+      const ifc = ifaces[id];
+      rec.data = b;
+      rec.offset = o + 28;
+      rec.caplen = caplen;
+      rec.origLen = le ? u32le(b, o + 24) : u32be(b, o + 24);
+      ifc.timing.set(rec, le ? u32le(b, o + 12) : u32be(b, o + 12), le ? u32le(b, o + 16) : u32be(b, o + 16));
+      rec.linkType = ifc.linkType;
+      rec.interfaceId = id;
+      rec.number = ++ctx.packets;
+      rec.fileOffset = base + o;
+      onPacket(rec);
+      o += len;
     }
     return o;
   }

@@ -289,34 +289,45 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     let byeMs = tAck + s.talkMs;
     const packets = Math.floor(s.talkMs / s.ptimeMs);
     if (s.rtpEnabled && packets > 0) {
-      const common = {
+      const stream = (
+        src: Host,
+        dst: Host,
+        srcPort: number,
+        dstPort: number,
+        ssrc: number,
+        startMs: number,
+      ) => ({
+        src,
+        dst,
+        srcPort,
+        dstPort,
+        ssrc,
         codec: s.codec,
         ptimeMs: s.ptimeMs,
+        startNs: at(startMs),
         packets,
         jitterMs: s.jitterMs,
         lossRate: s.lossRate,
         reorderRate: s.reorderRate,
         vlan: s.vlan,
-      };
+      });
       // The callee talks as soon as it has answered; the caller once it has the answer SDP.
-      const fromCallee: RtpStreamPlan = {
-        ...common,
-        src: callee,
-        dst: caller,
-        srcPort: s.calleeRtpPort,
-        dstPort: s.callerRtpPort,
-        ssrc: s.ssrcs[1],
-        startNs: at(t200 + rng.range(2, 20)),
-      };
-      const fromCaller: RtpStreamPlan = {
-        ...common,
-        src: caller,
-        dst: callee,
-        srcPort: s.callerRtpPort,
-        dstPort: s.calleeRtpPort,
-        ssrc: s.ssrcs[0],
-        startNs: at(tAck + rng.range(1, 15)),
-      };
+      const fromCallee: RtpStreamPlan = stream(
+        callee,
+        caller,
+        s.calleeRtpPort,
+        s.callerRtpPort,
+        s.ssrcs[1],
+        t200 + rng.range(2, 20),
+      );
+      const fromCaller: RtpStreamPlan = stream(
+        caller,
+        callee,
+        s.callerRtpPort,
+        s.calleeRtpPort,
+        s.ssrcs[0],
+        tAck + rng.range(1, 15),
+      );
       rtp.push(fromCaller, fromCallee);
       const lastNs = Math.max(RtpStream.lastArrival(fromCaller), RtpStream.lastArrival(fromCallee));
       byeMs = (lastNs - s.startNs) / 1e6 + rng.range(5, 40);

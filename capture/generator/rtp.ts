@@ -214,10 +214,12 @@ export class RtpStream {
 function audioPayload(codec: Codec, size: number, rng: Rng): Uint8Array {
   const out = new Uint8Array(size);
   for (let i = 0; i < size; i++) {
-    const small = rng.int(8);
-    if (codec.name === 'PCMU') out[i] = (rng.next() < 0.5 ? 0xff : 0x7f) - small;
-    else if (codec.name === 'PCMA') out[i] = (rng.next() < 0.5 ? 0xd5 : 0x55) ^ small;
-    else out[i] = rng.int(256);
+    const r = rng.u32(); // one draw per byte: bit 3 picks the sign, bits 0-2 the magnitude
+    const small = r & 7;
+    const positive = (r & 8) !== 0;
+    if (codec.name === 'PCMU') out[i] = (positive ? 0xff : 0x7f) - small;
+    else if (codec.name === 'PCMA') out[i] = (positive ? 0xd5 : 0x55) ^ small;
+    else out[i] = r >>> 24;
   }
   return out;
 }

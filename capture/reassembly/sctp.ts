@@ -37,7 +37,15 @@ export class SctpMessageReassembler {
   }
 
   /** Adds one fragment (not B and E both). Returns the whole message when `flags` has E and it completes one. */
-  add(direction: string, streamId: number, tsn: number, flags: number, buf: Buffer, off: number, end: number): Buffer | null {
+  add(
+    direction: string,
+    streamId: number,
+    tsn: number,
+    flags: number,
+    buf: Buffer,
+    off: number,
+    end: number,
+  ): Buffer | null {
     this.stats.fragments++;
     const key = `${direction}\u0000${streamId}`;
     const data = Buffer.from(buf.subarray(off, end));

@@ -24,7 +24,17 @@
  *   timing separates them. Use calls spaced > 7.1 s apart (or one call) when per-stream numbers matter.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -199,22 +209,45 @@ function procNetAddress(ip: string, port: number): string {
   return `${hex}:${port.toString(16).padStart(4, '0')}`.toUpperCase();
 }
 
-/** True when something is bound to ip:port (UDP) or listening on it (TCP), per /proc/net. */
-function isBound(ip: string, port: number, transport: 'udp' | 'tcp'): boolean {
+/** Socket inodes bound to ip:port (UDP) or listening on it (TCP), per /proc/net; 0.0.0.0 counts too. */
+function boundInodes(ip: string, port: number, transport: 'udp' | 'tcp'): string[] {
   const wanted = procNetAddress(ip, port);
   const any = procNetAddress('0.0.0.0', port);
   let text: string;
   try {
     text = readFileSync(`/proc/net/${transport}`, 'utf8');
   } catch {
-    return false;
+    return [];
   }
+  const inodes: string[] = [];
   for (const line of text.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
-    if (fields.length < 4) continue;
+    if (fields.length < 10) continue;
     const local = fields[1]!.toUpperCase();
     if (local !== wanted && local !== any) continue;
-    if (transport === 'udp' || fields[3] === '0A') return true;
+    if (transport === 'udp' || fields[3] === '0A') inodes.push(fields[9]!);
+  }
+  return inodes;
+}
+
+/** True when process `pid` owns one of the sockets bound to ip:port (so not someone else's socket). */
+function isBoundBy(pid: number | undefined, ip: string, port: number, transport: 'udp' | 'tcp'): boolean {
+  if (pid === undefined) return false;
+  const inodes = new Set(boundInodes(ip, port, transport));
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m && inodes.has(m[1]!)) return true;
+    } catch {
+      // fd closed meanwhile
+    }
   }
   return false;
 }
@@ -353,6 +386,19 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
       `UAS errors: ${tail(files.uasErrors, 1200)}`,
     ].join('\n');
 
+  for (const [ip, p, what] of [
+    [uasIp, port, 'SIP port'],
+    [uacIp, port, 'SIP port'],
+    [uasIp, mediaPort, 'media port'],
+    [uacIp, mediaPort, 'media port'],
+  ] as const) {
+    if (boundInodes(ip, p, transport === 'tcp' && what === 'SIP port' ? 'tcp' : 'udp').length > 0) {
+      throw new Error(
+        `runSippCalls: ${what} ${ip}:${p} is already in use (another SIPp run on the same port?)`,
+      );
+    }
+  }
+
   try {
     // 1. tcpdump, awaited until it is really capturing.
     const tcpdumpArgs = ['-i', 'lo', '-n', '-U', '--immediate-mode', '-s', '0', '-w', pcap];
@@ -397,7 +443,7 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
     procs.push(uas);
     await waitFor(
       `SIPp UAS on ${uasIp}:${port}/${transport}`,
-      () => isBound(uasIp, port, transport),
+      () => isBoundBy(uas.child.pid, uasIp, port, transport),
       10_000,
       () => (uas.exited ? `exited early (port taken?)\n${diagnostics()}` : null),
     );
