@@ -160,21 +160,8 @@ export class PacketDecoder {
     if (depth === 0) this.stats.ipv4++;
     end = p.payloadEnd;
     if (p.isFragment) {
-      let key = '4';
-      for (let i = 0; i < 4; i++) key += String.fromCharCode(p.src[i], p.dst[i]);
-      key += String.fromCharCode(p.fragmentId, p.next);
-      const whole = this.fragments.add(
-        key,
-        p.fragmentOffset,
-        p.moreFragments,
-        buf,
-        payload,
-        end,
-        this.record.tsSec,
-        p.next,
-      );
+      const whole = this.reassemble(4, buf, payload, end);
       if (whole === null) return;
-      p.reassembled = true;
       return this.transport(whole.meta, whole.payload, 0, whole.payload.length, depth);
     }
     this.transport(p.next, buf, payload, end, depth);
@@ -189,21 +176,8 @@ export class PacketDecoder {
     payload = walkIPv6Extensions(p, buf, payload, end);
     if (payload < 0) return this.fail(p.error ?? 'ipv6: malformed');
     if (p.isFragment) {
-      let key = '6';
-      for (let i = 0; i < 16; i++) key += String.fromCharCode(p.src[i], p.dst[i]);
-      key += String.fromCharCode(p.fragmentId >>> 16, p.fragmentId & 0xffff);
-      const whole = this.fragments.add(
-        key,
-        p.fragmentOffset,
-        p.moreFragments,
-        buf,
-        payload,
-        end,
-        this.record.tsSec,
-        p.next,
-      );
+      const whole = this.reassemble(6, buf, payload, end);
       if (whole === null) return;
-      p.reassembled = true;
       p.next = whole.meta;
       // The fragmentable part may start with more extension headers.
       const inner = walkIPv6Extensions(p, whole.payload, 0, whole.payload.length);
@@ -211,6 +185,19 @@ export class PacketDecoder {
       return this.transport(p.next, whole.payload, inner, whole.payload.length, depth);
     }
     this.transport(p.next, buf, payload, end, depth);
+  }
+
+  /** Hands a fragment to the reassembler; returns the whole datagram once its last piece is in. */
+  private reassemble(version: 4 | 6, buf: Buffer, payload: number, end: number) {
+    const p = this.packet;
+    const n = version === 4 ? 4 : 16;
+    let key = version === 4 ? '4' : '6';
+    for (let i = 0; i < n; i++) key += String.fromCharCode(p.src[i], p.dst[i]);
+    // IPv4 datagrams are identified per protocol too (RFC 791); IPv6 ids are 32 bits.
+    key += String.fromCharCode(p.fragmentId >>> 16, p.fragmentId & 0xffff, version === 4 ? p.next : 0);
+    const whole = this.fragments.add(key, p.fragmentOffset, p.moreFragments, buf, payload, end, this.record.tsSec, p.next);
+    if (whole !== null) p.reassembled = true;
+    return whole;
   }
 
   private transport(proto: number, buf: Buffer, off: number, end: number, depth: number): void {

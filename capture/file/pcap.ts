@@ -9,15 +9,15 @@ export const PCAP_RECORD_HEADER_LEN = 16;
 const RESYNC_MAX_TIME_GAP_SEC = 86400;
 
 // Hand-rolled reads: faster than Buffer#readUInt32LE/BE in the per-packet loop and unsigned.
-export function u32le(b: Buffer, o: number): number {
+function u32le(b: Buffer, o: number): number {
   return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 0x1000000;
 }
 
-export function u32be(b: Buffer, o: number): number {
+function u32be(b: Buffer, o: number): number {
   return b[o] * 0x1000000 + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
 }
 
-export function u32(b: Buffer, o: number, le: boolean): number {
+function u32(b: Buffer, o: number, le: boolean): number {
   return le ? u32le(b, o) : u32be(b, o);
 }
 
@@ -56,9 +56,9 @@ export class PcapParser implements CaptureParser {
     const major = le ? b.readUInt16LE(o + 4) : b.readUInt16BE(o + 4);
     const minor = le ? b.readUInt16LE(o + 6) : b.readUInt16BE(o + 6);
     if (major !== 2) this.ctx.warn(4, `unexpected pcap version ${major}.${minor}`);
-    const snaplen = u32(b, o + 16, le);
-    // Some writers put 0 (or a huge value) here: then only the absolute limit applies.
-    this.maxCaplen = snaplen === 0 || snaplen > MAX_CAPLEN ? MAX_CAPLEN : snaplen;
+    // The header's snaplen is advisory: writers get it wrong (0, or smaller than what they then
+    // write), so, like Wireshark, only the absolute limit marks a record header as corrupt.
+    this.maxCaplen = MAX_CAPLEN;
     // The upper bits may carry the FCS length and flags; the link type is the low 16 bits.
     this.linkType = u32(b, o + 20, le) & 0xffff;
   }

@@ -291,18 +291,27 @@ describe('classic pcap', () => {
     expect(packets.map((p) => p.hex)).toEqual(real.map((r) => Buffer.from(r.data).toString('hex')));
     const badAt = 24 + good[0].length;
     expect(result.warnings[0]).toBe(
-      `${path}: corrupt pcap record header (caplen 2147418112 > limit 65535) at byte offset ${badAt}`,
+      `${path}: corrupt pcap record header (caplen 2147418112 > limit 262144) at byte offset ${badAt}`,
     );
     expect(result.warnings[1]).toContain(
       `resynchronised after skipping ${bad.length} bytes at byte offset ${badAt + bad.length}`,
     );
   });
 
-  it('treats caplen above the snaplen as corruption', async () => {
+  it('keeps records longer than a wrong header snaplen (as Wireshark does)', async () => {
     const path = tmpFile(pcapFile(true, false, [{ sec: 1, frac: 0, data: bytes(200, 1) }], 1, 100));
     const { result } = await readBoth(path);
-    expect(result).toMatchObject({ packets: 0, malformedRecords: 1 });
-    expect(result.warnings.at(-1)).toContain('no valid pcap record after the corrupt header');
+    expect(result).toMatchObject({ packets: 1, malformedRecords: 0 });
+  });
+
+  it('treats caplen above the absolute limit as corruption', async () => {
+    const huge = Buffer.alloc(16);
+    huge.writeUInt32LE(1, 0);
+    huge.writeUInt32LE(300_000, 8);
+    huge.writeUInt32LE(300_000, 12);
+    const path = tmpFile(Buffer.concat([pcapFile(true, false, recs.slice(0, 1)), huge, Buffer.alloc(64)]));
+    const { result } = await readBoth(path);
+    expect(result).toMatchObject({ packets: 1, malformedRecords: 1 });
   });
 
   it('stops at corruption followed only by garbage, keeping earlier packets', async () => {

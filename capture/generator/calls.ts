@@ -60,7 +60,6 @@ export interface CallPlan {
 }
 
 export interface CallSetup {
-  index: number;
   callId: string;
   startNs: number;
   outcome: Outcome;

@@ -1,16 +1,24 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveTool, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { runTshark, tsharkSipStat } from '../../test/oracle/tshark.js';
+import { streamKey, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
 import { type GeneratorOptions, type GroundTruth, generateCapture } from './generate.js';
 import { makeSample } from './make-sample.js';
 import { Rng } from './random.js';
-import { hasTshark, parseRtpStreams, parseSipStat, sorted, streamKey, tshark } from './tshark-oracle.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'callscope-gen-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const withTshark = hasTshark() ? describe : describe.skip;
+const dir = tmpDir('callscope-gen-');
+afterAll(() => removeTmpDir(dir));
+const haveTshark = haveTool('tshark');
+if (!haveTshark) console.log('[generator] tshark cross-checks SKIPPED: tshark not installed');
+const withTshark = haveTshark ? describe : describe.skip;
+
+/** tshark's stdout for these arguments. */
+async function tshark(args: string[]): Promise<string> {
+  return (await runTshark(args)).stdout;
+}
 
 const EVERY_OUTCOME = { answered: 1, busy: 1, cancelled: 1, unavailable: 1, noAnswer: 1, challenged: 1 };
 
@@ -45,18 +53,17 @@ function readPcap(file: string): { packets: number; ordered: boolean; nanosecond
   return { packets: times.length, ordered, nanosecond, times };
 }
 
-function expectSipStatMatches(file: string, truth: GroundTruth): void {
-  const stat = parseSipStat(tshark(['-r', file, '-q', '-z', 'sip,stat']));
+async function expectSipStatMatches(file: string, truth: GroundTruth): Promise<void> {
+  const stat = await tsharkSipStat(file);
   expect(stat.messages).toBe(truth.sip.messages);
   expect(stat.retransmissions).toBe(truth.sip.retransmissions);
-  expect(sorted(stat.requests)).toEqual(sorted(truth.sip.requests));
-  expect(sorted(stat.responses)).toEqual(sorted(truth.sip.responses));
+  // toEqual ignores key order, so insertion order of the count maps does not matter.
+  expect(stat.requests).toEqual(truth.sip.requests);
+  expect(stat.responses).toEqual(truth.sip.responses);
 }
 
-function expectRtpStreamsMatch(file: string, truth: GroundTruth, heuristic: boolean): void {
-  const args = ['-r', file, '-q', '-z', 'rtp,streams'];
-  if (heuristic) args.push('-o', 'rtp.heuristic_rtp:TRUE');
-  const seen = new Map(parseRtpStreams(tshark(args)).map((s) => [streamKey(s), s]));
+async function expectRtpStreamsMatch(file: string, truth: GroundTruth, heuristic: boolean): Promise<void> {
+  const seen = new Map((await tsharkRtpStreams(file, { heuristic })).map((s) => [streamKey(s), s]));
   const expected = truth.rtpStreams.filter((s) => s.packetsCaptured > 0);
   expect(seen.size).toBe(expected.length);
   for (const s of expected) {
@@ -66,8 +73,8 @@ function expectRtpStreamsMatch(file: string, truth: GroundTruth, heuristic: bool
   }
 }
 
-function expectGoodChecksums(file: string): void {
-  const out = tshark([
+async function expectGoodChecksums(file: string): Promise<void> {
+  const out = await tshark([
     '-r',
     file,
     '-o',
@@ -84,7 +91,7 @@ function expectGoodChecksums(file: string): void {
   const lines = out.trim().split('\n');
   // 1 = good (0 would be bad, 2 unverified).
   expect(new Set(lines)).toEqual(new Set(['1\t1']));
-  const expert = tshark([
+  const expert = await tshark([
     '-r',
     file,
     '-q',
@@ -232,9 +239,9 @@ withTshark('tshark agrees with the ground truth', () => {
     });
   });
 
-  it('sip,stat: messages, resent, methods and status codes', () => {
-    expectSipStatMatches(mixed.file, mixed.truth);
-    expectSipStatMatches(plain.file, plain.truth);
+  it('sip,stat: messages, resent, methods and status codes', async () => {
+    await expectSipStatMatches(mixed.file, mixed.truth);
+    await expectSipStatMatches(plain.file, plain.truth);
     for (const k of ['INVITE', 'ACK', 'BYE', 'CANCEL'])
       expect(mixed.truth.sip.requests[k]).toBeGreaterThan(0);
     for (const k of ['100', '180', '200', '407', '486', '487', '503'])
@@ -242,24 +249,22 @@ withTshark('tshark agrees with the ground truth', () => {
     expect(mixed.truth.sip.retransmissions).toBe(36); // 6 unanswered calls × 6 resends
   });
 
-  it('rtp,streams: every stream with its packets and lost counts (SDP and heuristic decoding)', () => {
-    expectRtpStreamsMatch(mixed.file, mixed.truth, false);
-    expectRtpStreamsMatch(mixed.file, mixed.truth, true);
-    expectRtpStreamsMatch(plain.file, plain.truth, false);
+  it('rtp,streams: every stream with its packets and lost counts (SDP and heuristic decoding)', async () => {
+    await expectRtpStreamsMatch(mixed.file, mixed.truth, false);
+    await expectRtpStreamsMatch(mixed.file, mixed.truth, true);
+    await expectRtpStreamsMatch(plain.file, plain.truth, false);
     expect(mixed.truth.rtpStreams.some((s) => s.lost > 0 && s.reordered > 0)).toBe(true);
-    const payloads = new Set(
-      parseRtpStreams(tshark(['-r', plain.file, '-q', '-z', 'rtp,streams'])).map((s) => s.payload),
-    );
+    const payloads = new Set((await tsharkRtpStreams(plain.file)).map((s) => s.payload));
     expect([...payloads]).toEqual(['g729']);
   });
 
-  it('no bad IP/UDP checksums and no expert findings at all', () => {
-    expectGoodChecksums(mixed.file);
-    expectGoodChecksums(plain.file);
+  it('no bad IP/UDP checksums and no expert findings at all', async () => {
+    await expectGoodChecksums(mixed.file);
+    await expectGoodChecksums(plain.file);
   });
 
-  it('per call: messages, final status, VLAN tag and INVITE resend timing', () => {
-    const out = tshark([
+  it('per call: messages, final status, VLAN tag and INVITE resend timing', async () => {
+    const out = await tshark([
       '-r',
       mixed.file,
       '-Y',
@@ -305,7 +310,7 @@ withTshark('tshark agrees with the ground truth', () => {
     }
   });
 
-  it('RTP: sequence, timestamp, marker and payload size; jitter near the expected value', () => {
+  it('RTP: sequence, timestamp, marker and payload size; jitter near the expected value', async () => {
     const { file, truth } = generate('tshark-jitter.pcap', {
       seed: 3,
       calls: 4,
@@ -313,7 +318,7 @@ withTshark('tshark agrees with the ground truth', () => {
       callDurationSec: 6,
       rtp: { jitterMs: 3, codec: 'PCMA' },
     });
-    const out = tshark([
+    const out = await tshark([
       '-r',
       file,
       '-Y',
@@ -351,7 +356,7 @@ withTshark('tshark agrees with the ground truth', () => {
       last.set(ssrc, { seq: Number(seq), ts: Number(ts) });
     }
     expect(last.size).toBe(truth.rtpStreams.length);
-    const streams = parseRtpStreams(tshark(['-r', file, '-q', '-z', 'rtp,streams']));
+    const streams = await tsharkRtpStreams(file);
     for (const s of truth.rtpStreams) {
       const t = streams.find((x) => streamKey(x) === streamKey(s))!;
       expect(t.lost).toBe(0);
@@ -370,14 +375,14 @@ describe('capture/sample', () => {
     console.log(`sample: ${truth.packets} packets, ${truth.calls.length} calls`);
   });
 
-  const sampleIt = hasTshark() && existsSync(join(sampleDir, 'calls.truth.json')) ? it : it.skip;
-  sampleIt('is small and tshark agrees with its truth', () => {
+  const sampleIt = haveTshark && existsSync(join(sampleDir, 'calls.truth.json')) ? it : it.skip;
+  sampleIt('is small and tshark agrees with its truth', async () => {
     const file = join(sampleDir, 'calls.pcap');
     const truth = JSON.parse(readFileSync(join(sampleDir, 'calls.truth.json'), 'utf8')) as GroundTruth;
     expect(statSync(file).size).toBeLessThan(2_000_000);
     expect(new Set(truth.calls.map((c) => c.outcome)).size).toBe(6);
     expect(readPcap(file).packets).toBe(truth.packets);
-    expectSipStatMatches(file, truth);
-    expectRtpStreamsMatch(file, truth, false);
+    await expectSipStatMatches(file, truth);
+    await expectRtpStreamsMatch(file, truth, false);
   });
 });

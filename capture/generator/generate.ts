@@ -216,7 +216,6 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
       usedCallIds.add(callId);
       const plan = planCall(
         {
-          index: this.index,
           callId,
           startNs: this.time,
           outcome: outcomes[this.index],

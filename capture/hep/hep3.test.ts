@@ -6,16 +6,8 @@ import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CaptureEvent } from '../event.js';
-import {
-  decodeHep3,
-  encodeHep3,
-  formatIpv6,
-  HEP3_MAX_FRAME,
-  hep3Counters,
-  hep3FrameLength,
-  parseIpv4,
-  parseIpv6,
-} from './hep3.js';
+import { formatIPv6, parseIPv4, parseIPv6 } from '../layers/address.js';
+import { decodeHep3, encodeHep3, HEP3_MAX_FRAME, hep3FrameLength } from './hep3.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -74,10 +66,10 @@ describe('IPv6 text (RFC 5952)', () => {
   ];
   for (const [input, canonical] of vectors) {
     it(`${input} → ${canonical}`, () => {
-      const b = parseIpv6(input);
+      const b = parseIPv6(input);
       expect(b).not.toBeNull();
-      expect(formatIpv6(b!)).toBe(canonical);
-      expect(parseIpv6(canonical)).toEqual(b);
+      expect(formatIPv6(b!)).toBe(canonical);
+      expect(parseIPv6(canonical)).toEqual(b);
     });
   }
 
@@ -98,10 +90,10 @@ describe('IPv6 text (RFC 5952)', () => {
       '[::1]',
       '1:2:3:4:5:6:7:1.2.3.4',
     ]) {
-      expect(parseIpv6(bad), bad).toBeNull();
+      expect(parseIPv6(bad), bad).toBeNull();
     }
     for (const bad of ['1.2.3', '1.2.3.256', '1.2.3.4.5', ' 1.2.3.4', 'a.b.c.d'])
-      expect(parseIpv4(bad), bad).toBeNull();
+      expect(parseIPv4(bad), bad).toBeNull();
   });
 
   it('agrees with the WHATWG URL host serializer on 5,000 random addresses (mapped ones excepted)', () => {
@@ -115,8 +107,8 @@ describe('IPv6 text (RFC 5952)', () => {
       const b = Buffer.alloc(16);
       // Mostly zero groups so that runs of every length occur.
       for (let g = 0; g < 8; g++) b.writeUInt16BE(rnd() % 3 === 0 ? rnd() : 0, g * 2);
-      const ours = formatIpv6(b);
-      expect(parseIpv6(ours)).toEqual(b);
+      const ours = formatIPv6(b);
+      expect(parseIPv6(ours)).toEqual(b);
       if (ours.startsWith('::ffff:') && ours.includes('.')) continue;
       expect(ours).toBe(new URL(`http://[${ours}]`).hostname.slice(1, -1));
     }
@@ -353,18 +345,17 @@ describe('hand-assembled frames', () => {
       f.writeUInt16BE(f.length, 4);
       expect(mustDecode(f).event.payload.equals(sip)).toBe(true);
     }
-    const before = hep3Counters.inflateFailures;
     const broken = Buffer.concat([hex('48455033 0010'), hex('0000 0010 000a 78deadbe')]);
     const r = decodeHep3(broken);
     expect(r.ok).toBe(false);
-    expect(hep3Counters.inflateFailures).toBe(before + 1);
+    expect(r.ok === false && r.error.startsWith('inflate:')).toBe(true);
     // A decompression bomb stops at the cap instead of eating memory.
     const bomb = deflateSync(Buffer.alloc(8 << 20));
     const fb = Buffer.concat([hex('48455033 0000 0000 0010'), Buffer.alloc(2), bomb]);
     fb.writeUInt16BE(6 + bomb.length, 10);
     fb.writeUInt16BE(fb.length, 4);
-    expect(decodeHep3(fb).ok).toBe(false);
-    expect(hep3Counters.inflateFailures).toBe(before + 2);
+    const rb = decodeHep3(fb);
+    expect(rb.ok === false && rb.error.startsWith('inflate:')).toBe(true);
   });
 
   it('rejects hostile frames with a reason, never an exception', () => {

@@ -2,8 +2,10 @@
  * HEP3 (Homer Encapsulation Protocol v3 / EEP) codec: CaptureEvent ⇄ one HEP3 frame.
  * Chunk and protocol-type tables, interop and lossy points: docs/HEP.md.
  */
+
 import { unzipSync } from 'node:zlib';
 import type { CaptureEvent, TransportName } from '../event.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../layers/address.js';
 
 export interface HepEncodeOptions {
   authKey?: string;
@@ -45,98 +47,6 @@ const CHUNK_HEADER = 6;
 /** Cap on an inflated chunk-16 payload: a 64 KiB frame must not become a memory bomb. */
 const MAX_INFLATED_PAYLOAD = 1 << 20;
 
-/** Process-wide counters for failures the decode result alone does not make countable. */
-export const hep3Counters = { inflateFailures: 0 };
-
-// ---------------------------------------------------------------------------------------------
-// Addresses
-
-/** Dotted-quad → 4 bytes, or null. */
-export function parseIpv4(s: string): Buffer | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return null;
-  const out = Buffer.allocUnsafe(4);
-  for (let i = 0; i < 4; i++) {
-    const v = Number(m[i + 1]);
-    if (v > 255) return null;
-    out[i] = v;
-  }
-  return out;
-}
-
-/** RFC 4291 §2.2 text (any of its three forms, no zone id, no brackets) → 16 bytes, or null. */
-export function parseIpv6(s: string): Buffer | null {
-  if (s.length < 2 || s.length > 45) return null;
-  const dbl = s.indexOf('::');
-  if (dbl !== -1 && s.indexOf('::', dbl + 1) !== -1) return null;
-  // Embedded IPv4 (::ffff:192.0.2.1) may only be the final 32 bits of the whole address.
-  const head = parseGroups(dbl === -1 ? s : s.slice(0, dbl), dbl === -1);
-  const tail = dbl === -1 ? [] : parseGroups(s.slice(dbl + 2), true);
-  if (!head || !tail) return null;
-  const n = head.length + tail.length;
-  // Without "::" all 8 groups are spelled out; "::" stands for at least one zero group.
-  if (dbl === -1 ? n !== 8 : n > 7) return null;
-  const out = Buffer.alloc(16);
-  for (let i = 0; i < head.length; i++) out.writeUInt16BE(head[i], i * 2);
-  for (let i = 0; i < tail.length; i++) out.writeUInt16BE(tail[i], (8 - tail.length + i) * 2);
-  return out;
-}
-
-function parseGroups(s: string, ipv4Last: boolean): number[] | null {
-  if (s === '') return [];
-  const parts = s.split(':');
-  const out: number[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const g = parts[i];
-    if (ipv4Last && i === parts.length - 1 && g.includes('.')) {
-      const v4 = parseIpv4(g);
-      if (!v4) return null;
-      out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-    } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) {
-      out.push(Number.parseInt(g, 16));
-    } else {
-      return null;
-    }
-  }
-  return out;
-}
-
-/**
- * 16 bytes at off → RFC 5952 canonical text: lower-case hex, no leading zeros, the longest run
- * (first on a tie) of two or more zero groups shortened to "::", and IPv4-mapped addresses in
- * mixed notation (§5), which is also what tshark and inet_ntop print.
- */
-export function formatIpv6(b: Uint8Array, off = 0): string {
-  const g = new Array<number>(8);
-  for (let i = 0; i < 8; i++) g[i] = (b[off + 2 * i] << 8) | b[off + 2 * i + 1];
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
-  }
-  let bestStart = -1;
-  let bestLen = 1; // a single zero group is never shortened (§4.2.2)
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart === -1) return g.map((x) => x.toString(16)).join(':');
-  const left = g.slice(0, bestStart).map((x) => x.toString(16));
-  const right = g.slice(bestStart + bestLen).map((x) => x.toString(16));
-  return `${left.join(':')}::${right.join(':')}`;
-}
-
-function formatIpv4(b: Uint8Array, off: number): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Encode
 
@@ -159,8 +69,8 @@ export function encodeHep3(event: CaptureEvent, options?: HepEncodeOptions): Buf
   if (event.ipFamily !== 4 && !v6) {
     throw new RangeError(`HEP3 encode, Call-ID ${callIdOf(event)}: ipFamily ${event.ipFamily} is not 4 or 6`);
   }
-  const src = v6 ? parseIpv6(event.srcIp) : parseIpv4(event.srcIp);
-  const dst = v6 ? parseIpv6(event.dstIp) : parseIpv4(event.dstIp);
+  const src = v6 ? parseIPv6(event.srcIp) : parseIPv4(event.srcIp);
+  const dst = v6 ? parseIPv6(event.dstIp) : parseIPv4(event.dstIp);
   if (!src || !dst) {
     throw new RangeError(
       `HEP3 encode, Call-ID ${callIdOf(event)}: bad IPv${event.ipFamily} address ${src ? event.dstIp : event.srcIp}`,
@@ -453,18 +363,18 @@ export function decodeHep3(buf: Buffer, off = 0, end: number = buf.length): HepD
     ipFamily === 4
       ? v4Src === -1
         ? '0.0.0.0'
-        : formatIpv4(buf, v4Src)
+        : formatIPv4(buf, v4Src)
       : v6Src === -1
         ? '::'
-        : formatIpv6(buf, v6Src);
+        : formatIPv6(buf, v6Src);
   const dstIp =
     ipFamily === 4
       ? v4Dst === -1
         ? '0.0.0.0'
-        : formatIpv4(buf, v4Dst)
+        : formatIPv4(buf, v4Dst)
       : v6Dst === -1
         ? '::'
-        : formatIpv6(buf, v6Dst);
+        : formatIPv6(buf, v6Dst);
 
   let payload: Buffer;
   if (payloadStart !== -1) {
@@ -474,8 +384,7 @@ export function decodeHep3(buf: Buffer, off = 0, end: number = buf.length): HepD
       // unzip accepts both zlib- and gzip-wrapped deflate, which is what agents send in chunk 16.
       payload = unzipSync(buf.subarray(zStart, zEnd), { maxOutputLength: MAX_INFLATED_PAYLOAD });
     } catch (e) {
-      hep3Counters.inflateFailures++;
-      return { ok: false, error: `compressed payload does not inflate: ${(e as Error).message}` };
+      return { ok: false, error: `inflate: compressed payload does not inflate: ${(e as Error).message}` };
     }
   } else {
     payload = Buffer.alloc(0);

@@ -4,7 +4,7 @@
  */
 import type { SipBodyPart } from './message.js';
 import type { Warn } from './name-addr.js';
-import { lowerAscii, parseParams, quotedEnd, skipWs, trimEndIdx, unquote } from './uri.js';
+import { lowerSub, parseParams, type Src, skipWs, srcOf, trimEnd, unquoteValue } from './uri.js';
 
 const CR = 13;
 const LF = 10;
@@ -13,12 +13,18 @@ export const MAX_BODY_PARTS = 64;
 const MAX_DEPTH = 4;
 const MAX_PART_HEADERS = 64;
 
-/** Media type of a Content-Type value, lower-cased and without parameters ("" when empty). */
+/** Media type of a Content-Type value in [s,e): lower-cased, without parameters ("" when empty). */
+export function mediaTypeAt(src: Src, s: number, e: number): string {
+  const buf = src.buf;
+  let semi = s;
+  while (semi < e && buf[semi] !== 59) semi++;
+  const st = skipWs(buf, s, semi);
+  return lowerSub(src, st, trimEnd(buf, st, semi));
+}
+
+/** mediaTypeAt for a string. */
 export function mediaType(contentType: string): string {
-  let e = contentType.indexOf(';');
-  if (e < 0) e = contentType.length;
-  const st = skipWs(contentType, 0, e);
-  return lowerAscii(contentType.substring(st, trimEndIdx(contentType, st, e)));
+  return mediaTypeAt(srcOf(contentType), 0, contentType.length);
 }
 
 /** The boundary parameter of a multipart Content-Type, quoted or not; null when absent or invalid. */
@@ -26,16 +32,12 @@ export function multipartBoundary(contentType: string): string | null {
   const semi = contentType.indexOf(';');
   if (semi < 0) return null;
   const params: Record<string, string> = {};
-  parseParams(contentType, semi, contentType.length, params);
-  let b = params.boundary;
-  if (b === undefined) return null;
-  if (b.charCodeAt(0) === 34) {
-    const q = quotedEnd(b, 0, b.length);
-    if (q < 0) return null;
-    b = unquote(b, 0, q);
-  }
-  // RFC 2046: 1..70 characters.
-  return b.length > 0 && b.length <= 70 ? b : null;
+  parseParams(srcOf(contentType), semi, contentType.length, params);
+  const raw = params.boundary;
+  if (raw === undefined) return null;
+  const b = unquoteValue(raw);
+  // RFC 2046: 1..70 characters; an unterminated quote is not a boundary.
+  return b.length > 0 && b.length <= 70 && b.charCodeAt(0) !== 34 ? b : null;
 }
 
 /** Finds `--boundary` at a line start in buf[from,end); returns its index or -1. */
@@ -62,12 +64,15 @@ function partContentType(buf: Buffer, start: number, end: number): string | null
   while (p < end && count++ < MAX_PART_HEADERS) {
     let e = p;
     while (e < end && buf[e] !== LF) e++;
-    const line = buf.toString('latin1', p, e);
-    const colon = line.indexOf(':');
-    if (colon > 0) {
-      const name = lowerAscii(line.substring(0, trimEndIdx(line, 0, colon)));
-      if (name === 'content-type' || name === 'c') return line.substring(colon + 1).trim();
-    }
+    let colon = p;
+    while (colon < e && buf[colon] !== 58) colon++;
+    const nameEnd = trimEnd(buf, p, colon);
+    const n = nameEnd - p;
+    const isCt =
+      colon < e &&
+      ((n === 1 && (buf[p] | 32) === 0x63) ||
+        (n === 12 && buf.toString('latin1', p, nameEnd).toLowerCase() === 'content-type'));
+    if (isCt) return buf.toString('latin1', colon + 1, e).trim();
     p = e + 1;
   }
   return null;

@@ -6,11 +6,23 @@
  */
 import { LOWER, TOKEN_CHARS, validRange } from './detect.js';
 import type { SipBodyPart, SipCSeq, SipMessage, SipParseResult, SipReason, SipUri } from './message.js';
-import { mediaType, multipartBoundary, parseMultipart } from './multipart.js';
-import { parseNameAddr, parseNameAddrList } from './name-addr.js';
+import { mediaTypeAt, multipartBoundary, parseMultipart } from './multipart.js';
+import { parseNameAddrAt, parseNameAddrListAt } from './name-addr.js';
 import { parseSdp } from './sdp.js';
-import { parseParams, parseUint, parseUri, skipWs, splitList, trimEndIdx, unquoteValue } from './uri.js';
-import { parseVia } from './via.js';
+import {
+  parseParams,
+  parseUint,
+  parseUintAt,
+  parseUriAt,
+  type Src,
+  skipWs,
+  splitList,
+  srcOf,
+  sub,
+  trimEnd,
+  unquoteValue,
+} from './uri.js';
+import { parseViaListAt } from './via.js';
 
 export interface SipParseOptions {
   /** TCP/TLS/SCTP stream framing: a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -198,38 +210,40 @@ class Warnings {
   };
 }
 
-function parseCSeq(v: string, warn: (w: string) => void): SipCSeq | null {
-  const st = skipWs(v, 0, v.length);
+function parseCSeq(src: Src, s: number, e: number, warn: (w: string) => void): SipCSeq | null {
+  const buf = src.buf;
+  const st = skipWs(buf, s, e);
   let i = st;
-  while (i < v.length && v.charCodeAt(i) >= 48 && v.charCodeAt(i) <= 57) i++;
-  const seq = parseUint(v, st, i);
-  const mStart = skipWs(v, i, v.length);
-  const mEnd = trimEndIdx(v, mStart, v.length);
+  while (i < e && buf[i] >= 0x30 && buf[i] <= 0x39) i++;
+  const seq = parseUintAt(buf, st, i);
+  const mStart = skipWs(buf, i, e);
+  const mEnd = trimEnd(buf, mStart, e);
   // RFC 4475 scalar02/scalarlg: a sequence number beyond 32 bits is invalid.
   if (seq < 0 || seq > 0xffffffff || mStart === i || mEnd === mStart) {
     warn('invalid CSeq');
     return null;
   }
-  return { seq, method: v.substring(mStart, mEnd) };
+  return { seq, method: sub(src, mStart, mEnd) };
 }
 
-function parseReasonValue(v: string, start: number, end: number): SipReason {
+function parseReasonValue(src: Src, start: number, end: number): SipReason {
+  const buf = src.buf;
   let i = start;
-  while (i < end && v.charCodeAt(i) !== 59) i++;
+  while (i < end && buf[i] !== 59) i++;
   const params: Record<string, string> = {};
-  parseParams(v, i, end, params);
+  parseParams(src, i, end, params);
   const cause = params.cause === undefined ? -1 : parseUint(params.cause);
   return {
-    protocol: v.substring(start, trimEndIdx(v, start, i)),
+    protocol: sub(src, start, trimEnd(buf, start, i)),
     cause: cause >= 0 ? cause : null,
     text: params.text === undefined ? null : unquoteValue(params.text),
   };
 }
 
-function trimmed(v: string): string {
-  const st = skipWs(v, 0, v.length);
-  const e = trimEndIdx(v, st, v.length);
-  return st === 0 && e === v.length ? v : v.substring(st, e);
+/** Unsigned decimal in [s,e) with surrounding whitespace; -1 when invalid. */
+function uintField(buf: Buffer, s: number, e: number): number {
+  const st = skipWs(buf, s, e);
+  return parseUintAt(buf, st, trimEnd(buf, st, e));
 }
 
 function isSipVersion(buf: Buffer, s: number, e: number): boolean {
@@ -311,10 +325,12 @@ function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => v
 }
 
 /** Request-URI from text[s,e); RFC 4475 ltgtruri (<> around it) is parsed anyway, with a warning. */
-function requestUriOf(text: string, s: number, e: number, warn: (w: string) => void): SipUri | null {
-  let uri = parseUri(text, s, e);
-  if (uri === null && text.charCodeAt(s) === 60 && text.charCodeAt(e - 1) === 62) uri = parseUri(text, s + 1, e - 1);
-  if (uri === null || text.charCodeAt(s) === 60) warn('invalid Request-URI');
+function requestUriOf(src: Src, s: number, e: number, warn: (w: string) => void): SipUri | null {
+  const buf = src.buf;
+  let uri = parseUriAt(src, s, e);
+  const angle = buf[s] === 60;
+  if (uri === null && angle && buf[e - 1] === 62) uri = parseUriAt(src, s + 1, e - 1);
+  if (uri === null || angle) warn('invalid Request-URI');
   else if (uri.headers !== undefined) warn('headers in Request-URI'); // RFC 4475 escruri
   return uri;
 }
@@ -428,12 +444,13 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
   const headerEnd = bodyStart < 0 ? end : bodyStart;
   // One latin1 decode for the whole header section; every header string is a substring of it.
   const text = buf.toString('latin1', base, headerEnd);
+  const main: Src = { buf, text, base };
   const isRequest = start.statusCode === 0;
 
   const msg: SipMessage = {
     isRequest,
     method: isRequest ? text.substring(start.a - base, start.b - base) : null,
-    requestUri: isRequest ? requestUriOf(text, start.c - base, start.d - base, warn) : null,
+    requestUri: isRequest ? requestUriOf(main, start.c, start.d, warn) : null,
     statusCode: isRequest ? null : start.statusCode,
     reasonPhrase: isRequest ? null : text.substring(start.c - base, start.d - base),
     headers: [],
@@ -460,13 +477,22 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
   let corrPriority = CORRELATION.length;
   let clSeen = false;
 
-  // Pass 2: strings and typed fields.
+  // Pass 2: strings and typed fields. Sub-parsers scan the bytes and cut strings from `text`.
   for (let k = 0; k < count; k++) {
     const r = k * REC;
     const defIdx = records[r + 4];
-    const vs = records[r + 2] - base;
-    const ve = records[r + 3] - base;
-    const value = records[r + 5] === 0 ? text.substring(vs, ve) : unfold(text, vs, ve);
+    let vs = records[r + 2];
+    let ve = records[r + 3];
+    let src = main;
+    let value: string;
+    if (records[r + 5] === 0) value = text.substring(vs - base, ve - base);
+    else {
+      // Folded: the unfolded value no longer matches the packet bytes, so it gets its own Src.
+      value = unfold(main, vs, ve);
+      src = srcOf(value);
+      vs = 0;
+      ve = value.length;
+    }
     const def = defIdx >= 0 ? HEADER_DEFS[defIdx] : null;
     const name = def === null || def.canonical === null ? text.substring(records[r] - base, records[r + 1] - base) : def.canonical;
     msg.headers.push([name, value]);
@@ -475,14 +501,14 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
       case H_OTHER:
         break;
       case H_VIA:
-        if (msg.via.length < MAX_LIST_ITEMS) parseVia(value, msg.via, warn, MAX_LIST_ITEMS - msg.via.length);
+        parseViaListAt(src, vs, ve, msg.via, warn, MAX_LIST_ITEMS);
         break;
       case H_FROM:
-        if (msg.from === null) msg.from = parseNameAddr(value, 0, value.length, warn);
+        if (msg.from === null) msg.from = parseNameAddrAt(src, vs, ve, warn);
         else warn('multiple From headers');
         break;
       case H_TO:
-        if (msg.to === null) msg.to = parseNameAddr(value, 0, value.length, warn);
+        if (msg.to === null) msg.to = parseNameAddrAt(src, vs, ve, warn);
         else warn('multiple To headers');
         break;
       case H_CALL_ID:
@@ -490,14 +516,14 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
         else warn('multiple Call-ID headers');
         break;
       case H_CSEQ:
-        if (msg.cseq === null) msg.cseq = parseCSeq(value, warn);
+        if (msg.cseq === null) msg.cseq = parseCSeq(src, vs, ve, warn);
         else warn('multiple CSeq headers');
         break;
       case H_CONTACT:
-        if (msg.contact.length < MAX_LIST_ITEMS) parseNameAddrList(value, msg.contact, warn, MAX_LIST_ITEMS);
+        parseNameAddrListAt(src, vs, ve, msg.contact, warn, MAX_LIST_ITEMS);
         break;
       case H_MAX_FORWARDS: {
-        const n = parseUint(trimmed(value));
+        const n = uintField(src.buf, vs, ve);
         // RFC 4475 scalar02: 0..255.
         if (n >= 0 && n <= 255) msg.maxForwards = n;
         else warn('invalid Max-Forwards');
@@ -506,25 +532,25 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
       case H_CONTENT_TYPE:
         if (contentTypeRaw === null) {
           contentTypeRaw = value;
-          msg.contentType = mediaType(value) || null;
+          msg.contentType = mediaTypeAt(src, vs, ve) || null;
         }
         break;
       case H_CONTENT_LENGTH: {
-        const n = parseUint(trimmed(value));
         if (clSeen) {
           // RFC 4475 mcl01; the first value is kept.
           warn('multiple Content-Length headers');
           break;
         }
         clSeen = true;
+        const n = uintField(src.buf, vs, ve);
         if (n < 0 || n > 0x7fffffff) warn('invalid content-length'); // RFC 4475 ncl, scalar02
         else msg.contentLength = n;
         break;
       }
       case H_REASON: {
-        const ranges = splitList(value, 0, value.length, 8);
+        const ranges = splitList(src.buf, vs, ve, 8);
         for (let j = 0; j < ranges.length; j += 2) {
-          const rv = parseReasonValue(value, ranges[j], ranges[j + 1]);
+          const rv = parseReasonValue(src, ranges[j], ranges[j + 1]);
           // Several protocols may be listed (RFC 3326); the Q.850 cause is what a NOC reports.
           if (msg.reason === null || (!isQ850(msg.reason.protocol) && isQ850(rv.protocol))) msg.reason = rv;
         }
@@ -537,8 +563,7 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
         if (msg.server === null) msg.server = value;
         break;
       case H_PAI:
-        if (msg.pAssertedIdentity.length < MAX_LIST_ITEMS)
-          parseNameAddrList(value, msg.pAssertedIdentity, warn, MAX_LIST_ITEMS);
+        parseNameAddrListAt(src, vs, ve, msg.pAssertedIdentity, warn, MAX_LIST_ITEMS);
         break;
       default: {
         const prio = def.id - H_CORR;
@@ -595,16 +620,17 @@ function onlyLineBreaks(buf: Buffer, s: number, e: number): boolean {
 }
 
 /** Joins a folded header value text[s,e): each line break plus surrounding whitespace becomes one SP. */
-function unfold(text: string, s: number, e: number): string {
+function unfold(src: Src, s: number, e: number): string {
+  const buf = src.buf;
   let out = '';
   let p = s;
   while (p < e) {
-    let le = text.indexOf('\n', p);
-    if (le < 0 || le > e) le = e;
-    const ve = trimEndIdx(text, p, le);
-    if (ve > p) out = out.length === 0 ? text.substring(p, ve) : `${out} ${text.substring(p, ve)}`;
+    let le = p;
+    while (le < e && buf[le] !== LF) le++;
+    const ve = trimEnd(buf, p, le);
+    if (ve > p) out = out.length === 0 ? sub(src, p, ve) : `${out} ${sub(src, p, ve)}`;
     p = le + 1;
-    while (p < e && (text.charCodeAt(p) === SP || text.charCodeAt(p) === HT)) p++;
+    while (p < e && (buf[p] === SP || buf[p] === HT)) p++;
   }
   return out;
 }

@@ -1,12 +1,13 @@
 /**
  * SDP (RFC 4566 / RFC 8866) reduced to what call and media correlation needs: origin, connection
  * addresses, media lines (RTP and T.38 `image udptl t38`), rtpmap/fmtp/ptime and direction. Works on the
- * body decoded once as latin1; LF-only endings and junk lines are tolerated.
+ * body decoded once as latin1 and scanned as bytes; LF-only endings and junk lines are tolerated.
  */
 import type { Sdp, SdpConnection, SdpMedia } from './message.js';
 import type { Warn } from './name-addr.js';
-import { parseUint } from './uri.js';
+import { parseUint, parseUintAt, type Src, sub } from './uri.js';
 
+const LF = 10;
 const CR = 13;
 const SP = 32;
 const HT = 9;
@@ -31,31 +32,31 @@ function direction(name: string): Direction | null {
   }
 }
 
-/** Splits on runs of SP/HT (SDP uses single spaces, but senders are sloppy). */
-function words(s: string, max: number): string[] {
+/** Splits [s,e) on runs of SP/HT (SDP uses single spaces, but senders are sloppy). */
+function words(src: Src, s: number, e: number, max: number): string[] {
+  const buf = src.buf;
   const out: string[] = [];
-  let i = 0;
-  const n = s.length;
-  while (i < n && out.length < max) {
-    while (i < n && (s.charCodeAt(i) === SP || s.charCodeAt(i) === HT)) i++;
-    if (i >= n) break;
+  let i = s;
+  while (i < e && out.length < max) {
+    while (i < e && (buf[i] === SP || buf[i] === HT)) i++;
+    if (i >= e) break;
     const st = i;
-    while (i < n && s.charCodeAt(i) !== SP && s.charCodeAt(i) !== HT) i++;
-    out.push(s.substring(st, i));
+    while (i < e && buf[i] !== SP && buf[i] !== HT) i++;
+    out.push(sub(src, st, i));
   }
   return out;
 }
 
 /** `IN IP4 203.0.113.1/127/2` → address without the /ttl and /count suffixes. */
-function parseConnection(v: string): SdpConnection | null {
-  const w = words(v, 3);
+function parseConnection(src: Src, s: number, e: number): SdpConnection | null {
+  const w = words(src, s, e, 3);
   if (w.length < 3) return null;
   const slash = w[2].indexOf('/');
   return { netType: w[0], addrType: w[1], address: slash < 0 ? w[2] : w[2].substring(0, slash) };
 }
 
-function parseMediaLine(v: string): SdpMedia | null {
-  const w = words(v, 3 + MAX_FORMATS);
+function parseMediaLine(src: Src, s: number, e: number): SdpMedia | null {
+  const w = words(src, s, e, 3 + MAX_FORMATS);
   if (w.length < 3) return null;
   const portText = w[1];
   const slash = portText.indexOf('/');
@@ -85,32 +86,47 @@ function newMedia(media: string, port: number, portCount: number, proto: string,
   };
 }
 
-/** `96 opus/48000/2` into media.rtpmap; malformed values are skipped. */
-function addRtpmap(m: SdpMedia, v: string): void {
-  const sp = v.indexOf(' ');
-  if (sp <= 0) return;
-  const pt = parseUint(v, 0, sp);
+/** `96 opus/48000/2` in [s,e) into media.rtpmap; malformed values are skipped. */
+function addRtpmap(m: SdpMedia, src: Src, s: number, e: number): void {
+  const buf = src.buf;
+  let i = s;
+  while (i < e && buf[i] !== SP) i++;
+  const pt = parseUintAt(buf, s, i);
   if (pt < 0 || pt > 127) return;
-  let i = sp;
-  while (i < v.length && v.charCodeAt(i) === SP) i++;
-  const s1 = v.indexOf('/', i);
-  if (s1 <= i) return;
-  const s2 = v.indexOf('/', s1 + 1);
-  const clockRate = parseUint(v, s1 + 1, s2 < 0 ? v.length : s2);
+  while (i < e && buf[i] === SP) i++;
+  const encStart = i;
+  while (i < e && buf[i] !== 47) i++;
+  if (i >= e || i === encStart) return;
+  const s1 = i;
+  i++;
+  while (i < e && buf[i] !== 47) i++;
+  const clockRate = parseUintAt(buf, s1 + 1, i);
   if (clockRate <= 0) return;
   let channels: number | null = null;
-  if (s2 >= 0) {
-    const c = parseUint(v, s2 + 1);
+  if (i < e) {
+    const c = parseUintAt(buf, i + 1, e);
     if (c > 0) channels = c;
   }
-  m.rtpmap[pt] = { encoding: v.substring(i, s1), clockRate, channels };
+  m.rtpmap[pt] = { encoding: sub(src, encStart, s1), clockRate, channels };
 }
 
-function parsePtime(v: string): number | null {
-  const n = parseUint(v);
+/** `101 0-16` in [s,e) into media.fmtp (first one per format wins). */
+function addFmtp(m: SdpMedia, src: Src, s: number, e: number): void {
+  const buf = src.buf;
+  let i = s;
+  while (i < e && buf[i] !== SP) i++;
+  if (i === s) return;
+  const fmt = sub(src, s, i);
+  while (i < e && buf[i] === SP) i++;
+  if (fmt !== '__proto__' && !Object.hasOwn(m.fmtp, fmt)) m.fmtp[fmt] = sub(src, i, e);
+}
+
+function parsePtime(src: Src, s: number, e: number): number | null {
+  const n = parseUintAt(src.buf, s, e);
   if (n >= 0) return n;
-  const f = Number(v); // a few senders write "20.0"
-  return Number.isFinite(f) && f > 0 && v.length < 16 ? f : null;
+  if (e - s > 15) return null;
+  const f = Number(sub(src, s, e)); // a few senders write "20.0"
+  return Number.isFinite(f) && f > 0 ? f : null;
 }
 
 /**
@@ -118,34 +134,29 @@ function parsePtime(v: string): number | null {
  * (junk lines, bad m=/c=/o= lines, limits reached) are reported through `warn`.
  */
 export function parseSdp(buf: Buffer, off: number, end: number, warn?: Warn): Sdp | null {
-  // One latin1 decode for the body; lines and fields are substrings of it.
-  return parseSdpText(buf.toString('latin1', off, end), warn);
+  // One latin1 decode for the body; fields are substrings of it, scanning runs on the bytes.
+  return parseSdpAt({ buf, text: buf.toString('latin1', off, end), base: off }, off, end, warn);
 }
 
-/** parseSdp on an already decoded (latin1) body. */
-export function parseSdpText(text: string, warn?: Warn): Sdp | null {
+export function parseSdpAt(src: Src, off: number, end: number, warn?: Warn): Sdp | null {
+  const buf = src.buf;
   const sdp: Sdp = { version: null, origin: null, sessionName: null, connection: null, direction: null, media: [] };
   let media: SdpMedia | null = null;
   let recognized = 0;
   let junk = false;
   let lines = 0;
-  let p = 0;
-  const end = text.length;
+  let p = off;
   while (p < end) {
     if (++lines > MAX_SDP_LINES) {
       warn?.('sdp: too many lines');
       break;
     }
-    let e = text.indexOf('\n', p);
-    if (e < 0) e = end;
+    let e = p;
+    while (e < end && buf[e] !== LF) e++;
     const next = e + 1;
-    while (e > p) {
-      const c = text.charCodeAt(e - 1);
-      if (c !== CR && c !== SP && c !== HT) break;
-      e--;
-    }
-    const t = text.charCodeAt(p);
-    if (e - p < 2 || text.charCodeAt(p + 1) !== 0x3d || t < 0x61 || t > 0x7a) {
+    while (e > p && (buf[e - 1] === CR || buf[e - 1] === SP || buf[e - 1] === HT)) e--;
+    const t = buf[p];
+    if (e - p < 2 || buf[p + 1] !== 0x3d || t < 0x61 || t > 0x7a) {
       if (e > p) junk = true;
       p = next;
       continue;
@@ -155,13 +166,13 @@ export function parseSdpText(text: string, warn?: Warn): Sdp | null {
     switch (t) {
       case 0x76: {
         // v=
-        const v = parseUint(text, vs, e);
+        const v = parseUintAt(buf, vs, e);
         if (v >= 0) sdp.version = v;
         break;
       }
       case 0x6f: {
         // o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>
-        const w = words(text.substring(vs, e), 6);
+        const w = words(src, vs, e, 6);
         if (w.length === 6) {
           sdp.origin = {
             username: w[0],
@@ -175,10 +186,10 @@ export function parseSdpText(text: string, warn?: Warn): Sdp | null {
         break;
       }
       case 0x73:
-        if (media === null && sdp.sessionName === null) sdp.sessionName = text.substring(vs, e);
+        if (media === null && sdp.sessionName === null) sdp.sessionName = sub(src, vs, e);
         break;
       case 0x63: {
-        const c = parseConnection(text.substring(vs, e));
+        const c = parseConnection(src, vs, e);
         if (c === null) warn?.('sdp: malformed c=');
         else if (media !== null) {
           if (media.connection === null) media.connection = c;
@@ -191,7 +202,7 @@ export function parseSdpText(text: string, warn?: Warn): Sdp | null {
           warn?.('sdp: too many m= lines');
           return sdp;
         }
-        media = parseMediaLine(text.substring(vs, e));
+        media = parseMediaLine(src, vs, e);
         if (media === null) {
           warn?.('sdp: malformed m=');
           // Attributes after a bad m= belong to it, not to the session; park them in a throwaway media.
@@ -200,26 +211,22 @@ export function parseSdpText(text: string, warn?: Warn): Sdp | null {
         break;
       }
       case 0x61: {
-        let colon = text.indexOf(':', vs);
-        if (colon > e) colon = -1;
-        const name = text.substring(vs, colon < 0 ? e : colon);
-        const value = colon < 0 ? null : text.substring(colon + 1, e);
-        const dir = value === null ? direction(name) : null;
+        let colon = vs;
+        while (colon < e && buf[colon] !== 58) colon++;
+        const name = sub(src, vs, colon);
+        const dir = colon === e ? direction(name) : null;
         if (media === null) {
           if (dir !== null) sdp.direction = dir;
           break;
         }
-        if (media.attributes.length < MAX_ATTRIBUTES) media.attributes.push([name, value]);
+        if (media.attributes.length < MAX_ATTRIBUTES) {
+          media.attributes.push([name, colon === e ? null : sub(src, colon + 1, e)]);
+        }
         if (dir !== null) media.direction = dir;
-        else if (value !== null) {
-          if (name === 'rtpmap') addRtpmap(media, value);
-          else if (name === 'fmtp') {
-            const sp = value.indexOf(' ');
-            const fmt = sp < 0 ? value : value.substring(0, sp);
-            if (fmt.length > 0 && fmt !== '__proto__' && !Object.hasOwn(media.fmtp, fmt)) {
-              media.fmtp[fmt] = sp < 0 ? '' : value.substring(sp + 1).trim();
-            }
-          } else if (name === 'ptime') media.ptime = parsePtime(value);
+        else if (colon < e) {
+          if (name === 'rtpmap') addRtpmap(media, src, colon + 1, e);
+          else if (name === 'fmtp') addFmtp(media, src, colon + 1, e);
+          else if (name === 'ptime') media.ptime = parsePtime(src, colon + 1, e);
         }
         break;
       }

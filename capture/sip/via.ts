@@ -1,72 +1,77 @@
 /** Via header values (RFC 3261 §20.42, §18.2.1 received; RFC 3581 rport; RFC 5118 IPv6 sent-by). */
+import { TOKEN_CHARS } from './detect.js';
 import type { SipVia } from './message.js';
 import type { Warn } from './name-addr.js';
-import { isWs, parseHostPort, parseParams, parseUint, skipWs, splitList } from './uri.js';
+import { isWs, parseHostPort, parseParams, parseUint, type Src, skipWs, splitList, srcOf, sub } from './uri.js';
 
-function isTokenCode(c: number): boolean {
-  return (
-    (c >= 97 && c <= 122) ||
-    (c >= 65 && c <= 90) ||
-    (c >= 48 && c <= 57) ||
-    c === 45 ||
-    c === 46 ||
-    c === 33 ||
-    c === 37 ||
-    c === 42 ||
-    c === 95 ||
-    c === 43 ||
-    c === 96 ||
-    c === 39 ||
-    c === 126
-  );
+/** Upper-cased transport; the usual ones come back as constants. */
+function transportOf(src: Src, s: number, e: number): string {
+  const buf = src.buf;
+  if (e - s === 3) {
+    const a = buf[s] & 0xdf;
+    const b = buf[s + 1] & 0xdf;
+    const c = buf[s + 2] & 0xdf;
+    if (a === 0x55 && b === 0x44 && c === 0x50) return 'UDP';
+    if (a === 0x54 && b === 0x43 && c === 0x50) return 'TCP';
+    if (a === 0x54 && b === 0x4c && c === 0x53) return 'TLS';
+    if (a === 0x57 && b === 0x53 && c === 0x53) return 'WSS';
+  } else if (e - s === 2 && (buf[s] & 0xdf) === 0x57 && (buf[s + 1] & 0xdf) === 0x53) return 'WS';
+  return sub(src, s, e).toUpperCase();
 }
 
-function tokenEnd(s: string, i: number, end: number): number {
-  while (i < end && isTokenCode(s.charCodeAt(i))) i++;
+function tokenEnd(buf: Buffer, i: number, end: number): number {
+  while (i < end && TOKEN_CHARS[buf[i]] === 1) i++;
   return i;
 }
 
-function upperAscii(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 97 && c <= 122) return s.toUpperCase();
-  }
-  return s;
+function isSip20(buf: Buffer, n: number, ne: number, v: number, ve: number): boolean {
+  return (
+    ne - n === 3 &&
+    (buf[n] & 0xdf) === 0x53 &&
+    (buf[n + 1] & 0xdf) === 0x49 &&
+    (buf[n + 2] & 0xdf) === 0x50 &&
+    ve - v === 3 &&
+    buf[v] === 0x32 &&
+    buf[v + 1] === 0x2e &&
+    buf[v + 2] === 0x30
+  );
 }
 
 /**
- * Parses one via-parm in s[start,end): `SIP / 2.0 / UDP host[:port] ;params`. LWS around '/' is allowed
- * (RFC 4475 wsinv). Returns null when the sent-protocol or sent-by is unusable.
+ * Parses one via-parm in [start,end): `SIP / 2.0 / UDP host[:port] ;params`. LWS around '/' is allowed
+ * (RFC 4475 wsinv). `params` holds every parameter (branch, received, rport included). Returns null when the
+ * sent-protocol or sent-by is unusable.
  */
-export function parseViaValue(s: string, start: number, end: number): SipVia | null {
-  let i = skipWs(s, start, end);
+export function parseViaAt(src: Src, start: number, end: number): SipVia | null {
+  const buf = src.buf;
+  let i = skipWs(buf, start, end);
   const nStart = i;
-  i = tokenEnd(s, i, end);
-  const name = s.substring(nStart, i);
-  i = skipWs(s, i, end);
-  if (name.length === 0 || s.charCodeAt(i) !== 47) return null;
-  i = skipWs(s, i + 1, end);
+  i = tokenEnd(buf, i, end);
+  const nEnd = i;
+  i = skipWs(buf, i, end);
+  if (nEnd === nStart || i >= end || buf[i] !== 47) return null;
+  i = skipWs(buf, i + 1, end);
   const vStart = i;
-  i = tokenEnd(s, i, end);
-  const version = s.substring(vStart, i);
-  i = skipWs(s, i, end);
-  if (version.length === 0 || s.charCodeAt(i) !== 47) return null;
-  i = skipWs(s, i + 1, end);
+  i = tokenEnd(buf, i, end);
+  const vEnd = i;
+  i = skipWs(buf, i, end);
+  if (vEnd === vStart || i >= end || buf[i] !== 47) return null;
+  i = skipWs(buf, i + 1, end);
   const tStart = i;
-  i = tokenEnd(s, i, end);
-  if (i === tStart || i >= end || !isWs(s.charCodeAt(i))) return null;
-  const transport = upperAscii(s.substring(tStart, i));
-  i = skipWs(s, i, end);
+  i = tokenEnd(buf, i, end);
+  if (i === tStart || i >= end || !isWs(buf[i])) return null;
+  const transport = transportOf(src, tStart, i);
+  i = skipWs(buf, i, end);
   const hStart = i;
   while (i < end) {
-    const c = s.charCodeAt(i);
+    const c = buf[i];
     if (c === 59 || isWs(c) || c === 40) break;
     i++;
   }
-  const hp = parseHostPort(s, hStart, i);
-  if (!hp) return null;
+  const hp = parseHostPort(src, hStart, i);
+  if (hp === null) return null;
   const params: Record<string, string> = {};
-  parseParams(s, i, end, params);
+  parseParams(src, i, end, params);
   const branch = params.branch;
   const received = params.received;
   const rportText = params.rport;
@@ -76,8 +81,11 @@ export function parseViaValue(s: string, start: number, end: number): SipVia | n
     const n = parseUint(rportText);
     rport = n >= 0 && n <= 65535 ? n : 0;
   }
+  const protocol = isSip20(buf, nStart, nEnd, vStart, vEnd)
+    ? 'SIP/2.0'
+    : `${sub(src, nStart, nEnd).toUpperCase()}/${sub(src, vStart, vEnd)}`;
   return {
-    protocol: `${upperAscii(name)}/${version}`,
+    protocol,
     transport,
     host: hp.host,
     port: hp.port,
@@ -85,16 +93,21 @@ export function parseViaValue(s: string, start: number, end: number): SipVia | n
     received: received === undefined ? null : received,
     rport,
     params,
-    raw: s.substring(nStart, end),
+    raw: sub(src, nStart, end),
   };
 }
 
-/** Parses a Via header value (possibly a comma list), appending each via-parm to `out`. */
-export function parseVia(s: string, out: SipVia[], warn?: Warn, max = 64): void {
-  const ranges = splitList(s, 0, s.length, max);
+/** Parses a Via header value (possibly a comma list) in [start,end), appending each via-parm to `out`. */
+export function parseViaListAt(src: Src, start: number, end: number, out: SipVia[], warn?: Warn, max = 64): void {
+  const ranges = splitList(src.buf, start, end, max - out.length);
   for (let k = 0; k < ranges.length; k += 2) {
-    const v = parseViaValue(s, ranges[k], ranges[k + 1]);
-    if (v) out.push(v);
+    const v = parseViaAt(src, ranges[k], ranges[k + 1]);
+    if (v !== null) out.push(v);
     else warn?.('malformed Via');
   }
+}
+
+/** parseViaListAt for a string. */
+export function parseVia(s: string, out: SipVia[], warn?: Warn, max = 64): void {
+  parseViaListAt(srcOf(s), 0, s.length, out, warn, max);
 }

@@ -45,7 +45,8 @@ function record(label: string, run: SippRun, tshark: unknown): void {
   const brief = (s: SippRun['uac']) =>
     `created ${s.createdCalls} ok ${s.successfulCalls} failed ${s.failedCalls} retrans ${s.retransmissions}`;
   console.log(
-    `[oracle] ${label}: ${run.elapsedMs} ms (UAC ${run.uacElapsedMs} ms), exit UAC ${run.uacExitCode} UAS ${run.uasExitCode}\n` +
+    `[oracle] ${label}: ${run.elapsedMs} ms (UAC ${run.uacElapsedMs} ms), ` +
+      `exit UAC ${run.uacExitCode} UAS ${run.uasExitCode}\n` +
       `  SIPp UAC: ${brief(run.uac)}\n  SIPp UAS: ${brief(run.uas)}\n  tshark: ${JSON.stringify(tshark)}`,
   );
 }

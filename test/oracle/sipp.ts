@@ -102,9 +102,12 @@ export interface SippCallsOptions {
   /** Defaults 127.0.0.2 (UAC) and 127.0.0.3 (UAS); must be in 127.0.0.0/8. */
   uacIp?: string;
   uasIp?: string;
-  /** Pause between ACK and BYE (-d). Default 0, or 7500 for uacScenario 'rtp' (the replayed audio lasts 7.05 s). */
+  /**
+   * Pause between ACK and BYE (-d). Default 0, or 7500 for uacScenario 'rtp' (the replayed audio
+   * lasts 7.05 s and BYE would cut it short).
+   */
   callDurationMs?: number;
-  /** RTP port of both sides (-mp). Default port + 10000 (out of the ephemeral range, distinct per SIP port). */
+  /** RTP port of both sides (-mp). Default port + 10000: outside the ephemeral range, distinct per SIP port. */
   mediaPort?: number;
   /** Upper bound for the UAC (SIPp -timeout and our own watchdog). Default: calls/rate + duration + 30 s. */
   timeoutMs?: number;
@@ -174,10 +177,16 @@ function writeIfPossible(file: string | null, text: string): void {
   }
 }
 
+/** Waits up to `ms` for the process to exit; the timer is cancelled so it never holds the event loop. */
 async function waitExit(proc: Proc, ms: number): Promise<boolean> {
   if (proc.exited) return true;
-  const timer = sleep(ms).then(() => false);
-  return Promise.race([proc.exit.then(() => true), timer]);
+  const cancel = new AbortController();
+  const timer = sleep(ms, false, { signal: cancel.signal }).catch(() => false);
+  try {
+    return await Promise.race([proc.exit.then(() => true), timer]);
+  } finally {
+    cancel.abort();
+  }
 }
 
 /** Stops a process we started, by PID: the given signals in turn, then SIGKILL. */
@@ -402,7 +411,8 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
   try {
     // 1. tcpdump, awaited until it is really capturing.
     const tcpdumpArgs = ['-i', 'lo', '-n', '-U', '--immediate-mode', '-s', '0', '-w', pcap];
-    if (isRoot()) tcpdumpArgs.push('-Z', 'root'); // Debian's tcpdump otherwise drops to user tcpdump and cannot write into our 0700 dir
+    // As root, Debian's tcpdump drops to user "tcpdump" and then cannot write into our 0700 directory.
+    if (isRoot()) tcpdumpArgs.push('-Z', 'root');
     tcpdumpArgs.push(filter);
     const tcpdump = startProcess('tcpdump', 'tcpdump', tcpdumpArgs, null);
     procs.push(tcpdump);
