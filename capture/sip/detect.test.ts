@@ -45,7 +45,7 @@ describe('looksLikeSip', () => {
   });
 
   it('never reads outside [off, end)', () => {
-    const buf = b('xxINVITE sip:bob@example.com SIP/2.0\r\nyy');
+    const buf = b('\x00\x01INVITE sip:bob@example.com SIP/2.0\r\nyy');
     expect(looksLikeSip(buf, 2, buf.length - 2)).toBe(true);
     expect(looksLikeSip(buf, 2, buf.length - 3)).toBe(false); // LF excluded
     expect(looksLikeSip(buf, 0, buf.length)).toBe(false);

@@ -5,6 +5,8 @@
 
 /** Longest start line we accept; real Request-URIs are far shorter, and a bound keeps detection O(1). */
 export const MAX_START_LINE = 8192;
+/** No real method is this long; the bound lets junk fail fast. */
+const MAX_METHOD = 128;
 
 const CR = 13;
 const LF = 10;
@@ -86,10 +88,10 @@ export function looksLikeSip(buf: Buffer, off: number, end: number): boolean {
     }
     return false;
   }
-  // Method: 1..32 token characters.
+  // Method: token characters (RFC 4475 intmeth uses 42).
   const mStart = p;
   while (p < lim && TOKEN_CHARS[buf[p]] === 1) p++;
-  if (p === mStart || p - mStart > 32 || p >= lim || buf[p] !== SP) return false;
+  if (p === mStart || p - mStart > MAX_METHOD || p >= lim || buf[p] !== SP) return false;
   while (p < lim && buf[p] === SP) p++;
   // Request-URI: a scheme (ALPHA *(ALPHA / DIGIT / + / - / .)) then ':' then visible characters.
   if (p >= lim || !isAlpha(buf[p])) return false;

@@ -305,7 +305,8 @@ function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => v
     if (p - cs !== 3 || buf[cs] < 0x31 || buf[cs] > 0x36) return 'invalid status code';
     if (p < le && buf[p] !== SP && buf[p] !== HT) return 'invalid status code';
     const statusCode = (buf[cs] - 0x30) * 100 + (buf[cs + 1] - 0x30) * 10 + (buf[cs + 2] - 0x30);
-    return { statusCode, a: 0, b: 0, c: p < le ? p + 1 : le, d: e };
+    // The reason phrase loses only trailing whitespace (RFC 4475 noreason: `SIP/2.0 100 `).
+    return { statusCode, a: 0, b: 0, c: p < le ? p + 1 : le, d: le };
   }
   for (let i = s; i < sp1; i++) if (TOKEN_CHARS[buf[i]] !== 1) return 'invalid method';
   let vs = le;
