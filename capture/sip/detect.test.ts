@@ -13,7 +13,7 @@ describe('looksLikeSip', () => {
     expect(sip('INVITE sip:bob@example.com SIP/2.0\r\nVia: x\r\n')).toBe(true);
     expect(sip('OPTIONS sips:[2001:db8::1]:5061 SIP/2.0\r\n')).toBe(true);
     expect(sip('REGISTER tel:+15551234 SIP/2.0\n')).toBe(true); // bare LF
-    expect(sip('!interesting-Method0123456789_*+`.%indeed\'~ sip:x@example.com SIP/2.0\r\n')).toBe(true);
+    expect(sip("!interesting-Method0123456789_*+`.%indeed'~ sip:x@example.com SIP/2.0\r\n")).toBe(true);
     expect(sip('SIP/2.0 200 OK\r\n')).toBe(true);
     expect(sip('SIP/2.0 100 \r\n')).toBe(true); // RFC 4475 noreason
     expect(sip('SIP/2.0 180\r\n')).toBe(true);
@@ -37,10 +37,12 @@ describe('looksLikeSip', () => {
     expect(sip('SIP/2.0 200 OK\x00\r\n')).toBe(false);
     expect(sip('')).toBe(false);
     // RTP (version 2, PT 0), DNS query, TLS ClientHello.
-    expect(looksLikeSip(Buffer.from('80000001000000a0deadbeef' + 'ff'.repeat(160), 'hex'), 0, 172)).toBe(false);
+    expect(looksLikeSip(Buffer.from(`80000001000000a0deadbeef${'ff'.repeat(160)}`, 'hex'), 0, 172)).toBe(
+      false,
+    );
     const dns = Buffer.from('abcd01000001000000000000076578616d706c6503636f6d0000010001', 'hex');
     expect(looksLikeSip(dns, 0, dns.length)).toBe(false);
-    const tls = Buffer.from('160301020001000200030379' + '00'.repeat(60), 'hex');
+    const tls = Buffer.from(`160301020001000200030379${'00'.repeat(60)}`, 'hex');
     expect(looksLikeSip(tls, 0, tls.length)).toBe(false);
   });
 
@@ -114,7 +116,10 @@ describe('framing', () => {
 
   it('gives up on endless header sections', () => {
     const start = 'INVITE sip:bob@example.com SIP/2.0\r\n';
-    const buf = b(start + 'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(4000));
+    const buf = b(
+      start +
+        'X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(4000),
+    );
     expect(sipMessageLength(buf, 0, buf.length)).toBe(-2);
   });
 

@@ -33,6 +33,8 @@ export interface SipParseOptions {
 export const MAX_HEADERS = 500;
 /** One header line (after unfolding) longer than this is skipped with a warning. */
 export const MAX_HEADER_LINE = 64 * 1024;
+/** Header bytes examined at most; beyond it the message is treated as cut (datagrams never get close). */
+export const MAX_HEADER_SECTION = 1024 * 1024;
 const MAX_LIST_ITEMS = 64;
 
 const CR = 13;
@@ -383,7 +385,9 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
   // Pass 1 over bytes: find header lines and the end of the header section.
   let bodyStart = -1;
   let count = 0;
-  while (p < end) {
+  let textEnd = se; // only bytes up to the last kept header are decoded
+  const sectionLimit = Math.min(end, base + MAX_HEADER_SECTION);
+  while (p < sectionLimit) {
     const b0 = buf[p];
     if (b0 === LF) {
       bodyStart = p + 1;
@@ -430,7 +434,10 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
       continue;
     }
     if (folded === 0) {
-      while (valueEnd > valueStart && (buf[valueEnd - 1] === CR || buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HT))
+      while (
+        valueEnd > valueStart &&
+        (buf[valueEnd - 1] === CR || buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HT)
+      )
         valueEnd--;
     } else valueEnd = logicalEnd;
     const r = count * REC;
@@ -441,10 +448,11 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
     records[r + 4] = lookupHeader(buf, lineStart, nameEnd, h);
     records[r + 5] = folded;
     count++;
+    textEnd = valueEnd;
   }
-  const headerEnd = bodyStart < 0 ? end : bodyStart;
-  // One latin1 decode for the whole header section; every header string is a substring of it.
-  const text = buf.toString('latin1', base, headerEnd);
+  if (bodyStart < 0 && p < end) warn('header section too long');
+  // One latin1 decode for the header section; every header string is a substring of it.
+  const text = buf.toString('latin1', base, textEnd);
   const main: Src = { buf, text, base };
   const isRequest = start.statusCode === 0;
 
@@ -495,7 +503,10 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
       ve = value.length;
     }
     const def = defIdx >= 0 ? HEADER_DEFS[defIdx] : null;
-    const name = def === null || def.canonical === null ? text.substring(records[r] - base, records[r + 1] - base) : def.canonical;
+    const name =
+      def === null || def.canonical === null
+        ? text.substring(records[r] - base, records[r + 1] - base)
+        : def.canonical;
     msg.headers.push([name, value]);
     if (def === null) continue;
     switch (def.id) {
@@ -544,7 +555,8 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
         }
         clSeen = true;
         const n = uintField(src.buf, vs, ve);
-        if (n < 0 || n > 0x7fffffff) warn('invalid content-length'); // RFC 4475 ncl, scalar02
+        if (n < 0 || n > 0x7fffffff)
+          warn('invalid content-length'); // RFC 4475 ncl, scalar02
         else msg.contentLength = n;
         break;
       }

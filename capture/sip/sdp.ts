@@ -70,7 +70,13 @@ function parseMediaLine(src: Src, s: number, e: number): SdpMedia | null {
   return newMedia(w[0], port, portCount, w[2], w.slice(3));
 }
 
-function newMedia(media: string, port: number, portCount: number, proto: string, formats: string[]): SdpMedia {
+function newMedia(
+  media: string,
+  port: number,
+  portCount: number,
+  proto: string,
+  formats: string[],
+): SdpMedia {
   return {
     media,
     port,
@@ -140,7 +146,14 @@ export function parseSdp(buf: Buffer, off: number, end: number, warn?: Warn): Sd
 
 export function parseSdpAt(src: Src, off: number, end: number, warn?: Warn): Sdp | null {
   const buf = src.buf;
-  const sdp: Sdp = { version: null, origin: null, sessionName: null, connection: null, direction: null, media: [] };
+  const sdp: Sdp = {
+    version: null,
+    origin: null,
+    sessionName: null,
+    connection: null,
+    direction: null,
+    media: [],
+  };
   let media: SdpMedia | null = null;
   let recognized = 0;
   let junk = false;

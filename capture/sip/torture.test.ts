@@ -31,9 +31,15 @@ const common = (method: string) => [
   'Max-Forwards: 70',
 ];
 
-const sdpBody = ['v=0', 'o=u 1 1 IN IP4 192.0.2.10', 's=-', 'c=IN IP4 192.0.2.10', 't=0 0', 'm=audio 4000 RTP/AVP 0', ''].join(
-  CRLF,
-);
+const sdpBody = [
+  'v=0',
+  'o=u 1 1 IN IP4 192.0.2.10',
+  's=-',
+  'c=IN IP4 192.0.2.10',
+  't=0 0',
+  'm=audio 4000 RTP/AVP 0',
+  '',
+].join(CRLF);
 
 describe('RFC 4475 §3.1.1 valid messages', () => {
   it('wsinv: folding, odd whitespace, compact forms, mixed case, escapes in quoted strings', () => {
@@ -71,7 +77,11 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
     ].join(CRLF);
     const m = parse(raw);
     expect(m.method).toBe('INVITE');
-    expect(m.requestUri).toMatchObject({ user: 'agent7', host: 'desk.example.com', params: { oddparam: '' } });
+    expect(m.requestUri).toMatchObject({
+      user: 'agent7',
+      host: 'desk.example.com',
+      params: { oddparam: '' },
+    });
     expect(m.to).toMatchObject({ tag: '77aa', uri: { user: 'agent7' } });
     expect(m.from?.displayName).toBe('Q "Bond" \\ Jr');
     expect(m.from?.tag).toBe('0n0n');
@@ -118,9 +128,9 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
     const m = parse(
       message([
         `${method} sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com SIP/2.0`,
-        'Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK-.!%66*_+`\'~',
+        "Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK-.!%66*_+`'~",
         'To: "BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f" <sip:1_unusual.URI~(to-be!sure)&isn\'t+it$/crazy?,/;;*@example.com>',
-        'From: token1~` token2\'+_ token3*%!.- <sip:mundane@example.com>;fromParam\'\'~+*_!.-%="\xd1\x80\xd0\xb0\xd0\xb1\xd0\xbe\xd1\x82\xd0\xb0\xd1\x8e\xd1\x89\xd0\xb8\xd0\xb9";tag=_token~1\'+`*%!-.',
+        "From: token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;fromParam''~+*_!.-%=\"\xd1\x80\xd0\xb0\xd0\xb1\xd0\xbe\xd1\x82\xd0\xb0\xd1\x8e\xd1\x89\xd0\xb8\xd0\xb9\";tag=_token~1'+`*%!-.",
         'Call-ID: intmeth.word%ZK-!.*_+\'@word`~)(><:\\/"][?}{',
         `CSeq: 139122385 ${method}`,
         'Max-Forwards: 255',
@@ -135,7 +145,10 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
     expect(m.from?.displayName).toBe("token1~` token2'+_ token3*%!.-");
     expect(m.from?.tag).toBe("_token~1'+`*%!-.");
     expect(m.callId).toBe('intmeth.word%ZK-!.*_+\'@word`~)(><:\\/"][?}{');
-    expect(m.headers.at(-2)).toEqual(["extensionHeader-!.%*+_`'~", '\xef\xbb\xbf\xe5\xa4\xa7\xe5\x81\x9c\xe9\x9b\xbb']);
+    expect(m.headers.at(-2)).toEqual([
+      "extensionHeader-!.%*+_`'~",
+      '\xef\xbb\xbf\xe5\xa4\xa7\xe5\x81\x9c\xe9\x9b\xbb',
+    ]);
     expect(m.warnings).toEqual([]);
   });
 
@@ -204,10 +217,12 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
   });
 
   it('lwsdisp: no whitespace between a token display name and <', () => {
-    const m = parse(message([...common('OPTIONS').filter((h) => !h.startsWith('From')), 'From: caller<sip:caller@example.com>;tag=323']).replace(
-      /^/,
-      'OPTIONS sip:user@example.com SIP/2.0\r\n',
-    ));
+    const m = parse(
+      message([
+        ...common('OPTIONS').filter((h) => !h.startsWith('From')),
+        'From: caller<sip:caller@example.com>;tag=323',
+      ]).replace(/^/, 'OPTIONS sip:user@example.com SIP/2.0\r\n'),
+    );
     expect(m.from?.displayName).toBe('caller');
     expect(m.from?.uri?.user).toBe('caller');
     expect(m.from?.tag).toBe('323');
@@ -215,7 +230,10 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
 
   it('longreq: very long values and many Via headers', () => {
     const long = 'very'.repeat(500);
-    const vias = Array.from({ length: 40 }, (_, i) => `Via: SIP/2.0/TCP sip${i}.example.com;branch=z9hG4bK${long.slice(0, 200)}${i}`);
+    const vias = Array.from(
+      { length: 40 },
+      (_, i) => `Via: SIP/2.0/TCP sip${i}.example.com;branch=z9hG4bK${long.slice(0, 200)}${i}`,
+    );
     const m = parse(
       message(
         [
@@ -257,10 +275,7 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
 
   it('semiuri: ; inside the user part is part of the user', () => {
     const m = parse(
-      message([
-        'OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0',
-        ...common('OPTIONS'),
-      ]),
+      message(['OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0', ...common('OPTIONS')]),
     );
     expect(m.requestUri).toMatchObject({ user: 'user;par=u@example.net', host: 'example.com', params: {} });
   });
@@ -300,7 +315,11 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
     ].join(CRLF);
     const m = parse(
       message(
-        ['MESSAGE sip:kumiko@example.org SIP/2.0', ...common('MESSAGE'), 'Content-Type: multipart/mixed;boundary="7a9cbec.3a3f2c1"'],
+        [
+          'MESSAGE sip:kumiko@example.org SIP/2.0',
+          ...common('MESSAGE'),
+          'Content-Type: multipart/mixed;boundary="7a9cbec.3a3f2c1"',
+        ],
         body,
       ),
     );
@@ -398,7 +417,14 @@ describe('RFC 4475 §3.1.2 invalid messages: no crash, problems reported', () =>
     expect(m.maxForwards).toBeNull();
     expect(m.warnings).toEqual(expect.arrayContaining(['invalid CSeq', 'invalid Max-Forwards']));
     expect(m.contact[0].params.expires).toBe('280297596632815');
-    const r = parse(message(['SIP/2.0 503 Service Unavailable', ...common('INVITE').slice(0, 4), 'CSeq: 1823749127349127349812734981273 INVITE', 'Warning: 1812 overture "In Progress"']));
+    const r = parse(
+      message([
+        'SIP/2.0 503 Service Unavailable',
+        ...common('INVITE').slice(0, 4),
+        'CSeq: 1823749127349127349812734981273 INVITE',
+        'Warning: 1812 overture "In Progress"',
+      ]),
+    );
     expect(r.cseq).toBeNull();
     expect(r.statusCode).toBe(503);
   });
@@ -440,13 +466,21 @@ describe('RFC 4475 §3.1.2 invalid messages: no crash, problems reported', () =>
   });
 
   it('escruri: escaped headers in the Request-URI', () => {
-    const m = parse(message(['INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0', ...common('INVITE')]));
+    const m = parse(
+      message(['INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0', ...common('INVITE')]),
+    );
     expect(m.requestUri?.headers).toEqual({ Route: '%3Csip:example.com%3E' });
     expect(m.warnings).toContain('headers in Request-URI');
   });
 
   it('baddate: an invalid Date is kept as text', () => {
-    const m = parse(message(['INVITE sip:user@example.com SIP/2.0', ...common('INVITE'), 'Date: Fri, 01 Jan 2010 16:00:00 EST']));
+    const m = parse(
+      message([
+        'INVITE sip:user@example.com SIP/2.0',
+        ...common('INVITE'),
+        'Date: Fri, 01 Jan 2010 16:00:00 EST',
+      ]),
+    );
     expect(m.headers.find(([n]) => n === 'Date')?.[1]).toBe('Fri, 01 Jan 2010 16:00:00 EST');
   });
 
@@ -504,13 +538,21 @@ describe('RFC 4475 §3.1.2 invalid messages: no crash, problems reported', () =>
   });
 
   it('bigcode: a status code beyond three digits is an error', () => {
-    const buf = Buffer.from(message(['SIP/2.0 4294967301 better not break the receiver', ...common('INVITE')]));
+    const buf = Buffer.from(
+      message(['SIP/2.0 4294967301 better not break the receiver', ...common('INVITE')]),
+    );
     const r = parseSipMessage(buf, 0, buf.length);
     expect(r).toEqual({ ok: false, error: 'invalid status code' });
   });
 
   it('badbranch: a bare magic cookie is still a branch', () => {
-    const m = parse(message(['OPTIONS sip:user@example.com SIP/2.0', 'Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK', ...common('OPTIONS').slice(1)]));
+    const m = parse(
+      message([
+        'OPTIONS sip:user@example.com SIP/2.0',
+        'Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK',
+        ...common('OPTIONS').slice(1),
+      ]),
+    );
     expect(m.via[0].branch).toBe('z9hG4bK');
   });
 });
@@ -537,23 +579,50 @@ describe('RFC 4475 §3.3 application-layer cases', () => {
     expect(m.to?.uri?.user).toBe('user');
     expect(m.callId).toBe('multi01.98asdh@192.0.2.1');
     expect(m.warnings).toEqual(
-      expect.arrayContaining(['multiple CSeq headers', 'multiple To headers', 'multiple From headers', 'multiple Call-ID headers']),
+      expect.arrayContaining([
+        'multiple CSeq headers',
+        'multiple To headers',
+        'multiple From headers',
+        'multiple Call-ID headers',
+      ]),
     );
   });
 
   it('mcl01: multiple Content-Length values', () => {
-    const m = parse(message(['OPTIONS sip:user@example.com SIP/2.0', ...common('OPTIONS'), 'Content-Length: 8'], 'abcdefgh').replace(/Content-Length: 8\r\nContent-Length: 8/, 'Content-Length: 8\r\nl: 2'));
+    const m = parse(
+      message(
+        ['OPTIONS sip:user@example.com SIP/2.0', ...common('OPTIONS'), 'Content-Length: 8'],
+        'abcdefgh',
+      ).replace(/Content-Length: 8\r\nContent-Length: 8/, 'Content-Length: 8\r\nl: 2'),
+    );
     expect(m.contentLength).toBe(8);
     expect(m.warnings).toContain('multiple Content-Length headers');
   });
 
   it('zeromf, unknown schemes (unkscm, novelsc, unksm2), cparam01/02', () => {
-    const a = parse(message(['OPTIONS nobodyKnowsThisScheme:totallyopaque-content SIP/2.0', ...common('OPTIONS').slice(0, 5), 'Max-Forwards: 0']));
+    const a = parse(
+      message([
+        'OPTIONS nobodyKnowsThisScheme:totallyopaque-content SIP/2.0',
+        ...common('OPTIONS').slice(0, 5),
+        'Max-Forwards: 0',
+      ]),
+    );
     expect(a.maxForwards).toBe(0);
-    expect(a.requestUri).toMatchObject({ scheme: 'nobodyknowsthisscheme', user: null, host: '', raw: 'nobodyKnowsThisScheme:totallyopaque-content' });
+    expect(a.requestUri).toMatchObject({
+      scheme: 'nobodyknowsthisscheme',
+      user: null,
+      host: '',
+      raw: 'nobodyKnowsThisScheme:totallyopaque-content',
+    });
     const b = parse(message(['INVITE soap.beep://192.0.2.103:3002 SIP/2.0', ...common('INVITE')]));
     expect(b.requestUri?.scheme).toBe('soap.beep');
-    const c = parse(message(['REGISTER sip:example.com SIP/2.0', 'To: isbn:2983792873', ...common('REGISTER').filter((h) => !h.startsWith('To'))]));
+    const c = parse(
+      message([
+        'REGISTER sip:example.com SIP/2.0',
+        'To: isbn:2983792873',
+        ...common('REGISTER').filter((h) => !h.startsWith('To')),
+      ]),
+    );
     expect(c.to?.uri).toMatchObject({ scheme: 'isbn', raw: 'isbn:2983792873' });
     const d = parse(
       message([
@@ -570,7 +639,9 @@ describe('RFC 4475 §3.3 application-layer cases', () => {
   });
 
   it('Contact: * (REGISTER removal)', () => {
-    const m = parse(message(['REGISTER sip:example.com SIP/2.0', ...common('REGISTER'), 'Contact: *', 'Expires: 0']));
+    const m = parse(
+      message(['REGISTER sip:example.com SIP/2.0', ...common('REGISTER'), 'Contact: *', 'Expires: 0']),
+    );
     expect(m.contact).toEqual([{ displayName: null, uri: null, tag: null, params: {}, raw: '*' }]);
     expect(m.warnings).toEqual([]);
   });
@@ -578,7 +649,15 @@ describe('RFC 4475 §3.3 application-layer cases', () => {
 
 describe('RFC 5118 IPv6', () => {
   it('bracketed references in Request-URI, Via, From/To/Contact, received and SDP', () => {
-    const sdp = ['v=0', 'o=assistant 971731711378798081 0 IN IP6 2001:db8::20', 's=-', 'c=IN IP6 2001:db8::20', 't=0 0', 'm=audio 6000 RTP/AVP 0', ''].join(CRLF);
+    const sdp = [
+      'v=0',
+      'o=assistant 971731711378798081 0 IN IP6 2001:db8::20',
+      's=-',
+      'c=IN IP6 2001:db8::20',
+      't=0 0',
+      'm=audio 6000 RTP/AVP 0',
+      '',
+    ].join(CRLF);
     const m = parse(
       message(
         [
@@ -597,7 +676,12 @@ describe('RFC 5118 IPv6', () => {
       ),
     );
     expect(m.requestUri).toMatchObject({ host: '[2001:db8::10]', port: 5070 });
-    expect(m.via[0]).toMatchObject({ host: '[2001:db8::9:1]', port: 6050, received: '2001:db8::9:255', rport: 6050 });
+    expect(m.via[0]).toMatchObject({
+      host: '[2001:db8::9:1]',
+      port: 6050,
+      received: '2001:db8::9:255',
+      rport: 6050,
+    });
     expect(m.via[1]).toMatchObject({ host: '[2001:db8::9:2]', port: null });
     expect(m.from?.uri?.host).toBe('[2001:db8::20]');
     expect(m.contact[0].uri).toMatchObject({ host: '[2001:db8::20]', params: { transport: 'udp' } });

@@ -117,9 +117,24 @@ export function lowerSub(src: Src, s: number, e: number): string {
 const MAX_PARAMS = 64;
 
 /** Parameter names seen in nearly every message, as literals: V8 keys objects faster with them. */
-const COMMON_PARAMS = ['tag', 'branch', 'rport', 'received', 'transport', 'lr', 'user', 'maddr', 'ttl', 'expires', 'q'];
+const COMMON_PARAMS = [
+  'tag',
+  'branch',
+  'rport',
+  'received',
+  'transport',
+  'lr',
+  'user',
+  'maddr',
+  'ttl',
+  'expires',
+  'q',
+];
 const COMMON_BY_LENGTH: string[][] = [];
-for (const n of COMMON_PARAMS) (COMMON_BY_LENGTH[n.length] ??= []).push(n);
+for (const n of COMMON_PARAMS) {
+  COMMON_BY_LENGTH[n.length] ??= [];
+  COMMON_BY_LENGTH[n.length].push(n);
+}
 
 /** Lower-cased parameter name of [s,e), a shared literal when it is a common one. */
 function paramName(src: Src, s: number, e: number): string {
@@ -313,7 +328,8 @@ export function parseHostPort(src: Src, i: number, end: number): HostPort | null
     const port = portAt(buf, firstColon + 1, end);
     return port < 0 ? null : { host: sub(src, i, firstColon), port };
   }
-  if (!allIpv6) return null;
+  // Unbracketed IPv6 only when it is unambiguous: a "::" or all eight groups (plus maybe a port).
+  if (!allIpv6 || (!doubleColon && colons < 7) || colons > 8) return null;
   if (colons === 8 && !doubleColon) {
     const port = portAt(buf, lastColon + 1, end);
     return port < 0 ? null : { host: `[${sub(src, i, lastColon)}]`, port };
@@ -334,7 +350,12 @@ function schemeOf(src: Src, s: number, e: number): string {
     const c = buf[s + 2] | 32;
     if (a === 0x73 && b === 0x69 && c === 0x70) return 'sip';
     if (a === 0x74 && b === 0x65 && c === 0x6c) return 'tel';
-  } else if (e - s === 4 && (buf[s] | 32) === 0x73 && (buf[s + 1] | 32) === 0x69 && (buf[s + 2] | 32) === 0x70) {
+  } else if (
+    e - s === 4 &&
+    (buf[s] | 32) === 0x73 &&
+    (buf[s + 1] | 32) === 0x69 &&
+    (buf[s + 2] | 32) === 0x70
+  ) {
     if ((buf[s + 3] | 32) === 0x73) return 'sips';
   }
   return lowerSub(src, s, e);

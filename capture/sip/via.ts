@@ -2,7 +2,17 @@
 import { TOKEN_CHARS } from './detect.js';
 import type { SipVia } from './message.js';
 import type { Warn } from './name-addr.js';
-import { isWs, parseHostPort, parseParams, parseUint, type Src, skipWs, splitList, srcOf, sub } from './uri.js';
+import {
+  isWs,
+  parseHostPort,
+  parseParams,
+  parseUint,
+  type Src,
+  skipWs,
+  splitList,
+  srcOf,
+  sub,
+} from './uri.js';
 
 /** Upper-cased transport; the usual ones come back as constants. */
 function transportOf(src: Src, s: number, e: number): string {
@@ -98,7 +108,14 @@ export function parseViaAt(src: Src, start: number, end: number): SipVia | null 
 }
 
 /** Parses a Via header value (possibly a comma list) in [start,end), appending each via-parm to `out`. */
-export function parseViaListAt(src: Src, start: number, end: number, out: SipVia[], warn?: Warn, max = 64): void {
+export function parseViaListAt(
+  src: Src,
+  start: number,
+  end: number,
+  out: SipVia[],
+  warn?: Warn,
+  max = 64,
+): void {
   const ranges = splitList(src.buf, start, end, max - out.length);
   for (let k = 0; k < ranges.length; k += 2) {
     const v = parseViaAt(src, ranges[k], ranges[k + 1]);

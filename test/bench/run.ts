@@ -18,7 +18,7 @@ import { parseSipMessage } from '../../capture/sip/parser.js';
 const json = process.argv.includes('--json');
 const dir = process.env.CALLSCOPE_BENCH_DIR ?? join(tmpdir(), 'callscope-bench');
 mkdirSync(dir, { recursive: true });
-const file = join(dir, 'bench-2100calls-seed1.pcap');
+const file = join(dir, 'bench-2700calls-seed1.pcap');
 
 function log(line: string): void {
   if (!json) process.stderr.write(`${line}\n`);
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   if (!existsSync(file)) {
     log(`generating ${file} ...`);
     const t0 = performance.now();
-    const truth = generateCapture({ output: file, seed: 1, calls: 2100, callsPerSecond: 50, callDurationSec: 5, vms: 16 });
+    const truth = generateCapture({ output: file, seed: 1, calls: 2700, callsPerSecond: 50, callDurationSec: 5, vms: 16 });
     log(`  ${truth.packets} packets in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const bytes = statSync(file).size;
