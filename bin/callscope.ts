@@ -38,7 +38,9 @@ Exit codes: 0 success, 1 failure, 2 unusable input file, 64 usage error.
 `;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -54,7 +56,8 @@ const COMMON = {
 
 function loggerFor(settings: Settings) {
   const level = settings.string('log-level', 'warn') as LogLevel;
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`unknown log level "${level}"`);
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level))
+    throw new UsageError(`unknown log level "${level}"`);
   const format = settings.string('log-format', process.stderr.isTTY ? 'text' : 'json');
   if (format !== 'json' && format !== 'text') throw new UsageError(`unknown log format "${format}"`);
   return createLogger({ level, format });
@@ -74,7 +77,11 @@ async function analyzeCommand(argv: string[]): Promise<number> {
   const settings = new Settings(values);
   const logger = loggerFor(settings);
   const file = positionals[0];
-  const progress = new ProgressLine('analyze', process.stderr, Boolean(process.stderr.isTTY) && !values['no-progress']);
+  const progress = new ProgressLine(
+    'analyze',
+    process.stderr,
+    Boolean(process.stderr.isTTY) && !values['no-progress'],
+  );
   try {
     const summary = await analyzeFile(file, {
       logger,
@@ -83,7 +90,9 @@ async function analyzeCommand(argv: string[]): Promise<number> {
       onProgress: (done, total, packets) => progress.update(done, total, packets),
     });
     progress.done();
-    process.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
+    process.stdout.write(
+      values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`,
+    );
     return EXIT_OK;
   } catch (e) {
     progress.done();
@@ -122,7 +131,8 @@ async function generateCommand(argv: string[]): Promise<number> {
   const output = settings.string('output');
   if (!output) throw new UsageError('generate needs --output FILE');
   const codec = settings.string('codec', 'PCMU');
-  if (codec !== 'PCMU' && codec !== 'PCMA' && codec !== 'G729') throw new UsageError(`unknown codec "${codec}"`);
+  if (codec !== 'PCMU' && codec !== 'PCMA' && codec !== 'G729')
+    throw new UsageError(`unknown codec "${codec}"`);
   const started = performance.now();
   const truth = generateCapture({
     output,
@@ -145,7 +155,14 @@ async function generateCommand(argv: string[]): Promise<number> {
     writeFileSync(truthPath, `${JSON.stringify(truth, null, 2)}\n`);
   }
   const seconds = (performance.now() - started) / 1000;
-  const result = { output, truth: truthPath ?? null, packets: truth.packets, calls: truth.calls.length, sip: truth.sip, seconds };
+  const result = {
+    output,
+    truth: truthPath ?? null,
+    packets: truth.packets,
+    calls: truth.calls.length,
+    sip: truth.sip,
+    seconds,
+  };
   process.stdout.write(
     values.json
       ? `${JSON.stringify(result, null, 2)}\n`

@@ -22,7 +22,8 @@ export class Settings {
       }
       try {
         const parsed: unknown = JSON.parse(text);
-        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+          throw new Error('not an object');
         this.file = parsed as Record<string, unknown>;
       } catch (e) {
         throw new UsageError(`config file ${path} is not a JSON object: ${(e as Error).message}`);

@@ -1,4 +1,3 @@
-import { FragmentReassembler, type FragmentLimits } from './reassembly/fragments.js';
 import {
   LINKTYPE_ETHERNET,
   LINKTYPE_IPV4,
@@ -20,6 +19,7 @@ import { decodeTcp } from './layers/tcp.js';
 import { decodeUdp } from './layers/udp.js';
 import { decodeVxlan, VXLAN_PORT } from './layers/vxlan.js';
 import { DecodedPacket, TUNNEL_GRE, TUNNEL_IPIP, TUNNEL_VXLAN } from './packet.js';
+import { type FragmentLimits, FragmentReassembler } from './reassembly/fragments.js';
 
 export const IPPROTO_IPIP = 4;
 export const IPPROTO_TCP = 6;
@@ -136,13 +136,19 @@ export class PacketDecoder {
   }
 
   private afterLink(off: number, buf: Buffer, end: number): void {
-    if (off < 0) return this.fail(this.packet.error ?? 'link: malformed');
+    if (off < 0) {
+      this.fail(this.packet.error ?? 'link: malformed');
+      return;
+    }
     this.network(this.packet.next, buf, off, end, 0);
   }
 
   private ethernet(buf: Buffer, off: number, end: number, depth: number): void {
     const next = decodeEthernet(this.packet, buf, off, end);
-    if (next < 0) return this.fail(this.packet.error ?? 'ethernet: malformed');
+    if (next < 0) {
+      this.fail(this.packet.error ?? 'ethernet: malformed');
+      return;
+    }
     this.network(this.packet.next, buf, next, end, depth);
   }
 
@@ -156,13 +162,17 @@ export class PacketDecoder {
   private ipv4(buf: Buffer, off: number, end: number, depth: number): void {
     const p = this.packet;
     const payload = decodeIPv4(p, buf, off, end);
-    if (payload < 0) return this.fail(p.error ?? 'ipv4: malformed');
+    if (payload < 0) {
+      this.fail(p.error ?? 'ipv4: malformed');
+      return;
+    }
     if (depth === 0) this.stats.ipv4++;
     end = p.payloadEnd;
     if (p.isFragment) {
       const whole = this.reassemble(4, buf, payload, end);
       if (whole === null) return;
-      return this.transport(whole.meta, whole.payload, 0, whole.payload.length, depth);
+      this.transport(whole.meta, whole.payload, 0, whole.payload.length, depth);
+      return;
     }
     this.transport(p.next, buf, payload, end, depth);
   }
@@ -170,19 +180,29 @@ export class PacketDecoder {
   private ipv6(buf: Buffer, off: number, end: number, depth: number): void {
     const p = this.packet;
     let payload = decodeIPv6(p, buf, off, end);
-    if (payload < 0) return this.fail(p.error ?? 'ipv6: malformed');
+    if (payload < 0) {
+      this.fail(p.error ?? 'ipv6: malformed');
+      return;
+    }
     if (depth === 0) this.stats.ipv6++;
     end = p.payloadEnd;
     payload = walkIPv6Extensions(p, buf, payload, end);
-    if (payload < 0) return this.fail(p.error ?? 'ipv6: malformed');
+    if (payload < 0) {
+      this.fail(p.error ?? 'ipv6: malformed');
+      return;
+    }
     if (p.isFragment) {
       const whole = this.reassemble(6, buf, payload, end);
       if (whole === null) return;
       p.next = whole.meta;
       // The fragmentable part may start with more extension headers.
       const inner = walkIPv6Extensions(p, whole.payload, 0, whole.payload.length);
-      if (inner < 0) return this.fail(p.error ?? 'ipv6: malformed');
-      return this.transport(p.next, whole.payload, inner, whole.payload.length, depth);
+      if (inner < 0) {
+        this.fail(p.error ?? 'ipv6: malformed');
+        return;
+      }
+      this.transport(p.next, whole.payload, inner, whole.payload.length, depth);
+      return;
     }
     this.transport(p.next, buf, payload, end, depth);
   }
@@ -195,7 +215,16 @@ export class PacketDecoder {
     for (let i = 0; i < n; i++) key += String.fromCharCode(p.src[i], p.dst[i]);
     // IPv4 datagrams are identified per protocol too (RFC 791); IPv6 ids are 32 bits.
     key += String.fromCharCode(p.fragmentId >>> 16, p.fragmentId & 0xffff, version === 4 ? p.next : 0);
-    const whole = this.fragments.add(key, p.fragmentOffset, p.moreFragments, buf, payload, end, this.record.tsSec, p.next);
+    const whole = this.fragments.add(
+      key,
+      p.fragmentOffset,
+      p.moreFragments,
+      buf,
+      payload,
+      end,
+      this.record.tsSec,
+      p.next,
+    );
     if (whole !== null) p.reassembled = true;
     return whole;
   }
@@ -206,13 +235,17 @@ export class PacketDecoder {
     p.buf = buf;
     switch (proto) {
       case IPPROTO_UDP: {
-        if (decodeUdp(p, buf, off, end) < 0) return this.fail(p.error ?? 'udp: malformed');
+        if (decodeUdp(p, buf, off, end) < 0) {
+          this.fail(p.error ?? 'udp: malformed');
+          return;
+        }
         if ((p.dstPort === VXLAN_PORT || p.srcPort === VXLAN_PORT) && depth < MAX_TUNNEL_DEPTH) {
           const inner = decodeVxlan(p, buf, p.payloadOffset, p.payloadEnd);
           if (inner >= 0) {
             p.tunnels |= TUNNEL_VXLAN;
             this.stats.tunnelled.vxlan++;
-            return this.ethernet(buf, inner, p.payloadEnd, depth + 1);
+            this.ethernet(buf, inner, p.payloadEnd, depth + 1);
+            return;
           }
         }
         this.stats.udp++;
@@ -220,12 +253,18 @@ export class PacketDecoder {
         return;
       }
       case IPPROTO_TCP:
-        if (decodeTcp(p, buf, off, end) < 0) return this.fail(p.error ?? 'tcp: malformed');
+        if (decodeTcp(p, buf, off, end) < 0) {
+          this.fail(p.error ?? 'tcp: malformed');
+          return;
+        }
         this.stats.tcp++;
         this.handler.tcp(p, this.record);
         return;
       case IPPROTO_SCTP:
-        if (end - off < 12) return this.fail('sctp: short header');
+        if (end - off < 12) {
+          this.fail('sctp: short header');
+          return;
+        }
         p.srcPort = buf.readUInt16BE(off);
         p.dstPort = buf.readUInt16BE(off + 2);
         p.payloadOffset = off;
@@ -234,24 +273,39 @@ export class PacketDecoder {
         this.handler.sctp(p, this.record);
         return;
       case IPPROTO_IPIP:
-        if (depth >= MAX_TUNNEL_DEPTH) return this.fail('tunnel: too deep');
+        if (depth >= MAX_TUNNEL_DEPTH) {
+          this.fail('tunnel: too deep');
+          return;
+        }
         p.tunnels |= TUNNEL_IPIP;
         this.stats.tunnelled.ipip++;
-        return this.ipv4(buf, off, end, depth + 1);
+        this.ipv4(buf, off, end, depth + 1);
+        return;
       case IPPROTO_IPV6:
-        if (depth >= MAX_TUNNEL_DEPTH) return this.fail('tunnel: too deep');
+        if (depth >= MAX_TUNNEL_DEPTH) {
+          this.fail('tunnel: too deep');
+          return;
+        }
         p.tunnels |= TUNNEL_IPIP;
         this.stats.tunnelled.ipip++;
-        return this.ipv6(buf, off, end, depth + 1);
+        this.ipv6(buf, off, end, depth + 1);
+        return;
       case IPPROTO_GRE: {
-        if (depth >= MAX_TUNNEL_DEPTH) return this.fail('tunnel: too deep');
+        if (depth >= MAX_TUNNEL_DEPTH) {
+          this.fail('tunnel: too deep');
+          return;
+        }
         const tunnelsBefore = p.tunnels;
         const inner = decodeGre(p, buf, off, end);
-        if (inner < 0) return this.fail(p.error ?? 'gre: malformed');
+        if (inner < 0) {
+          this.fail(p.error ?? 'gre: malformed');
+          return;
+        }
         p.tunnels |= TUNNEL_GRE;
         this.stats.tunnelled.gre++;
         if (p.tunnels !== (tunnelsBefore | TUNNEL_GRE)) this.stats.tunnelled.erspan++;
-        return this.network(p.next, buf, inner, end, depth + 1);
+        this.network(p.next, buf, inner, end, depth + 1);
+        return;
       }
       default:
         this.stats.otherTransport++;

@@ -67,7 +67,11 @@ export class ProblemLog {
   summary(fields: LogFields = {}): void {
     for (const [kind, n] of this.seen) {
       if (n > this.perKind) {
-        this.logger.warn('further problems of this kind not logged', { kind, suppressed: n - this.perKind, ...fields });
+        this.logger.warn('further problems of this kind not logged', {
+          kind,
+          suppressed: n - this.perKind,
+          ...fields,
+        });
       }
     }
   }

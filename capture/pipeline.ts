@@ -1,4 +1,4 @@
-import { PacketDecoder, type DecoderStats } from './decoder.js';
+import { type DecoderStats, PacketDecoder } from './decoder.js';
 import type { CaptureEvent } from './event.js';
 import type { PacketRecord } from './file/record.js';
 import { type Logger, ProblemLog, silentLogger } from './log.js';
@@ -73,7 +73,9 @@ export class CapturePipeline {
   /** End of input: flush TCP streams (messages still complete in them are delivered). */
   finish(): void {
     this.sip.flush();
-    this.problems.summary(this.options.isFile ? { file: this.options.sourceName } : { interface: this.options.sourceName });
+    this.problems.summary(
+      this.options.isFile ? { file: this.options.sourceName } : { interface: this.options.sourceName },
+    );
   }
 
   get decoderStats(): DecoderStats {

@@ -69,7 +69,20 @@ describe('callscope CLI', () => {
   it('generate writes a capture that analyze reads back with the generated counts', () => {
     const out = join(dir, 'gen.pcap');
     const truthPath = join(dir, 'gen.json');
-    const g = run(['generate', '--output', out, '--calls', '12', '--rate', '6', '--duration', '1', '--truth', truthPath, '--json']);
+    const g = run([
+      'generate',
+      '--output',
+      out,
+      '--calls',
+      '12',
+      '--rate',
+      '6',
+      '--duration',
+      '1',
+      '--truth',
+      truthPath,
+      '--json',
+    ]);
     expect(g.status, g.stderr).toBe(0);
     const generated = JSON.parse(g.stdout);
     const a = JSON.parse(run(['analyze', out, '--json']).stdout);
@@ -83,6 +96,8 @@ describe('callscope CLI', () => {
     writeFileSync(cfg, JSON.stringify({ logLevel: 'nonsense' }));
     expect(run(['analyze', sample, '--config', cfg]).status).toBe(64);
     expect(run(['analyze', sample], { CALLSCOPE_LOG_LEVEL: 'nonsense' }).status).toBe(64);
-    expect(run(['analyze', sample, '--log-level', 'error'], { CALLSCOPE_LOG_LEVEL: 'nonsense' }).status).toBe(0);
+    expect(run(['analyze', sample, '--log-level', 'error'], { CALLSCOPE_LOG_LEVEL: 'nonsense' }).status).toBe(
+      0,
+    );
   });
 });

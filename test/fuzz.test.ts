@@ -17,7 +17,8 @@ interface Seed {
 async function loadSeeds(): Promise<Seed[]> {
   const files = [SAMPLE];
   if (SHARED_PCAPS) {
-    for (const name of readdirSync(SHARED_PCAPS)) if (name.endsWith('.pcap')) files.push(join(SHARED_PCAPS, name));
+    for (const name of readdirSync(SHARED_PCAPS))
+      if (name.endsWith('.pcap')) files.push(join(SHARED_PCAPS, name));
   }
   const seeds: Seed[] = [];
   for (const file of files) {
@@ -26,7 +27,10 @@ async function loadSeeds(): Promise<Seed[]> {
     await readCaptureFile(file, (r) => {
       // Keep every SIP-ish packet and a sample of the rest, so mutations hit the SIP paths hard.
       if (taken++ % 4 !== 0 && r.caplen < 200) return;
-      seeds.push({ bytes: Buffer.from(r.data.subarray(r.offset, r.offset + r.caplen)), linkType: r.linkType });
+      seeds.push({
+        bytes: Buffer.from(r.data.subarray(r.offset, r.offset + r.caplen)),
+        linkType: r.linkType,
+      });
     });
   }
   return seeds;
@@ -195,7 +199,8 @@ describe('decoder fuzzing', () => {
 
   it('counts a datagram that is not Ethernet at all as malformed and keeps going', () => {
     const pipeline = new CapturePipeline({ sourceName: 'x', isFile: true });
-    for (let len = 0; len < 80; len++) pipeline.handle(record(Buffer.alloc(len, 0xff), LINKTYPE_ETHERNET, len + 1, 1));
+    for (let len = 0; len < 80; len++)
+      pipeline.handle(record(Buffer.alloc(len, 0xff), LINKTYPE_ETHERNET, len + 1, 1));
     expect(pipeline.decoderStats.packets).toBe(80);
     expect(pipeline.decoderStats.malformed + pipeline.decoderStats.nonIp).toBe(80);
   });

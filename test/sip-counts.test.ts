@@ -2,9 +2,9 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../capture/analyze.js';
-import { LINKTYPE_ETHERNET, type PacketRecord } from '../capture/file/record.js';
-import { readCaptureFile } from '../capture/file/reader.js';
 import { PacketDecoder } from '../capture/decoder.js';
+import { readCaptureFile } from '../capture/file/reader.js';
+import { LINKTYPE_ETHERNET, type PacketRecord } from '../capture/file/record.js';
 import { generateCapture } from '../capture/generator/generate.js';
 import type { SipCounts } from '../capture/summary.js';
 import { runSippCalls } from './oracle/sipp.js';
@@ -26,11 +26,14 @@ function ours(summary: Awaited<ReturnType<typeof analyzeFile>>): SipCounts {
 const sharedFiles = SHARED_PCAPS ? readdirSync(SHARED_PCAPS).filter((f) => /\.pcap(ng)?$/.test(f)) : [];
 
 describe.skipIf(!SHARED_PCAPS)('shared captures against tshark sip,stat', () => {
-  it.skipIf(!haveTshark).each(sharedFiles)('%s: same counts per method, per status and resent', async (name) => {
-    const file = join(SHARED_PCAPS!, name);
-    const [summary, reference] = await Promise.all([analyzeFile(file), tsharkSipStat(file)]);
-    expect(ours(summary)).toEqual(reference);
-  });
+  it.skipIf(!haveTshark).each(sharedFiles)(
+    '%s: same counts per method, per status and resent',
+    async (name) => {
+      const file = join(SHARED_PCAPS!, name);
+      const [summary, reference] = await Promise.all([analyzeFile(file), tsharkSipStat(file)]);
+      expect(ours(summary)).toEqual(reference);
+    },
+  );
 
   it('finds SIP through IP-in-IP, IPv6 fragments, TCP with retransmissions, WebSocket and SCTP', async () => {
     const at = (n: string) => analyzeFile(join(SHARED_PCAPS!, n));
@@ -57,7 +60,9 @@ describe.skipIf(!SHARED_PCAPS)('shared captures against tshark sip,stat', () => 
       tcp: () => {},
       sctp: () => {},
     });
-    await readCaptureFile(join(SHARED_PCAPS!, 'ipv6_udp_fragmented.pcap'), (r: PacketRecord) => decoder.decode(r));
+    await readCaptureFile(join(SHARED_PCAPS!, 'ipv6_udp_fragmented.pcap'), (r: PacketRecord) =>
+      decoder.decode(r),
+    );
     expect(lengths).toContain(5379);
     expect(decoder.fragments.stats.reassembled).toBe(1);
     const summary = await analyzeFile(join(SHARED_PCAPS!, 'ipv6_udp_fragmented.pcap'));
@@ -65,7 +70,12 @@ describe.skipIf(!SHARED_PCAPS)('shared captures against tshark sip,stat', () => 
   });
 
   it('finds no SIP in the captures that carry none (no false positives)', async () => {
-    for (const name of ['g711a.pcap', 'dtmf_2833_1.pcap', 'dtmf_2833_pound.pcap', 'ipv6_udp_fragmented.pcap']) {
+    for (const name of [
+      'g711a.pcap',
+      'dtmf_2833_1.pcap',
+      'dtmf_2833_pound.pcap',
+      'ipv6_udp_fragmented.pcap',
+    ]) {
       if (!existsSync(join(SHARED_PCAPS!, name))) continue;
       const s = await analyzeFile(join(SHARED_PCAPS!, name));
       expect(s.sip.messages, name).toBe(0);
@@ -101,7 +111,13 @@ describe.skipIf(!haveTshark || !haveSipp)('SIPp calls against tshark and SIPp co
   it('UDP calls with RTP: counts equal tshark; answered calls equal SIPp successes', async () => {
     const dir = tmpDir('callscope-sipp-');
     dirs.push(dir);
-    const run = await runSippCalls({ dir, calls: 30, rate: 30, uacScenario: 'rtp', uasScenario: 'answer-rtp-echo' });
+    const run = await runSippCalls({
+      dir,
+      calls: 30,
+      rate: 30,
+      uacScenario: 'rtp',
+      uasScenario: 'answer-rtp-echo',
+    });
     const [summary, reference] = await Promise.all([analyzeFile(run.pcap), tsharkSipStat(run.pcap)]);
     expect(ours(summary)).toEqual(reference);
     expect(run.uac.successfulCalls).toBe(30);

@@ -1,4 +1,4 @@
-import { TUNNEL_ERSPAN, type DecodedPacket } from '../packet.js';
+import { type DecodedPacket, TUNNEL_ERSPAN } from '../packet.js';
 import { ETHERTYPE_ERSPAN_2, ETHERTYPE_ERSPAN_3, ETHERTYPE_TEB } from './ethernet.js';
 
 /**

@@ -46,7 +46,12 @@ export function decodeIPv6(p: DecodedPacket, buf: Buffer, off: number, end: numb
 export function walkIPv6Extensions(p: DecodedPacket, buf: Buffer, off: number, end: number): number {
   for (let hops = 0; hops < 16; hops++) {
     const nh = p.next;
-    if (nh === IPPROTO_HOPOPTS || nh === IPPROTO_ROUTING || nh === IPPROTO_DSTOPTS || nh === IPPROTO_MOBILITY) {
+    if (
+      nh === IPPROTO_HOPOPTS ||
+      nh === IPPROTO_ROUTING ||
+      nh === IPPROTO_DSTOPTS ||
+      nh === IPPROTO_MOBILITY
+    ) {
       if (end - off < 8) return short(p);
       const len = (buf[off + 1] + 1) * 8;
       if (end - off < len) return short(p);

@@ -5,7 +5,13 @@ import { ETHERTYPE_IPV4, ETHERTYPE_IPV6 } from './ethernet.js';
  * BSD loopback (LINKTYPE_NULL: address family in the writer's byte order; LINKTYPE_LOOP: network
  * order). AF_INET6 differs between BSDs (24, 28, 30) and Linux (10), so accept all of them.
  */
-export function decodeLoopback(p: DecodedPacket, buf: Buffer, off: number, end: number, bigEndian: boolean): number {
+export function decodeLoopback(
+  p: DecodedPacket,
+  buf: Buffer,
+  off: number,
+  end: number,
+  bigEndian: boolean,
+): number {
   if (end - off < 4) {
     p.error = 'loopback: short header';
     return -1;

@@ -24,12 +24,7 @@ for (const ch of "-.!%*_+`'~") TOKEN_CHARS[ch.charCodeAt(0)] = 1;
 export const LOWER = new Uint8Array(256);
 for (let c = 0; c < 256; c++) LOWER[c] = c >= 0x41 && c <= 0x5a ? c + 32 : c;
 
-/** latin1 keeps every byte as one UTF-16 unit, so hostile or non-UTF-8 bytes survive a round trip. */
-export function latin1(buf: Buffer, start: number, end: number): string {
-  return end > start ? buf.toString('latin1', start, end) : '';
-}
-
-/** Clamps a caller-supplied [off, end) to the buffer; returns false when the range is unusable. */
+/** True when [off, end) is a usable range of the Buffer (callers pass offsets from packet decoders). */
 export function validRange(buf: Buffer, off: number, end: number): boolean {
   return (
     Buffer.isBuffer(buf) &&

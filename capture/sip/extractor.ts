@@ -4,13 +4,13 @@ import type { PacketRecord } from '../file/record.js';
 import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END } from '../layers/sctp.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from '../layers/websocket.js';
 import type { DecodedPacket } from '../packet.js';
+import { SctpMessageReassembler } from '../reassembly/sctp.js';
 import {
   type TcpLimits,
   TcpReassembler,
   type TcpSegmentMeta,
   type TcpStreamSink,
 } from '../reassembly/tcp.js';
-import { SctpMessageReassembler } from '../reassembly/sctp.js';
 import { emptySipCounts, type SipCounts } from '../summary.js';
 import { looksLikeSip } from './detect.js';
 import { sipMessageLength, skipKeepalive } from './framing.js';
@@ -104,7 +104,17 @@ export class SipExtractor implements TransportHandler {
     const off = p.payloadOffset;
     const end = p.payloadEnd;
     if (end - off < 12 || !looksLikeSip(buf, off, end)) return;
-    this.message(buf, off, end, 'udp', endpointOf(p), p.ipProtocol, record.tsSec, record.tsNsec, record.number);
+    this.message(
+      buf,
+      off,
+      end,
+      'udp',
+      endpointOf(p),
+      p.ipProtocol,
+      record.tsSec,
+      record.tsNsec,
+      record.number,
+    );
   }
 
   tcp(p: DecodedPacket, record: PacketRecord): void {
@@ -130,7 +140,8 @@ export class SipExtractor implements TransportHandler {
       p.payloadOffset,
       p.payloadEnd,
       (_ppid, stream, tsn, flags, buf, s, e) => {
-        if ((flags & (SCTP_FLAG_BEGIN | SCTP_FLAG_END)) === (SCTP_FLAG_BEGIN | SCTP_FLAG_END)) return found(buf, s, e);
+        if ((flags & (SCTP_FLAG_BEGIN | SCTP_FLAG_END)) === (SCTP_FLAG_BEGIN | SCTP_FLAG_END))
+          return found(buf, s, e);
         direction ??= p.directionKey();
         const whole = this.sctpMessages.add(direction, stream, tsn, flags, buf, s, e);
         if (whole) found(whole, 0, whole.length);
@@ -165,7 +176,7 @@ export class SipExtractor implements TransportHandler {
   ): void {
     const payload = Buffer.from(buf.subarray(off, end));
     const result = parseSipMessage(payload, 0, payload.length, {
-      transportIsStream: transport !== 'udp' && transport !== 'sctp',
+      transportIsStream: transport === 'tcp' || transport === 'tls',
     });
     if (!result.ok) {
       this.stats.malformed++;
@@ -276,7 +287,13 @@ class SipStream implements TcpStreamSink {
     if (this.pending) {
       if (this.pending.length + (end - off) > this.owner.maxStreamMessageBytes + 65536) {
         this.owner.stats.streamOverflows++;
-        this.owner.problem('stream-overflow', 'buffered stream data exceeds limit; dropped', meta.packetNumber, this.transport, this.endpoint);
+        this.owner.problem(
+          'stream-overflow',
+          'buffered stream data exceeds limit; dropped',
+          meta.packetNumber,
+          this.transport,
+          this.endpoint,
+        );
         this.pending = null;
         this.mode = MODE_DETECT;
       } else {
@@ -339,18 +356,40 @@ class SipStream implements TcpStreamSink {
       if (length === -1) {
         if (end - off > this.owner.maxStreamMessageBytes) {
           this.owner.stats.streamOverflows++;
-          this.owner.problem('stream-overflow', 'SIP message exceeds limit; resynchronising', meta.packetNumber, 'tcp', this.endpoint);
+          this.owner.problem(
+            'stream-overflow',
+            'SIP message exceeds limit; resynchronising',
+            meta.packetNumber,
+            'tcp',
+            this.endpoint,
+          );
           return this.resync(buf, off + 1, end);
         }
         return off;
       }
       if (length <= 0) {
         this.owner.stats.streamResyncs++;
-        this.owner.problem('stream-resync', 'bytes that are not SIP inside a SIP stream', meta.packetNumber, 'tcp', this.endpoint);
+        this.owner.problem(
+          'stream-resync',
+          'bytes that are not SIP inside a SIP stream',
+          meta.packetNumber,
+          'tcp',
+          this.endpoint,
+        );
         off = this.resync(buf, off + 1, end);
         continue;
       }
-      this.owner.message(buf, off, off + length, 'tcp', this.endpoint, 6, meta.tsSec, meta.tsNsec, meta.packetNumber);
+      this.owner.message(
+        buf,
+        off,
+        off + length,
+        'tcp',
+        this.endpoint,
+        6,
+        meta.tsSec,
+        meta.tsNsec,
+        meta.packetNumber,
+      );
       off += length;
     }
     return off;
@@ -372,12 +411,28 @@ class SipStream implements TcpStreamSink {
     const errorsBefore = ws.errors;
     ws.feed(buf, off, end, (payload) => {
       if (payload.length >= 12 && looksLikeSip(payload, 0, payload.length)) {
-        this.owner.message(payload, 0, payload.length, 'ws', this.endpoint, 6, meta.tsSec, meta.tsNsec, meta.packetNumber);
+        this.owner.message(
+          payload,
+          0,
+          payload.length,
+          'ws',
+          this.endpoint,
+          6,
+          meta.tsSec,
+          meta.tsNsec,
+          meta.packetNumber,
+        );
       }
     });
     if (ws.errors !== errorsBefore) {
       this.owner.stats.webSocketErrors += ws.errors - errorsBefore;
-      this.owner.problem('websocket-error', 'WebSocket framing error', meta.packetNumber, 'ws', this.endpoint);
+      this.owner.problem(
+        'websocket-error',
+        'WebSocket framing error',
+        meta.packetNumber,
+        'ws',
+        this.endpoint,
+      );
     }
   }
 

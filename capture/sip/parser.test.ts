@@ -405,6 +405,14 @@ describe('hostile values', () => {
     expect(m.warnings).toContain('too many headers');
   });
 
+  it('stops examining an endless header section', () => {
+    const lines = `${base.join(CRLF)}${CRLF}${'X-Filler: 0123456789abcdef0123456789abcdef\r\n'.repeat(60000)}`;
+    const m = parse(lines);
+    expect(m.callId).toBe('a84b4c76e66710@pc33.atlanta.example.com');
+    expect(m.headers).toHaveLength(MAX_HEADERS);
+    expect(m.warnings).toEqual(['too many headers', 'header section too long', 'missing end of headers']);
+  });
+
   it('bounds list sizes (Via, Contact)', () => {
     const vias = Array.from({ length: 300 }, (_, i) => `SIP/2.0/UDP h${i};branch=z9hG4bK${i}`).join(',');
     const m = parse(message([...base, `Via: ${vias}`, `Contact: ${'<sip:a@b>,'.repeat(300)}`]));

@@ -4,8 +4,18 @@
  * survives. The body stays a view. Hostile input never throws: the result is either an error (no usable
  * start line) or a message plus warnings, and work is bounded (header count, line length, list sizes).
  */
-import { LOWER, TOKEN_CHARS, validRange } from './detect.js';
-import type { SipBodyPart, SipCSeq, SipMessage, SipParseResult, SipReason, SipUri } from './message.js';
+import { LOWER as LOWER_TABLE, TOKEN_CHARS as TOKEN_TABLE, validRange } from './detect.js';
+import type {
+  Sdp,
+  SipBodyPart,
+  SipCSeq,
+  SipMessage,
+  SipNameAddr,
+  SipParseResult,
+  SipReason,
+  SipUri,
+  SipVia,
+} from './message.js';
 import { mediaTypeAt, multipartBoundary, parseMultipart } from './multipart.js';
 import { parseNameAddrAt, parseNameAddrListAt } from './name-addr.js';
 import { parseSdp } from './sdp.js';
@@ -23,6 +33,11 @@ import {
   unquoteValue,
 } from './uri.js';
 import { parseViaListAt } from './via.js';
+
+// Module-local aliases: some loaders (vitest's module runner) turn every use of an imported binding into a
+// property read, which would cost a lookup per byte in the scanning loops.
+const LOWER = LOWER_TABLE;
+const TOKEN_CHARS = TOKEN_TABLE;
 
 export interface SipParseOptions {
   /** TCP/TLS/SCTP stream framing: a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -172,15 +187,23 @@ function nameHash(lower: string): number {
 }
 
 const HEADER_DEFS: HeaderDef[] = [];
-/** name hash → indexes into HEADER_DEFS (collisions are resolved by comparing bytes). */
-const HEADER_TABLE = new Map<number, number[]>();
+/** Lower-case name bytes per definition, for comparing against the packet without allocating. */
+const HEADER_BYTES: Uint8Array[] = [];
+/** Open-addressing table: name hash → HEADER_DEFS index + 1 (0 = empty); collisions resolved by bytes. */
+const TABLE_BITS = 10;
+const TABLE_MASK = (1 << TABLE_BITS) - 1;
+const TABLE_IDX = new Int32Array(1 << TABLE_BITS);
+const TABLE_HASH = new Int32Array(1 << TABLE_BITS);
+
 function addDef(def: HeaderDef): void {
   if (HEADER_DEFS.some((d) => d.lower === def.lower)) return;
-  const h = nameHash(def.lower);
   HEADER_DEFS.push(def);
-  const list = HEADER_TABLE.get(h);
-  if (list === undefined) HEADER_TABLE.set(h, [HEADER_DEFS.length - 1]);
-  else list.push(HEADER_DEFS.length - 1);
+  HEADER_BYTES.push(Buffer.from(def.lower, 'latin1'));
+  const h = nameHash(def.lower);
+  let slot = h & TABLE_MASK;
+  while (TABLE_IDX[slot] !== 0) slot = (slot + 1) & TABLE_MASK;
+  TABLE_IDX[slot] = HEADER_DEFS.length;
+  TABLE_HASH[slot] = h;
 }
 for (const name of KNOWN)
   addDef({ canonical: name, lower: name.toLowerCase(), id: SPECIAL[name] ?? H_OTHER });
@@ -189,27 +212,22 @@ for (const [c, name] of Object.entries(COMPACT))
 CORRELATION.forEach((name, k) => {
   addDef({ canonical: null, lower: name.toLowerCase(), id: H_CORR + k });
 });
+/** Model field id per HEADER_DEFS index. */
+const DEF_ID = Int32Array.from(HEADER_DEFS, (d) => d.id);
 
 /** Looks the header name buf[s,e) up case-insensitively without allocating; HEADER_DEFS index or -1. */
 function lookupHeader(buf: Buffer, s: number, e: number, h: number): number {
-  const list = HEADER_TABLE.get(h);
-  if (list === undefined) return -1;
-  for (const idx of list) {
-    const lower = HEADER_DEFS[idx].lower;
-    if (lower.length !== e - s) continue;
+  const n = e - s;
+  for (let slot = h & TABLE_MASK; TABLE_IDX[slot] !== 0; slot = (slot + 1) & TABLE_MASK) {
+    if (TABLE_HASH[slot] !== h) continue;
+    const idx = TABLE_IDX[slot] - 1;
+    const lower = HEADER_BYTES[idx];
+    if (lower.length !== n) continue;
     let k = 0;
-    while (k < lower.length && LOWER[buf[s + k]] === lower.charCodeAt(k)) k++;
-    if (k === lower.length) return idx;
+    while (k < n && LOWER[buf[s + k]] === lower[k]) k++;
+    if (k === n) return idx;
   }
   return -1;
-}
-
-/** Collects warnings once each (hostile input can repeat the same fault thousands of times). */
-class Warnings {
-  readonly list: string[] = [];
-  readonly add = (w: string): void => {
-    if (this.list.length < 32 && !this.list.includes(w)) this.list.push(w);
-  };
 }
 
 function parseCSeq(src: Src, s: number, e: number, warn: (w: string) => void): SipCSeq | null {
@@ -342,6 +360,12 @@ function requestUriOf(src: Src, s: number, e: number, warn: (w: string) => void)
  * Parses one SIP message in buf[off,end). Datagram semantics by default: the body runs to the end of the
  * datagram when Content-Length is absent; with a Content-Length larger than the bytes present, the
  * headers are still parsed and the body is what is present ("content-length mismatch" warning).
+ *
+ * What call analysis reads is decoded here; `requestUri`, `headers`, `contact`, `pAssertedIdentity`,
+ * `bodyParts` and `sdp` are decoded from `buf` when first read (then cached), so **buf[off,end) must stay
+ * unchanged while the message is used** — the same contract as for `body`, which is a view. Callers that
+ * keep messages past a packet pass a buffer they own (the extractor copies the payload first). Warnings of
+ * those parts join `message.warnings` when they are decoded.
  */
 export function parseSipMessage(
   buf: Buffer,
@@ -354,40 +378,50 @@ export function parseSipMessage(
     return parseUnchecked(buf, off, end, options?.transportIsStream === true);
   } catch (err) {
     // Not expected (the fuzz tests look for this text); keeps one bad packet from stopping a capture.
-    return { ok: false, error: `internal error: ${(err as Error)?.message ?? String(err)}` };
+    return { ok: false, error: internalError(err) };
   }
+}
+
+function internalError(err: unknown): string {
+  return `internal error: ${(err as Error)?.message ?? String(err)}`;
+}
+
+/** Warnings kept per message. */
+const MAX_WARNINGS = 32;
+/**
+ * The warnings list `warn` appends to: the message being decoded. Decoding (here, or later in a lazy
+ * getter) is synchronous and never interleaves two messages, so one module-level target replaces a
+ * closure per message.
+ */
+let warnTarget: string[] = [];
+
+/** Records a warning once (hostile input can repeat the same fault thousands of times). */
+function warn(w: string): void {
+  const list = warnTarget;
+  if (list.length < MAX_WARNINGS && !list.includes(w)) list.push(w);
 }
 
 /** Per header: name start/end, value start/end (buffer offsets), HEADER_DEFS index or -1, folded flag. */
 const REC = 6;
-/** Reused between calls (parsing is synchronous and not re-entrant), so the first pass allocates nothing. */
+/**
+ * Reused between calls (decoding is synchronous and not re-entrant), so scanning allocates nothing. Only
+ * valid until the next scan: messages never keep it, lazy decoding scans again.
+ */
 const records = new Int32Array(MAX_HEADERS * REC);
+/** scanHeaders' other results: first body byte (-1 when the empty line is missing), end of the last kept value (-1 when none). */
+let scanBodyStart = -1;
+let scanTextEnd = -1;
 
-function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean): SipParseResult {
-  const warnings = new Warnings();
-  const warn = warnings.add;
-  let p = off;
-  // RFC 3261 §7.5: CRLFs before the start line are ignored (stream keep-alives).
-  while (p < end && (buf[p] === CR || buf[p] === LF)) p++;
-  if (p >= end) return { ok: false, error: 'empty message' };
-  const base = p;
-  let lineEnd = p;
-  const startLim = Math.min(end, p + MAX_HEADER_LINE);
-  while (lineEnd < startLim && buf[lineEnd] !== LF) lineEnd++;
-  if (lineEnd >= startLim && lineEnd < end) return { ok: false, error: 'start line too long' };
-  let se = lineEnd;
-  if (se > p && buf[se - 1] === CR) se--;
-  // Validate on bytes first, so non-SIP input costs no string decoding.
-  const start = scanStartLine(buf, p, se, warn);
-  if (typeof start === 'string') return { ok: false, error: start };
-  p = lineEnd + 1;
-
-  // Pass 1 over bytes: find header lines and the end of the header section.
+/**
+ * Pass 1 over the header section bytes from `p` (just past the start line) to `end`, examining at most
+ * up to `limit`: fills `records` and returns the number of kept headers. Depends only on the bytes, so lazy
+ * decoding runs it again (report = false: its warnings were given at parse time) instead of keeping a copy.
+ */
+function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report: boolean): number {
   let bodyStart = -1;
+  let textEnd = -1;
   let count = 0;
-  let textEnd = se; // only bytes up to the last kept header are decoded
-  const sectionLimit = Math.min(end, base + MAX_HEADER_SECTION);
-  while (p < sectionLimit) {
+  while (p < limit) {
     const b0 = buf[p];
     if (b0 === LF) {
       bodyStart = p + 1;
@@ -421,16 +455,16 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
       p++;
     }
     if (!valid) {
-      warn('malformed header line');
+      if (report) warn('malformed header line');
       continue;
     }
-    const logicalEnd = Math.min(p, end);
+    const logicalEnd = p < end ? p : end;
     if (logicalEnd - lineStart > MAX_HEADER_LINE) {
-      warn('header line too long');
+      if (report) warn('header line too long');
       continue;
     }
     if (count >= MAX_HEADERS) {
-      warn('too many headers');
+      if (report) warn('too many headers');
       continue;
     }
     if (folded === 0) {
@@ -450,68 +484,320 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
     count++;
     textEnd = valueEnd;
   }
-  if (bodyStart < 0 && p < end) warn('header section too long');
-  // One latin1 decode for the header section; every header string is a substring of it.
-  const text = buf.toString('latin1', base, textEnd);
-  const main: Src = { buf, text, base };
-  const isRequest = start.statusCode === 0;
+  if (report && bodyStart < 0 && p < end) warn('header section too long');
+  scanBodyStart = bodyStart;
+  scanTextEnd = textEnd;
+  return count;
+}
 
-  const msg: SipMessage = {
-    isRequest,
-    method: isRequest ? text.substring(start.a - base, start.b - base) : null,
-    requestUri: isRequest ? requestUriOf(main, start.c, start.d, warn) : null,
-    statusCode: isRequest ? null : start.statusCode,
-    reasonPhrase: isRequest ? null : text.substring(start.c - base, start.d - base),
-    headers: [],
-    callId: null,
-    from: null,
-    to: null,
-    via: [],
-    cseq: null,
-    contact: [],
-    maxForwards: null,
-    contentType: null,
-    contentLength: null,
-    reason: null,
-    userAgent: null,
-    server: null,
-    pAssertedIdentity: [],
-    correlationCallId: null,
-    body: EMPTY,
-    bodyParts: [],
-    sdp: null,
-    warnings: warnings.list,
-  };
-  let contentTypeRaw: string | null = null;
+/** Model field id of record k's header (H_OTHER for unknown names). */
+function recordId(k: number): number {
+  const defIdx = records[k * REC + 4];
+  return defIdx < 0 ? H_OTHER : DEF_ID[defIdx];
+}
+
+/** Header value of record k as a string: a substring of the header text, or the unfolded value. */
+function recordValue(main: Src, k: number): string {
+  const r = k * REC;
+  return records[r + 5] === 0 ? sub(main, records[r + 2], records[r + 3]) : unfold(main, records[r + 2], records[r + 3]);
+}
+
+/** Canonical (or, for names we do not know, the sender's) name of record k. */
+function recordName(main: Src, k: number): string {
+  const r = k * REC;
+  const defIdx = records[r + 4];
+  const canonical = defIdx < 0 ? null : HEADER_DEFS[defIdx].canonical;
+  return canonical === null ? sub(main, records[r], records[r + 1]) : canonical;
+}
+
+/**
+ * The message returned by parseSipMessage. Plain fields are decoded eagerly; the members most consumers
+ * never read are getters that decode from the message's bytes on first read and cache the result (they can
+ * be assigned, which replaces the cached value). Lazy decoding never throws: an unexpected failure gives
+ * an empty result and an "internal error" warning.
+ */
+class ParsedSipMessage implements SipMessage {
+  isRequest: boolean;
+  method: string | null;
+  statusCode: number | null;
+  reasonPhrase: string | null;
+  callId: string | null = null;
+  from: SipNameAddr | null = null;
+  to: SipNameAddr | null = null;
+  via: SipVia[] = [];
+  cseq: SipCSeq | null = null;
+  maxForwards: number | null = null;
+  contentType: string | null = null;
+  contentLength: number | null = null;
+  reason: SipReason | null = null;
+  userAgent: string | null = null;
+  server: string | null = null;
+  correlationCallId: string | null = null;
+  body: Buffer = EMPTY;
+  warnings: string[];
+
+  /** Header section bytes and their latin1 decoding (from the start line to the last kept value). */
+  readonly #main: Src;
+  /** First byte after the start line, end of the message, and the header scan limit. */
+  readonly #headersAt: number;
+  readonly #end: number;
+  readonly #limit: number;
+  /** Request-URI bytes [#uriStart, #uriEnd) (requests only). */
+  readonly #uriStart: number;
+  readonly #uriEnd: number;
+  // Lazily decoded members; undefined until first read.
+  #requestUri: SipUri | null | undefined = undefined;
+  #headers: Array<[string, string]> | undefined = undefined;
+  #contact: SipNameAddr[] | undefined = undefined;
+  #pAssertedIdentity: SipNameAddr[] | undefined = undefined;
+  #bodyParts: SipBodyPart[] | undefined = undefined;
+  #sdp: Sdp | null | undefined = undefined;
+
+  constructor(
+    main: Src,
+    headersAt: number,
+    end: number,
+    limit: number,
+    start: StartLine,
+    warnings: string[],
+  ) {
+    const isRequest = start.statusCode === 0;
+    const text = main.text;
+    const base = main.base;
+    this.isRequest = isRequest;
+    this.method = isRequest ? text.substring(start.a - base, start.b - base) : null;
+    this.statusCode = isRequest ? null : start.statusCode;
+    this.reasonPhrase = isRequest ? null : text.substring(start.c - base, start.d - base);
+    this.warnings = warnings;
+    this.#main = main;
+    this.#headersAt = headersAt;
+    this.#end = end;
+    this.#limit = limit;
+    this.#uriStart = start.c;
+    this.#uriEnd = start.d;
+  }
+
+  get requestUri(): SipUri | null {
+    if (this.#requestUri === undefined) {
+      let uri: SipUri | null = null;
+      if (this.isRequest) {
+        warnTarget = this.warnings;
+        try {
+          uri = requestUriOf(this.#main, this.#uriStart, this.#uriEnd, warn);
+        } catch (err) {
+          warn(internalError(err));
+        }
+      }
+      this.#requestUri = uri;
+    }
+    return this.#requestUri;
+  }
+  set requestUri(value: SipUri | null) {
+    this.#requestUri = value;
+  }
+
+  /** Every header in order, [canonical name, unfolded value]. */
+  get headers(): Array<[string, string]> {
+    if (this.#headers === undefined) {
+      const out: Array<[string, string]> = [];
+      try {
+        const main = this.#main;
+        const count = this.#scan();
+        for (let k = 0; k < count; k++) out.push([recordName(main, k), recordValue(main, k)]);
+      } catch (err) {
+        warnTarget = this.warnings;
+        warn(internalError(err));
+      }
+      this.#headers = out;
+    }
+    return this.#headers;
+  }
+  set headers(value: Array<[string, string]>) {
+    this.#headers = value;
+  }
+
+  get contact(): SipNameAddr[] {
+    if (this.#contact === undefined) this.#contact = this.#nameAddrs(H_CONTACT);
+    return this.#contact;
+  }
+  set contact(value: SipNameAddr[]) {
+    this.#contact = value;
+  }
+
+  get pAssertedIdentity(): SipNameAddr[] {
+    if (this.#pAssertedIdentity === undefined) this.#pAssertedIdentity = this.#nameAddrs(H_PAI);
+    return this.#pAssertedIdentity;
+  }
+  set pAssertedIdentity(value: SipNameAddr[]) {
+    this.#pAssertedIdentity = value;
+  }
+
+  get bodyParts(): SipBodyPart[] {
+    if (this.#bodyParts === undefined) this.#decodeBody();
+    return this.#bodyParts as SipBodyPart[];
+  }
+  set bodyParts(value: SipBodyPart[]) {
+    this.#bodyParts = value;
+  }
+
+  get sdp(): Sdp | null {
+    if (this.#sdp === undefined) this.#decodeBody();
+    return this.#sdp as Sdp | null;
+  }
+  set sdp(value: Sdp | null) {
+    this.#sdp = value;
+  }
+
+  /** Everything, lazy members included, as the plain object JSON.stringify used to see. */
+  toJSON(): SipMessage {
+    return {
+      isRequest: this.isRequest,
+      method: this.method,
+      requestUri: this.requestUri,
+      statusCode: this.statusCode,
+      reasonPhrase: this.reasonPhrase,
+      headers: this.headers,
+      callId: this.callId,
+      from: this.from,
+      to: this.to,
+      via: this.via,
+      cseq: this.cseq,
+      contact: this.contact,
+      maxForwards: this.maxForwards,
+      contentType: this.contentType,
+      contentLength: this.contentLength,
+      reason: this.reason,
+      userAgent: this.userAgent,
+      server: this.server,
+      pAssertedIdentity: this.pAssertedIdentity,
+      correlationCallId: this.correlationCallId,
+      body: this.body,
+      bodyParts: this.bodyParts,
+      sdp: this.sdp,
+      warnings: this.warnings,
+    };
+  }
+
+  /** Scans the header section again into `records`; returns the header count. */
+  #scan(): number {
+    return scanHeaders(this.#main.buf, this.#headersAt, this.#end, this.#limit, false);
+  }
+
+  /** Every name-addr of the headers with model id `id` (Contact, P-Asserted-Identity), in order. */
+  #nameAddrs(id: number): SipNameAddr[] {
+    const out: SipNameAddr[] = [];
+    warnTarget = this.warnings;
+    try {
+      const main = this.#main;
+      const count = this.#scan();
+      for (let k = 0; k < count; k++) {
+        if (recordId(k) !== id) continue;
+        const r = k * REC;
+        if (records[r + 5] === 0) {
+          parseNameAddrListAt(main, records[r + 2], records[r + 3], out, warn, MAX_LIST_ITEMS);
+        } else {
+          const value = unfold(main, records[r + 2], records[r + 3]);
+          parseNameAddrListAt(srcOf(value), 0, value.length, out, warn, MAX_LIST_ITEMS);
+        }
+      }
+    } catch (err) {
+      warn(internalError(err));
+    }
+    return out;
+  }
+
+  /** The first Content-Type value as sent (parameters included), for the multipart boundary. */
+  #contentTypeValue(): string | null {
+    const count = this.#scan();
+    for (let k = 0; k < count; k++) if (recordId(k) === H_CONTENT_TYPE) return recordValue(this.#main, k);
+    return null;
+  }
+
+  /** Splits the body into parts and parses the first SDP part (both are decoded together). */
+  #decodeBody(): void {
+    const parts: SipBodyPart[] = [];
+    let sdp: Sdp | null = null;
+    const body = this.body;
+    if (body.length > 0) {
+      warnTarget = this.warnings;
+      try {
+        const type = this.contentType;
+        if (type?.startsWith('multipart/')) {
+          const raw = this.#contentTypeValue();
+          const boundary = raw === null ? null : multipartBoundary(raw);
+          if (boundary === null) warn('multipart without boundary');
+          else parseMultipart(body, 0, body.length, boundary, parts, warn);
+          if (parts.length === 0) parts.push({ contentType: type, body });
+        } else parts.push({ contentType: type, body });
+        for (const part of parts) {
+          const pt = part.contentType;
+          // Some senders omit Content-Type; an SDP body still starts with "v=".
+          const sdpLike =
+            pt === 'application/sdp' ||
+            (pt === null && part.body.length > 2 && part.body[0] === 0x76 && part.body[1] === 0x3d);
+          if (sdpLike) {
+            sdp = parseSdp(part.body, 0, part.body.length, warn);
+            if (sdp !== null) break;
+          }
+        }
+      } catch (err) {
+        warn(internalError(err));
+      }
+    }
+    if (this.#bodyParts === undefined) this.#bodyParts = parts;
+    if (this.#sdp === undefined) this.#sdp = sdp;
+  }
+}
+
+function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean): SipParseResult {
+  const warnings: string[] = [];
+  warnTarget = warnings;
+  let p = off;
+  // RFC 3261 §7.5: CRLFs before the start line are ignored (stream keep-alives).
+  while (p < end && (buf[p] === CR || buf[p] === LF)) p++;
+  if (p >= end) return { ok: false, error: 'empty message' };
+  const base = p;
+  let lineEnd = p;
+  const startLim = Math.min(end, p + MAX_HEADER_LINE);
+  while (lineEnd < startLim && buf[lineEnd] !== LF) lineEnd++;
+  if (lineEnd >= startLim && lineEnd < end) return { ok: false, error: 'start line too long' };
+  let se = lineEnd;
+  if (se > p && buf[se - 1] === CR) se--;
+  // Validate on bytes first, so non-SIP input costs no string decoding.
+  const start = scanStartLine(buf, p, se, warn);
+  if (typeof start === 'string') return { ok: false, error: start };
+  const headersAt = lineEnd + 1;
+
+  // Pass 1 over bytes: find header lines and the end of the header section.
+  const limit = Math.min(end, base + MAX_HEADER_SECTION);
+  const count = scanHeaders(buf, headersAt, end, limit, true);
+  let bodyStart = scanBodyStart;
+  // One latin1 decode for the header section (up to the last kept header); every header string is a
+  // substring of it.
+  const text = buf.toString('latin1', base, count > 0 ? scanTextEnd : se);
+  const main: Src = { buf, text, base };
+  const msg = new ParsedSipMessage(main, headersAt, end, limit, start, warnings);
+  let ctSeen = false;
   let corrPriority = CORRELATION.length;
   let clSeen = false;
 
-  // Pass 2: strings and typed fields. Sub-parsers scan the bytes and cut strings from `text`.
+  // Pass 2: the eagerly decoded fields. Sub-parsers scan the bytes and cut strings from `text`; headers
+  // decoded lazily (Contact, P-Asserted-Identity) and those the model does not extract are skipped.
   for (let k = 0; k < count; k++) {
+    const id = recordId(k);
+    if (id === H_OTHER || id === H_CONTACT || id === H_PAI) continue;
     const r = k * REC;
-    const defIdx = records[r + 4];
     let vs = records[r + 2];
     let ve = records[r + 3];
     let src = main;
-    let value: string;
-    if (records[r + 5] === 0) value = text.substring(vs - base, ve - base);
-    else {
+    if (records[r + 5] !== 0) {
       // Folded: the unfolded value no longer matches the packet bytes, so it gets its own Src.
-      value = unfold(main, vs, ve);
+      const value = unfold(main, vs, ve);
       src = srcOf(value);
       vs = 0;
       ve = value.length;
     }
-    const def = defIdx >= 0 ? HEADER_DEFS[defIdx] : null;
-    const name =
-      def === null || def.canonical === null
-        ? text.substring(records[r] - base, records[r + 1] - base)
-        : def.canonical;
-    msg.headers.push([name, value]);
-    if (def === null) continue;
-    switch (def.id) {
-      case H_OTHER:
-        break;
+    switch (id) {
       case H_VIA:
         parseViaListAt(src, vs, ve, msg.via, warn, MAX_LIST_ITEMS);
         break;
@@ -524,15 +810,12 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
         else warn('multiple To headers');
         break;
       case H_CALL_ID:
-        if (msg.callId === null) msg.callId = value;
+        if (msg.callId === null) msg.callId = sub(src, vs, ve);
         else warn('multiple Call-ID headers');
         break;
       case H_CSEQ:
         if (msg.cseq === null) msg.cseq = parseCSeq(src, vs, ve, warn);
         else warn('multiple CSeq headers');
-        break;
-      case H_CONTACT:
-        parseNameAddrListAt(src, vs, ve, msg.contact, warn, MAX_LIST_ITEMS);
         break;
       case H_MAX_FORWARDS: {
         const n = uintField(src.buf, vs, ve);
@@ -542,8 +825,8 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
         break;
       }
       case H_CONTENT_TYPE:
-        if (contentTypeRaw === null) {
-          contentTypeRaw = value;
+        if (!ctSeen) {
+          ctSeen = true;
           msg.contentType = mediaTypeAt(src, vs, ve) || null;
         }
         break;
@@ -570,19 +853,16 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
         break;
       }
       case H_USER_AGENT:
-        if (msg.userAgent === null) msg.userAgent = value;
+        if (msg.userAgent === null) msg.userAgent = sub(src, vs, ve);
         break;
       case H_SERVER:
-        if (msg.server === null) msg.server = value;
-        break;
-      case H_PAI:
-        parseNameAddrListAt(src, vs, ve, msg.pAssertedIdentity, warn, MAX_LIST_ITEMS);
+        if (msg.server === null) msg.server = sub(src, vs, ve);
         break;
       default: {
-        const prio = def.id - H_CORR;
-        if (prio < corrPriority && value.length > 0) {
+        const prio = id - H_CORR;
+        if (prio < corrPriority && ve > vs) {
           corrPriority = prio;
-          msg.correlationCallId = value;
+          msg.correlationCallId = sub(src, vs, ve);
         }
       }
     }
@@ -618,8 +898,6 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
   if (msg.from === null) warn('missing From');
   if (msg.to === null) warn('missing To');
   if (msg.via.length === 0) warn('missing Via');
-
-  if (bodyEnd > bodyStart) decodeBody(buf, bodyStart, bodyEnd, msg, contentTypeRaw, warn);
   return { ok: true, message: msg };
 }
 
@@ -646,33 +924,4 @@ function unfold(src: Src, s: number, e: number): string {
     while (p < e && (buf[p] === SP || buf[p] === HT)) p++;
   }
   return out;
-}
-
-function decodeBody(
-  buf: Buffer,
-  s: number,
-  e: number,
-  msg: SipMessage,
-  contentTypeRaw: string | null,
-  warn: (w: string) => void,
-): void {
-  const type = msg.contentType;
-  const parts: SipBodyPart[] = msg.bodyParts;
-  if (type !== null && contentTypeRaw !== null && type.startsWith('multipart/')) {
-    const boundary = multipartBoundary(contentTypeRaw);
-    if (boundary === null) warn('multipart without boundary');
-    else parseMultipart(buf, s, e, boundary, parts, warn);
-    if (parts.length === 0) parts.push({ contentType: type, body: msg.body });
-  } else parts.push({ contentType: type, body: msg.body });
-  for (const part of parts) {
-    const pt = part.contentType;
-    // Some senders omit Content-Type; an SDP body still starts with "v=".
-    const sdpLike =
-      pt === 'application/sdp' ||
-      (pt === null && part.body.length > 2 && part.body[0] === 0x76 && part.body[1] === 0x3d);
-    if (sdpLike) {
-      msg.sdp = parseSdp(part.body, 0, part.body.length, warn);
-      if (msg.sdp !== null) return;
-    }
-  }
 }

@@ -193,3 +193,11 @@ describe('parseVia', () => {
     expect(w).toEqual(Array(4).fill('malformed Via'));
   });
 });
+
+describe('case folding', () => {
+  it('lower-cases ASCII only in names, leaving latin1 bytes intact', () => {
+    const u = parseUri('SIP:a@b;TRANSPORT=UDP;X\xc0Y=1;\xc9=2');
+    expect(u?.scheme).toBe('sip');
+    expect(u?.params).toEqual({ transport: 'UDP', 'x\xc0y': '1', '\xc9': '2' });
+  });
+});

@@ -104,14 +104,27 @@ export function splitList(buf: Buffer, start: number, end: number, max = 256): n
   return out;
 }
 
-/** Latin1 string of [s,e) lower-cased (names are case-insensitive); no copy when already lower case. */
+/**
+ * Latin1 string of [s,e) with ASCII letters lower-cased (names are case-insensitive). Bytes ≥ 0x80 are
+ * left alone, which String#toLowerCase would not do.
+ */
 export function lowerSub(src: Src, s: number, e: number): string {
   const buf = src.buf;
+  let upper = false;
+  let high = false;
   for (let i = s; i < e; i++) {
     const c = buf[i];
-    if (c >= 65 && c <= 90) return sub(src, s, e).toLowerCase();
+    if (c >= 65 && c <= 90) upper = true;
+    else if (c >= 0x80) high = true;
   }
-  return sub(src, s, e);
+  if (!upper) return sub(src, s, e);
+  if (!high) return sub(src, s, e).toLowerCase();
+  let out = '';
+  for (let i = s; i < e; i++) {
+    const c = buf[i];
+    out += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
+  }
+  return out;
 }
 
 const MAX_PARAMS = 64;

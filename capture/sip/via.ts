@@ -1,5 +1,5 @@
 /** Via header values (RFC 3261 §20.42, §18.2.1 received; RFC 3581 rport; RFC 5118 IPv6 sent-by). */
-import { TOKEN_CHARS } from './detect.js';
+import { TOKEN_CHARS as TOKEN_TABLE } from './detect.js';
 import type { SipVia } from './message.js';
 import type { Warn } from './name-addr.js';
 import {
@@ -13,6 +13,9 @@ import {
   srcOf,
   sub,
 } from './uri.js';
+
+/** Module-local alias: keeps loaders that proxy imported bindings out of the byte loop. */
+const TOKEN_CHARS = TOKEN_TABLE;
 
 /** Upper-cased transport; the usual ones come back as constants. */
 function transportOf(src: Src, s: number, e: number): string {

@@ -35,7 +35,9 @@ function timePeer(cmd: string, args: string[], runs = 2): number | null {
   let best = Number.POSITIVE_INFINITY;
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    const r = spawnSync(pinned[0] as string, pinned[1] as string[], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const r = spawnSync(pinned[0] as string, pinned[1] as string[], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
     const t = (performance.now() - t0) / 1000;
     if (r.status !== 0) return null;
     best = Math.min(best, t);
@@ -58,7 +60,14 @@ async function main(): Promise<void> {
   if (!existsSync(file)) {
     log(`generating ${file} ...`);
     const t0 = performance.now();
-    const truth = generateCapture({ output: file, seed: 1, calls: 2700, callsPerSecond: 50, callDurationSec: 5, vms: 16 });
+    const truth = generateCapture({
+      output: file,
+      seed: 1,
+      calls: 2700,
+      callsPerSecond: 50,
+      callDurationSec: 5,
+      vms: 16,
+    });
     log(`  ${truth.packets} packets in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const bytes = statSync(file).size;
@@ -83,7 +92,8 @@ async function main(): Promise<void> {
   const messages: Buffer[] = [];
   const collector = new PacketDecoder({
     udp: (p) => {
-      if (looksLikeSip(p.buf, p.payloadOffset, p.payloadEnd)) messages.push(Buffer.from(p.buf.subarray(p.payloadOffset, p.payloadEnd)));
+      if (looksLikeSip(p.buf, p.payloadOffset, p.payloadEnd))
+        messages.push(Buffer.from(p.buf.subarray(p.payloadOffset, p.payloadEnd)));
     },
     tcp: () => {},
     sctp: () => {},
@@ -130,17 +140,35 @@ async function main(): Promise<void> {
   }
   const f = (n: number | null) => (n === null ? 'n/a' : n.toLocaleString('en-US'));
   const s = (n: number | null) => (n === null ? 'n/a' : `${n.toFixed(2)} s`);
-  console.log(`callscope bench — ${result.machine.cpu}, ${result.machine.cores} cores, node ${result.machine.node}`);
-  console.log(`file: ${packets.toLocaleString('en-US')} packets (${(bytes / 1048576).toFixed(0)} MiB), ${messages.length} SIP messages`);
+  console.log(
+    `callscope bench — ${result.machine.cpu}, ${result.machine.cores} cores, node ${result.machine.node}`,
+  );
+  console.log(
+    `file: ${packets.toLocaleString('en-US')} packets (${(bytes / 1048576).toFixed(0)} MiB), ${messages.length} SIP messages`,
+  );
   console.log('');
-  console.log(`  raw read (ours)                 ${f(result.ours.rawReadPacketsPerSec)} packets/s   (${s(raw.seconds)})`);
-  console.log(`  raw read (tcpdump -r -w null)   ${f(result.peers.tcpdumpPacketsPerSec)} packets/s   (${s(tcpdump)})   ours/tcpdump ×${result.ratios.rawReadVsTcpdump ?? 'n/a'}`);
-  console.log(`  read + classify (ours)          ${f(result.ours.readClassifyPacketsPerSec)} packets/s   (${s(classify.seconds)})   target ≥ 2,000,000`);
-  console.log(`  SIP parse (ours)                ${f(result.ours.sipParseMessagesPerSec)} messages/s  (${s(parse.seconds)})   target ≥ 200,000`);
-  console.log(`  whole analyze (ours)            ${f(result.ours.analyzePacketsPerSec)} packets/s   (${s(whole.seconds)})`);
-  console.log(`  tshark -q -z sip,stat           ${f(result.peers.tsharkPacketsPerSec)} packets/s   (${s(tshark)})`);
+  console.log(
+    `  raw read (ours)                 ${f(result.ours.rawReadPacketsPerSec)} packets/s   (${s(raw.seconds)})`,
+  );
+  console.log(
+    `  raw read (tcpdump -r -w null)   ${f(result.peers.tcpdumpPacketsPerSec)} packets/s   (${s(tcpdump)})   ours/tcpdump ×${result.ratios.rawReadVsTcpdump ?? 'n/a'}`,
+  );
+  console.log(
+    `  read + classify (ours)          ${f(result.ours.readClassifyPacketsPerSec)} packets/s   (${s(classify.seconds)})   target ≥ 2,000,000`,
+  );
+  console.log(
+    `  SIP parse (ours)                ${f(result.ours.sipParseMessagesPerSec)} messages/s  (${s(parse.seconds)})   target ≥ 200,000`,
+  );
+  console.log(
+    `  whole analyze (ours)            ${f(result.ours.analyzePacketsPerSec)} packets/s   (${s(whole.seconds)})`,
+  );
+  console.log(
+    `  tshark -q -z sip,stat           ${f(result.peers.tsharkPacketsPerSec)} packets/s   (${s(tshark)})`,
+  );
   console.log(`  analyze vs tshark               ×${result.ratios.analyzeVsTshark ?? 'n/a'}   target ≥ ×10`);
-  console.log(`  SIP messages: analyze ${whole.value.sip.messages}, collected ${messages.length} (${result.sipCountsAgree ? 'agree' : 'DISAGREE'})`);
+  console.log(
+    `  SIP messages: analyze ${whole.value.sip.messages}, collected ${messages.length} (${result.sipCountsAgree ? 'agree' : 'DISAGREE'})`,
+  );
 }
 
 main().catch((e) => {
