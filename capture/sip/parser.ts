@@ -444,15 +444,14 @@ function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report:
     if (valid) p++;
     while (p < end && (buf[p] === SP || buf[p] === HT)) p++;
     const valueStart = p;
-    while (p < end && buf[p] !== LF) p++;
+    p = lineFeed(buf, p, end);
     let valueEnd = p;
     p++;
     // Continuation lines (RFC 3261 §7.3.1 folding) start with SP or HT.
     let folded = 0;
     while (p < end && (buf[p] === SP || buf[p] === HT)) {
       folded = 1;
-      while (p < end && buf[p] !== LF) p++;
-      p++;
+      p = lineFeed(buf, p, end) + 1;
     }
     if (!valid) {
       if (report) warn('malformed header line');
@@ -749,7 +748,18 @@ class ParsedSipMessage implements SipMessage {
   }
 }
 
-function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean): SipParseResult {
+/**
+ * Index of the first LF in buf[p,end), or `end`. Buffer#indexOf (memchr) beats a byte loop from a few
+ * bytes on; it searches to the end of `buf`, which parseUnchecked makes the end of the message.
+ */
+function lineFeed(buf: Buffer, p: number, end: number): number {
+  const i = buf.indexOf(LF, p);
+  return i < 0 || i > end ? end : i;
+}
+
+function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean): SipParseResult {
+  // A view ending with the message keeps every search inside it (same memory, same offsets).
+  const buf = end === whole.length ? whole : whole.subarray(0, end);
   const warnings: string[] = [];
   warnTarget = warnings;
   let p = off;
@@ -757,9 +767,8 @@ function parseUnchecked(buf: Buffer, off: number, end: number, stream: boolean):
   while (p < end && (buf[p] === CR || buf[p] === LF)) p++;
   if (p >= end) return { ok: false, error: 'empty message' };
   const base = p;
-  let lineEnd = p;
   const startLim = Math.min(end, p + MAX_HEADER_LINE);
-  while (lineEnd < startLim && buf[lineEnd] !== LF) lineEnd++;
+  const lineEnd = lineFeed(buf, p, startLim);
   if (lineEnd >= startLim && lineEnd < end) return { ok: false, error: 'start line too long' };
   let se = lineEnd;
   if (se > p && buf[se - 1] === CR) se--;
