@@ -47,6 +47,15 @@ export function formatSummary(s: AnalyzeSummary): string {
       lines.push(`    ${code.padEnd(4)} ${reasonOf(Number(code)).padEnd(24)} ${formatInt(n).padStart(10)}`);
     }
   }
+  if (sip.endpoints.length) {
+    lines.push('  busiest endpoints                          sent   received');
+    for (const e of sip.endpoints.slice(0, 10)) {
+      const where = `${e.transport} ${e.ip.includes(':') ? `[${e.ip}]` : e.ip}:${e.port}`;
+      lines.push(
+        `    ${where.padEnd(36)} ${formatInt(e.sent).padStart(8)} ${formatInt(e.received).padStart(10)}`,
+      );
+    }
+  }
   lines.push('');
   lines.push(`analysed in ${s.elapsedMs.toFixed(0)} ms (${formatInt(s.packetsPerSecond)} packets/s)`);
   return lines.join('\n');

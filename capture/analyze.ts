@@ -4,6 +4,7 @@ import type { Logger } from './log.js';
 import { CapturePipeline } from './pipeline.js';
 import type { FragmentStats } from './reassembly/fragments.js';
 import type { TcpStats } from './reassembly/tcp.js';
+import type { SipEndpointCounts } from './sip/extractor.js';
 import type { SipCounts } from './summary.js';
 
 export interface AnalyzeOptions {
@@ -32,6 +33,8 @@ export interface AnalyzeSummary {
     malformed: number;
     callIds: number;
     transports: Record<string, number>;
+    /** The 50 busiest SIP endpoints (address, port, transport): shows SIP on unexpected ports. */
+    endpoints: SipEndpointCounts[];
   };
   decode: {
     ipv4: number;
@@ -100,6 +103,7 @@ export async function analyzeFile(path: string, options: AnalyzeOptions = {}): P
       malformed: s.malformed,
       callIds: s.callIds,
       transports: Object.fromEntries(Object.entries(s.byTransport).filter(([, n]) => n > 0)),
+      endpoints: pipeline.sip.topEndpoints(50),
     },
     decode: {
       ipv4: d.ipv4,

@@ -104,6 +104,13 @@ describe.skipIf(!haveTshark)('generator captures against tshark and their ground
     expect(summary.sip.callIds).toBe(truth.calls.length);
     expect(summary.packets).toBe(truth.packets);
     expect(summary.malformedPackets).toBe(0);
+    // Every VM that called or was called is a SIP endpoint, and every message has a sender and a receiver.
+    const ips = new Set(summary.sip.endpoints.map((e) => e.ip));
+    for (const call of truth.calls)
+      expect(ips.has(truth.vms.find((v) => v.name === call.callerVm)!.ip)).toBe(true);
+    const sent = summary.sip.endpoints.reduce((n, e) => n + e.sent, 0);
+    const received = summary.sip.endpoints.reduce((n, e) => n + e.received, 0);
+    expect([sent, received]).toEqual([summary.sip.messages, summary.sip.messages]);
   });
 });
 

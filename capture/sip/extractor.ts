@@ -56,6 +56,16 @@ export interface SipExtractorStats {
 }
 
 const MAX_TRACKED_CALL_IDS = 1_000_000;
+const MAX_TRACKED_ENDPOINTS = 10_000;
+
+/** SIP traffic of one address, port and transport. */
+export interface SipEndpointCounts {
+  transport: TransportName;
+  ip: string;
+  port: number;
+  sent: number;
+  received: number;
+}
 
 /** Per-direction endpoint facts captured when a TCP stream starts (the packet is gone later). */
 interface Endpoint {
@@ -88,6 +98,9 @@ export class SipExtractor implements TransportHandler {
     parseWarnings: 0,
   };
   private readonly callIds = new Set<string>();
+  private readonly endpoints = new Map<string, SipEndpointCounts>();
+  /** Messages whose endpoint did not fit in the bounded endpoint table. */
+  untrackedEndpointMessages = 0;
   private readonly captureId: number;
   private readonly nodeName: string;
   readonly maxStreamMessageBytes: number;
@@ -199,6 +212,8 @@ export class SipExtractor implements TransportHandler {
       this.retransmissions.check(sip, endpoint.srcIp, endpoint.srcPort, endpoint.dstIp, endpoint.dstPort);
     if (retransmission) counts.retransmissions++;
     this.stats.byTransport[transport]++;
+    this.countEndpoint(transport, endpoint.srcIp, endpoint.srcPort, true);
+    this.countEndpoint(transport, endpoint.dstIp, endpoint.dstPort, false);
     const callId = sip.callId ?? '';
     if (!this.callIds.has(callId)) {
       if (this.callIds.size < MAX_TRACKED_CALL_IDS) {
@@ -231,6 +246,29 @@ export class SipExtractor implements TransportHandler {
         ? { file: this.options.sourceName, packetNumber }
         : { interface: this.options.sourceName, packetNumber },
     });
+  }
+
+  private countEndpoint(transport: TransportName, ip: string, port: number, sent: boolean): void {
+    const key = `${transport} ${ip} ${port}`;
+    let e = this.endpoints.get(key);
+    if (!e) {
+      if (this.endpoints.size >= MAX_TRACKED_ENDPOINTS) {
+        this.untrackedEndpointMessages++;
+        return;
+      }
+      e = { transport, ip, port, sent: 0, received: 0 };
+      this.endpoints.set(key, e);
+    }
+    if (sent) e.sent++;
+    else e.received++;
+  }
+
+  /** The busiest SIP endpoints, most messages first. */
+  topEndpoints(limit: number): SipEndpointCounts[] {
+    return [...this.endpoints.values()]
+      .sort((a, b) => b.sent + b.received - (a.sent + a.received) || (a.ip < b.ip ? -1 : 1))
+      .slice(0, limit)
+      .map((e) => ({ ...e }));
   }
 
   problem(
