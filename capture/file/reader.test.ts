@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SHARED_DIR, SHARED_PCAPS } from '../../test/oracle/tools.js';
 import { PcapWriter } from './pcap-writer.js';
 import { Timing } from './pcapng.js';
 import { type ReadOptions, type ReadResult, readCaptureFile } from './reader.js';
@@ -615,7 +616,7 @@ describe('PcapWriter round trip', () => {
 // ---------------------------------------------------------------------------------------------
 // Real captures against tshark
 
-const PCAPS = '/work/shared/pcaps';
+const PCAPS = SHARED_PCAPS ?? join(SHARED_DIR, 'pcaps');
 const havePcaps = existsSync(PCAPS);
 const haveTshark = (() => {
   try {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SHARED_DIR } from '../../test/oracle/tools.js';
 import type { CaptureEvent } from '../event.js';
 import { formatIPv6, parseIPv4, parseIPv6 } from '../layers/address.js';
 import { decodeHep3, encodeHep3, HEP3_MAX_FRAME, hep3FrameLength } from './hep3.js';
@@ -657,8 +658,8 @@ describe.skipIf(!haveSngrepHep || !haveTshark)('sngrep cross-check', () => {
 
   // Time tolerance: for a fragmented datagram sngrep stamps the first fragment, tshark the last.
   const pcaps: [string, bigint][] = [
-    ['/work/shared/pcaps/sip_ipv6_udp.pcap', 0n],
-    ['/work/shared/pcaps/ipv6frag.pcap', 1_000_000n],
+    [join(SHARED_DIR, 'pcaps', 'sip_ipv6_udp.pcap'), 0n],
+    [join(SHARED_DIR, 'pcaps', 'ipv6frag.pcap'), 1_000_000n],
   ];
   for (const [pcap, toleranceNs] of pcaps) {
     it.skipIf(!existsSync(pcap))(`we decode what sngrep -H sends for ${pcap.split('/').at(-1)}`, async () => {

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SHARED_DIR } from '../../test/oracle/tools.js';
 import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END, SCTP_FLAG_UNORDERED } from './sctp.js';
 
 interface Seen {
@@ -216,7 +218,7 @@ describe('forEachSctpData on hand-built packets', () => {
 // ---------------------------------------------------------------------------------------------
 // Real capture, checked against tshark.
 
-const PCAP = '/work/shared/pcaps/sip_sctp.pcap';
+const PCAP = join(SHARED_DIR, 'pcaps', 'sip_sctp.pcap');
 const haveTshark = (() => {
   try {
     execFileSync('tshark', ['--version'], { stdio: 'ignore' });

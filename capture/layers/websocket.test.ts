@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SHARED_DIR } from '../../test/oracle/tools.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from './websocket.js';
 
 type Msg = { opcode: number; payload: Buffer };
@@ -323,7 +325,7 @@ describe('parseWebSocketUpgrade', () => {
 // ---------------------------------------------------------------------------------------------
 // Real capture, checked against tshark.
 
-const PCAP = '/work/shared/pcaps/sip_tcp_websocket.pcap';
+const PCAP = join(SHARED_DIR, 'pcaps', 'sip_tcp_websocket.pcap');
 const haveTshark = (() => {
   try {
     execFileSync('tshark', ['--version'], { stdio: 'ignore' });

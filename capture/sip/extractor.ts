@@ -1,6 +1,7 @@
 import type { TransportHandler } from '../decoder.js';
 import { type CaptureEvent, HEP_PROTO_SIP, type TransportName } from '../event.js';
 import type { PacketRecord } from '../file/record.js';
+import { decodeHep3, hep3FrameLength } from '../hep/hep3.js';
 import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END } from '../layers/sctp.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from '../layers/websocket.js';
 import type { DecodedPacket } from '../packet.js';
@@ -33,7 +34,7 @@ export interface SipExtractorOptions {
 }
 
 export interface SipProblem {
-  kind: 'malformed-sip' | 'stream-overflow' | 'stream-resync' | 'websocket-error';
+  kind: 'malformed-sip' | 'stream-overflow' | 'stream-resync' | 'websocket-error' | 'malformed-hep';
   message: string;
   packetNumber: number;
   transport: TransportName;
@@ -53,6 +54,9 @@ export interface SipExtractorStats {
   streamResyncs: number;
   webSocketErrors: number;
   parseWarnings: number;
+  /** HEP3 frames found in the capture (a HOMER server's traffic); their SIP is counted like any other. */
+  hepFrames: number;
+  malformedHep: number;
 }
 
 const MAX_TRACKED_CALL_IDS = 1_000_000;
@@ -96,6 +100,8 @@ export class SipExtractor implements TransportHandler {
     streamResyncs: 0,
     webSocketErrors: 0,
     parseWarnings: 0,
+    hepFrames: 0,
+    malformedHep: 0,
   };
   private readonly callIds = new Set<string>();
   private readonly endpoints = new Map<string, SipEndpointCounts>();
@@ -116,7 +122,12 @@ export class SipExtractor implements TransportHandler {
     const buf = p.buf;
     const off = p.payloadOffset;
     const end = p.payloadEnd;
-    if (end - off < 12 || !looksLikeSip(buf, off, end)) return;
+    if (end - off < 12) return;
+    if (isHep3(buf, off)) {
+      this.hep(buf, off, end, endpointOf(p), 'udp', record.number);
+      return;
+    }
+    if (!looksLikeSip(buf, off, end)) return;
     this.message(
       buf,
       off,
@@ -248,6 +259,55 @@ export class SipExtractor implements TransportHandler {
     });
   }
 
+  /**
+   * SIP carried in HEP3 (agents feeding HOMER): the event keeps the addresses and capture time the
+   * agent reported, not those of the HEP packet.
+   */
+  hep(
+    buf: Buffer,
+    off: number,
+    end: number,
+    carrier: Endpoint,
+    carrierTransport: TransportName,
+    packetNumber: number,
+  ): void {
+    this.stats.hepFrames++;
+    const decoded = decodeHep3(buf, off, end);
+    if (!decoded.ok) {
+      this.stats.malformedHep++;
+      this.problem('malformed-hep', decoded.error, packetNumber, carrierTransport, carrier);
+      return;
+    }
+    const e = decoded.event;
+    if (
+      e.protoType !== HEP_PROTO_SIP ||
+      e.payload.length < 12 ||
+      !looksLikeSip(e.payload, 0, e.payload.length)
+    )
+      return;
+    const endpoint: Endpoint = {
+      ipFamily: e.ipFamily,
+      srcIp: e.srcIp,
+      dstIp: e.dstIp,
+      srcPort: e.srcPort,
+      dstPort: e.dstPort,
+      vlan: e.vlan,
+    };
+    const sec = e.timestampNs / 1_000_000_000n;
+    const nsec = e.timestampNs - sec * 1_000_000_000n;
+    this.message(
+      e.payload,
+      0,
+      e.payload.length,
+      e.transport,
+      endpoint,
+      e.ipProtocol,
+      Number(sec),
+      Number(nsec),
+      packetNumber,
+    );
+  }
+
   private countEndpoint(transport: TransportName, ip: string, port: number, sent: boolean): void {
     const key = `${transport} ${ip} ${port}`;
     let e = this.endpoints.get(key);
@@ -289,6 +349,10 @@ export class SipExtractor implements TransportHandler {
   }
 }
 
+function isHep3(buf: Buffer, off: number): boolean {
+  return buf[off] === 0x48 && buf[off + 1] === 0x45 && buf[off + 2] === 0x50 && buf[off + 3] === 0x33;
+}
+
 function endpointOf(p: DecodedPacket): Endpoint {
   return {
     ipFamily: p.ipVersion === 6 ? 6 : 4,
@@ -304,6 +368,7 @@ const MODE_DETECT = 0;
 const MODE_SIP = 1;
 const MODE_WEBSOCKET = 2;
 const MODE_OTHER = 3;
+const MODE_HEP = 4;
 
 /**
  * One direction of a TCP connection: decides from the first bytes whether it carries SIP, a
@@ -357,6 +422,10 @@ class SipStream implements TcpStreamSink {
         consumed = this.frameSip(buf, consumed, end, meta);
         break;
       }
+      if (this.mode === MODE_HEP) {
+        consumed = this.frameHep(buf, consumed, end, meta);
+        break;
+      }
       if (this.mode === MODE_WEBSOCKET) {
         this.feedWebSocket(buf, consumed, end, meta);
         return;
@@ -371,6 +440,10 @@ class SipStream implements TcpStreamSink {
     if (start >= end) return end;
     if (looksLikeSip(buf, start, end)) {
       this.mode = MODE_SIP;
+      return start;
+    }
+    if (end - start >= 4 && isHep3(buf, start)) {
+      this.mode = MODE_HEP;
       return start;
     }
     const upgrade = parseWebSocketUpgrade(buf, start, end);
@@ -428,6 +501,22 @@ class SipStream implements TcpStreamSink {
         meta.tsNsec,
         meta.packetNumber,
       );
+      off += length;
+    }
+    return off;
+  }
+
+  private frameHep(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): number {
+    while (off < end) {
+      const length = hep3FrameLength(buf, off, end);
+      if (length === -1) return off;
+      if (length < 0) {
+        // Lost framing: look for the next frame start on a later segment.
+        this.owner.stats.malformedHep++;
+        this.mode = MODE_OTHER;
+        return end;
+      }
+      this.owner.hep(buf, off, off + length, this.endpoint, 'tcp', meta.packetNumber);
       off += length;
     }
     return off;
