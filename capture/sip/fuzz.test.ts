@@ -193,6 +193,10 @@ function check(buf: Buffer, off: number, end: number, iteration: number): void {
       continue;
     }
     const m = r.message;
+    // The lazily decoded members too: they must not throw or hit the safety net either.
+    void [m.requestUri, m.headers, m.contact, m.pAssertedIdentity, m.bodyParts, m.sdp];
+    if (m.warnings.some((w) => w.startsWith('internal')))
+      throw new Error(`iteration ${iteration}: ${m.warnings}`);
     const bodyStart = m.body.byteOffset - buf.byteOffset;
     if (
       m.body.length > 0 &&

@@ -85,19 +85,31 @@ export interface SipBodyPart {
   body: Buffer;
 }
 
+/**
+ * One parsed message. What call analysis reads is decoded by parseSipMessage; the members marked "lazy"
+ * are decoded from the message's bytes when first read and then cached (they read like, and can be
+ * assigned like, plain properties). Hence the parser's contract: the buffer it was given must stay
+ * unchanged while the message is used, as for `body`. Because lazy members are accessors, object spread
+ * and Object.keys/entries do not see them; JSON.stringify does (toJSON decodes everything).
+ */
 export interface SipMessage {
   isRequest: boolean;
   method: string | null; // requests only
+  /** Lazy. Null for responses and for unparsable URIs. */
   requestUri: SipUri | null;
   statusCode: number | null; // responses only
   reasonPhrase: string | null;
-  /** Every header in order: canonical long name (compact forms expanded, e.g. "Call-ID"), raw value (unfolded). */
+  /**
+   * Lazy. Every header in order: canonical long name (compact forms expanded, e.g. "Call-ID"), raw value
+   * (unfolded).
+   */
   headers: Array<[string, string]>;
   callId: string | null;
   from: SipNameAddr | null;
   to: SipNameAddr | null;
   via: SipVia[]; // all Via values in order (repeated headers and comma lists)
   cseq: SipCSeq | null;
+  /** Lazy. Every Contact value in order (at most 64). */
   contact: SipNameAddr[];
   maxForwards: number | null;
   contentType: string | null; // lower-cased media type without parameters
@@ -105,14 +117,26 @@ export interface SipMessage {
   reason: SipReason | null;
   userAgent: string | null;
   server: string | null;
+  /** Lazy. Every P-Asserted-Identity value in order (at most 64). */
   pAssertedIdentity: SipNameAddr[];
   /** Correlation id of a B2BUA's other leg (X-CID, X-Call-ID, X-Correlation-ID...). */
   correlationCallId: string | null;
-  /** Body bytes as present (a view; copy before keeping past the packet). */
+  /**
+   * Body bytes as present: a view of the parsed buffer. A message kept past the packet needs a buffer
+   * that stays unchanged (the lazy members decode from it too): parse a copy when packet memory is reused.
+   */
   body: Buffer;
-  bodyParts: SipBodyPart[]; // multipart bodies split; a single part otherwise (empty when no body)
-  sdp: Sdp | null; // first SDP part
-  /** Problems found while parsing that did not prevent a result (e.g. "content-length mismatch"). */
+  /** Lazy. Multipart bodies split; a single part otherwise (empty when no body). Parts are views. */
+  bodyParts: SipBodyPart[];
+  /** Lazy (decoded with bodyParts). The first SDP part. */
+  sdp: Sdp | null;
+  /**
+   * Problems found while parsing that did not prevent a result (e.g. "content-length mismatch"), each
+   * once, at most 32. Holds the eagerly decoded parts' warnings after parsing (start line, header section,
+   * Via, From, To, CSeq, Content-Length, "missing X"...); a lazy member's warnings (e.g. "invalid
+   * Request-URI", Contact problems, "sdp: ..." and "multipart: ..." ones) are appended when that member is
+   * first read.
+   */
   warnings: string[];
 }
 

@@ -4,12 +4,13 @@
  */
 import type { SipNameAddr } from './message.js';
 import {
+  listRanges,
   parseParams,
   parseUriAt,
   quotedEnd,
   type Src,
   skipWs,
-  splitList,
+  splitListAt,
   srcOf,
   sub,
   trimEnd,
@@ -101,8 +102,9 @@ export function parseNameAddrListAt(
   warn?: Warn,
   max = 64,
 ): void {
-  const ranges = splitList(src.buf, start, end, max - out.length);
-  for (let k = 0; k < ranges.length; k += 2) out.push(parseNameAddrAt(src, ranges[k], ranges[k + 1], warn));
+  const n = splitListAt(src.buf, start, end, max - out.length);
+  // parseNameAddrAt does not split lists, so listRanges stays valid through the loop.
+  for (let k = 0; k < 2 * n; k += 2) out.push(parseNameAddrAt(src, listRanges[k], listRanges[k + 1], warn));
 }
 
 /** parseNameAddrAt for a string. */

@@ -4,10 +4,13 @@ import { MAX_HEADER_LINE, MAX_HEADERS, parseSipMessage } from './parser.js';
 
 const CRLF = '\r\n';
 
+/** Parses and reads every lazily decoded member, so `warnings` holds the warnings of all parts. */
 function parseBuf(buf: Buffer, opts?: { transportIsStream?: boolean }): SipMessage {
   const r = parseSipMessage(buf, 0, buf.length, opts);
   if (!r.ok) throw new Error(r.error);
-  return r.message;
+  const m = r.message;
+  void [m.requestUri, m.headers, m.contact, m.pAssertedIdentity, m.bodyParts, m.sdp];
+  return m;
 }
 
 const parse = (raw: string, opts?: { transportIsStream?: boolean }) =>

@@ -3,6 +3,11 @@
  * only header values (and the pieces derived from them) become strings, decoded as latin1 so every byte
  * survives. The body stays a view. Hostile input never throws: the result is either an error (no usable
  * start line) or a message plus warnings, and work is bounded (header count, line length, list sizes).
+ *
+ * Only what call analysis needs is decoded up front; the rest (Request-URI, the header list, Contact,
+ * P-Asserted-Identity, body parts, SDP) is decoded from the same bytes on first read (ParsedSipMessage).
+ * Scratch state (header records, list ranges, the warnings target) is module-level and reused: parsing
+ * and lazy decoding are synchronous and never nested.
  */
 import { LOWER as LOWER_TABLE, TOKEN_CHARS as TOKEN_TABLE, validRange } from './detect.js';
 import type {
@@ -20,13 +25,14 @@ import { mediaTypeAt, multipartBoundary, parseMultipart } from './multipart.js';
 import { parseNameAddrAt, parseNameAddrListAt } from './name-addr.js';
 import { parseSdp } from './sdp.js';
 import {
+  listRanges,
   parseParams,
   parseUint,
   parseUintAt,
   parseUriAt,
   type Src,
   skipWs,
-  splitList,
+  splitListAt,
   srcOf,
   sub,
   trimEnd,
@@ -180,30 +186,37 @@ const KNOWN = [
 /** Correlation headers of B2BUA legs, in priority order. */
 const CORRELATION = ['X-CID', 'X-Call-ID', 'X-Correlation-ID', 'X-Orig-Call-ID', 'X-Leg-Call-ID'];
 
-function nameHash(lower: string): number {
-  let h = 0;
-  for (let i = 0; i < lower.length; i++) h = (Math.imul(h, 31) + lower.charCodeAt(i)) | 0;
-  return h;
-}
-
 const HEADER_DEFS: HeaderDef[] = [];
 /** Lower-case name bytes per definition, for comparing against the packet without allocating. */
 const HEADER_BYTES: Uint8Array[] = [];
-/** Open-addressing table: name hash → HEADER_DEFS index + 1 (0 = empty); collisions resolved by bytes. */
+/**
+ * Open-addressing table keyed by a name's length, first and last bytes (lower-cased), which already tell
+ * the known names almost apart, so scanning a name costs no per-byte hashing; candidates are compared in
+ * full. TABLE_IDX holds HEADER_DEFS index + 1 (0 = empty), TABLE_KEY the key for a quick reject.
+ */
 const TABLE_BITS = 10;
 const TABLE_MASK = (1 << TABLE_BITS) - 1;
 const TABLE_IDX = new Int32Array(1 << TABLE_BITS);
-const TABLE_HASH = new Int32Array(1 << TABLE_BITS);
+const TABLE_KEY = new Int32Array(1 << TABLE_BITS);
+
+function nameKey(n: number, first: number, last: number): number {
+  return ((n & 0xff) << 16) | (first << 8) | last;
+}
+
+function slotOf(key: number): number {
+  return Math.imul(key, 0x9e3779b1) >>> (32 - TABLE_BITS);
+}
 
 function addDef(def: HeaderDef): void {
   if (HEADER_DEFS.some((d) => d.lower === def.lower)) return;
   HEADER_DEFS.push(def);
-  HEADER_BYTES.push(Buffer.from(def.lower, 'latin1'));
-  const h = nameHash(def.lower);
-  let slot = h & TABLE_MASK;
+  const bytes = Buffer.from(def.lower, 'latin1');
+  HEADER_BYTES.push(bytes);
+  const key = nameKey(bytes.length, bytes[0], bytes[bytes.length - 1]);
+  let slot = slotOf(key);
   while (TABLE_IDX[slot] !== 0) slot = (slot + 1) & TABLE_MASK;
   TABLE_IDX[slot] = HEADER_DEFS.length;
-  TABLE_HASH[slot] = h;
+  TABLE_KEY[slot] = key;
 }
 for (const name of KNOWN)
   addDef({ canonical: name, lower: name.toLowerCase(), id: SPECIAL[name] ?? H_OTHER });
@@ -215,15 +228,16 @@ CORRELATION.forEach((name, k) => {
 /** Model field id per HEADER_DEFS index. */
 const DEF_ID = Int32Array.from(HEADER_DEFS, (d) => d.id);
 
-/** Looks the header name buf[s,e) up case-insensitively without allocating; HEADER_DEFS index or -1. */
-function lookupHeader(buf: Buffer, s: number, e: number, h: number): number {
+/** Looks the header name buf[s,e) (s < e) up case-insensitively without allocating; HEADER_DEFS index or -1. */
+function lookupHeader(buf: Buffer, s: number, e: number): number {
   const n = e - s;
-  for (let slot = h & TABLE_MASK; TABLE_IDX[slot] !== 0; slot = (slot + 1) & TABLE_MASK) {
-    if (TABLE_HASH[slot] !== h) continue;
+  const key = nameKey(n, LOWER[buf[s]], LOWER[buf[e - 1]]);
+  for (let slot = slotOf(key); TABLE_IDX[slot] !== 0; slot = (slot + 1) & TABLE_MASK) {
+    if (TABLE_KEY[slot] !== key) continue;
     const idx = TABLE_IDX[slot] - 1;
     const lower = HEADER_BYTES[idx];
-    if (lower.length !== n) continue;
-    let k = 0;
+    if (lower.length !== n) continue; // a name longer than 255 bytes sharing the key
+    let k = 1;
     while (k < n && LOWER[buf[s + k]] === lower[k]) k++;
     if (k === n) return idx;
   }
@@ -297,17 +311,30 @@ function isAnySipVersion(buf: Buffer, s: number, e: number): boolean {
   return dot && digits > 0;
 }
 
-/** Start line as offsets: request → method [a,b), Request-URI [c,d); response → reason phrase [c,d). */
-interface StartLine {
-  statusCode: number; // 0 for requests
-  a: number;
-  b: number;
-  c: number;
-  d: number;
+/**
+ * scanStartLine's result as offsets (module-level: parsing is not re-entrant): request → method
+ * [startA, startB), Request-URI [startC, startD); response → reason phrase [startC, startD).
+ */
+let startStatus = 0; // 0 for requests
+let startA = 0;
+let startB = 0;
+let startC = 0;
+let startD = 0;
+
+function setStart(status: number, a: number, b: number, c: number, d: number): null {
+  startStatus = status;
+  startA = a;
+  startB = b;
+  startC = c;
+  startD = d;
+  return null;
 }
 
-/** Validates the start line buf[s,e) (CR/LF excluded) on bytes; returns an error string when it is not SIP. */
-function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => void): StartLine | string {
+/**
+ * Validates the start line buf[s,e) (CR/LF excluded) on bytes; returns an error string when it is not SIP,
+ * else null with the offsets in start*.
+ */
+function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => void): string | null {
   // Trailing SP is invalid (RFC 4475 trws) but harmless.
   let le = e;
   while (le > s && (buf[le - 1] === SP || buf[le - 1] === HT)) le--;
@@ -326,7 +353,7 @@ function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => v
     if (p < le && buf[p] !== SP && buf[p] !== HT) return 'invalid status code';
     const statusCode = (buf[cs] - 0x30) * 100 + (buf[cs + 1] - 0x30) * 10 + (buf[cs + 2] - 0x30);
     // The reason phrase loses only trailing whitespace (RFC 4475 noreason: `SIP/2.0 100 `).
-    return { statusCode, a: 0, b: 0, c: p < le ? p + 1 : le, d: le };
+    return setStart(statusCode, 0, 0, p < le ? p + 1 : le, le);
   }
   for (let i = s; i < sp1; i++) if (TOKEN_CHARS[buf[i]] !== 1) return 'invalid method';
   let vs = le;
@@ -342,7 +369,7 @@ function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => v
   while (us < ue && (buf[us] === SP || buf[us] === HT)) us++;
   while (ue > us && (buf[ue - 1] === SP || buf[ue - 1] === HT)) ue--;
   if (ue <= us) return 'invalid request line';
-  return { statusCode: 0, a: s, b: sp1, c: us, d: ue };
+  return setStart(0, s, sp1, us, ue);
 }
 
 /** Request-URI from text[s,e); RFC 4475 ltgtruri (<> around it) is parsed anyway, with a warning. */
@@ -432,12 +459,8 @@ function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report:
       break;
     }
     const lineStart = p;
-    // Header name: token characters, hashed lower-case on the fly for the table lookup.
-    let h = 0;
-    while (p < end && TOKEN_CHARS[buf[p]] === 1) {
-      h = (Math.imul(h, 31) + LOWER[buf[p]]) | 0;
-      p++;
-    }
+    // Header name: token characters.
+    while (p < end && TOKEN_CHARS[buf[p]] === 1) p++;
     const nameEnd = p;
     while (p < end && (buf[p] === SP || buf[p] === HT)) p++;
     const valid = nameEnd > lineStart && p < end && buf[p] === COLON;
@@ -457,7 +480,7 @@ function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report:
       if (report) warn('malformed header line');
       continue;
     }
-    const logicalEnd = p < end ? p : end;
+    const logicalEnd = Math.min(p, end);
     if (logicalEnd - lineStart > MAX_HEADER_LINE) {
       if (report) warn('header line too long');
       continue;
@@ -478,7 +501,7 @@ function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report:
     records[r + 1] = nameEnd;
     records[r + 2] = valueStart;
     records[r + 3] = valueEnd;
-    records[r + 4] = lookupHeader(buf, lineStart, nameEnd, h);
+    records[r + 4] = lookupHeader(buf, lineStart, nameEnd);
     records[r + 5] = folded;
     count++;
     textEnd = valueEnd;
@@ -489,24 +512,24 @@ function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report:
   return count;
 }
 
-/** Model field id of record k's header (H_OTHER for unknown names). */
-function recordId(k: number): number {
-  const defIdx = records[k * REC + 4];
+/** Model field id of record k's header (H_OTHER for unknown names) in a message's copy of the records. */
+function recordId(recs: number[], k: number): number {
+  const defIdx = recs[k * REC + 4];
   return defIdx < 0 ? H_OTHER : DEF_ID[defIdx];
 }
 
 /** Header value of record k as a string: a substring of the header text, or the unfolded value. */
-function recordValue(main: Src, k: number): string {
+function recordValue(main: Src, recs: number[], k: number): string {
   const r = k * REC;
-  return records[r + 5] === 0 ? sub(main, records[r + 2], records[r + 3]) : unfold(main, records[r + 2], records[r + 3]);
+  return recs[r + 5] === 0 ? sub(main, recs[r + 2], recs[r + 3]) : unfold(main, recs[r + 2], recs[r + 3]);
 }
 
 /** Canonical (or, for names we do not know, the sender's) name of record k. */
-function recordName(main: Src, k: number): string {
+function recordName(main: Src, recs: number[], k: number): string {
   const r = k * REC;
-  const defIdx = records[r + 4];
+  const defIdx = recs[r + 4];
   const canonical = defIdx < 0 ? null : HEADER_DEFS[defIdx].canonical;
-  return canonical === null ? sub(main, records[r], records[r + 1]) : canonical;
+  return canonical === null ? sub(main, recs[r], recs[r + 1]) : canonical;
 }
 
 /**
@@ -551,29 +574,25 @@ class ParsedSipMessage implements SipMessage {
   #pAssertedIdentity: SipNameAddr[] | undefined = undefined;
   #bodyParts: SipBodyPart[] | undefined = undefined;
   #sdp: Sdp | null | undefined = undefined;
+  /** Copy of the header records, made on the first lazy read that needs them. */
+  #records: number[] | undefined = undefined;
 
-  constructor(
-    main: Src,
-    headersAt: number,
-    end: number,
-    limit: number,
-    start: StartLine,
-    warnings: string[],
-  ) {
-    const isRequest = start.statusCode === 0;
+  /** Takes the start line from scanStartLine's results (start*). */
+  constructor(main: Src, headersAt: number, end: number, limit: number, warnings: string[]) {
+    const isRequest = startStatus === 0;
     const text = main.text;
     const base = main.base;
     this.isRequest = isRequest;
-    this.method = isRequest ? text.substring(start.a - base, start.b - base) : null;
-    this.statusCode = isRequest ? null : start.statusCode;
-    this.reasonPhrase = isRequest ? null : text.substring(start.c - base, start.d - base);
+    this.method = isRequest ? text.substring(startA - base, startB - base) : null;
+    this.statusCode = isRequest ? null : startStatus;
+    this.reasonPhrase = isRequest ? null : text.substring(startC - base, startD - base);
     this.warnings = warnings;
     this.#main = main;
     this.#headersAt = headersAt;
     this.#end = end;
     this.#limit = limit;
-    this.#uriStart = start.c;
-    this.#uriEnd = start.d;
+    this.#uriStart = startC;
+    this.#uriEnd = startD;
   }
 
   get requestUri(): SipUri | null {
@@ -601,8 +620,9 @@ class ParsedSipMessage implements SipMessage {
       const out: Array<[string, string]> = [];
       try {
         const main = this.#main;
-        const count = this.#scan();
-        for (let k = 0; k < count; k++) out.push([recordName(main, k), recordValue(main, k)]);
+        const recs = this.#recs();
+        for (let k = 0; k < recs.length / REC; k++)
+          out.push([recordName(main, recs, k), recordValue(main, recs, k)]);
       } catch (err) {
         warnTarget = this.warnings;
         warn(internalError(err));
@@ -677,9 +697,19 @@ class ParsedSipMessage implements SipMessage {
     };
   }
 
-  /** Scans the header section again into `records`; returns the header count. */
-  #scan(): number {
-    return scanHeaders(this.#main.buf, this.#headersAt, this.#end, this.#limit, false);
+  /**
+   * The header records of this message: the section is scanned again on the first lazy read that needs
+   * them (the shared `records` belong to whichever message was parsed last) and kept as a copy.
+   */
+  #recs(): number[] {
+    let recs = this.#records;
+    if (recs === undefined) {
+      const count = scanHeaders(this.#main.buf, this.#headersAt, this.#end, this.#limit, false);
+      recs = [];
+      for (let i = 0; i < count * REC; i++) recs.push(records[i]);
+      this.#records = recs;
+    }
+    return recs;
   }
 
   /** Every name-addr of the headers with model id `id` (Contact, P-Asserted-Identity), in order. */
@@ -688,14 +718,14 @@ class ParsedSipMessage implements SipMessage {
     warnTarget = this.warnings;
     try {
       const main = this.#main;
-      const count = this.#scan();
-      for (let k = 0; k < count; k++) {
-        if (recordId(k) !== id) continue;
+      const recs = this.#recs();
+      for (let k = 0; k < recs.length / REC; k++) {
+        if (recordId(recs, k) !== id) continue;
         const r = k * REC;
-        if (records[r + 5] === 0) {
-          parseNameAddrListAt(main, records[r + 2], records[r + 3], out, warn, MAX_LIST_ITEMS);
+        if (recs[r + 5] === 0) {
+          parseNameAddrListAt(main, recs[r + 2], recs[r + 3], out, warn, MAX_LIST_ITEMS);
         } else {
-          const value = unfold(main, records[r + 2], records[r + 3]);
+          const value = unfold(main, recs[r + 2], recs[r + 3]);
           parseNameAddrListAt(srcOf(value), 0, value.length, out, warn, MAX_LIST_ITEMS);
         }
       }
@@ -707,8 +737,10 @@ class ParsedSipMessage implements SipMessage {
 
   /** The first Content-Type value as sent (parameters included), for the multipart boundary. */
   #contentTypeValue(): string | null {
-    const count = this.#scan();
-    for (let k = 0; k < count; k++) if (recordId(k) === H_CONTENT_TYPE) return recordValue(this.#main, k);
+    const recs = this.#recs();
+    for (let k = 0; k < recs.length / REC; k++) {
+      if (recordId(recs, k) === H_CONTENT_TYPE) return recordValue(this.#main, recs, k);
+    }
     return null;
   }
 
@@ -773,29 +805,44 @@ function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean
   let se = lineEnd;
   if (se > p && buf[se - 1] === CR) se--;
   // Validate on bytes first, so non-SIP input costs no string decoding.
-  const start = scanStartLine(buf, p, se, warn);
-  if (typeof start === 'string') return { ok: false, error: start };
+  const startError = scanStartLine(buf, p, se, warn);
+  if (startError !== null) return { ok: false, error: startError };
   const headersAt = lineEnd + 1;
 
   // Pass 1 over bytes: find header lines and the end of the header section.
   const limit = Math.min(end, base + MAX_HEADER_SECTION);
   const count = scanHeaders(buf, headersAt, end, limit, true);
-  let bodyStart = scanBodyStart;
+  const sectionEnd = scanBodyStart;
   // One latin1 decode for the header section (up to the last kept header); every header string is a
   // substring of it.
   const text = buf.toString('latin1', base, count > 0 ? scanTextEnd : se);
   const main: Src = { buf, text, base };
-  const msg = new ParsedSipMessage(main, headersAt, end, limit, start, warnings);
+  const msg = new ParsedSipMessage(main, headersAt, end, limit, warnings);
+  decodeFields(msg, main, count);
+  finish(msg, buf, sectionEnd, end, stream);
+  return { ok: true, message: msg };
+}
+
+/**
+ * Pass 2: the eagerly decoded fields, from the header records. Sub-parsers scan the bytes and cut strings
+ * from `main.text`; headers decoded lazily (Contact, P-Asserted-Identity) and those the model does not
+ * extract are skipped. (Separate from parseUnchecked: smaller functions get optimised sooner.)
+ */
+function decodeFields(msg: ParsedSipMessage, main: Src, count: number): void {
+  const buf = main.buf;
   let ctSeen = false;
   let corrPriority = CORRELATION.length;
   let clSeen = false;
+  // First ',' at or after the current Via value (-1: none up to the end; -2: not searched yet). Via values
+  // come in increasing order, so the searches together read each byte at most once.
+  let comma = -2;
 
-  // Pass 2: the eagerly decoded fields. Sub-parsers scan the bytes and cut strings from `text`; headers
-  // decoded lazily (Contact, P-Asserted-Identity) and those the model does not extract are skipped.
   for (let k = 0; k < count; k++) {
-    const id = recordId(k);
-    if (id === H_OTHER || id === H_CONTACT || id === H_PAI) continue;
     const r = k * REC;
+    const defIdx = records[r + 4];
+    if (defIdx < 0) continue;
+    const id = DEF_ID[defIdx];
+    if (id === H_OTHER || id === H_CONTACT || id === H_PAI) continue;
     let vs = records[r + 2];
     let ve = records[r + 3];
     let src = main;
@@ -807,9 +854,15 @@ function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean
       ve = value.length;
     }
     switch (id) {
-      case H_VIA:
-        parseViaListAt(src, vs, ve, msg.via, warn, MAX_LIST_ITEMS);
+      case H_VIA: {
+        let noComma = false;
+        if (src === main) {
+          if (comma !== -1 && comma < vs) comma = buf.indexOf(0x2c, vs);
+          noComma = comma < 0 || comma >= ve;
+        }
+        parseViaListAt(src, vs, ve, msg.via, warn, MAX_LIST_ITEMS, noComma);
         break;
+      }
       case H_FROM:
         if (msg.from === null) msg.from = parseNameAddrAt(src, vs, ve, warn);
         else warn('multiple From headers');
@@ -853,9 +906,9 @@ function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean
         break;
       }
       case H_REASON: {
-        const ranges = splitList(src.buf, vs, ve, 8);
-        for (let j = 0; j < ranges.length; j += 2) {
-          const rv = parseReasonValue(src, ranges[j], ranges[j + 1]);
+        const n = splitListAt(src.buf, vs, ve, 8);
+        for (let j = 0; j < 2 * n; j += 2) {
+          const rv = parseReasonValue(src, listRanges[j], listRanges[j + 1]);
           // Several protocols may be listed (RFC 3326); the Q.850 cause is what a NOC reports.
           if (msg.reason === null || (!isQ850(msg.reason.protocol) && isQ850(rv.protocol))) msg.reason = rv;
         }
@@ -876,7 +929,11 @@ function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean
       }
     }
   }
+}
 
+/** Body bounds from Content-Length and the transport, and the checks over the decoded fields. */
+function finish(msg: ParsedSipMessage, buf: Buffer, sectionEnd: number, end: number, stream: boolean): void {
+  let bodyStart = sectionEnd;
   if (bodyStart < 0) {
     // Datagram cut inside the header section (or a stream message without the empty line).
     warn('missing end of headers');
@@ -907,7 +964,6 @@ function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean
   if (msg.from === null) warn('missing From');
   if (msg.to === null) warn('missing To');
   if (msg.via.length === 0) warn('missing Via');
-  return { ok: true, message: msg };
 }
 
 function isQ850(protocol: string): boolean {

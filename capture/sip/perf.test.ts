@@ -2,7 +2,8 @@
  * Throughput of parseSipMessage on a typical ~800-byte INVITE with SDP, printed (not asserted: shared CI
  * machines vary too much). The target is ≥ 200k messages/s on one core. CPU time is reported next to wall
  * time because a loaded machine inflates the latter, and a trivial byte loop is timed as a yardstick for
- * how fast the machine is.
+ * how fast the machine is. The main figure is the parse as the pipeline uses it (lazily decoded members
+ * such as the SDP not read); the rate with every member read is printed too.
  */
 import { expect, it } from 'vitest';
 import { parseSipMessage } from './parser.js';
@@ -64,6 +65,21 @@ it('parses a typical INVITE with SDP fast (rate printed)', () => {
     bestWall = Math.min(bestWall, wall);
     bestCpu = Math.min(bestCpu, (c.user + c.system) / 1000);
   }
+  let full = Number.POSITIVE_INFINITY;
+  let members = 0;
+  for (let round = 0; round < 3; round++) {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < N; i++) {
+      const r = parseSipMessage(buf, 0, buf.length);
+      if (!r.ok) continue;
+      const m = r.message;
+      members += m.headers.length + m.contact.length + m.pAssertedIdentity.length + m.bodyParts.length;
+      if (m.requestUri !== null && m.sdp !== null) members++;
+    }
+    const c = process.cpuUsage(c0);
+    full = Math.min(full, (c.user + c.system) / 1000);
+  }
+  expect(members).toBeGreaterThan(0);
   let sink = 0;
   const y0 = process.cpuUsage();
   for (let i = 0; i < N; i++) sink ^= byteLoop(buf);
@@ -72,6 +88,7 @@ it('parses a typical INVITE with SDP fast (rate printed)', () => {
   console.log(
     `SIP parse: ${buf.length}-byte INVITE+SDP: ${Math.round((N / bestWall) * 1000)} msgs/s wall, ` +
       `${Math.round((N / bestCpu) * 1000)} msgs/s CPU (best of 6 × ${N}); ` +
+      `every member read: ${Math.round((N / full) * 1000)} msgs/s CPU (best of 3); ` +
       `yardstick byte loop ${nsPerByte.toFixed(2)} ns/byte (${sink & 1})`,
   );
 });

@@ -256,7 +256,8 @@ describe('multipart', () => {
     };
     expect(mk(null, 'v=0\r\nm=audio 1 RTP/AVP 0\r\n')?.sdp?.media).toHaveLength(1);
     expect(mk('text/plain', 'v=0\r\nm=audio 1 RTP/AVP 0\r\n')?.sdp).toBeNull();
-    expect(mk('multipart/mixed', 'v=0')?.warnings).toContain('multipart without boundary');
-    expect(mk('multipart/mixed', 'v=0')?.bodyParts).toHaveLength(1);
+    const noBoundary = mk('multipart/mixed', 'v=0');
+    expect(noBoundary?.bodyParts).toHaveLength(1);
+    expect(noBoundary?.warnings).toContain('multipart without boundary'); // once the body is decoded
   });
 });

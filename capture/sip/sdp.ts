@@ -32,6 +32,35 @@ function direction(name: string): Direction | null {
   }
 }
 
+/** True when buf[s, s + lit.length) holds exactly the ASCII literal `lit`. */
+function bytesAre(buf: Buffer, s: number, lit: string): boolean {
+  for (let k = 0; k < lit.length; k++) if (buf[s + k] !== lit.charCodeAt(k)) return false;
+  return true;
+}
+
+/** Attribute name [s,e): the names acted on come back as shared literals, others as substrings. */
+function attributeName(src: Src, s: number, e: number): string {
+  const buf = src.buf;
+  switch (e - s) {
+    case 4:
+      if (bytesAre(buf, s, 'fmtp')) return 'fmtp';
+      break;
+    case 5:
+      if (bytesAre(buf, s, 'ptime')) return 'ptime';
+      break;
+    case 6:
+      if (bytesAre(buf, s, 'rtpmap')) return 'rtpmap';
+      break;
+    case 8:
+      if (bytesAre(buf, s, 'sendrecv')) return 'sendrecv';
+      if (bytesAre(buf, s, 'sendonly')) return 'sendonly';
+      if (bytesAre(buf, s, 'recvonly')) return 'recvonly';
+      if (bytesAre(buf, s, 'inactive')) return 'inactive';
+      break;
+  }
+  return sub(src, s, e);
+}
+
 /** Splits [s,e) on runs of SP/HT (SDP uses single spaces, but senders are sloppy). */
 function words(src: Src, s: number, e: number, max: number): string[] {
   const buf = src.buf;
@@ -164,8 +193,9 @@ export function parseSdpAt(src: Src, off: number, end: number, warn?: Warn): Sdp
       warn?.('sdp: too many lines');
       break;
     }
-    let e = p;
-    while (e < end && buf[e] !== LF) e++;
+    // Buffer#indexOf (memchr) finds the line end; lines come in order, so the search stays linear.
+    let e = buf.indexOf(LF, p);
+    if (e < 0 || e > end) e = end;
     const next = e + 1;
     while (e > p && (buf[e - 1] === CR || buf[e - 1] === SP || buf[e - 1] === HT)) e--;
     const t = buf[p];
@@ -226,7 +256,7 @@ export function parseSdpAt(src: Src, off: number, end: number, warn?: Warn): Sdp
       case 0x61: {
         let colon = vs;
         while (colon < e && buf[colon] !== 58) colon++;
-        const name = sub(src, vs, colon);
+        const name = attributeName(src, vs, colon);
         const dir = colon === e ? direction(name) : null;
         if (media === null) {
           if (dir !== null) sdp.direction = dir;

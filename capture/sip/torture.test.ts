@@ -5,16 +5,37 @@
  */
 import { describe, expect, it } from 'vitest';
 import { looksLikeSip } from './detect.js';
-import type { SipMessage } from './message.js';
+import type { SipMessage, SipNameAddr, SipUri } from './message.js';
+import { parseMultipart } from './multipart.js';
+import { parseNameAddrList } from './name-addr.js';
 import { parseSipMessage } from './parser.js';
+import { parseSdp } from './sdp.js';
+import { parseUri } from './uri.js';
 
 const CRLF = '\r\n';
 
-function parse(raw: string, opts?: { transportIsStream?: boolean }): SipMessage {
+type Opts = { transportIsStream?: boolean };
+
+/** Every message parsed through parse(), for the lazy-decoding checks at the end of this file. */
+const seen: Array<{ raw: string; opts?: Opts }> = [];
+
+function parseLazy(raw: string, opts?: Opts): SipMessage {
   const buf = Buffer.from(raw, 'latin1');
   const r = parseSipMessage(buf, 0, buf.length, opts);
   if (!r.ok) throw new Error(r.error);
   return r.message;
+}
+
+/** Reads every lazily decoded member, so `warnings` holds the warnings of all parts. */
+function decodeAll(m: SipMessage): SipMessage {
+  void [m.requestUri, m.headers, m.contact, m.pAssertedIdentity, m.bodyParts, m.sdp];
+  return m;
+}
+
+/** A fully decoded message: what the tests below assert on, warnings of lazy parts included. */
+function parse(raw: string, opts?: Opts): SipMessage {
+  seen.push({ raw, opts });
+  return decodeAll(parseLazy(raw, opts));
 }
 
 /** Header lines, an empty line, then the body with a correct Content-Length appended to the headers. */
@@ -721,5 +742,129 @@ describe('RFC 5118 IPv6', () => {
     expect(m.via[0]).toMatchObject({ host: '[fe80:0:0:0:21a:a0ff:fe07:32e0]', port: 5060 });
     expect(m.from?.uri).toMatchObject({ host: '[fe80:0:0:0:21a:a0ff:fe07:32e0]', port: null });
     expect(m.to?.uri).toMatchObject({ host: '[2001:db8::1]', port: null });
+  });
+});
+
+describe('lazily decoded members', () => {
+  const LAZY = ['requestUri', 'headers', 'contact', 'pAssertedIdentity', 'bodyParts', 'sdp'] as const;
+
+  /** The Request-URI text of a request's start line (between the first and the last space). */
+  function requestUriText(raw: string): string {
+    const line = raw
+      .replace(/^[\r\n]+/, '')
+      .split(/\r?\n/, 1)[0]
+      .replace(/[ \t]+$/, '');
+    return line.slice(line.search(/[ \t]/), line.search(/[ \t][^ \t]*$/)).trim();
+  }
+
+  it('equal the eager decoding of the same text, for every message of this file', () => {
+    expect(seen.length).toBeGreaterThan(30);
+    for (const { raw, opts } of seen) {
+      const m = parseLazy(raw, opts);
+      const ref: string[] = [];
+      const warn = (w: string) => ref.push(w);
+      // requestUri: what parseUri gives for the start line's URI (with the ltgtruri <> tolerance).
+      if (m.isRequest) {
+        const text = requestUriText(raw);
+        let uri: SipUri | null = parseUri(text);
+        if (uri === null && text.startsWith('<') && text.endsWith('>')) uri = parseUri(text.slice(1, -1));
+        expect(m.requestUri, raw).toEqual(uri);
+      } else expect(m.requestUri).toBeNull();
+      // contact / pAssertedIdentity: every header of that name, split and parsed in order.
+      const lists: Record<'Contact' | 'P-Asserted-Identity', SipNameAddr[]> = {
+        Contact: [],
+        'P-Asserted-Identity': [],
+      };
+      for (const [name, value] of m.headers) {
+        if (name === 'Contact' || name === 'P-Asserted-Identity') {
+          const out = lists[name];
+          parseNameAddrList(value, out, warn, 64 - out.length);
+        }
+      }
+      expect(m.contact, raw).toEqual(lists.Contact);
+      expect(m.pAssertedIdentity, raw).toEqual(lists['P-Asserted-Identity']);
+      // bodyParts / sdp: the body as a whole, or its parts, and the first SDP among them.
+      if (m.body.length === 0) {
+        expect(m.bodyParts).toEqual([]);
+        expect(m.sdp).toBeNull();
+      } else if (m.contentType?.startsWith('multipart/')) {
+        const boundary = /boundary=([^;\s]+)/i.exec(m.headers.find(([n]) => n === 'Content-Type')?.[1] ?? '');
+        const parts: SipMessage['bodyParts'] = [];
+        if (boundary) parseMultipart(m.body, 0, m.body.length, boundary[1].replace(/"/g, ''), parts, warn);
+        expect(m.bodyParts.map((p) => [p.contentType, p.body.toString('latin1')])).toEqual(
+          parts.map((p) => [p.contentType, p.body.toString('latin1')]),
+        );
+      } else {
+        expect(m.bodyParts).toEqual([{ contentType: m.contentType, body: m.body }]);
+        const sdpLike = m.contentType === 'application/sdp' || (m.contentType === null && m.body[0] === 0x76);
+        expect(m.sdp, raw).toEqual(sdpLike ? parseSdp(m.body, 0, m.body.length, warn) : null);
+      }
+      // Their warnings joined the message's when they were decoded.
+      for (const w of ref) expect(m.warnings, raw).toContain(w);
+    }
+  });
+
+  it('do not depend on when they are read: late, in any order, after other messages were parsed', () => {
+    const early = seen.map(({ raw, opts }) => decodeAll(parseLazy(raw, opts)));
+    const late = seen.map(({ raw, opts }) => parseLazy(raw, opts));
+    // Parse-time scratch state is reused by every parse; the messages must not rely on it.
+    for (const { raw, opts } of [...seen].reverse()) parseLazy(raw, opts);
+    late.forEach((m, k) => {
+      for (const key of [...LAZY].reverse()) expect(m[key], seen[k].raw).toEqual(early[k][key]);
+      expect([...m.warnings].sort()).toEqual([...early[k].warnings].sort());
+      expect(JSON.parse(JSON.stringify(m))).toEqual(JSON.parse(JSON.stringify(early[k])));
+    });
+  });
+
+  it('add their warnings to the message when first read', () => {
+    const ltgt = parseLazy(message(['INVITE <sip:user@example.com> SIP/2.0', ...common('INVITE')]));
+    expect(ltgt.warnings).toEqual([]);
+    expect(ltgt.requestUri?.user).toBe('user');
+    expect(ltgt.warnings).toEqual(['invalid Request-URI']);
+
+    const start = 'INVITE sip:callee@example.net SIP/2.0';
+    const contact = parseLazy(
+      message([start, ...common('INVITE'), 'Contact: <sip:a@b', 'P-Asserted-Identity: "x" y']),
+    );
+    const before = [...contact.warnings];
+    expect(before).not.toContain('missing > in name-addr');
+    expect(contact.contact).toHaveLength(1);
+    expect(contact.warnings).toEqual([...before, 'missing > in name-addr']);
+    expect(contact.pAssertedIdentity).toHaveLength(1);
+    expect(contact.warnings).toEqual([
+      ...before,
+      'missing > in name-addr',
+      'missing <uri> after display name',
+    ]);
+
+    const sdp = parseLazy(
+      message([start, ...common('INVITE'), 'Content-Type: application/sdp'], `junk\r\n${sdpBody}`),
+    );
+    expect(sdp.warnings).toEqual([]);
+    expect(sdp.sdp?.media).toHaveLength(1);
+    expect(sdp.warnings).toEqual(['sdp: junk lines ignored']);
+    // Decoded once: reading again (or the other body member) adds nothing.
+    expect(sdp.bodyParts).toHaveLength(1);
+    void sdp.sdp;
+    expect(sdp.warnings).toEqual(['sdp: junk lines ignored']);
+
+    const multi = parseLazy(message([start, ...common('INVITE'), 'Content-Type: multipart/mixed'], 'v=0'));
+    expect(multi.warnings).toEqual([]);
+    expect(multi.sdp).toBeNull();
+    expect(multi.warnings).toEqual(['multipart without boundary']);
+  });
+
+  it('can be assigned, like plain properties', () => {
+    const m = parseLazy(
+      message(['INVITE sip:a@b SIP/2.0', ...common('INVITE'), 'Content-Type: application/sdp'], sdpBody),
+    );
+    m.sdp = null;
+    m.contact = [];
+    m.headers = [['X', 'y']];
+    expect(m.sdp).toBeNull();
+    expect(m.contact).toEqual([]);
+    expect(m.headers).toEqual([['X', 'y']]);
+    expect(m.bodyParts).toHaveLength(1); // decoding the body does not overwrite the assigned sdp
+    expect(m.sdp).toBeNull();
   });
 });

@@ -31,7 +31,8 @@ export function sub(src: Src, s: number, e: number): string {
 }
 
 export function isWs(c: number): boolean {
-  return c === SP || c === HT || c === CR || c === LF;
+  // Most bytes are above SP, so one comparison usually decides.
+  return c <= SP && (c === SP || c === HT || c === CR || c === LF);
 }
 
 export function skipWs(buf: Buffer, i: number, end: number): number {
@@ -76,32 +77,62 @@ export function unquoteValue(v: string): string {
   return quotedEnd(src.buf, 0, v.length) === v.length ? unquote(src, 0, v.length) : v;
 }
 
+/** Bytes that matter to splitList: '"', '<', '>' and ','. */
+const LIST_SPECIAL = new Uint8Array(256);
+for (const c of [DQUOTE, 60, 62, 44]) LIST_SPECIAL[c] = 1;
+
+/** Most elements splitListAt returns. */
+export const MAX_LIST_RANGES = 256;
+/** splitListAt's result, flattened [start, end) pairs; overwritten by the next call. */
+export const listRanges = new Int32Array(2 * MAX_LIST_RANGES);
+
 /**
  * Splits buf[start,end) at commas outside quoted strings and <...> (RFC 3261 §7.3.1: commas inside those
- * are data). Returns flattened [start, end) pairs, trimmed; empty elements are dropped (RFC 4475 badinv01).
+ * are data) into `listRanges`, trimmed; empty elements are dropped (RFC 4475 badinv01). Returns the number
+ * of elements (at most `max`).
  */
-export function splitList(buf: Buffer, start: number, end: number, max = 256): number[] {
-  const out: number[] = [];
+export function splitListAt(buf: Buffer, start: number, end: number, max = MAX_LIST_RANGES): number {
+  const limit = Math.min(max, MAX_LIST_RANGES);
+  const out = listRanges;
+  let n = 0;
   let elStart = start;
   let angle = false;
-  for (let i = start; i <= end; i++) {
-    const c = i < end ? buf[i] : 44;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (LIST_SPECIAL[c] === 0) continue;
     if (c === DQUOTE) {
       const q = quotedEnd(buf, i, end);
-      i = q < 0 ? end - 1 : q - 1;
+      if (q < 0) break;
+      i = q - 1;
     } else if (c === 60) angle = true;
     else if (c === 62) angle = false;
-    else if (c === 44 && (!angle || i === end)) {
+    else if (!angle) {
       const a = skipWs(buf, elStart, i);
       const b = trimEnd(buf, a, i);
       if (b > a) {
-        if (out.length >= max * 2) break;
-        out.push(a, b);
+        if (n >= limit) return n;
+        out[2 * n] = a;
+        out[2 * n + 1] = b;
+        n++;
       }
       elStart = i + 1;
     }
   }
-  return out;
+  // The last element runs to the end (an unterminated quote or <, too).
+  const a = skipWs(buf, elStart, end);
+  const b = trimEnd(buf, a, end);
+  if (b > a && n < limit) {
+    out[2 * n] = a;
+    out[2 * n + 1] = b;
+    n++;
+  }
+  return n;
+}
+
+/** splitListAt returning a new array of [start, end) pairs. */
+export function splitList(buf: Buffer, start: number, end: number, max = MAX_LIST_RANGES): number[] {
+  const n = splitListAt(buf, start, end, max);
+  return Array.from(listRanges.subarray(0, 2 * n));
 }
 
 /**
@@ -129,39 +160,63 @@ export function lowerSub(src: Src, s: number, e: number): string {
 
 const MAX_PARAMS = 64;
 
-/** Parameter names seen in nearly every message, as literals: V8 keys objects faster with them. */
-const COMMON_PARAMS = [
-  'tag',
-  'branch',
-  'rport',
-  'received',
-  'transport',
-  'lr',
-  'user',
-  'maddr',
-  'ttl',
-  'expires',
-  'q',
-];
-const COMMON_BY_LENGTH: string[][] = [];
-for (const n of COMMON_PARAMS) {
-  COMMON_BY_LENGTH[n.length] ??= [];
-  COMMON_BY_LENGTH[n.length].push(n);
+// Parameter names seen in nearly every message. They are recognised on bytes and stored with named
+// property accesses, which V8 keys far faster than computed ones (and the name string is a shared literal).
+const P_OTHER = 0;
+const P_TAG = 1;
+const P_BRANCH = 2;
+const P_RPORT = 3;
+const P_RECEIVED = 4;
+const P_TRANSPORT = 5;
+const P_LR = 6;
+const P_USER = 7;
+const P_MADDR = 8;
+const P_TTL = 9;
+const P_EXPIRES = 10;
+const P_Q = 11;
+
+/** True when buf[s, s + lit.length) is `lit` ignoring ASCII case (lit: lower-case letters). */
+function isName(buf: Buffer, s: number, lit: string): boolean {
+  for (let k = 0; k < lit.length; k++) if ((buf[s + k] | 32) !== lit.charCodeAt(k)) return false;
+  return true;
 }
 
-/** Lower-cased parameter name of [s,e), a shared literal when it is a common one. */
-function paramName(src: Src, s: number, e: number): string {
-  const list = COMMON_BY_LENGTH[e - s];
-  if (list !== undefined) {
-    const buf = src.buf;
-    for (const n of list) {
-      let k = 0;
-      while (k < n.length && (buf[s + k] | 32) === n.charCodeAt(k)) k++;
-      if (k === n.length) return n;
-    }
+/** Which common parameter the name buf[s, s+n) is (P_OTHER when none). */
+function commonParam(buf: Buffer, s: number, n: number): number {
+  switch (buf[s] | 32) {
+    case 0x62: // b
+      return n === 6 && isName(buf, s, 'branch') ? P_BRANCH : P_OTHER;
+    case 0x65: // e
+      return n === 7 && isName(buf, s, 'expires') ? P_EXPIRES : P_OTHER;
+    case 0x6c: // l
+      return n === 2 && isName(buf, s, 'lr') ? P_LR : P_OTHER;
+    case 0x6d: // m
+      return n === 5 && isName(buf, s, 'maddr') ? P_MADDR : P_OTHER;
+    case 0x71: // q
+      return n === 1 ? P_Q : P_OTHER;
+    case 0x72: // r
+      if (n === 5) return isName(buf, s, 'rport') ? P_RPORT : P_OTHER;
+      return n === 8 && isName(buf, s, 'received') ? P_RECEIVED : P_OTHER;
+    case 0x74: // t
+      if (n === 3) return isName(buf, s, 'tag') ? P_TAG : isName(buf, s, 'ttl') ? P_TTL : P_OTHER;
+      return n === 9 && isName(buf, s, 'transport') ? P_TRANSPORT : P_OTHER;
+    case 0x75: // u
+      return n === 4 && isName(buf, s, 'user') ? P_USER : P_OTHER;
+    default:
+      return P_OTHER;
   }
-  return lowerSub(src, s, e);
 }
+
+const PC_WS = 1;
+const PC_SEMI = 2;
+const PC_EQ = 4;
+const PC_QUESTION = 8;
+/** Byte classes for parameter scanning. */
+const PARAM_CLASS = new Uint8Array(256);
+for (const c of [SP, HT, CR, LF]) PARAM_CLASS[c] = PC_WS;
+PARAM_CLASS[59] = PC_SEMI;
+PARAM_CLASS[61] = PC_EQ;
+PARAM_CLASS[63] = PC_QUESTION;
 
 /**
  * Parses `;name[=value]` parameters from i until `end` (or '?' when `stopAtQuestion`, for URI headers).
@@ -176,6 +231,11 @@ export function parseParams(
   stopAtQuestion = false,
 ): number {
   const buf = src.buf;
+  // Byte classes that end a name, a value, or junk; '?' too when the URI headers follow.
+  const q = stopAtQuestion ? PC_QUESTION : 0;
+  const nameStop = PC_WS | PC_SEMI | PC_EQ | q;
+  const valueStop = PC_WS | PC_SEMI | q;
+  const junkStop = PC_SEMI | q;
   let count = 0;
   while (i < end) {
     i = skipWs(buf, i, end);
@@ -184,16 +244,12 @@ export function parseParams(
     if (stopAtQuestion && c === 63) break;
     if (c !== 59) {
       // Junk between parameters: skip to the next ';' so one bad byte does not hide the rest.
-      while (i < end && buf[i] !== 59 && !(stopAtQuestion && buf[i] === 63)) i++;
+      while (i < end && (PARAM_CLASS[buf[i]] & junkStop) === 0) i++;
       continue;
     }
     i = skipWs(buf, i + 1, end);
     const nStart = i;
-    while (i < end) {
-      const d = buf[i];
-      if (d === 61 || d === 59 || isWs(d) || (stopAtQuestion && d === 63)) break;
-      i++;
-    }
+    while (i < end && (PARAM_CLASS[buf[i]] & nameStop) === 0) i++;
     const nEnd = i;
     i = skipWs(buf, i, end);
     let vStart = i;
@@ -202,28 +258,64 @@ export function parseParams(
       i = skipWs(buf, i + 1, end);
       vStart = i;
       if (i < end && buf[i] === DQUOTE) {
-        const q = quotedEnd(buf, i, end);
-        i = q < 0 ? end : q;
+        const qe = quotedEnd(buf, i, end);
+        i = qe < 0 ? end : qe;
       } else {
-        while (i < end) {
-          const d = buf[i];
-          if (d === 59 || isWs(d) || (stopAtQuestion && d === 63)) break;
-          i++;
-        }
+        while (i < end && (PARAM_CLASS[buf[i]] & valueStop) === 0) i++;
       }
       vEnd = i;
     }
     if (nEnd > nStart && ++count <= MAX_PARAMS) {
-      const name = paramName(src, nStart, nEnd);
-      // Values are strings, so a non-string hit is inherited (e.g. "constructor") and may be shadowed.
-      // A "__proto__" key would hit the object literal's prototype setter; drop it.
-      const cur = out[name];
-      if ((cur === undefined || typeof cur !== 'string') && name !== '__proto__') {
-        out[name] = vEnd > vStart ? sub(src, vStart, vEnd) : '';
+      // The first of duplicate names wins. Values are strings, so a non-string hit is inherited (e.g.
+      // "constructor") and may be shadowed.
+      switch (commonParam(buf, nStart, nEnd - nStart)) {
+        case P_TAG:
+          if (typeof out.tag !== 'string') out.tag = paramValue(src, vStart, vEnd);
+          break;
+        case P_BRANCH:
+          if (typeof out.branch !== 'string') out.branch = paramValue(src, vStart, vEnd);
+          break;
+        case P_RPORT:
+          if (typeof out.rport !== 'string') out.rport = paramValue(src, vStart, vEnd);
+          break;
+        case P_RECEIVED:
+          if (typeof out.received !== 'string') out.received = paramValue(src, vStart, vEnd);
+          break;
+        case P_TRANSPORT:
+          if (typeof out.transport !== 'string') out.transport = paramValue(src, vStart, vEnd);
+          break;
+        case P_LR:
+          if (typeof out.lr !== 'string') out.lr = paramValue(src, vStart, vEnd);
+          break;
+        case P_USER:
+          if (typeof out.user !== 'string') out.user = paramValue(src, vStart, vEnd);
+          break;
+        case P_MADDR:
+          if (typeof out.maddr !== 'string') out.maddr = paramValue(src, vStart, vEnd);
+          break;
+        case P_TTL:
+          if (typeof out.ttl !== 'string') out.ttl = paramValue(src, vStart, vEnd);
+          break;
+        case P_EXPIRES:
+          if (typeof out.expires !== 'string') out.expires = paramValue(src, vStart, vEnd);
+          break;
+        case P_Q:
+          if (typeof out.q !== 'string') out.q = paramValue(src, vStart, vEnd);
+          break;
+        default: {
+          const name = lowerSub(src, nStart, nEnd);
+          // A "__proto__" key would hit the object literal's prototype setter; drop it.
+          if (typeof out[name] !== 'string' && name !== '__proto__')
+            out[name] = paramValue(src, vStart, vEnd);
+        }
       }
     }
   }
   return i;
+}
+
+function paramValue(src: Src, s: number, e: number): string {
+  return e > s ? sub(src, s, e) : '';
 }
 
 function isHex(c: number): boolean {
@@ -295,29 +387,38 @@ function portAt(buf: Buffer, i: number, end: number): number {
   return p <= 65535 ? p : -1;
 }
 
+/** hostPortAt's result; overwritten by the next call. */
+export const hostPort: HostPort = { host: '', port: null };
+
+function setHostPort(host: string, port: number | null): true {
+  hostPort.host = host;
+  hostPort.port = port;
+  return true;
+}
+
 /**
  * Parses host[:port] in [i,end). IPv6 references keep their brackets. Some devices send IPv6 without
  * brackets (seen in real captures: `sip:4321@fec0:0:0:0:216:d3ff:fe0d:22c:5060`): with nine groups the last
  * is taken as the port, otherwise the whole text is the address; such hosts are returned bracketed so
- * every IPv6 host has one spelling.
+ * every IPv6 host has one spelling. The result goes to `hostPort` (no allocation); false when invalid.
  */
-export function parseHostPort(src: Src, i: number, end: number): HostPort | null {
+export function hostPortAt(src: Src, i: number, end: number): boolean {
   const buf = src.buf;
-  if (i >= end) return null;
+  if (i >= end) return false;
   if (buf[i] === 91) {
     let close = i + 1;
     while (close < end && buf[close] !== 93) {
       const c = buf[close];
       // Zone ids (RFC 6874 "%25eth0") may follow the address.
-      if (HOST_CLASS[c] === 0 && c !== 37) return null;
+      if (HOST_CLASS[c] === 0 && c !== 37) return false;
       close++;
     }
-    if (close >= end || close === i + 1) return null;
+    if (close >= end || close === i + 1) return false;
     const host = sub(src, i, close + 1);
-    if (close + 1 === end) return { host, port: null };
-    if (buf[close + 1] !== 58) return null;
+    if (close + 1 === end) return setHostPort(host, null);
+    if (buf[close + 1] !== 58) return false;
     const port = portAt(buf, close + 2, end);
-    return port < 0 ? null : { host, port };
+    return port >= 0 && setHostPort(host, port);
   }
   let colons = 0;
   let firstColon = -1;
@@ -332,23 +433,47 @@ export function parseHostPort(src: Src, i: number, end: number): HostPort | null
       if (firstColon < 0) firstColon = j;
       else if (lastColon === j - 1) doubleColon = true;
       lastColon = j;
-    } else if ((cls & HOST_CHAR) === 0) return null;
+    } else if ((cls & HOST_CHAR) === 0) return false;
     else if ((cls & IPV6_CHAR) === 0) allIpv6 = false;
   }
-  if (colons === 0) return { host: sub(src, i, end), port: null };
+  if (colons === 0) return setHostPort(sub(src, i, end), null);
   if (colons === 1) {
-    if (firstColon === i) return null;
+    if (firstColon === i) return false;
     const port = portAt(buf, firstColon + 1, end);
-    return port < 0 ? null : { host: sub(src, i, firstColon), port };
+    return port >= 0 && setHostPort(sub(src, i, firstColon), port);
   }
   // Unbracketed IPv6 only when it is unambiguous: a "::" or all eight groups (plus maybe a port).
-  if (!allIpv6 || (!doubleColon && colons < 7) || colons > 8) return null;
+  if (!allIpv6 || (!doubleColon && colons < 7) || colons > 8) return false;
   if (colons === 8 && !doubleColon) {
     const port = portAt(buf, lastColon + 1, end);
-    return port < 0 ? null : { host: `[${sub(src, i, lastColon)}]`, port };
+    return port >= 0 && setHostPort(`[${sub(src, i, lastColon)}]`, port);
   }
-  return { host: `[${sub(src, i, end)}]`, port: null };
+  return setHostPort(`[${sub(src, i, end)}]`, null);
 }
+
+/** hostPortAt returning a new object, or null when invalid. */
+export function parseHostPort(src: Src, i: number, end: number): HostPort | null {
+  return hostPortAt(src, i, end) ? { host: hostPort.host, port: hostPort.port } : null;
+}
+
+const U_BAD = 1;
+const U_AT = 2;
+const U_HOST_END = 3;
+const U_BRACKET = 4;
+/**
+ * Byte classes for URIs: never inside one (whitespace, controls, <> and DEL: RFC 4475 lwsruri, ltgtruri),
+ * '@', the end of the host (';' '?') and '['. Only the first two matter to the validity scan, which runs
+ * after the scheme, so the others are read only where the host is delimited.
+ */
+const URI_CLASS = new Uint8Array(256);
+for (let c = 0; c <= 32; c++) URI_CLASS[c] = U_BAD;
+URI_CLASS[60] = U_BAD;
+URI_CLASS[62] = U_BAD;
+URI_CLASS[127] = U_BAD;
+URI_CLASS[64] = U_AT;
+URI_CLASS[59] = U_HOST_END;
+URI_CLASS[63] = U_HOST_END;
+URI_CLASS[91] = U_BRACKET;
 
 function isAlpha(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
@@ -397,9 +522,9 @@ export function parseUriAt(src: Src, start: number, end: number): SipUri | null 
   // (it cannot appear unescaped after the userinfo, so the first one ends it).
   let at = -1;
   for (let j = i; j < end; j++) {
-    const c = buf[j];
-    if (c <= 32 || c === 60 || c === 62 || c === 127) return null;
-    if (c === 64 && at < 0) at = j;
+    const cls = URI_CLASS[buf[j]];
+    if (cls === U_BAD) return null;
+    if (cls === U_AT && at < 0) at = j;
   }
   const scheme = schemeOf(src, start, schemeEnd);
   const raw = sub(src, start, end);
@@ -425,18 +550,19 @@ export function parseUriAt(src: Src, start: number, end: number): SipUri | null 
     }
     let hostEnd = hostStart;
     while (hostEnd < end) {
-      const c = buf[hostEnd];
-      if (c === 59 || c === 63) break;
-      if (c === 91) {
+      const cls = URI_CLASS[buf[hostEnd]];
+      if (cls === U_HOST_END) break;
+      if (cls === U_BRACKET) {
         while (hostEnd < end && buf[hostEnd] !== 93) hostEnd++;
         if (hostEnd >= end) return null;
       }
       hostEnd++;
     }
-    const hp = parseHostPort(src, hostStart, hostEnd);
-    if (hp === null) return null;
+    if (!hostPortAt(src, hostStart, hostEnd)) return null;
+    const host = hostPort.host;
+    const port = hostPort.port;
     let p = parseParams(src, hostEnd, end, params, true);
-    const uri: SipUri = { scheme, user, host: hp.host, port: hp.port, params, raw };
+    const uri: SipUri = { scheme, user, host, port, params, raw };
     if (p < end && buf[p] === 63) {
       p++;
       const headers: Record<string, string> = {};

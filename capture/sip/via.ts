@@ -3,19 +3,26 @@ import { TOKEN_CHARS as TOKEN_TABLE } from './detect.js';
 import type { SipVia } from './message.js';
 import type { Warn } from './name-addr.js';
 import {
+  hostPort,
+  hostPortAt,
   isWs,
-  parseHostPort,
+  listRanges,
   parseParams,
   parseUint,
   type Src,
   skipWs,
-  splitList,
+  splitListAt,
   srcOf,
   sub,
+  trimEnd,
 } from './uri.js';
 
 /** Module-local alias: keeps loaders that proxy imported bindings out of the byte loop. */
 const TOKEN_CHARS = TOKEN_TABLE;
+
+/** Bytes ending the sent-by: ';' (parameters), whitespace, '(' (a comment). */
+const SENT_BY_END = new Uint8Array(256);
+for (const c of [59, 32, 9, 13, 10, 40]) SENT_BY_END[c] = 1;
 
 /** Upper-cased transport; the usual ones come back as constants. */
 function transportOf(src: Src, s: number, e: number): string {
@@ -76,13 +83,10 @@ export function parseViaAt(src: Src, start: number, end: number): SipVia | null 
   const transport = transportOf(src, tStart, i);
   i = skipWs(buf, i, end);
   const hStart = i;
-  while (i < end) {
-    const c = buf[i];
-    if (c === 59 || isWs(c) || c === 40) break;
-    i++;
-  }
-  const hp = parseHostPort(src, hStart, i);
-  if (hp === null) return null;
+  while (i < end && SENT_BY_END[buf[i]] === 0) i++;
+  if (!hostPortAt(src, hStart, i)) return null;
+  const host = hostPort.host;
+  const port = hostPort.port;
   const params: Record<string, string> = {};
   parseParams(src, i, end, params);
   const branch = params.branch;
@@ -100,8 +104,8 @@ export function parseViaAt(src: Src, start: number, end: number): SipVia | null 
   return {
     protocol,
     transport,
-    host: hp.host,
-    port: hp.port,
+    host,
+    port,
     branch: branch === undefined ? null : branch,
     received: received === undefined ? null : received,
     rport,
@@ -110,7 +114,11 @@ export function parseViaAt(src: Src, start: number, end: number): SipVia | null 
   };
 }
 
-/** Parses a Via header value (possibly a comma list) in [start,end), appending each via-parm to `out`. */
+/**
+ * Parses a Via header value (possibly a comma list) in [start,end), appending each via-parm to `out`.
+ * `noComma`: the caller knows the value holds no ',' at all, so it is one element and the list scan is
+ * skipped (same result).
+ */
 export function parseViaListAt(
   src: Src,
   start: number,
@@ -118,10 +126,22 @@ export function parseViaListAt(
   out: SipVia[],
   warn?: Warn,
   max = 64,
+  noComma = false,
 ): void {
-  const ranges = splitList(src.buf, start, end, max - out.length);
-  for (let k = 0; k < ranges.length; k += 2) {
-    const v = parseViaAt(src, ranges[k], ranges[k + 1]);
+  if (noComma) {
+    const a = skipWs(src.buf, start, end);
+    const b = trimEnd(src.buf, a, end);
+    if (b > a && out.length < max) {
+      const v = parseViaAt(src, a, b);
+      if (v !== null) out.push(v);
+      else warn?.('malformed Via');
+    }
+    return;
+  }
+  const n = splitListAt(src.buf, start, end, max - out.length);
+  // parseViaAt does not split lists, so listRanges stays valid through the loop.
+  for (let k = 0; k < 2 * n; k += 2) {
+    const v = parseViaAt(src, listRanges[k], listRanges[k + 1]);
     if (v !== null) out.push(v);
     else warn?.('malformed Via');
   }
