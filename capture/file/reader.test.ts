@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHARED_DIR, SHARED_PCAPS } from '../../test/oracle/tools.js';
+import { haveTool, SHARED_DIR, SHARED_PCAPS } from '../../test/oracle/tools.js';
 import { PcapWriter } from './pcap-writer.js';
 import { Timing } from './pcapng.js';
 import { type ReadOptions, type ReadResult, readCaptureFile } from './reader.js';
@@ -618,14 +618,7 @@ describe('PcapWriter round trip', () => {
 
 const PCAPS = SHARED_PCAPS ?? join(SHARED_DIR, 'pcaps');
 const havePcaps = existsSync(PCAPS);
-const haveTshark = (() => {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const haveTshark = haveTool('tshark');
 
 function tsharkFrames(path: string): [string, number][] {
   const out = execFileSync(

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SHARED_DIR } from '../../test/oracle/tools.js';
+import { haveTool, SHARED_DIR } from '../../test/oracle/tools.js';
 import type { CaptureEvent } from '../event.js';
 import { formatIPv6, parseIPv4, parseIPv6 } from '../layers/address.js';
 import { decodeHep3, encodeHep3, HEP3_MAX_FRAME, hep3FrameLength } from './hep3.js';
@@ -502,14 +502,6 @@ describe('fuzz', () => {
 // ---------------------------------------------------------------------------------------------
 // Cross-check with sngrep (Debian package sngrep 1.6: -L listens for HEP, -H sends it).
 
-const has = (cmd: string, args: string[]) => {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 const sngrepVersion = (() => {
   try {
     return execFileSync('sngrep', ['-V'], { encoding: 'utf8' });
@@ -518,7 +510,7 @@ const sngrepVersion = (() => {
   }
 })();
 const haveSngrepHep = sngrepVersion.includes('EEP/HEP support');
-const haveTshark = has('tshark', ['--version']);
+const haveTshark = haveTool('tshark');
 if (!haveSngrepHep || !haveTshark) {
   console.warn('hep3.test: skipping the sngrep cross-check (sngrep with EEP/HEP support or tshark missing)');
 }

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHARED_DIR } from '../../test/oracle/tools.js';
+import { haveTool, SHARED_DIR } from '../../test/oracle/tools.js';
 import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END, SCTP_FLAG_UNORDERED } from './sctp.js';
 
 interface Seen {
@@ -219,14 +219,7 @@ describe('forEachSctpData on hand-built packets', () => {
 // Real capture, checked against tshark.
 
 const PCAP = join(SHARED_DIR, 'pcaps', 'sip_sctp.pcap');
-const haveTshark = (() => {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const haveTshark = haveTool('tshark');
 const canUsePcap = existsSync(PCAP) && haveTshark;
 if (!canUsePcap) console.warn(`sctp.test: skipping the capture checks (${PCAP} or tshark missing)`);
 

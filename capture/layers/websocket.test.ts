@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHARED_DIR } from '../../test/oracle/tools.js';
+import { haveTool, SHARED_DIR } from '../../test/oracle/tools.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from './websocket.js';
 
 type Msg = { opcode: number; payload: Buffer };
@@ -326,14 +326,7 @@ describe('parseWebSocketUpgrade', () => {
 // Real capture, checked against tshark.
 
 const PCAP = join(SHARED_DIR, 'pcaps', 'sip_tcp_websocket.pcap');
-const haveTshark = (() => {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const haveTshark = haveTool('tshark');
 const canUsePcap = existsSync(PCAP) && haveTshark;
 if (!canUsePcap) console.warn(`websocket.test: skipping the capture checks (${PCAP} or tshark missing)`);
 
