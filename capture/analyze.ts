@@ -32,6 +32,8 @@ export interface AnalyzeSummary {
   sip: SipCounts & {
     malformed: number;
     callIds: number;
+    /** True when more distinct Call-IDs arrived than are counted exactly. */
+    callIdsCapped: boolean;
     transports: Record<string, number>;
     /** The 50 busiest SIP endpoints (address, port, transport): shows SIP on unexpected ports. */
     endpoints: SipEndpointCounts[];
@@ -102,6 +104,7 @@ export async function analyzeFile(path: string, options: AnalyzeOptions = {}): P
       responses: sortedCounts(s.counts.responses),
       malformed: s.malformed,
       callIds: s.callIds,
+      callIdsCapped: s.callIdsCapped,
       transports: Object.fromEntries(Object.entries(s.byTransport).filter(([, n]) => n > 0)),
       endpoints: pipeline.sip.topEndpoints(50),
     },

@@ -15,6 +15,9 @@ export interface CapturePipelineOptions {
   logger?: Logger;
   fragments?: FragmentLimits;
   tcp?: TcpLimits;
+  /** Bounds of the per-Call-ID state (see SipExtractorOptions). */
+  maxCallIds?: number;
+  maxRetransmissionEntries?: number;
   onEvent?: (event: CaptureEvent) => void;
 }
 
@@ -40,6 +43,8 @@ export class CapturePipeline {
       sourceName: options.sourceName,
       isFile: options.isFile,
       tcp: options.tcp,
+      maxCallIds: options.maxCallIds,
+      maxRetransmissionEntries: options.maxRetransmissionEntries,
       onEvent: options.onEvent,
       onProblem: (pr) =>
         this.problems.report(pr.kind, pr.message, {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpDir } from './oracle/tools.js';
@@ -99,5 +99,32 @@ describe('callscope CLI', () => {
     expect(run(['analyze', sample, '--log-level', 'error'], { CALLSCOPE_LOG_LEVEL: 'nonsense' }).status).toBe(
       0,
     );
+  });
+});
+
+describe('callscope CLI on a damaged capture', () => {
+  it('keeps the packets before the damage, exits 0 and logs a structured warning with file and offset', () => {
+    const damaged = join(dir, 'damaged.pcap');
+    const whole = readFileSync(sample);
+    const cut = Buffer.concat([
+      whole.subarray(0, 200_000),
+      Buffer.alloc(37, 0xff),
+      whole.subarray(200_000, 200_050),
+    ]);
+    writeFileSync(damaged, cut);
+    const r = run(['analyze', damaged, '--json', '--log-format', 'json']);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.packets).toBeGreaterThan(500);
+    expect(s.malformedPackets).toBeGreaterThanOrEqual(1);
+    const logs = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(logs.length).toBeGreaterThan(0);
+    expect(logs.every((l) => l.level === 'warn' && l.file === damaged && typeof l.msg === 'string')).toBe(
+      true,
+    );
+    expect(logs.some((l) => /byte offset \d+/.test(l.msg))).toBe(true);
   });
 });

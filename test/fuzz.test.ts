@@ -1,5 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../capture/file/reader.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, type PacketRecord } from '../capture/file/record.js';
@@ -203,5 +205,53 @@ describe('decoder fuzzing', () => {
       pipeline.handle(record(Buffer.alloc(len, 0xff), LINKTYPE_ETHERNET, len + 1, 1));
     expect(pipeline.decoderStats.packets).toBe(80);
     expect(pipeline.decoderStats.malformed + pipeline.decoderStats.nonIp).toBe(80);
+  });
+});
+
+describe('a flood of Call-IDs', () => {
+  it('keeps per-Call-ID state bounded and counts what it forgets', () => {
+    const pipeline = new CapturePipeline({
+      sourceName: 'flood',
+      isFile: true,
+      maxCallIds: 5000,
+      maxRetransmissionEntries: 5000,
+    });
+    const frame = Buffer.alloc(20 + 8 + 400);
+    // A real collection before each reading, so the figure is what the pipeline retains.
+    setFlagsFromString('--expose_gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const heapBefore = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 200_000; i++) {
+      const sip = Buffer.from(
+        `INVITE sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK${i}\r\nFrom: <sip:a@x>;tag=${i}\r\n` +
+          `To: <sip:b@x>\r\nCall-ID: flood-${i}-'); DROP TABLE calls;--\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n`,
+      );
+      frame.fill(0);
+      frame[0] = 0x45;
+      frame.writeUInt16BE(28 + sip.length, 2);
+      frame[8] = 64;
+      frame[9] = 17;
+      frame.writeUInt32BE(0x0a000001, 12);
+      frame.writeUInt32BE(0x0a000002, 16);
+      frame.writeUInt16BE(5060, 20);
+      frame.writeUInt16BE(5060, 22);
+      frame.writeUInt16BE(8 + sip.length, 24);
+      sip.copy(frame, 28);
+      pipeline.handle(
+        record(frame.subarray(0, 28 + sip.length), LINKTYPE_RAW, i + 1, 1_700_000_000 + (i >> 10)),
+      );
+    }
+    const s = pipeline.sipStats;
+    expect(s.counts.messages).toBe(200_000);
+    expect(s.callIds).toBe(5000);
+    expect(s.callIdsCapped).toBe(true);
+    expect(pipeline.sip.retransmissions.size).toBeLessThanOrEqual(5000);
+    expect(pipeline.sip.retransmissions.evicted).toBeGreaterThan(190_000);
+    gc();
+    const grownMiB = (process.memoryUsage().heapUsed - heapBefore) / 1048576;
+    console.log(`Call-ID flood: 200,000 messages, ${grownMiB.toFixed(1)} MiB retained`);
+    // 5,000 Call-IDs and 5,000 retransmission entries: a few MiB, not one entry per message.
+    expect(grownMiB).toBeLessThan(16);
   });
 });

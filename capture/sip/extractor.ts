@@ -25,6 +25,10 @@ export interface SipExtractorOptions {
   sourceName?: string;
   isFile?: boolean;
   tcp?: TcpLimits;
+  /** Distinct Call-IDs counted exactly; past this the count stops growing (callIdsCapped). */
+  maxCallIds?: number;
+  /** Call-ID/direction entries the retransmission tracker keeps (oldest forgotten first). */
+  maxRetransmissionEntries?: number;
   /** Largest SIP message buffered from a stream before it is given up on. */
   maxStreamMessageBytes?: number;
   /** Called with every SIP message, in capture order. */
@@ -88,7 +92,7 @@ interface Endpoint {
  */
 export class SipExtractor implements TransportHandler {
   readonly tcpStreams: TcpReassembler;
-  readonly retransmissions = new RetransmissionTracker();
+  readonly retransmissions: RetransmissionTracker;
   readonly sctpMessages = new SctpMessageReassembler();
   readonly stats: SipExtractorStats = {
     counts: emptySipCounts(),
@@ -110,11 +114,14 @@ export class SipExtractor implements TransportHandler {
   private readonly captureId: number;
   private readonly nodeName: string;
   readonly maxStreamMessageBytes: number;
+  private readonly maxCallIds: number;
 
   constructor(private readonly options: SipExtractorOptions = {}) {
     this.captureId = options.captureId ?? 0;
     this.nodeName = options.nodeName ?? '';
     this.maxStreamMessageBytes = options.maxStreamMessageBytes ?? 1 << 20;
+    this.maxCallIds = options.maxCallIds ?? MAX_TRACKED_CALL_IDS;
+    this.retransmissions = new RetransmissionTracker(options.maxRetransmissionEntries);
     this.tcpStreams = new TcpReassembler((key, meta) => this.newStream(key, meta), options.tcp);
   }
 
@@ -227,7 +234,7 @@ export class SipExtractor implements TransportHandler {
     this.countEndpoint(transport, endpoint.dstIp, endpoint.dstPort, false);
     const callId = sip.callId ?? '';
     if (!this.callIds.has(callId)) {
-      if (this.callIds.size < MAX_TRACKED_CALL_IDS) {
+      if (this.callIds.size < this.maxCallIds) {
         this.callIds.add(callId);
         this.stats.callIds++;
       } else {
