@@ -111,6 +111,35 @@ describe.skipIf(!haveTool('tshark') || !haveTool('sngrep'))(
       const { messages, retransmissions, requests, responses } = summary.sip;
       expect({ messages, retransmissions, requests, responses }).toEqual(reference);
       expect(summary.sip.endpoints.some((e) => e.ip === '127.0.0.1')).toBe(false);
+
+      // The same frames over one TCP connection (HEP over TCP), cut into 1,000-byte segments.
+      const stream = Buffer.concat(datagrams.map((d) => d.data));
+      const tcpFile = join(dir, 'hep-over-tcp.pcap');
+      const tcpWriter = new PcapWriter(tcpFile, { linkType: LINKTYPE_RAW, nanosecond: true });
+      for (let off = 0, i = 0; off < stream.length; off += 1000, i++) {
+        const data = stream.subarray(off, off + 1000);
+        const h = Buffer.alloc(40);
+        h[0] = 0x45;
+        h.writeUInt16BE(40 + data.length, 2);
+        h[8] = 64;
+        h[9] = 6;
+        h.writeUInt32BE(0x7f000001, 12);
+        h.writeUInt32BE(0x7f000001, 16);
+        h.writeUInt16BE(40001, 20);
+        h.writeUInt16BE(9061, 22);
+        h.writeUInt32BE(1 + off, 24);
+        h[32] = 0x50;
+        h[33] = 0x18;
+        tcpWriter.write(1_700_000_000 + i, 0, Buffer.concat([h, data]));
+      }
+      tcpWriter.close();
+      const overTcp = await analyzeFile(tcpFile);
+      expect({
+        messages: overTcp.sip.messages,
+        retransmissions: overTcp.sip.retransmissions,
+        requests: overTcp.sip.requests,
+        responses: overTcp.sip.responses,
+      }).toEqual(reference);
     });
   },
 );
