@@ -255,3 +255,38 @@ describe('a flood of Call-IDs', () => {
     expect(grownMiB).toBeLessThan(16);
   });
 });
+
+describe('SIP over TCP delivered a byte at a time', () => {
+  it('finds a 300 KB message and the ones around it without rescanning the stream per segment', () => {
+    const events: string[] = [];
+    const pipeline = new CapturePipeline({
+      sourceName: 'trickle',
+      isFile: true,
+      onEvent: (e) => events.push(e.sip?.method ?? String(e.sip?.statusCode)),
+    });
+    const body = 'x'.repeat(300_000);
+    const stream = Buffer.from(
+      'OPTIONS sip:a@b SIP/2.0\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n' +
+        `MESSAGE sip:a@b SIP/2.0\r\nCall-ID: 2\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+        'BYE sip:a@b SIP/2.0\r\nCall-ID: 3\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n',
+    );
+    const frame = Buffer.alloc(41);
+    frame[0] = 0x45;
+    frame.writeUInt16BE(41, 2);
+    frame[8] = 64;
+    frame[9] = 6;
+    frame.writeUInt32BE(0x0a000001, 12);
+    frame.writeUInt32BE(0x0a000002, 16);
+    frame.writeUInt16BE(40000, 20);
+    frame.writeUInt16BE(5060, 22);
+    frame[32] = 0x50;
+    frame[33] = 0x18;
+    for (let i = 0; i < stream.length; i++) {
+      frame.writeUInt32BE(1000 + i, 24);
+      frame[40] = stream[i];
+      pipeline.handle(record(frame, LINKTYPE_RAW, i + 1, 1_700_000_000 + Math.floor(i / 100_000)));
+    }
+    pipeline.finish();
+    expect(events).toEqual(['OPTIONS', 'MESSAGE', 'BYE']);
+  });
+});

@@ -14,7 +14,7 @@ import {
 } from '../reassembly/tcp.js';
 import { emptySipCounts, type SipCounts } from '../summary.js';
 import { looksLikeSip } from './detect.js';
-import { sipMessageLength, skipKeepalive } from './framing.js';
+import { sipMessageTotalLength, skipKeepalive } from './framing.js';
 import { parseSipMessage } from './parser.js';
 import { RetransmissionTracker } from './retransmission.js';
 
@@ -356,6 +356,16 @@ export class SipExtractor implements TransportHandler {
   }
 }
 
+/** True when buf[from - 3, end) holds an empty line (LF LF or LF CR LF): a header section may have ended. */
+function hasEmptyLine(buf: Buffer, from: number, end: number): boolean {
+  for (let i = Math.max(from - 3, 0); i < end; i++) {
+    if (buf[i] !== 10) continue;
+    if ((i + 1 < end && buf[i + 1] === 10) || (i + 2 < end && buf[i + 1] === 13 && buf[i + 2] === 10))
+      return true;
+  }
+  return false;
+}
+
 function isHep3(buf: Buffer, off: number): boolean {
   return buf[off] === 0x48 && buf[off + 1] === 0x45 && buf[off + 2] === 0x50 && buf[off + 3] === 0x33;
 }
@@ -383,8 +393,11 @@ const MODE_HEP = 4;
  */
 class SipStream implements TcpStreamSink {
   private mode = MODE_DETECT;
-  /** Bytes of an incomplete message carried between segments. */
+  /** Bytes of an incomplete message carried between segments; grows by doubling, so appends are amortised O(1). */
   private pending: Buffer | null = null;
+  private pendingLength = 0;
+  /** Total length of the incomplete SIP message once its headers are in (0 while unknown). */
+  private need = 0;
   private websocket: WebSocketDeframer | null = null;
   private transport: TransportName = 'tcp';
 
@@ -394,8 +407,9 @@ class SipStream implements TcpStreamSink {
   ) {}
 
   data(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): void {
-    if (this.pending) {
-      if (this.pending.length + (end - off) > this.owner.maxStreamMessageBytes + 65536) {
+    if (this.pendingLength > 0) {
+      const before = this.pendingLength;
+      if (before + (end - off) > this.owner.maxStreamMessageBytes + 65536) {
         this.owner.stats.streamOverflows++;
         this.owner.problem(
           'stream-overflow',
@@ -404,13 +418,23 @@ class SipStream implements TcpStreamSink {
           this.transport,
           this.endpoint,
         );
-        this.pending = null;
+        this.dropPending();
         this.mode = MODE_DETECT;
       } else {
-        buf = Buffer.concat([this.pending, buf.subarray(off, end)]);
+        this.append(buf, off, end);
+        // While a SIP message is incomplete, look again only when it can have completed: its known
+        // length is reached, or an empty line (the end of its headers) arrived in the new bytes.
+        if (this.need > 0 && this.pendingLength < this.need) return;
+        if (
+          this.need === 0 &&
+          this.mode === MODE_SIP &&
+          !hasEmptyLine(this.pending!, before, this.pendingLength)
+        ) {
+          return;
+        }
+        buf = this.pending!;
         off = 0;
-        end = buf.length;
-        this.pending = null;
+        end = this.pendingLength;
       }
     }
     let consumed = off;
@@ -420,6 +444,7 @@ class SipStream implements TcpStreamSink {
         if (detected === 'wait') break;
         if (detected === 'other') {
           this.mode = MODE_OTHER;
+          this.dropPending();
           return;
         }
         consumed = detected;
@@ -434,11 +459,46 @@ class SipStream implements TcpStreamSink {
         break;
       }
       if (this.mode === MODE_WEBSOCKET) {
+        this.dropPending();
         this.feedWebSocket(buf, consumed, end, meta);
         return;
       }
     }
-    if (consumed < end) this.pending = Buffer.from(buf.subarray(consumed, end));
+    this.keep(buf, consumed, end);
+  }
+
+  /** Keeps buf[from, end) as the pending bytes (moving them to the front when buf is the pending buffer). */
+  private keep(buf: Buffer, from: number, end: number): void {
+    const n = end - from;
+    if (n <= 0) {
+      this.dropPending();
+      return;
+    }
+    if (buf === this.pending) {
+      if (from > 0) buf.copy(buf, 0, from, end);
+      this.pendingLength = n;
+      return;
+    }
+    this.pendingLength = 0;
+    this.append(buf, from, end);
+  }
+
+  private append(buf: Buffer, off: number, end: number): void {
+    const n = end - off;
+    const needed = this.pendingLength + n;
+    if (!this.pending || this.pending.length < needed) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, (this.pending?.length ?? 0) * 2, 4096));
+      if (this.pending) this.pending.copy(grown, 0, 0, this.pendingLength);
+      this.pending = grown;
+    }
+    buf.copy(this.pending, this.pendingLength, off, end);
+    this.pendingLength = needed;
+  }
+
+  private dropPending(): void {
+    this.pending = null;
+    this.pendingLength = 0;
+    this.need = 0;
   }
 
   /** Returns the offset where the detected protocol starts, 'wait' for more bytes, or 'other'. */
@@ -462,16 +522,18 @@ class SipStream implements TcpStreamSink {
       return start + upgrade.headerLength;
     }
     // A first line may arrive split; wait for a full line before giving up on this stream.
-    if (this.mode === MODE_DETECT && buf.indexOf(10, start) < 0 && end - start < 1024) return 'wait';
+    const lineEnd = buf.indexOf(10, start);
+    if (this.mode === MODE_DETECT && (lineEnd < 0 || lineEnd >= end) && end - start < 1024) return 'wait';
     return 'other';
   }
 
   private frameSip(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): number {
+    this.need = 0;
     while (off < end) {
       off = skipKeepalive(buf, off, end);
       if (off >= end) break;
-      const length = sipMessageLength(buf, off, end);
-      if (length === -1) {
+      const length = sipMessageTotalLength(buf, off, end);
+      if (length === -1 || (length > 0 && off + length > end)) {
         if (end - off > this.owner.maxStreamMessageBytes) {
           this.owner.stats.streamOverflows++;
           this.owner.problem(
@@ -483,6 +545,8 @@ class SipStream implements TcpStreamSink {
           );
           return this.resync(buf, off + 1, end);
         }
+        // Headers complete, body still arriving: wait for exactly that many bytes.
+        if (length > 0) this.need = length;
         return off;
       }
       if (length <= 0) {
@@ -514,9 +578,14 @@ class SipStream implements TcpStreamSink {
   }
 
   private frameHep(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): number {
+    this.need = 0;
     while (off < end) {
       const length = hep3FrameLength(buf, off, end);
-      if (length === -1) return off;
+      if (length === -1) {
+        // The frame length is in its header: wait for all of it before looking again.
+        if (end - off >= 6) this.need = buf.readUInt16BE(off + 4);
+        return off;
+      }
       if (length < 0) {
         // Lost framing: look for the next frame start on a later segment.
         this.owner.stats.malformedHep++;
@@ -572,11 +641,11 @@ class SipStream implements TcpStreamSink {
 
   gap(_bytes: number): void {
     // Lost bytes break any partial message; the next segment is searched for a message start.
-    this.pending = null;
-    if (this.mode === MODE_SIP) this.mode = MODE_OTHER;
+    this.dropPending();
+    if (this.mode === MODE_SIP || this.mode === MODE_HEP) this.mode = MODE_OTHER;
   }
 
   end(): void {
-    this.pending = null;
+    this.dropPending();
   }
 }

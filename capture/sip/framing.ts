@@ -62,6 +62,17 @@ function parseLength(buf: Buffer, p: number, lineEnd: number): number {
  * Content-Length absent means an empty body (on a stream it is mandatory, RFC 3261 §20.14).
  */
 export function sipMessageLength(buf: Buffer, off: number, end: number): number {
+  const total = sipMessageTotalLength(buf, off, end);
+  return total > 0 && end - off < total ? -1 : total;
+}
+
+/**
+ * Like sipMessageLength, but as soon as the header section is complete it returns the message's
+ * total length even while the body is still arriving, so a stream reader can wait for that many
+ * bytes without scanning the headers again: > 0 total length; -1 the header section is not complete;
+ * -2 not SIP or unrecoverable.
+ */
+export function sipMessageTotalLength(buf: Buffer, off: number, end: number): number {
   if (!validRange(buf, off, end)) return -2;
   const p0 = skipKeepalive(buf, off, end);
   if (p0 >= end) return -1;
@@ -109,6 +120,5 @@ export function sipMessageLength(buf: Buffer, off: number, end: number): number 
     }
     p = e + 1;
   }
-  const total = p - off + Math.max(contentLength, 0);
-  return end - off >= total ? total : -1;
+  return p - off + Math.max(contentLength, 0);
 }

@@ -24,6 +24,7 @@
  *   timing separates them. Use calls spaced > 7.1 s apart (or one call) when per-stream numbers matter.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import {
   closeSync,
   existsSync,
@@ -428,6 +429,9 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
       10_000,
       () => (tcpdump.exited ? `exited before listening: ${tcpdumpErr.trim()}` : null),
     );
+    // "listening on" can precede the moment packets reach the file; under load the first call was
+    // seen lost. A probe datagram (not SIP) that matches the filter proves the capture is live.
+    await probeCapture(pcap, uacIp, uasIp, port);
 
     const t = transport === 'udp' ? 'u1' : 't1';
     // biome-ignore format: option/value pairs read better one per line
@@ -530,5 +534,31 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
     for (const proc of procs.reverse()) {
       if (!proc.exited) await stop(proc, proc.name === 'tcpdump' ? [['SIGINT', 2000]] : [['SIGUSR1', 1000]]);
     }
+  }
+}
+
+/** Sends a non-SIP UDP datagram uacIp → uasIp:port until tcpdump has written a packet to `pcap`. */
+async function probeCapture(pcap: string, uacIp: string, uasIp: string, port: number): Promise<void> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((ok, fail) => {
+    socket.once('error', fail);
+    socket.bind(0, uacIp, () => ok());
+  });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      socket.send('callscope capture probe', port, uasIp);
+      await sleep(50);
+      let size = 0;
+      try {
+        size = statSync(pcap).size;
+      } catch {
+        size = 0;
+      }
+      if (size > 24) return;
+    }
+    throw new Error(`runSippCalls: tcpdump wrote no probe packet to ${pcap} within 10 s`);
+  } finally {
+    socket.close();
   }
 }
