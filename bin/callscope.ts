@@ -54,6 +54,14 @@ const COMMON = {
   config: { type: 'string' },
 } as const;
 
+/** HEP carries the capture agent id as an unsigned 32-bit number. */
+function captureIdOf(settings: Settings): number {
+  const id = settings.number('capture-id', 0);
+  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
+    throw new UsageError(`--capture-id must be 0..4294967295, got ${id}`);
+  return id;
+}
+
 function loggerFor(settings: Settings) {
   const level = settings.string('log-level', 'warn') as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level))
@@ -86,7 +94,7 @@ async function analyzeCommand(argv: string[]): Promise<number> {
     const summary = await analyzeFile(file, {
       logger,
       nodeName: settings.string('node-name', ''),
-      captureId: settings.number('capture-id', 0),
+      captureId: captureIdOf(settings),
       onProgress: (done, total, packets) => progress.update(done, total, packets),
     });
     progress.done();

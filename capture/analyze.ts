@@ -56,6 +56,12 @@ export interface AnalyzeSummary {
   packetsPerSecond: number;
 }
 
+/** ISO text of a capture time; null when absent or outside what a Date holds (hostile timestamps). */
+function isoTime(seconds: number | null): string | null {
+  if (seconds === null || !Number.isFinite(seconds) || Math.abs(seconds) > 8.64e12) return null;
+  return new Date(seconds * 1000).toISOString();
+}
+
 function sortedCounts(counts: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
@@ -92,10 +98,11 @@ export async function analyzeFile(path: string, options: AnalyzeOptions = {}): P
     file: path,
     format: read.format,
     packets: read.packets,
-    malformedPackets: d.malformed + s.malformed + read.malformedRecords + read.truncatedRecords,
+    malformedPackets:
+      d.malformed + s.malformed + s.malformedHep + read.malformedRecords + read.truncatedRecords,
     truncatedPackets: d.truncated,
-    firstPacketTime: first === null ? null : new Date(first * 1000).toISOString(),
-    lastPacketTime: last === null ? null : new Date(last * 1000).toISOString(),
+    firstPacketTime: isoTime(first),
+    lastPacketTime: isoTime(last),
     durationSec: first === null || last === null ? 0 : Math.round((last - first) * 1e6) / 1e6,
     sip: {
       messages: s.counts.messages,

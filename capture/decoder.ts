@@ -131,6 +131,7 @@ export class PacketDecoder {
   }
 
   private fail(reason: string): void {
+    this.packet.error = reason;
     this.stats.malformed++;
     this.stats.errors[reason] = (this.stats.errors[reason] ?? 0) + 1;
   }
@@ -212,6 +213,7 @@ export class PacketDecoder {
     const p = this.packet;
     const n = version === 4 ? 4 : 16;
     let key = version === 4 ? '4' : '6';
+    for (let i = 0; i < p.vlanCount; i++) key += String.fromCharCode(p.vlans[i]);
     for (let i = 0; i < n; i++) key += String.fromCharCode(p.src[i], p.dst[i]);
     // IPv4 datagrams are identified per protocol too (RFC 791); IPv6 ids are 32 bits.
     key += String.fromCharCode(p.fragmentId >>> 16, p.fragmentId & 0xffff, version === 4 ? p.next : 0);

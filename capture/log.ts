@@ -58,10 +58,10 @@ export class ProblemLog {
     private readonly perKind = 20,
   ) {}
 
-  report(kind: string, message: string, fields: LogFields): void {
+  report(kind: string, message: string, fields: LogFields, level: 'info' | 'warn' = 'warn'): void {
     const n = (this.seen.get(kind) ?? 0) + 1;
     this.seen.set(kind, n);
-    if (n <= this.perKind) this.logger.warn(message, { kind, ...fields });
+    if (n <= this.perKind) this.logger[level](message, { kind, ...fields });
   }
 
   summary(fields: LogFields = {}): void {

@@ -82,10 +82,14 @@ export class DecodedPacket {
     return this.vlanCount > 0 ? this.vlans[0] : null;
   }
 
-  /** Compact, allocation-light flow key of one direction: used for TCP streams and SIP state. */
+  /**
+   * Compact flow key of one direction, for TCP streams and SCTP messages. VLAN ids are part of it:
+   * tenants behind one mirror may reuse the same addresses and ports.
+   */
   directionKey(): string {
     const n = this.ipVersion === 6 ? 16 : 4;
     let s = '';
+    for (let i = 0; i < this.vlanCount; i++) s += String.fromCharCode(this.vlans[i]);
     for (let i = 0; i < n; i++) s += String.fromCharCode(this.src[i]);
     s += String.fromCharCode(this.srcPort >> 8, this.srcPort & 0xff);
     for (let i = 0; i < n; i++) s += String.fromCharCode(this.dst[i]);

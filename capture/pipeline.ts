@@ -18,6 +18,8 @@ export interface CapturePipelineOptions {
   /** Bounds of the per-Call-ID state (see SipExtractorOptions). */
   maxCallIds?: number;
   maxRetransmissionEntries?: number;
+  /** Bytes all TCP directions may hold in incomplete messages together. */
+  maxPendingStreamBytes?: number;
   onEvent?: (event: CaptureEvent) => void;
 }
 
@@ -45,15 +47,23 @@ export class CapturePipeline {
       tcp: options.tcp,
       maxCallIds: options.maxCallIds,
       maxRetransmissionEntries: options.maxRetransmissionEntries,
+      maxPendingStreamBytes: options.maxPendingStreamBytes,
       onEvent: options.onEvent,
       onProblem: (pr) =>
-        this.problems.report(pr.kind, pr.message, {
-          ...where,
-          packet: pr.packetNumber,
-          transport: pr.transport,
-          src: pr.src,
-          dst: pr.dst,
-        }),
+        this.problems.report(
+          pr.kind,
+          pr.message,
+          {
+            ...where,
+            packet: pr.packetNumber,
+            transport: pr.transport,
+            src: pr.src,
+            dst: pr.dst,
+            callId: pr.callId,
+          },
+          // Parse warnings are routine in real traffic (odd but usable messages): not worth a warning.
+          pr.kind === 'sip-warning' ? 'info' : 'warn',
+        ),
     });
     this.decoder = new PacketDecoder(this.sip, options.fragments);
   }

@@ -8,6 +8,39 @@ export interface SipCounts {
   responses: Record<string, number>;
 }
 
+/**
+ * Distinct method names counted under their own key; further ones share OTHER_METHODS. Method names
+ * come from packets, so a hostile capture must not grow the summary without bound.
+ */
+export const MAX_METHOD_KEYS = 256;
+export const OTHER_METHODS = '(other methods)';
+
 export function emptySipCounts(): SipCounts {
-  return { messages: 0, retransmissions: 0, requests: {}, responses: {} };
+  // Null prototypes: a method called "constructor" or "__proto__" is just another key.
+  return {
+    messages: 0,
+    retransmissions: 0,
+    requests: Object.create(null) as Record<string, number>,
+    responses: Object.create(null) as Record<string, number>,
+  };
+}
+
+/** Counts one SIP message: a request (method) or a response (status code). */
+export function countSipMessage(
+  counts: SipCounts,
+  method: string | null,
+  status: number | null,
+  resent: boolean,
+): void {
+  counts.messages++;
+  if (resent) counts.retransmissions++;
+  if (method !== null) {
+    const requests = counts.requests;
+    let key = method;
+    if (requests[key] === undefined && Object.keys(requests).length >= MAX_METHOD_KEYS) key = OTHER_METHODS;
+    requests[key] = (requests[key] ?? 0) + 1;
+  } else if (status !== null) {
+    const key = String(status);
+    counts.responses[key] = (counts.responses[key] ?? 0) + 1;
+  }
 }

@@ -290,3 +290,97 @@ describe('SIP over TCP delivered a byte at a time', () => {
     expect(events).toEqual(['OPTIONS', 'MESSAGE', 'BYE']);
   });
 });
+
+describe('hostile values found in review', () => {
+  function tcpFrame(srcPort: number, seq: number, payload: Buffer): Buffer {
+    const f = Buffer.alloc(40 + payload.length);
+    f[0] = 0x45;
+    f.writeUInt16BE(f.length, 2);
+    f[8] = 64;
+    f[9] = 6;
+    f.writeUInt32BE(0x0a000001, 12);
+    f.writeUInt32BE(0x0a000002, 16);
+    f.writeUInt16BE(srcPort, 20);
+    f.writeUInt16BE(5060, 22);
+    f.writeUInt32BE(seq >>> 0, 24);
+    f[32] = 0x50;
+    f[33] = 0x18;
+    payload.copy(f, 40);
+    return f;
+  }
+
+  it('holds incomplete messages of many TCP connections within one shared budget', () => {
+    const pipeline = new CapturePipeline({
+      sourceName: 'budget',
+      isFile: true,
+      maxPendingStreamBytes: 8 << 20,
+    });
+    const head = Buffer.from(
+      'MESSAGE sip:a@b SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 1000000\r\n\r\n',
+    );
+    const chunk = Buffer.alloc(1400, 0x61);
+    let n = 0;
+    for (let c = 0; c < 300; c++) {
+      pipeline.handle(record(tcpFrame(2000 + c, 1, head), LINKTYPE_RAW, ++n, 1_700_000_000));
+      for (let k = 0; k < 100; k++) {
+        pipeline.handle(
+          record(tcpFrame(2000 + c, 1 + head.length + k * 1400, chunk), LINKTYPE_RAW, ++n, 1_700_000_000),
+        );
+      }
+      expect(pipeline.sip.pendingStreamBytes).toBeLessThanOrEqual(8 << 20);
+    }
+    expect(pipeline.sipStats.streamOverflows).toBeGreaterThan(0);
+    pipeline.finish();
+    expect(pipeline.sip.pendingStreamBytes).toBe(0);
+  });
+
+  it('finds the messages after a lost TCP segment at the next SIP start line', () => {
+    const events: string[] = [];
+    const pipeline = new CapturePipeline({
+      sourceName: 'gap',
+      isFile: true,
+      onEvent: (e) => events.push(e.correlationId),
+    });
+    const msgs = [1, 2, 3, 4, 5].map((i) =>
+      Buffer.from(
+        `OPTIONS sip:a@b SIP/2.0\r\nCall-ID: m${i}\r\nCSeq: ${i} OPTIONS\r\nContent-Length: 0\r\n\r\n`,
+      ),
+    );
+    const stream = Buffer.concat(msgs);
+    const cut = msgs[0].length + 20; // inside message 2
+    const lost = 30;
+    pipeline.handle(record(tcpFrame(3000, 1, stream.subarray(0, cut)), LINKTYPE_RAW, 1, 1_700_000_000));
+    pipeline.handle(
+      record(tcpFrame(3000, 1 + cut + lost, stream.subarray(cut + lost)), LINKTYPE_RAW, 2, 1_700_000_000),
+    );
+    pipeline.finish();
+    expect(events).toEqual(['m1', 'm3', 'm4', 'm5']);
+  });
+
+  it('counts methods named like object members as methods', () => {
+    const counts: string[] = ['INVITE', 'constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
+    const pipeline = new CapturePipeline({ sourceName: 'proto', isFile: true });
+    counts.forEach((m, i) => {
+      const sip = Buffer.from(
+        `${m} sip:b@x SIP/2.0\r\nCall-ID: c${i}\r\nCSeq: 1 ${m}\r\nContent-Length: 0\r\n\r\n`,
+      );
+      const f = Buffer.alloc(28 + sip.length);
+      f[0] = 0x45;
+      f.writeUInt16BE(f.length, 2);
+      f[8] = 64;
+      f[9] = 17;
+      f.writeUInt32BE(0x0a000001, 12);
+      f.writeUInt32BE(0x0a000002, 16);
+      f.writeUInt16BE(5060, 20);
+      f.writeUInt16BE(5060, 22);
+      f.writeUInt16BE(8 + sip.length, 24);
+      sip.copy(f, 28);
+      pipeline.handle(record(f, LINKTYPE_RAW, i + 1, 1_700_000_000));
+    });
+    const requests = pipeline.sipStats.counts.requests;
+    expect(Object.keys(requests).sort()).toEqual([...counts].sort());
+    expect(Object.values(requests)).toEqual([1, 1, 1, 1, 1, 1]);
+    // The JSON summary carries the method as an ordinary key.
+    expect(JSON.stringify(requests)).toContain('"__proto__":1');
+  });
+});

@@ -5,13 +5,13 @@
  * number of concurrent calls, not by the size of the capture.
  */
 import { PcapWriter } from '../file/pcap-writer.js';
-import { emptySipCounts } from '../summary.js';
+import { countSipMessage, emptySipCounts } from '../summary.js';
 import { agentOf, type CallTruth, type Outcome, planCall, type SipEvent } from './calls.js';
 import { type Host, makeHost, TOS_SIP, UdpFrameBuilder } from './frames.js';
 import { apportion, type GeneratorOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { Rng } from './random.js';
 import { CODECS, RtpStream } from './rtp.js';
-import { countSip, type GroundTruth } from './truth.js';
+import type { GroundTruth } from './truth.js';
 
 export type { CallTruth, Outcome } from './calls.js';
 export type { GeneratorOptions, OutcomeMix, ResolvedOptions, RtpOptions } from './options.js';
@@ -178,7 +178,7 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
       const src = e.fromCaller ? this.caller : this.callee;
       const dst = e.fromCaller ? this.callee : this.caller;
       write(e.time, sipFrames.build(src, dst, SIP_PORT, SIP_PORT, Buffer.from(e.text, 'latin1'), TOS_SIP, 3));
-      countSip(sip, e.method, e.code, e.resent);
+      countSipMessage(sip, e.method, e.code, e.resent);
       return this.i < this.events.length ? this.events[this.i].time : -1;
     }
   }

@@ -28,18 +28,3 @@ export interface GroundTruth {
   calls: CallTruth[];
   rtpStreams: RtpStreamTruth[];
 }
-
-export function countSip(
-  counts: SipCounts,
-  method: string | null,
-  code: number | null,
-  resent: boolean,
-): void {
-  counts.messages++;
-  if (resent) counts.retransmissions++;
-  if (method !== null) counts.requests[method] = (counts.requests[method] ?? 0) + 1;
-  if (code !== null) {
-    const key = String(code);
-    counts.responses[key] = (counts.responses[key] ?? 0) + 1;
-  }
-}

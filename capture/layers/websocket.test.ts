@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { haveTool, SHARED_DIR } from '../../test/oracle/tools.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from './websocket.js';
@@ -245,6 +247,52 @@ describe('WebSocketDeframer: protocol errors never throw', () => {
       });
       expect(bytes).toBeLessThanOrEqual(b.length);
     }
+  });
+});
+
+describe('WebSocketDeframer: memory follows the bytes received, not the lengths claimed', () => {
+  setFlagsFromString('--expose_gc');
+  const gc = runInNewContext('gc') as () => void;
+  const retained = () => {
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+
+  it('1,000 frames each claiming 1,000,000 bytes with 10 received keep little memory', () => {
+    const head = hex('82 7f 00 00 00 00 00 0f 42 40'); // binary, 64-bit length 1,000,000
+    const key = hex('11 22 33 44');
+    const maskedHead = Buffer.concat([hex('82 ff 00 00 00 00 00 0f 42 40'), key]);
+    const ten = Buffer.from('0123456789');
+    const before = retained();
+    const held: WebSocketDeframer[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const d = new WebSocketDeframer();
+      const s = i & 1 ? Buffer.concat([maskedHead, mask(ten, key)]) : Buffer.concat([head, ten]);
+      d.feed(s, 0, s.length, () => expect.unreachable());
+      held.push(d);
+    }
+    const grown = retained() - before;
+    expect(grown).toBeLessThan(32 * 1024 * 1024);
+    expect(held.every((d) => d.errors === 0 && !d.failed)).toBe(true);
+  });
+
+  it('a message that trickles in byte by byte arrives whole, after doubling its buffer', () => {
+    const payload = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 13) & 0xff));
+    const key = hex('de ad be ef');
+    const s = Buffer.concat([
+      frame(false, 2, payload.subarray(0, 70_000), key),
+      PING_HELLO,
+      frame(true, 0, payload.subarray(70_000)),
+    ]);
+    const d = new WebSocketDeframer();
+    const out: Msg[] = [];
+    for (let i = 0; i < s.length; i++) d.feed(s, i, i + 1, collect(out));
+    expect(out.length).toBe(1);
+    expect(out[0].opcode).toBe(2);
+    expect(out[0].payload.length).toBe(payload.length);
+    expect(out[0].payload.equals(payload)).toBe(true);
+    expect(d.errors).toBe(0);
   });
 });
 

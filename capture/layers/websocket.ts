@@ -10,12 +10,19 @@ const OP_CLOSE = 8;
 
 /** Longest HTTP header block we wait for before deciding the stream is not an Upgrade. */
 const MAX_UPGRADE_HEADER = 16 * 1024;
+/** Smallest message buffer allocated once payload bytes arrive. */
+const MIN_MESSAGE_BUFFER = 256;
 
 /**
  * Per-direction deframer: feed it the in-order TCP byte stream after the HTTP Upgrade; it emits
  * complete messages (text or binary), unmasked, reassembled across continuation frames and across
  * feed() calls. Control frames (ping/pong/close) are consumed, not emitted; close sets `closed`.
  * Never throws; protocol errors are counted in `errors`.
+ *
+ * Memory follows the payload bytes that have actually arrived, never the lengths frame headers
+ * claim: a message is collected in one buffer that grows by doubling, capped at the total the
+ * headers of its frames have claimed so far (itself at most maxMessageBytes), so by the last byte
+ * it is exactly the message's size and is handed over without a final copy.
  */
 export class WebSocketDeframer {
   /** Protocol errors: bad opcode, reserved bits, oversized message, broken fragmentation. */
@@ -37,12 +44,12 @@ export class WebSocketDeframer {
   private masked = false;
   private readonly mask = Buffer.alloc(4);
   private maskPos = 0;
-  private frameBuf: Buffer | null = null; // null: the payload is skipped (control or discarded)
-  private framePos = 0;
+  private keepPayload = false; // false: the payload is skipped (control or discarded)
   // Message being reassembled.
   private msgOpcode = -1; // -1: no message in progress
-  private msgParts: Buffer[] = [];
-  private msgBytes = 0;
+  private msgBuf: Buffer | null = null; // bytes [0, msgHave) received; null until the first arrives
+  private msgHave = 0;
+  private msgClaimed = 0; // sum of the lengths its frame headers claim, ≤ maxMessageBytes
   private msgDiscard = false; // oversized: swallow the rest of it
 
   constructor(limits?: { maxMessageBytes?: number }) {
@@ -79,21 +86,21 @@ export class WebSocketDeframer {
         continue;
       }
       const take = Math.min(this.remaining, end - off);
-      const dst = this.frameBuf;
-      if (dst !== null) {
+      if (this.keepPayload && take > 0) {
+        const dst = this.reserve(this.msgHave + take);
         if (this.masked) {
           const m = this.mask;
           let mp = this.maskPos;
-          let p = this.framePos;
+          let p = this.msgHave;
           for (let i = off; i < off + take; i++) {
             dst[p++] = buf[i] ^ m[mp];
             mp = (mp + 1) & 3;
           }
           this.maskPos = mp;
         } else {
-          buf.copy(dst, this.framePos, off, off + take);
+          buf.copy(dst, this.msgHave, off, off + take);
         }
-        this.framePos += take;
+        this.msgHave += take;
       }
       off += take;
       this.remaining -= take;
@@ -104,8 +111,25 @@ export class WebSocketDeframer {
   private fail(): void {
     this.errors++;
     this.isFailed = true;
-    this.msgParts = [];
-    this.frameBuf = null;
+    this.msgBuf = null;
+    this.keepPayload = false;
+  }
+
+  /**
+   * The message buffer with room for `need` bytes (need ≤ msgClaimed). Grows by doubling, never
+   * past msgClaimed, so the bytes copied while growing stay under twice the message's size.
+   */
+  private reserve(need: number): Buffer {
+    const old = this.msgBuf;
+    if (old !== null && old.length >= need) return old;
+    const cap = Math.min(
+      this.msgClaimed,
+      Math.max(need, MIN_MESSAGE_BUFFER, old === null ? 0 : old.length * 2),
+    );
+    const grown = Buffer.allocUnsafe(cap);
+    if (old !== null) old.copy(grown, 0, 0, this.msgHave);
+    this.msgBuf = grown;
+    return grown;
   }
 
   /** Header complete: validate it and set up payload handling. */
@@ -138,8 +162,7 @@ export class WebSocketDeframer {
     this.hdrNeed = 2;
     this.inPayload = true;
     this.remaining = len;
-    this.frameBuf = null;
-    this.framePos = 0;
+    this.keepPayload = false;
 
     // RSV bits mean an extension we cannot decode (permessage-deflate sets RSV1 on every
     // compressed message), so nothing later in the stream would be readable either.
@@ -168,41 +191,47 @@ export class WebSocketDeframer {
         return;
       }
       this.msgOpcode = op;
-      this.msgParts = [];
-      this.msgBytes = 0;
+      this.msgBuf = null;
+      this.msgHave = 0;
+      this.msgClaimed = 0;
       this.msgDiscard = false;
     }
     if (this.msgDiscard) return;
-    if (this.msgBytes + len > this.maxMessageBytes) {
+    if (this.msgClaimed + len > this.maxMessageBytes) {
       // Oversized but well-framed: drop this message, keep the stream.
       this.errors++;
       this.msgDiscard = true;
-      this.msgParts = [];
+      this.msgBuf = null;
       return;
     }
-    this.msgBytes += len;
-    this.frameBuf = Buffer.allocUnsafe(len);
+    // Only a claim: memory is taken as the payload arrives (reserve), not here.
+    this.msgClaimed += len;
+    this.keepPayload = true;
   }
 
   private endFrame(onMessage: (payload: Buffer, opcode: number) => void): void {
     this.inPayload = false;
+    this.keepPayload = false;
     const op = this.opcode;
     if (op >= 8) {
       if (op === OP_CLOSE) this.isClosed = true;
       return;
     }
-    if (this.frameBuf !== null) this.msgParts.push(this.frameBuf);
-    this.frameBuf = null;
     if (!this.fin) return;
-    const parts = this.msgParts;
+    const msgBuf = this.msgBuf;
+    const have = this.msgHave;
     const msgOpcode = this.msgOpcode;
     const discard = this.msgDiscard;
     this.msgOpcode = -1;
-    this.msgParts = [];
-    this.msgBytes = 0;
+    this.msgBuf = null;
+    this.msgHave = 0;
+    this.msgClaimed = 0;
     this.msgDiscard = false;
     if (discard) return;
-    onMessage(parts.length === 1 ? parts[0] : Buffer.concat(parts), msgOpcode);
+    // reserve() never grows past the claimed total, which every byte has now filled: no slack.
+    const payload =
+      msgBuf === null ? Buffer.alloc(0) : msgBuf.length === have ? msgBuf : msgBuf.subarray(0, have);
+    onMessage(payload, msgOpcode);
   }
 }
 

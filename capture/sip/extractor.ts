@@ -12,7 +12,8 @@ import {
   type TcpSegmentMeta,
   type TcpStreamSink,
 } from '../reassembly/tcp.js';
-import { emptySipCounts, type SipCounts } from '../summary.js';
+import { countSipMessage, emptySipCounts, type SipCounts } from '../summary.js';
+import { MAX_KEY_PART, ownedKeyPart } from './bounded-map.js';
 import { looksLikeSip } from './detect.js';
 import { sipMessageTotalLength, skipKeepalive } from './framing.js';
 import { parseSipMessage } from './parser.js';
@@ -29,6 +30,8 @@ export interface SipExtractorOptions {
   maxCallIds?: number;
   /** Call-ID/direction entries the retransmission tracker keeps (oldest forgotten first). */
   maxRetransmissionEntries?: number;
+  /** Bytes all TCP directions may hold in incomplete SIP or HEP messages together (default 64 MiB). */
+  maxPendingStreamBytes?: number;
   /** Largest SIP message buffered from a stream before it is given up on. */
   maxStreamMessageBytes?: number;
   /** Called with every SIP message, in capture order. */
@@ -38,12 +41,19 @@ export interface SipExtractorOptions {
 }
 
 export interface SipProblem {
-  kind: 'malformed-sip' | 'stream-overflow' | 'stream-resync' | 'websocket-error' | 'malformed-hep';
+  kind:
+    | 'malformed-sip'
+    | 'sip-warning'
+    | 'stream-overflow'
+    | 'stream-resync'
+    | 'websocket-error'
+    | 'malformed-hep';
   message: string;
   packetNumber: number;
   transport: TransportName;
   src: string;
   dst: string;
+  callId?: string;
 }
 
 export interface SipExtractorStats {
@@ -115,12 +125,16 @@ export class SipExtractor implements TransportHandler {
   private readonly nodeName: string;
   readonly maxStreamMessageBytes: number;
   private readonly maxCallIds: number;
+  readonly maxPendingStreamBytes: number;
+  /** Bytes currently reserved by TCP directions for incomplete messages. */
+  pendingStreamBytes = 0;
 
   constructor(private readonly options: SipExtractorOptions = {}) {
     this.captureId = options.captureId ?? 0;
     this.nodeName = options.nodeName ?? '';
     this.maxStreamMessageBytes = options.maxStreamMessageBytes ?? 1 << 20;
     this.maxCallIds = options.maxCallIds ?? MAX_TRACKED_CALL_IDS;
+    this.maxPendingStreamBytes = options.maxPendingStreamBytes ?? 64 << 20;
     this.retransmissions = new RetransmissionTracker(options.maxRetransmissionEntries);
     this.tcpStreams = new TcpReassembler((key, meta) => this.newStream(key, meta), options.tcp);
   }
@@ -215,27 +229,34 @@ export class SipExtractor implements TransportHandler {
       return;
     }
     const sip = result.message;
-    if (sip.warnings.length > 0) this.stats.parseWarnings++;
-    const counts = this.stats.counts;
-    counts.messages++;
-    if (sip.isRequest) {
-      const m = sip.method ?? '';
-      counts.requests[m] = (counts.requests[m] ?? 0) + 1;
-    } else {
-      const c = String(sip.statusCode);
-      counts.responses[c] = (counts.responses[c] ?? 0) + 1;
+    if (sip.warnings.length > 0) {
+      this.stats.parseWarnings++;
+      this.problem(
+        'sip-warning',
+        sip.warnings.join('; '),
+        packetNumber,
+        transport,
+        endpoint,
+        sip.callId ?? undefined,
+      );
     }
     const retransmission =
       transport === 'udp' &&
       this.retransmissions.check(sip, endpoint.srcIp, endpoint.srcPort, endpoint.dstIp, endpoint.dstPort);
-    if (retransmission) counts.retransmissions++;
+    countSipMessage(
+      this.stats.counts,
+      sip.isRequest ? (sip.method ?? '') : null,
+      sip.statusCode,
+      retransmission,
+    );
     this.stats.byTransport[transport]++;
     this.countEndpoint(transport, endpoint.srcIp, endpoint.srcPort, true);
     this.countEndpoint(transport, endpoint.dstIp, endpoint.dstPort, false);
     const callId = sip.callId ?? '';
-    if (!this.callIds.has(callId)) {
+    const callIdKey = callId.length > MAX_KEY_PART ? callId.slice(0, MAX_KEY_PART) : callId;
+    if (!this.callIds.has(callIdKey)) {
       if (this.callIds.size < this.maxCallIds) {
-        this.callIds.add(callId);
+        this.callIds.add(ownedKeyPart(callIdKey));
         this.stats.callIds++;
       } else {
         this.stats.callIdsCapped = true;
@@ -344,6 +365,7 @@ export class SipExtractor implements TransportHandler {
     packetNumber: number,
     transport: TransportName,
     endpoint: Endpoint,
+    callId?: string,
   ): void {
     this.options.onProblem?.({
       kind,
@@ -352,8 +374,14 @@ export class SipExtractor implements TransportHandler {
       transport,
       src: `${endpoint.srcIp}:${endpoint.srcPort}`,
       dst: `${endpoint.dstIp}:${endpoint.dstPort}`,
+      callId: callId === undefined ? undefined : callId.slice(0, MAX_KEY_PART),
     });
   }
+}
+
+function hasLineFeed(buf: Buffer, from: number, end: number): boolean {
+  for (let i = from; i < end; i++) if (buf[i] === 10) return true;
+  return false;
 }
 
 /** True when buf[from - 3, end) holds an empty line (LF LF or LF CR LF): a header section may have ended. */
@@ -386,6 +414,8 @@ const MODE_SIP = 1;
 const MODE_WEBSOCKET = 2;
 const MODE_OTHER = 3;
 const MODE_HEP = 4;
+/** A SIP stream that lost bytes: looking for the next line that starts a SIP message. */
+const MODE_RESYNC = 5;
 
 /**
  * One direction of a TCP connection: decides from the first bytes whether it carries SIP, a
@@ -420,8 +450,10 @@ class SipStream implements TcpStreamSink {
         );
         this.dropPending();
         this.mode = MODE_DETECT;
+      } else if (!this.append(buf, off, end)) {
+        this.overflow(meta.packetNumber, 'stream buffers of all connections exceed their budget; dropped');
+        return;
       } else {
-        this.append(buf, off, end);
         // While a SIP message is incomplete, look again only when it can have completed: its known
         // length is reached, or an empty line (the end of its headers) arrived in the new bytes.
         if (this.need > 0 && this.pendingLength < this.need) return;
@@ -439,6 +471,16 @@ class SipStream implements TcpStreamSink {
     }
     let consumed = off;
     for (let guard = 0; guard < 4 && consumed < end; guard++) {
+      if (this.mode === MODE_RESYNC) {
+        const start = looksLikeSip(buf, consumed, end) ? consumed : this.nextSipLine(buf, consumed, end);
+        if (start < 0) {
+          this.dropPending();
+          return;
+        }
+        this.mode = MODE_SIP;
+        consumed = start;
+        continue;
+      }
       if (this.mode === MODE_DETECT || this.mode === MODE_OTHER) {
         const detected = this.detect(buf, consumed, end);
         if (detected === 'wait') break;
@@ -479,26 +521,43 @@ class SipStream implements TcpStreamSink {
       this.pendingLength = n;
       return;
     }
-    this.pendingLength = 0;
-    this.append(buf, from, end);
+    this.dropPending();
+    if (!this.append(buf, from, end)) {
+      this.overflow(0, 'stream buffers of all connections exceed their budget; dropped');
+    }
   }
 
-  private append(buf: Buffer, off: number, end: number): void {
+  /** Appends to the pending bytes; false (and nothing kept) when the shared budget is exhausted. */
+  private append(buf: Buffer, off: number, end: number): boolean {
     const n = end - off;
     const needed = this.pendingLength + n;
     if (!this.pending || this.pending.length < needed) {
-      const grown = Buffer.allocUnsafe(Math.max(needed, (this.pending?.length ?? 0) * 2, 4096));
+      const capacity = this.pending ? Math.max(needed, this.pending.length * 2) : needed;
+      const growth = capacity - (this.pending?.length ?? 0);
+      if (this.owner.pendingStreamBytes + growth > this.owner.maxPendingStreamBytes) return false;
+      const grown = Buffer.allocUnsafe(capacity);
       if (this.pending) this.pending.copy(grown, 0, 0, this.pendingLength);
+      this.owner.pendingStreamBytes += growth;
       this.pending = grown;
     }
     buf.copy(this.pending, this.pendingLength, off, end);
     this.pendingLength = needed;
+    return true;
   }
 
   private dropPending(): void {
+    if (this.pending) this.owner.pendingStreamBytes -= this.pending.length;
     this.pending = null;
     this.pendingLength = 0;
     this.need = 0;
+  }
+
+  /** The stream's share of the shared budget ran out: its partial message is lost, counted and logged. */
+  private overflow(packetNumber: number, why: string): void {
+    this.owner.stats.streamOverflows++;
+    this.owner.problem('stream-overflow', why, packetNumber, this.transport, this.endpoint);
+    this.dropPending();
+    if (this.mode === MODE_SIP || this.mode === MODE_HEP) this.mode = MODE_RESYNC;
   }
 
   /** Returns the offset where the detected protocol starts, 'wait' for more bytes, or 'other'. */
@@ -515,15 +574,15 @@ class SipStream implements TcpStreamSink {
     }
     const upgrade = parseWebSocketUpgrade(buf, start, end);
     if (upgrade === 'incomplete') return this.mode === MODE_OTHER ? 'other' : 'wait';
-    if (upgrade !== null) {
+    // A response switches to WebSocket framing only when it accepts the upgrade (101).
+    if (upgrade !== null && (upgrade.isRequest || upgrade.statusCode === 101)) {
       this.mode = MODE_WEBSOCKET;
       this.transport = 'ws';
       this.websocket = new WebSocketDeframer({ maxMessageBytes: this.owner.maxStreamMessageBytes });
       return start + upgrade.headerLength;
     }
     // A first line may arrive split; wait for a full line before giving up on this stream.
-    const lineEnd = buf.indexOf(10, start);
-    if (this.mode === MODE_DETECT && (lineEnd < 0 || lineEnd >= end) && end - start < 1024) return 'wait';
+    if (this.mode === MODE_DETECT && end - start < 1024 && !hasLineFeed(buf, start, end)) return 'wait';
     return 'other';
   }
 
@@ -589,6 +648,13 @@ class SipStream implements TcpStreamSink {
       if (length < 0) {
         // Lost framing: look for the next frame start on a later segment.
         this.owner.stats.malformedHep++;
+        this.owner.problem(
+          'malformed-hep',
+          'bytes that are not HEP3 inside a HEP stream',
+          meta.packetNumber,
+          'tcp',
+          this.endpoint,
+        );
         this.mode = MODE_OTHER;
         return end;
       }
@@ -598,15 +664,20 @@ class SipStream implements TcpStreamSink {
     return off;
   }
 
-  /** Skips to the next line that starts a SIP message; keeps a partial last line. */
+  /** Skips to the next line that starts a SIP message; without one, waits for it in later segments. */
   private resync(buf: Buffer, off: number, end: number): number {
-    let nl = buf.indexOf(10, off);
-    while (nl >= 0 && nl + 1 < end) {
-      if (looksLikeSip(buf, nl + 1, end)) return nl + 1;
-      nl = buf.indexOf(10, nl + 1);
-    }
-    this.mode = MODE_OTHER;
+    const next = this.nextSipLine(buf, off, end);
+    if (next >= 0) return next;
+    this.mode = MODE_RESYNC;
     return end;
+  }
+
+  /** Offset of the first line after `off` that starts a SIP message, or -1; never reads past `end`. */
+  private nextSipLine(buf: Buffer, off: number, end: number): number {
+    for (let i = off; i + 1 < end; i++) {
+      if (buf[i] === 10 && looksLikeSip(buf, i + 1, end)) return i + 1;
+    }
+    return -1;
   }
 
   private feedWebSocket(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): void {
@@ -640,9 +711,10 @@ class SipStream implements TcpStreamSink {
   }
 
   gap(_bytes: number): void {
-    // Lost bytes break any partial message; the next segment is searched for a message start.
+    // Lost bytes break the partial message; later bytes are searched for the next message start.
     this.dropPending();
-    if (this.mode === MODE_SIP || this.mode === MODE_HEP) this.mode = MODE_OTHER;
+    if (this.mode === MODE_SIP) this.mode = MODE_RESYNC;
+    else if (this.mode === MODE_HEP) this.mode = MODE_OTHER;
   }
 
   end(): void {

@@ -1,3 +1,4 @@
+import { BoundedMap, MAX_KEY_PART, ownedCopy, ownedKeyPart } from './bounded-map.js';
 import type { SipMessage } from './message.js';
 
 const NOTHING_SEEN = 0;
@@ -19,36 +20,39 @@ interface TransactionState {
  * number and method were already requested in that direction (ACK and CANCEL never are); a final
  * response is resent when the same CSeq, method and status were already answered in that direction.
  *
- * Unlike tshark the table is bounded: the oldest directions are forgotten first.
+ * Unlike tshark the table is bounded: the least recently used directions are forgotten first, and
+ * a Call-ID longer than 256 characters is compared by its first 256.
  */
 export class RetransmissionTracker {
-  private readonly directions = new Map<string, TransactionState>();
-  evicted = 0;
+  private readonly directions: BoundedMap<TransactionState>;
 
-  constructor(private readonly maxDirections = 500_000) {}
+  constructor(maxDirections = 500_000) {
+    this.directions = new BoundedMap(maxDirections);
+  }
+
+  /** Call-ID/direction entries forgotten to stay within the bound. */
+  get evicted(): number {
+    return this.directions.forgotten;
+  }
 
   /** Returns true when `message` (carried over UDP) repeats one already seen. */
   check(message: SipMessage, srcIp: string, srcPort: number, dstIp: string, dstPort: number): boolean {
     const cseq = message.cseq;
     if (!cseq) return false;
-    const key = `${message.callId ?? ''}\u0000${srcIp}\u0000${srcPort}\u0000${dstIp}\u0000${dstPort}`;
-    let entry = this.directions.get(key);
+    const callId = message.callId ?? '';
+    const lookup = `${callId.length > MAX_KEY_PART ? callId.slice(0, MAX_KEY_PART) : callId}\u0000${srcIp}\u0000${srcPort}\u0000${dstIp}\u0000${dstPort}`;
+    let entry = this.directions.get(lookup);
     let compareCseq: number;
     if (entry) {
       compareCseq = entry.cseq;
       if (cseq.seq !== entry.cseq) {
         entry.cseq = cseq.seq;
-        entry.method = cseq.method;
+        entry.method = ownedKeyPart(cseq.method);
         entry.state = NOTHING_SEEN;
       }
     } else {
-      if (this.directions.size >= this.maxDirections) {
-        const oldest = this.directions.keys().next().value;
-        if (oldest !== undefined) this.directions.delete(oldest);
-        this.evicted++;
-      }
-      entry = { cseq: cseq.seq, method: cseq.method, state: NOTHING_SEEN, responseCode: 0 };
-      this.directions.set(key, entry);
+      entry = { cseq: cseq.seq, method: ownedKeyPart(cseq.method), state: NOTHING_SEEN, responseCode: 0 };
+      this.directions.set(ownedCopy(lookup), entry);
       // A fresh entry has "seen no CSeq yet" (tshark compares with 0).
       compareCseq = 0;
     }
