@@ -6,6 +6,7 @@ import { analyzeFile } from '../capture/analyze.js';
 import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { LINKTYPE_RAW } from '../capture/file/record.js';
 import { encapsulateCapture, sipOverSegmentedTcp, type Variant } from './fixtures/encapsulate.js';
+import { ipv4Tcp, ipv4Udp } from './fixtures/packets.js';
 import { haveTool, removeTmpDir, tmpDir } from './oracle/tools.js';
 import { tsharkSipStat } from './oracle/tshark.js';
 
@@ -89,22 +90,14 @@ describe.skipIf(!haveTool('tshark') || !haveTool('sngrep'))(
       const file = join(dir, 'hep-from-sngrep.pcap');
       const writer = new PcapWriter(file, { linkType: LINKTYPE_RAW, nanosecond: true });
       for (const [i, d] of datagrams.entries()) {
-        const h = Buffer.alloc(28);
-        h[0] = 0x45;
-        h.writeUInt16BE(28 + d.data.length, 2);
-        h.writeUInt16BE(i, 4);
-        h[8] = 64;
-        h[9] = 17;
-        h.writeUInt32BE(0x7f000001, 12);
-        h.writeUInt32BE(0x7f000001, 16);
-        h.writeUInt16BE(d.from, 20);
-        h.writeUInt16BE(port, 22);
-        h.writeUInt16BE(8 + d.data.length, 24);
-        writer.write(
-          1_700_000_000 + Math.floor(i / 1000),
-          (i % 1000) * 1_000_000,
-          Buffer.concat([h, d.data]),
-        );
+        const packet = ipv4Udp(d.data, {
+          src: 0x7f000001,
+          dst: 0x7f000001,
+          id: i,
+          srcPort: d.from,
+          dstPort: port,
+        });
+        writer.write(1_700_000_000 + Math.floor(i / 1000), (i % 1000) * 1_000_000, packet);
       }
       writer.close();
       const [summary, reference] = await Promise.all([analyzeFile(file), tsharkSipStat(sample)]);
@@ -118,19 +111,14 @@ describe.skipIf(!haveTool('tshark') || !haveTool('sngrep'))(
       const tcpWriter = new PcapWriter(tcpFile, { linkType: LINKTYPE_RAW, nanosecond: true });
       for (let off = 0, i = 0; off < stream.length; off += 1000, i++) {
         const data = stream.subarray(off, off + 1000);
-        const h = Buffer.alloc(40);
-        h[0] = 0x45;
-        h.writeUInt16BE(40 + data.length, 2);
-        h[8] = 64;
-        h[9] = 6;
-        h.writeUInt32BE(0x7f000001, 12);
-        h.writeUInt32BE(0x7f000001, 16);
-        h.writeUInt16BE(40001, 20);
-        h.writeUInt16BE(9061, 22);
-        h.writeUInt32BE(1 + off, 24);
-        h[32] = 0x50;
-        h[33] = 0x18;
-        tcpWriter.write(1_700_000_000 + i, 0, Buffer.concat([h, data]));
+        const packet = ipv4Tcp(data, {
+          src: 0x7f000001,
+          dst: 0x7f000001,
+          srcPort: 40001,
+          dstPort: 9061,
+          seq: 1 + off,
+        });
+        tcpWriter.write(1_700_000_000 + i, 0, packet);
       }
       tcpWriter.close();
       const overTcp = await analyzeFile(tcpFile);

@@ -7,6 +7,7 @@ import { readCaptureFile } from '../capture/file/reader.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, type PacketRecord } from '../capture/file/record.js';
 import { Rng } from '../capture/generator/random.js';
 import { CapturePipeline } from '../capture/pipeline.js';
+import { ipv4Header, ipv4Tcp, ipv4Udp, rawRecord } from './fixtures/packets.js';
 import { SHARED_PCAPS } from './oracle/tools.js';
 
 const SAMPLE = new URL('../capture/sample/calls.pcap', import.meta.url).pathname;
@@ -39,18 +40,7 @@ async function loadSeeds(): Promise<Seed[]> {
 }
 
 function record(bytes: Buffer, linkType: number, n: number, tsSec: number): PacketRecord {
-  return {
-    data: bytes,
-    offset: 0,
-    caplen: bytes.length,
-    origLen: bytes.length,
-    tsSec,
-    tsNsec: 0,
-    linkType,
-    interfaceId: 0,
-    number: n,
-    fileOffset: 0,
-  };
+  return rawRecord(bytes, n, tsSec, linkType);
 }
 
 /** One mutation of the kinds a hostile capture contains. */
@@ -136,17 +126,13 @@ describe('decoder fuzzing', () => {
       isFile: true,
       fragments: { maxDatagrams: 1000, maxBytes: 4 << 20 },
     });
-    const frame = Buffer.alloc(20 + 1000);
+    const data = Buffer.alloc(1000);
     for (let i = 0; i < 100_000; i++) {
-      frame.fill(0);
-      frame[0] = 0x45;
-      frame.writeUInt16BE(frame.length, 2);
-      frame.writeUInt16BE(i & 0xffff, 4);
-      frame.writeUInt16BE(0x2000, 6); // MF, offset 0: never completed
-      frame[8] = 64;
-      frame[9] = 17;
-      frame.writeUInt32BE(0x0a000001 + (i >>> 16), 12);
-      frame.writeUInt32BE(0x0a000002, 16);
+      // MF set, offset 0: never completed.
+      const frame = Buffer.concat([
+        ipv4Header(1000, 17, { id: i, src: 0x0a000001 + (i >>> 16), fragment: 0x2000 }),
+        data,
+      ]);
       pipeline.handle(record(frame, LINKTYPE_RAW, i + 1, 1_700_000_000));
     }
     const f = pipeline.decoder.fragments.stats;
@@ -163,23 +149,9 @@ describe('decoder fuzzing', () => {
       tcp: { maxStreams: 1000, maxBufferedBytes: 2 << 20, maxBufferedBytesPerStream: 64 << 10 },
     });
     const payload = Buffer.from('INVITE sip:b@x SIP/2.0\r\nContent-Length: 100000\r\n\r\n');
-    const frame = Buffer.alloc(20 + 20 + 1400);
-    const build = (srcPort: number, seq: number) => {
-      frame.fill(0);
-      frame[0] = 0x45;
-      frame.writeUInt16BE(frame.length, 2);
-      frame[8] = 64;
-      frame[9] = 6;
-      frame.writeUInt32BE(0x0a000001, 12);
-      frame.writeUInt32BE(0x0a000002, 16);
-      frame.writeUInt16BE(srcPort, 20);
-      frame.writeUInt16BE(5060, 22);
-      frame.writeUInt32BE(seq >>> 0, 24);
-      frame[32] = 0x50;
-      frame[33] = 0x18;
-      payload.copy(frame, 40);
-      return frame;
-    };
+    const segment = Buffer.alloc(1400);
+    payload.copy(segment);
+    const build = (srcPort: number, seq: number) => ipv4Tcp(segment, { srcPort, seq });
     let n = 0;
     // 50,000 connections that each leave a hole → streams must be evicted, not accumulated.
     for (let i = 0; i < 50_000; i++) {
@@ -216,7 +188,6 @@ describe('a flood of Call-IDs', () => {
       maxCallIds: 5000,
       maxRetransmissionEntries: 5000,
     });
-    const frame = Buffer.alloc(20 + 8 + 400);
     // A real collection before each reading, so the figure is what the pipeline retains.
     setFlagsFromString('--expose_gc');
     const gc = runInNewContext('gc') as () => void;
@@ -227,20 +198,7 @@ describe('a flood of Call-IDs', () => {
         `INVITE sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK${i}\r\nFrom: <sip:a@x>;tag=${i}\r\n` +
           `To: <sip:b@x>\r\nCall-ID: flood-${i}-'); DROP TABLE calls;--\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n`,
       );
-      frame.fill(0);
-      frame[0] = 0x45;
-      frame.writeUInt16BE(28 + sip.length, 2);
-      frame[8] = 64;
-      frame[9] = 17;
-      frame.writeUInt32BE(0x0a000001, 12);
-      frame.writeUInt32BE(0x0a000002, 16);
-      frame.writeUInt16BE(5060, 20);
-      frame.writeUInt16BE(5060, 22);
-      frame.writeUInt16BE(8 + sip.length, 24);
-      sip.copy(frame, 28);
-      pipeline.handle(
-        record(frame.subarray(0, 28 + sip.length), LINKTYPE_RAW, i + 1, 1_700_000_000 + (i >> 10)),
-      );
+      pipeline.handle(record(ipv4Udp(sip), LINKTYPE_RAW, i + 1, 1_700_000_000 + (i >> 10)));
     }
     const s = pipeline.sipStats;
     expect(s.counts.messages).toBe(200_000);
@@ -270,20 +228,8 @@ describe('SIP over TCP delivered a byte at a time', () => {
         `MESSAGE sip:a@b SIP/2.0\r\nCall-ID: 2\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
         'BYE sip:a@b SIP/2.0\r\nCall-ID: 3\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n',
     );
-    const frame = Buffer.alloc(41);
-    frame[0] = 0x45;
-    frame.writeUInt16BE(41, 2);
-    frame[8] = 64;
-    frame[9] = 6;
-    frame.writeUInt32BE(0x0a000001, 12);
-    frame.writeUInt32BE(0x0a000002, 16);
-    frame.writeUInt16BE(40000, 20);
-    frame.writeUInt16BE(5060, 22);
-    frame[32] = 0x50;
-    frame[33] = 0x18;
     for (let i = 0; i < stream.length; i++) {
-      frame.writeUInt32BE(1000 + i, 24);
-      frame[40] = stream[i];
+      const frame = ipv4Tcp(stream.subarray(i, i + 1), { seq: 1000 + i });
       pipeline.handle(record(frame, LINKTYPE_RAW, i + 1, 1_700_000_000 + Math.floor(i / 100_000)));
     }
     pipeline.finish();
@@ -292,22 +238,7 @@ describe('SIP over TCP delivered a byte at a time', () => {
 });
 
 describe('hostile values found in review', () => {
-  function tcpFrame(srcPort: number, seq: number, payload: Buffer): Buffer {
-    const f = Buffer.alloc(40 + payload.length);
-    f[0] = 0x45;
-    f.writeUInt16BE(f.length, 2);
-    f[8] = 64;
-    f[9] = 6;
-    f.writeUInt32BE(0x0a000001, 12);
-    f.writeUInt32BE(0x0a000002, 16);
-    f.writeUInt16BE(srcPort, 20);
-    f.writeUInt16BE(5060, 22);
-    f.writeUInt32BE(seq >>> 0, 24);
-    f[32] = 0x50;
-    f[33] = 0x18;
-    payload.copy(f, 40);
-    return f;
-  }
+  const tcpFrame = (srcPort: number, seq: number, payload: Buffer) => ipv4Tcp(payload, { srcPort, seq });
 
   it('holds incomplete messages of many TCP connections within one shared budget', () => {
     const pipeline = new CapturePipeline({
@@ -364,18 +295,7 @@ describe('hostile values found in review', () => {
       const sip = Buffer.from(
         `${m} sip:b@x SIP/2.0\r\nCall-ID: c${i}\r\nCSeq: 1 ${m}\r\nContent-Length: 0\r\n\r\n`,
       );
-      const f = Buffer.alloc(28 + sip.length);
-      f[0] = 0x45;
-      f.writeUInt16BE(f.length, 2);
-      f[8] = 64;
-      f[9] = 17;
-      f.writeUInt32BE(0x0a000001, 12);
-      f.writeUInt32BE(0x0a000002, 16);
-      f.writeUInt16BE(5060, 20);
-      f.writeUInt16BE(5060, 22);
-      f.writeUInt16BE(8 + sip.length, 24);
-      sip.copy(f, 28);
-      pipeline.handle(record(f, LINKTYPE_RAW, i + 1, 1_700_000_000));
+      pipeline.handle(record(ipv4Udp(sip), LINKTYPE_RAW, i + 1, 1_700_000_000));
     });
     const requests = pipeline.sipStats.counts.requests;
     expect(Object.keys(requests).sort()).toEqual([...counts].sort());
