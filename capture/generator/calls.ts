@@ -235,8 +235,8 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
   let attempts = 1;
   const rtp: RtpStreamPlan[] = [];
 
-  /** INVITE (already sent at `t`) → 100 → 180 → 200 → ACK → media → BYE → 200. */
-  const answeredFlow = (branch: string, cseq: number) => {
+  /** 100 Trying then 180 Ringing for the INVITE sent at `t`. */
+  const trying180 = (branch: string, cseq: number) => {
     t += rng.range(1, 10);
     push(t, false, reply(100, 'Trying', branch, cseq, 'INVITE', false), null, 100);
     t += rng.range(20, 300);
@@ -248,6 +248,11 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       null,
       180,
     );
+  };
+
+  /** INVITE (already sent at `t`) → 100 → 180 → 200 → ACK → media → BYE → 200. */
+  const answeredFlow = (branch: string, cseq: number) => {
+    trying180(branch, cseq);
     t += rng.range(1000, 4000);
     answerMs = t;
     finalStatus = 200;
@@ -426,17 +431,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       break;
     }
     case 'cancelled': {
-      t += rng.range(1, 10);
-      push(t, false, reply(100, 'Trying', branch, cseq, 'INVITE', false), null, 100);
-      t += rng.range(20, 300);
-      ringingMs = t;
-      push(
-        t,
-        false,
-        reply(180, 'Ringing', branch, cseq, 'INVITE', true, [`Contact: <${calleeContact}>`]),
-        null,
-        180,
-      );
+      trying180(branch, cseq);
       t += rng.range(1000, 5000);
       endMs = t;
       hangupBy = 'caller';
