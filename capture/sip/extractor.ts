@@ -162,23 +162,34 @@ export class SipExtractor implements TransportHandler {
     );
   }
 
+  /** Reused for every TCP segment: the reassembler copies these fields when it holds a segment. */
+  private readonly segmentMeta: TcpSegmentMeta = { tsSec: 0, tsNsec: 0, packetNumber: 0 };
+
   tcp(p: DecodedPacket, record: PacketRecord): void {
     this.currentPacket = p;
-    this.tcpStreams.segment(p.directionKey(), p.tcpSeq, p.tcpFlags, p.buf, p.payloadOffset, p.payloadEnd, {
-      tsSec: record.tsSec,
-      tsNsec: record.tsNsec,
-      packetNumber: record.number,
-    });
+    const meta = this.segmentMeta;
+    meta.tsSec = record.tsSec;
+    meta.tsNsec = record.tsNsec;
+    meta.packetNumber = record.number;
+    this.tcpStreams.segment(
+      p.directionKey(),
+      p.tcpSeq,
+      p.tcpFlags,
+      p.buf,
+      p.payloadOffset,
+      p.payloadEnd,
+      meta,
+    );
     this.tcpStreams.expire(record.tsSec);
   }
 
   sctp(p: DecodedPacket, record: PacketRecord): void {
     let endpoint: Endpoint | null = null;
     let direction: string | null = null;
-    const found = (buf: Buffer, s: number, e: number) => {
+    const found = (buf: Buffer, s: number, e: number, owned: boolean) => {
       if (e - s < 12 || !looksLikeSip(buf, s, e)) return;
       endpoint ??= endpointOf(p);
-      this.message(buf, s, e, 'sctp', endpoint, 132, record.tsSec, record.tsNsec, record.number);
+      this.message(buf, s, e, 'sctp', endpoint, 132, record.tsSec, record.tsNsec, record.number, owned);
     };
     forEachSctpData(
       p.buf,
@@ -186,10 +197,10 @@ export class SipExtractor implements TransportHandler {
       p.payloadEnd,
       (_ppid, stream, tsn, flags, buf, s, e) => {
         if ((flags & (SCTP_FLAG_BEGIN | SCTP_FLAG_END)) === (SCTP_FLAG_BEGIN | SCTP_FLAG_END))
-          return found(buf, s, e);
+          return found(buf, s, e, false);
         direction ??= p.directionKey();
         const whole = this.sctpMessages.add(direction, stream, tsn, flags, buf, s, e);
-        if (whole) found(whole, 0, whole.length);
+        if (whole) found(whole, 0, whole.length, true);
       },
       { emitFragments: true },
     );
@@ -207,7 +218,10 @@ export class SipExtractor implements TransportHandler {
 
   private currentPacket: DecodedPacket | null = null;
 
-  /** Parses one SIP message from bytes that will be reused: it copies them first. */
+  /**
+   * Parses one SIP message. Bytes the reader or a reassembler will reuse are copied first; `owned`
+   * says buf[off, end) is already a buffer of its own (a HEP payload, a WebSocket or SCTP message).
+   */
   message(
     buf: Buffer,
     off: number,
@@ -218,8 +232,9 @@ export class SipExtractor implements TransportHandler {
     tsSec: number,
     tsNsec: number,
     packetNumber: number,
+    owned = false,
   ): void {
-    const payload = Buffer.from(buf.subarray(off, end));
+    const payload = owned && off === 0 && end === buf.length ? buf : Buffer.from(buf.subarray(off, end));
     const result = parseSipMessage(payload, 0, payload.length, {
       transportIsStream: transport === 'tcp' || transport === 'tls',
     });
@@ -333,6 +348,7 @@ export class SipExtractor implements TransportHandler {
       Number(sec),
       Number(nsec),
       packetNumber,
+      true,
     );
   }
 
@@ -695,6 +711,7 @@ class SipStream implements TcpStreamSink {
           meta.tsSec,
           meta.tsNsec,
           meta.packetNumber,
+          true,
         );
       }
     });
