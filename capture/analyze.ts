@@ -4,6 +4,8 @@ import type { Logger } from './log.js';
 import { CapturePipeline } from './pipeline.js';
 import type { FragmentStats } from './reassembly/fragments.js';
 import type { TcpStats } from './reassembly/tcp.js';
+import type { MediaStats, MediaTrackerOptions } from './rtp/media.js';
+import type { MediaStreamReport } from './rtp/report.js';
 import type { SipEndpointCounts } from './sip/extractor.js';
 import type { SipCounts } from './summary.js';
 
@@ -13,7 +15,21 @@ export interface AnalyzeOptions {
   onEvent?: (event: CaptureEvent) => void;
   captureId?: number;
   nodeName?: string;
+  /** Media discovery and reporting options (heuristic RTP, report interval, timeouts, bounds). */
+  media?: Omit<MediaTrackerOptions, 'onReport' | 'onProblem'>;
 }
+
+/** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
+export const MAX_SUMMARY_STREAMS = 100_000;
+
+/** One RTP stream as the summary lists it: its final report, nanosecond times as decimal strings. */
+export type RtpStreamSummary = Omit<
+  MediaStreamReport,
+  'kind' | 'interval' | 'source' | 'startNs' | 'endNs'
+> & {
+  startNs: string;
+  endNs: string;
+};
 
 export interface AnalyzeSummary {
   file: string;
@@ -52,6 +68,12 @@ export interface AnalyzeSummary {
     unsupportedLinkTypes: Record<string, number>;
     fileWarnings: string[];
   };
+  rtp: {
+    /** Every stream's final figures, in order of first packet. */
+    streams: RtpStreamSummary[];
+    streamsOmitted: number;
+    stats: MediaStats;
+  };
   elapsedMs: number;
   packetsPerSecond: number;
 }
@@ -69,13 +91,23 @@ function sortedCounts(counts: Record<string, number>): Record<string, number> {
 /** Reads a capture file end to end and summarises its SIP. Throws CaptureFormatError for unusable files. */
 export async function analyzeFile(path: string, options: AnalyzeOptions = {}): Promise<AnalyzeSummary> {
   const started = performance.now();
+  const streams: RtpStreamSummary[] = [];
+  let streamsOmitted = 0;
   const pipeline = new CapturePipeline({
     sourceName: path,
     isFile: true,
     logger: options.logger,
     captureId: options.captureId,
     nodeName: options.nodeName,
-    onEvent: options.onEvent,
+    media: options.media,
+    onEvent: (event) => {
+      const report = event.media;
+      if (report !== undefined && report.kind === 'final') {
+        if (streams.length < MAX_SUMMARY_STREAMS) streams.push(streamSummary(report));
+        else streamsOmitted++;
+      }
+      options.onEvent?.(event);
+    },
   });
   let packets = 0;
   const onProgress = options.onProgress;
@@ -129,7 +161,17 @@ export async function analyzeFile(path: string, options: AnalyzeOptions = {}): P
       unsupportedLinkTypes: { ...d.unsupportedLinkTypes },
       fileWarnings: read.warnings,
     },
+    rtp: {
+      streams: streams.sort((a, b) => a.startTime - b.startTime),
+      streamsOmitted,
+      stats: { ...pipeline.media.stats },
+    },
     elapsedMs: Math.round(elapsedMs * 10) / 10,
     packetsPerSecond: elapsedMs > 0 ? Math.round(read.packets / (elapsedMs / 1000)) : 0,
   };
+}
+
+function streamSummary(report: MediaStreamReport): RtpStreamSummary {
+  const { kind: _kind, interval: _interval, source: _source, startNs, endNs, ...rest } = report;
+  return { ...rest, startNs: startNs.toString(), endNs: endNs.toString() };
 }

@@ -1,3 +1,4 @@
+import type { MediaStreamReport } from './rtp/report.js';
 import type { SipMessage } from './sip/message.js';
 
 /** HEP protocol-type values (chunk 0x000b) used by callscope. See docs/HEP.md. */
@@ -11,7 +12,7 @@ export const HEP_PROTO_LOG = 100;
 export type TransportName = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss' | 'sctp';
 
 /**
- * A HEP-like capture event: what one decoded SIP message (or, later, a media report) becomes.
+ * A HEP-like capture event: what one decoded SIP message or one media stream report becomes.
  * Everything here outlives the packet: buffers are copies, not views into reader chunks.
  */
 export interface CaptureEvent {
@@ -39,6 +40,8 @@ export interface CaptureEvent {
   payload: Buffer;
   /** Parsed SIP, present for SIP events decoded locally (absent for HEP received from elsewhere). */
   sip?: SipMessage;
+  /** The media stream report behind a protocol-type-34 event produced locally. */
+  media?: MediaStreamReport;
   /** tshark-compatible retransmission flag. */
   retransmission: boolean;
   /** Where it came from, for error context: file path or interface, and packet number. */

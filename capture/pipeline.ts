@@ -1,9 +1,11 @@
 import { type DecoderStats, PacketDecoder } from './decoder.js';
-import type { CaptureEvent } from './event.js';
+import { type CaptureEvent, HEP_PROTO_RTP_QOS_JSON } from './event.js';
 import type { PacketRecord } from './file/record.js';
 import { type Logger, ProblemLog, silentLogger } from './log.js';
 import type { FragmentLimits } from './reassembly/fragments.js';
 import type { TcpLimits } from './reassembly/tcp.js';
+import { MediaTracker, type MediaTrackerOptions } from './rtp/media.js';
+import { type MediaStreamReport, mediaReportJson } from './rtp/report.js';
 import { SipExtractor, type SipExtractorStats } from './sip/extractor.js';
 
 export interface CapturePipelineOptions {
@@ -20,16 +22,20 @@ export interface CapturePipelineOptions {
   maxRetransmissionEntries?: number;
   /** Bytes all TCP directions may hold in incomplete messages together. */
   maxPendingStreamBytes?: number;
+  /** Media discovery and reporting (heuristic, report interval, idle timeout, table bounds). */
+  media?: Omit<MediaTrackerOptions, 'onReport' | 'onProblem'>;
   onEvent?: (event: CaptureEvent) => void;
 }
 
 /**
- * Packet records in, SIP events out: the decoder and the SIP extractor of one capture source,
- * owned together so their state (fragments, TCP streams, retransmissions) lives and dies with it.
+ * Packet records in, events out (SIP messages and media stream reports): the decoder, the SIP
+ * extractor and the media tracker of one capture source, owned together so their state (fragments,
+ * TCP streams, retransmissions, RTP streams) lives and dies with it.
  */
 export class CapturePipeline {
   readonly decoder: PacketDecoder;
   readonly sip: SipExtractor;
+  readonly media: MediaTracker;
   readonly problems: ProblemLog;
   private lastDecodeErrors = 0;
   firstTimestamp: number | null = null;
@@ -39,6 +45,12 @@ export class CapturePipeline {
     const logger = options.logger ?? silentLogger;
     this.problems = new ProblemLog(logger);
     const where = options.isFile ? { file: options.sourceName } : { interface: options.sourceName };
+    const onEvent = options.onEvent;
+    this.media = new MediaTracker({
+      ...options.media,
+      onReport: onEvent ? (report) => onEvent(this.mediaEvent(report)) : undefined,
+      onProblem: (kind, message, packet) => this.problems.report(kind, message, { ...where, packet }),
+    });
     this.sip = new SipExtractor({
       captureId: options.captureId,
       nodeName: options.nodeName,
@@ -48,7 +60,10 @@ export class CapturePipeline {
       maxCallIds: options.maxCallIds,
       maxRetransmissionEntries: options.maxRetransmissionEntries,
       maxPendingStreamBytes: options.maxPendingStreamBytes,
-      onEvent: options.onEvent,
+      onEvent: (event) => {
+        if (event.sip) this.media.sip(event.sip, event.source?.packetNumber ?? 0);
+        onEvent?.(event);
+      },
       onProblem: (pr) =>
         this.problems.report(
           pr.kind,
@@ -65,13 +80,49 @@ export class CapturePipeline {
           pr.kind === 'sip-warning' ? 'info' : 'warn',
         ),
     });
-    this.decoder = new PacketDecoder(this.sip, options.fragments);
+    const sip = this.sip;
+    const media = this.media;
+    this.decoder = new PacketDecoder(
+      {
+        udp: (p, record) => {
+          if (!sip.udp(p, record)) media.udp(p, record);
+        },
+        tcp: (p, record) => sip.tcp(p, record),
+        sctp: (p, record) => sip.sctp(p, record),
+      },
+      options.fragments,
+    );
+  }
+
+  /** A media report as a HEP-like event (protocol type 34, JSON payload, Call-ID as correlation id). */
+  private mediaEvent(report: MediaStreamReport): CaptureEvent {
+    const o = this.options;
+    report.source = o.isFile ? { file: o.sourceName } : { interface: o.sourceName };
+    return {
+      timestampNs: report.kind === 'final' ? report.endNs : (report.interval?.endNs ?? report.endNs),
+      ipFamily: report.ipFamily,
+      ipProtocol: 17,
+      transport: 'udp',
+      srcIp: report.src,
+      dstIp: report.dst,
+      srcPort: report.srcPort,
+      dstPort: report.dstPort,
+      vlan: report.vlan,
+      protoType: HEP_PROTO_RTP_QOS_JSON,
+      captureId: o.captureId ?? 0,
+      nodeName: o.nodeName ?? '',
+      correlationId: report.callId ?? '',
+      payload: Buffer.from(mediaReportJson(report)),
+      media: report,
+      retransmission: false,
+    };
   }
 
   handle(record: PacketRecord): void {
     const ts = record.tsSec + record.tsNsec / 1e9;
     if (this.firstTimestamp === null) this.firstTimestamp = ts;
     this.lastTimestamp = ts;
+    this.media.tick(record);
     this.decoder.decode(record);
     const stats = this.decoder.stats;
     if (stats.malformed !== this.lastDecodeErrors) {
@@ -88,6 +139,7 @@ export class CapturePipeline {
   /** End of input: flush TCP streams (messages still complete in them are delivered). */
   finish(): void {
     this.sip.flush();
+    this.media.finish();
     this.problems.summary(
       this.options.isFile ? { file: this.options.sourceName } : { interface: this.options.sourceName },
     );

@@ -139,16 +139,17 @@ export class SipExtractor implements TransportHandler {
     this.tcpStreams = new TcpReassembler((key, meta) => this.newStream(key, meta), options.tcp);
   }
 
-  udp(p: DecodedPacket, record: PacketRecord): void {
+  /** Returns true when the datagram was SIP or HEP (and so is not media). */
+  udp(p: DecodedPacket, record: PacketRecord): boolean {
     const buf = p.buf;
     const off = p.payloadOffset;
     const end = p.payloadEnd;
-    if (end - off < 12) return;
+    if (end - off < 12) return false;
     if (isHep3(buf, off)) {
       this.hep(buf, off, end, endpointOf(p), 'udp', record.number);
-      return;
+      return true;
     }
-    if (!looksLikeSip(buf, off, end)) return;
+    if (!looksLikeSip(buf, off, end)) return false;
     this.message(
       buf,
       off,
@@ -160,6 +161,7 @@ export class SipExtractor implements TransportHandler {
       record.tsNsec,
       record.number,
     );
+    return true;
   }
 
   /** Reused for every TCP segment: the reassembler copies these fields when it holds a segment. */

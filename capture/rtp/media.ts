@@ -1,0 +1,782 @@
+/**
+ * Media tracking: finds RTP streams (from SDP offers/answers, and by a strict header heuristic where no
+ * signalling is visible), keeps tshark-compatible statistics and quality per stream (5-tuple + SSRC),
+ * reads RTCP beside them, and reports each stream every interval and when it ends.
+ *
+ * Hot path: a packet of a known stream costs one numeric hash, a bucket walk and the statistics update;
+ * strings are only built when a packet does not belong to a known stream.
+ */
+import type { PacketRecord } from '../file/record.js';
+import { formatIp, parseIp } from '../layers/address.js';
+import type { DecodedPacket } from '../packet.js';
+import { looksLikeRtcp, ntpMiddle32, parseRtcpCompound, type RtcpPacket, roundTripMs } from '../rtcp/rtcp.js';
+import { BoundedMap, ownedKeyPart } from '../sip/bounded-map.js';
+import type { Sdp, SipMessage } from '../sip/message.js';
+import { decodeRtpHeader, RtpHeader } from './header.js';
+import { clockRateOf, codecName, type DynamicPayload, payloadTypeName } from './payload-types.js';
+import type { MediaEndReason, MediaStreamReport } from './report.js';
+import { type IntervalResult, type MediaBinding, MediaStream } from './stream.js';
+
+export interface MediaTrackerOptions {
+  /** Find RTP with no visible SDP by its headers (default true). */
+  heuristic?: boolean;
+  /** Interval between a stream's reports, ms of capture time (default 10 000). */
+  reportIntervalMs?: number;
+  /** A stream silent this long ends (default 60 000 ms). */
+  idleTimeoutMs?: number;
+  /** After a BYE, the call's streams end once silent this long (default 2 000 ms). */
+  byeGraceMs?: number;
+  /** Streams tracked at once (default 50 000); beyond it idle ones are evicted, then new ones refused. */
+  maxStreams?: number;
+  /** Heuristic candidates on probation at once (default 10 000, oldest forgotten first). */
+  maxCandidates?: number;
+  /** SDP endpoints remembered (default 100 000, least recently used forgotten first). */
+  maxEndpoints?: number;
+  /** Packets a heuristic candidate needs, in sequence, before it becomes a stream (default 3). */
+  probation?: number;
+  onReport?: (report: MediaStreamReport) => void;
+  onProblem?: (kind: string, message: string, packetNumber: number) => void;
+}
+
+export interface MediaStats {
+  rtpPackets: number;
+  rtcpPackets: number;
+  rtcpMalformed: number;
+  udptlPackets: number;
+  streamsStarted: number;
+  streamsFromSdp: number;
+  streamsFromHeuristic: number;
+  streamsEnded: number;
+  streamsEvicted: number;
+  streamsRefused: number;
+  candidatesForgotten: number;
+  candidatesRejected: number;
+  intervalReports: number;
+  finalReports: number;
+  sdpEndpoints: number;
+  endpointsForgotten: number;
+}
+
+interface Candidate {
+  hash: number;
+  key: string;
+  count: number;
+  lastMs: number;
+  times: number[];
+  seqs: number[];
+  timestamps: number[];
+  pts: number[];
+  markers: boolean[];
+  lengths: number[];
+}
+
+const MAX_PT_GAP = 3;
+
+/** Payload types a heuristic accepts: registered static audio/video types and the dynamic range. */
+function plausiblePayloadType(pt: number): boolean {
+  return pt <= 19 || pt === 25 || pt === 26 || pt === 28 || (pt >= 31 && pt <= 34) || pt >= 96;
+}
+
+export class MediaTracker {
+  readonly stats: MediaStats = {
+    rtpPackets: 0,
+    rtcpPackets: 0,
+    rtcpMalformed: 0,
+    udptlPackets: 0,
+    streamsStarted: 0,
+    streamsFromSdp: 0,
+    streamsFromHeuristic: 0,
+    streamsEnded: 0,
+    streamsEvicted: 0,
+    streamsRefused: 0,
+    candidatesForgotten: 0,
+    candidatesRejected: 0,
+    intervalReports: 0,
+    finalReports: 0,
+    sdpEndpoints: 0,
+    endpointsForgotten: 0,
+  };
+  private readonly heuristic: boolean;
+  private readonly reportIntervalMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly byeGraceMs: number;
+  private readonly maxStreams: number;
+  private readonly maxCandidates: number;
+  private readonly probation: number;
+  private readonly header = new RtpHeader();
+  private readonly buckets = new Map<number, MediaStream>();
+  private streamCount = 0;
+  private readonly bySsrc = new Map<number, MediaStream>();
+  /** Last stream seen per 5-tuple (hash), to notice SSRC changes. */
+  private readonly ssrcByTuple = new Map<number, MediaStream>();
+  private readonly byCall = new Map<string, MediaStream>();
+  private readonly endpoints: BoundedMap<MediaBinding>;
+  /** Announced port → the one call announcing it, or null once two calls did (ambiguous). */
+  private readonly portCalls = new BoundedMap<string | null>(100_000);
+  private candidates = new Map<number, Candidate>();
+  private oldCandidates = new Map<number, Candidate>();
+  private originSec = -1;
+  private originNsec = 0;
+  private originNs = 0n;
+  private nowMs = 0;
+  private nextSweepMs = 1000;
+  private lastFullSweepMs = Number.NEGATIVE_INFINITY;
+  private readonly scratch = new Uint8Array(16);
+
+  constructor(private readonly options: MediaTrackerOptions = {}) {
+    this.heuristic = options.heuristic ?? true;
+    this.reportIntervalMs = options.reportIntervalMs ?? 10_000;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+    this.byeGraceMs = options.byeGraceMs ?? 2_000;
+    this.maxStreams = options.maxStreams ?? 50_000;
+    this.maxCandidates = options.maxCandidates ?? 10_000;
+    this.probation = Math.max(1, Math.min(8, options.probation ?? 3));
+    this.endpoints = new BoundedMap(options.maxEndpoints ?? 100_000);
+  }
+
+  /** Streams being tracked now. */
+  get activeStreams(): number {
+    return this.streamCount;
+  }
+
+  /** Capture time of a record in ms since the capture's first packet (tshark's relative time). */
+  private timeOf(record: PacketRecord): number {
+    if (this.originSec < 0) {
+      this.originSec = record.tsSec;
+      this.originNsec = record.tsNsec;
+      this.originNs = BigInt(record.tsSec) * 1_000_000_000n + BigInt(record.tsNsec);
+    }
+    return (record.tsSec - this.originSec) * 1000 + (record.tsNsec - this.originNsec) / 1e6;
+  }
+
+  /** Every record passes here first so that time (reports, idle ends) advances with the capture. */
+  tick(record: PacketRecord): void {
+    const t = this.timeOf(record);
+    this.nowMs = t;
+    if (t >= this.nextSweepMs) this.sweep(t);
+  }
+
+  /** A UDP datagram that was not SIP. Returns true when it was RTP, RTCP or UDPTL of a known call. */
+  udp(p: DecodedPacket, record: PacketRecord): boolean {
+    const buf = p.buf;
+    const off = p.payloadOffset;
+    const end = p.payloadEnd;
+    if (end - off < 8 || buf[off] >> 6 !== 2) return this.maybeUdptl(p);
+    const b1 = buf[off + 1];
+    if (b1 >= 200 && b1 <= 207 && looksLikeRtcp(buf, off, end)) {
+      this.rtcp(p, record);
+      return true;
+    }
+    const h = this.header;
+    if (!decodeRtpHeader(buf, off, end, h)) return this.maybeUdptl(p);
+    const six = p.ipVersion === 6;
+    const src = p.src;
+    const dst = p.dst;
+    const sA = word(src, 0);
+    const dA = word(dst, 0);
+    const sB = six ? word(src, 4) : 0;
+    const sC = six ? word(src, 8) : 0;
+    const sD = six ? word(src, 12) : 0;
+    const dB = six ? word(dst, 4) : 0;
+    const dC = six ? word(dst, 8) : 0;
+    const dD = six ? word(dst, 12) : 0;
+    const ports = ((p.srcPort << 16) | p.dstPort) >>> 0;
+    const ssrc = h.ssrc;
+    let hash = Math.imul(ssrc ^ ports, 0x9e3779b1);
+    hash = Math.imul(hash ^ sA, 0x85ebca6b) ^ Math.imul(dA, 0xc2b2ae35);
+    if (six) hash ^= Math.imul(sB ^ sC ^ sD, 0x27d4eb2f) ^ Math.imul(dB ^ dC ^ dD, 0x165667b1);
+    hash = (hash ^ (hash >>> 15)) >>> 0;
+    let s = this.buckets.get(hash) ?? null;
+    while (s !== null) {
+      if (
+        s.ssrc === ssrc &&
+        s.ports === ports &&
+        s.srcA === sA &&
+        s.dstA === dA &&
+        s.srcB === sB &&
+        s.dstB === dB &&
+        s.srcC === sC &&
+        s.dstC === dC &&
+        s.srcD === sD &&
+        s.dstD === dD
+      ) {
+        break;
+      }
+      s = s.next;
+    }
+    const timeMs = this.nowMs;
+    if (s === null) {
+      const binding = this.bindingFor(p);
+      if (binding !== null && binding.kind === 'udptl') {
+        this.stats.udptlPackets++;
+        return true;
+      }
+      if (binding !== null && binding.kind === 'rtcp') return false;
+      if (binding === null) {
+        if (!this.heuristic) return false;
+        const cand = this.candidate(hash, p, timeMs);
+        if (cand === null) return false;
+        s = this.newStream(
+          hash,
+          p,
+          sA,
+          sB,
+          sC,
+          sD,
+          dA,
+          dB,
+          dC,
+          dD,
+          ports,
+          ssrc,
+          this.portBinding(p),
+          'heuristic',
+        );
+        if (s === null) return false;
+        for (let i = 0; i < cand.count; i++) {
+          this.feed(
+            s,
+            cand.times[i],
+            cand.seqs[i],
+            cand.timestamps[i],
+            cand.pts[i],
+            cand.markers[i],
+            cand.lengths[i],
+          );
+        }
+        this.stats.rtpPackets += cand.count;
+      } else {
+        s = this.newStream(hash, p, sA, sB, sC, sD, dA, dB, dC, dD, ports, ssrc, binding, 'sdp');
+        if (s === null) return false;
+      }
+    }
+    this.stats.rtpPackets++;
+    this.feed(s, timeMs, h.sequence, h.timestamp, h.payloadType, h.marker, h.dataLength);
+    return true;
+  }
+
+  private feed(
+    s: MediaStream,
+    timeMs: number,
+    seq: number,
+    ts: number,
+    pt: number,
+    marker: boolean,
+    len: number,
+  ): void {
+    let dynamic: DynamicPayload | undefined;
+    if (pt >= 96 && s.binding !== null) dynamic = s.binding.rtpmap.get(pt);
+    s.packet(timeMs, seq, ts, pt, marker, len, clockRateOf(pt, dynamic));
+  }
+
+  /**
+   * Heuristic probation: the same 5-tuple and SSRC over `probation` packets, each with a sequence
+   * number 1..3 ahead of the previous one, a timestamp not behind it, one plausible payload type, and
+   * no more than 5 s between packets. Returns the candidate once it qualifies (then forgotten).
+   */
+  private candidate(hash: number, p: DecodedPacket, timeMs: number): Candidate | null {
+    const h = this.header;
+    if (!plausiblePayloadType(h.payloadType)) {
+      this.stats.candidatesRejected++;
+      return null;
+    }
+    const key = `${p.ipVersion}|${p.srcIp()}|${p.srcPort}|${p.dstIp()}|${p.dstPort}|${h.ssrc}`;
+    let c = this.candidates.get(hash);
+    if (c === undefined) {
+      c = this.oldCandidates.get(hash);
+      if (c !== undefined) {
+        this.oldCandidates.delete(hash);
+        this.candidates.set(hash, c);
+      }
+    }
+    if (c !== undefined && c.key !== key) c = undefined;
+    if (c !== undefined) {
+      const i = c.count - 1;
+      const seqStep = (h.sequence - c.seqs[i]) & 0xffff;
+      const tsStep = (h.timestamp - c.timestamps[i]) >>> 0;
+      if (
+        seqStep < 1 ||
+        seqStep > MAX_PT_GAP ||
+        tsStep >= 0x80000000 ||
+        h.payloadType !== c.pts[i] ||
+        timeMs - c.lastMs > 5000 ||
+        timeMs < c.lastMs
+      ) {
+        c.count = 0;
+      }
+    } else {
+      if (this.candidates.size >= Math.max(1, this.maxCandidates >> 1)) {
+        this.stats.candidatesForgotten += this.oldCandidates.size;
+        this.oldCandidates = this.candidates;
+        this.candidates = new Map();
+      }
+      c = {
+        hash,
+        key,
+        count: 0,
+        lastMs: timeMs,
+        times: [],
+        seqs: [],
+        timestamps: [],
+        pts: [],
+        markers: [],
+        lengths: [],
+      };
+      this.candidates.set(hash, c);
+    }
+    const i = c.count++;
+    c.times[i] = timeMs;
+    c.seqs[i] = h.sequence;
+    c.timestamps[i] = h.timestamp;
+    c.pts[i] = h.payloadType;
+    c.markers[i] = h.marker;
+    c.lengths[i] = h.dataLength;
+    c.lastMs = timeMs;
+    if (c.count < this.probation) return null;
+    this.candidates.delete(hash);
+    // The packet being handled is fed by the caller: hand back only the earlier ones.
+    c.count--;
+    return c;
+  }
+
+  private newStream(
+    hash: number,
+    p: DecodedPacket,
+    sA: number,
+    sB: number,
+    sC: number,
+    sD: number,
+    dA: number,
+    dB: number,
+    dC: number,
+    dD: number,
+    ports: number,
+    ssrc: number,
+    binding: MediaBinding | null,
+    discovery: 'sdp' | 'heuristic',
+  ): MediaStream | null {
+    if (this.streamCount >= this.maxStreams) {
+      if (this.nowMs - this.lastFullSweepMs >= 1000) {
+        this.lastFullSweepMs = this.nowMs;
+        this.evictIdle(this.nowMs - Math.min(this.idleTimeoutMs, 5000));
+      }
+      if (this.streamCount >= this.maxStreams) {
+        this.stats.streamsRefused++;
+        return null;
+      }
+    }
+    const s = new MediaStream(
+      hash,
+      p.ipVersion === 6 ? 6 : 4,
+      sA,
+      sB,
+      sC,
+      sD,
+      dA,
+      dB,
+      dC,
+      dD,
+      ports,
+      ssrc,
+      p.outerVlan(),
+      binding,
+      discovery,
+    );
+    s.next = this.buckets.get(hash) ?? null;
+    this.buckets.set(hash, s);
+    this.streamCount++;
+    this.stats.streamsStarted++;
+    if (discovery === 'sdp') this.stats.streamsFromSdp++;
+    else this.stats.streamsFromHeuristic++;
+    // A new SSRC on a 5-tuple that carried another one: the sender restarted or switched sources.
+    const tuple =
+      (Math.imul(ports, 0x9e3779b1) ^ Math.imul(sA ^ sD, 0x85ebca6b) ^ Math.imul(dA ^ dD, 0xc2b2ae35)) >>> 0;
+    const last = this.ssrcByTuple.get(tuple);
+    if (
+      last !== undefined &&
+      last.ssrc !== ssrc &&
+      last.ports === ports &&
+      last.srcA === sA &&
+      last.dstA === dA
+    ) {
+      s.previousSsrc = last.ssrc;
+    }
+    if (this.ssrcByTuple.size >= this.maxStreams * 2) this.ssrcByTuple.clear();
+    this.ssrcByTuple.set(tuple, s);
+    this.bySsrc.set(ssrc, s);
+    if (binding !== null) {
+      s.nextOfCall = this.byCall.get(binding.callId) ?? null;
+      this.byCall.set(binding.callId, s);
+    }
+    s.intervalStartMs = this.nowMs;
+    return s;
+  }
+
+  /** The SDP endpoint a datagram is addressed to (preferred) or sent from. */
+  private bindingFor(p: DecodedPacket): MediaBinding | null {
+    if (this.endpoints.size === 0) return null;
+    const dst = this.endpoints.get(`${p.dstIp()}:${p.dstPort}`);
+    if (dst !== undefined) return dst;
+    return this.endpoints.get(`${p.srcIp()}:${p.srcPort}`) ?? null;
+  }
+
+  /**
+   * A heuristic stream from or to an address no SDP announced (NAT, latching) still belongs to a call
+   * when exactly one call announced its destination or source port.
+   */
+  private portBinding(p: DecodedPacket): MediaBinding | null {
+    if (this.portCalls.size === 0) return null;
+    for (const port of [p.dstPort, p.srcPort]) {
+      const callId = this.portCalls.get(String(port));
+      if (callId) return { callId, rtpmap: new Map(), kind: 'rtp', rtcpMux: false };
+    }
+    return null;
+  }
+
+  private maybeUdptl(p: DecodedPacket): boolean {
+    if (this.endpoints.size === 0) return false;
+    const b = this.bindingFor(p);
+    if (b !== null && b.kind === 'udptl') {
+      this.stats.udptlPackets++;
+      return true;
+    }
+    return false;
+  }
+
+  /** SIP message seen: SDP bodies announce endpoints; BYE and CANCEL end the call's streams. */
+  sip(message: SipMessage, packetNumber: number): void {
+    const callId = message.callId;
+    if (!callId) return;
+    if (message.isRequest && (message.method === 'BYE' || message.method === 'CANCEL')) {
+      const endAfter = this.nowMs + this.byeGraceMs;
+      for (let s = this.byCall.get(callId) ?? null; s !== null; s = s.nextOfCall) {
+        if (s.endAfterMs > endAfter) {
+          s.endAfterMs = endAfter;
+          s.endReason = 'bye';
+        }
+      }
+    }
+    if (message.contentType === null && message.body.length === 0) return;
+    let sdp: Sdp | null;
+    try {
+      sdp = message.sdp;
+    } catch (err) {
+      this.options.onProblem?.('sdp', `SDP could not be read: ${(err as Error).message}`, packetNumber);
+      return;
+    }
+    if (sdp === null) return;
+    this.announce(ownedKeyPart(callId), sdp);
+  }
+
+  private announce(callId: string, sdp: Sdp): void {
+    for (const m of sdp.media) {
+      if (m.port === 0) continue;
+      const conn = m.connection ?? sdp.connection;
+      if (conn === null) continue;
+      const bytes = parseIp(conn.address);
+      // 0.0.0.0 is the old way to put a call on hold (RFC 2543): nothing to bind.
+      if (bytes === null || bytes.every((b) => b === 0)) continue;
+      const ip = formatIp(bytes.length === 16 ? 6 : 4, bytes);
+      const proto = m.proto.toLowerCase();
+      const udptl = proto === 'udptl' || proto.endsWith('/udptl');
+      if (!udptl && !proto.startsWith('rtp/') && !proto.includes('/rtp/')) continue;
+      const rtpmap = new Map<number, { encoding: string; clockRate: number }>();
+      for (const [pt, map] of Object.entries(m.rtpmap)) {
+        const n = Number(pt);
+        if (n >= 96 && n <= 127) rtpmap.set(n, { encoding: map.encoding, clockRate: map.clockRate });
+      }
+      let rtcpMux = false;
+      let rtcpPort = m.port + 1;
+      for (const [name, value] of m.attributes) {
+        if (name === 'rtcp-mux') rtcpMux = true;
+        else if (name === 'rtcp' && value !== null) {
+          const n = Number.parseInt(value, 10);
+          if (n > 0 && n < 65536) rtcpPort = n;
+        }
+      }
+      const binding: MediaBinding = { callId, rtpmap, kind: udptl ? 'udptl' : 'rtp', rtcpMux };
+      this.setEndpoint(`${ip}:${m.port}`, binding);
+      if (!udptl && !rtcpMux && rtcpPort !== m.port) {
+        this.setEndpoint(`${ip}:${rtcpPort}`, { callId, rtpmap, kind: 'rtcp', rtcpMux: false });
+      }
+      if (!udptl) {
+        const key = String(m.port);
+        const known = this.portCalls.get(key);
+        if (known === undefined) this.portCalls.set(key, callId);
+        else if (known !== null && known !== callId) this.portCalls.set(key, null);
+      }
+    }
+  }
+
+  private setEndpoint(key: string, binding: MediaBinding): void {
+    const before = this.endpoints.forgotten;
+    if (!this.endpoints.has(key)) this.stats.sdpEndpoints++;
+    this.endpoints.set(key, binding);
+    this.stats.endpointsForgotten += this.endpoints.forgotten - before;
+  }
+
+  private rtcp(p: DecodedPacket, record: PacketRecord): void {
+    this.stats.rtcpPackets++;
+    const result = parseRtcpCompound(p.buf, p.payloadOffset, p.payloadEnd);
+    if (!result.ok) {
+      this.stats.rtcpMalformed++;
+      this.options.onProblem?.('malformed-rtcp', result.error, record.number);
+    }
+    const arrival = ntpMiddle32(record.tsSec, record.tsNsec);
+    for (const packet of result.packets) this.rtcpPacket(packet, arrival);
+  }
+
+  private rtcpPacket(packet: RtcpPacket, arrival: number): void {
+    switch (packet.type) {
+      case 'sr':
+      case 'rr': {
+        const sender = this.bySsrc.get(packet.ssrc);
+        if (sender !== undefined) {
+          const st = sender.rtcpState();
+          if (packet.type === 'sr') st.senderReports++;
+          else st.receiverReports++;
+        }
+        for (const block of packet.reports) {
+          const about = this.bySsrc.get(block.ssrc);
+          if (about === undefined) continue;
+          const st = about.rtcpState();
+          st.fractionLost = block.fractionLost;
+          st.cumulativeLost = block.cumulativeLost;
+          const clock = about.clockRate || 8000;
+          st.jitterMs = (block.jitter * 1000) / clock;
+          const rtt = roundTripMs(arrival, block.lsr, block.dlsr);
+          if (rtt !== null) st.roundTripMs = rtt;
+        }
+        break;
+      }
+      case 'sdes':
+        for (const chunk of packet.chunks) {
+          const s = this.bySsrc.get(chunk.ssrc);
+          if (s !== undefined && chunk.cname !== null) s.rtcpState().cname = chunk.cname;
+        }
+        break;
+      case 'bye':
+        for (const ssrc of packet.ssrcs) {
+          const s = this.bySsrc.get(ssrc);
+          if (s !== undefined && s.endAfterMs > this.nowMs + this.byeGraceMs) {
+            s.endAfterMs = this.nowMs + this.byeGraceMs;
+            s.endReason = 'rtcp-bye';
+          }
+        }
+        break;
+      case 'xr':
+        for (const m of packet.voipMetrics) {
+          const s = this.bySsrc.get(m.ssrc);
+          if (s === undefined) continue;
+          const st = s.rtcpState();
+          st.xrRFactor = m.rFactor === 127 ? null : m.rFactor;
+          st.xrMosLq = m.mosLq;
+          st.xrMosCq = m.mosCq;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Once per second of capture time: interval reports due, idle and BYE-ended streams. */
+  private sweep(now: number): void {
+    this.nextSweepMs = Math.floor(now / 1000) * 1000 + 1000;
+    const idleBefore = now - this.idleTimeoutMs;
+    for (const head of this.buckets.values()) {
+      for (let s: MediaStream | null = head; s !== null; ) {
+        const next: MediaStream | null = s.next;
+        if (s.lastTimeMs < idleBefore) this.end(s, 'idle');
+        else if (now >= s.endAfterMs && now - s.lastTimeMs >= this.byeGraceMs)
+          this.end(s, s.endReason ?? 'bye');
+        else if (now - s.intervalStartMs >= this.reportIntervalMs) this.report(s, 'interval', null, now);
+        s = next;
+      }
+    }
+  }
+
+  private evictIdle(before: number): void {
+    for (const head of [...this.buckets.values()]) {
+      for (let s: MediaStream | null = head; s !== null; ) {
+        const next: MediaStream | null = s.next;
+        if (s.lastTimeMs < before) {
+          this.end(s, 'evicted');
+          this.stats.streamsEvicted++;
+        }
+        s = next;
+      }
+    }
+  }
+
+  /** End of input: every stream still open gets its final report. */
+  finish(): void {
+    for (const head of [...this.buckets.values()]) {
+      for (let s: MediaStream | null = head; s !== null; ) {
+        const next: MediaStream | null = s.next;
+        this.end(s, 'end-of-capture');
+        s = next;
+      }
+    }
+  }
+
+  private end(s: MediaStream, reason: MediaEndReason): void {
+    if (s.ended) return;
+    s.ended = true;
+    s.drain();
+    this.report(s, 'final', reason, Math.max(s.lastTimeMs, s.intervalStartMs));
+    this.unlink(s);
+    this.stats.streamsEnded++;
+  }
+
+  private unlink(s: MediaStream): void {
+    const head = this.buckets.get(s.hash);
+    if (head === s) {
+      if (s.next === null) this.buckets.delete(s.hash);
+      else this.buckets.set(s.hash, s.next);
+    } else {
+      for (let o = head ?? null; o !== null; o = o.next) {
+        if (o.next === s) {
+          o.next = s.next;
+          break;
+        }
+      }
+    }
+    this.streamCount--;
+    if (this.bySsrc.get(s.ssrc) === s) this.bySsrc.delete(s.ssrc);
+    if (s.binding !== null) {
+      const callId = s.binding.callId;
+      const first = this.byCall.get(callId);
+      if (first === s) {
+        if (s.nextOfCall === null) this.byCall.delete(callId);
+        else this.byCall.set(callId, s.nextOfCall);
+      } else {
+        for (let o = first ?? null; o !== null; o = o.nextOfCall) {
+          if (o.nextOfCall === s) {
+            o.nextOfCall = s.nextOfCall;
+            break;
+          }
+        }
+      }
+    }
+  }
+
+  private report(
+    s: MediaStream,
+    kind: 'interval' | 'final',
+    reason: MediaEndReason | null,
+    atMs: number,
+  ): void {
+    const codec = this.codecOf(s, s.payloadType);
+    const interval = s.packets > 0 ? s.closeInterval(atMs, codec) : null;
+    if (kind === 'interval') this.stats.intervalReports++;
+    else this.stats.finalReports++;
+    const onReport = this.options.onReport;
+    if (!onReport) return;
+    onReport(this.toReport(s, kind, reason, interval, codec));
+  }
+
+  private codecOf(s: MediaStream, pt: number): string | null {
+    return codecName(pt, pt >= 96 && s.binding !== null ? s.binding.rtpmap.get(pt) : undefined);
+  }
+
+  private nsAt(ms: number): bigint {
+    return this.originNs + BigInt(Math.round(ms * 1e6));
+  }
+
+  private address(family: 4 | 6, a: number, b: number, c: number, d: number): string {
+    const x = this.scratch;
+    const words = [a, b, c, d];
+    for (let i = 0; i < (family === 6 ? 4 : 1); i++) {
+      const w = words[i];
+      x[i * 4] = w >>> 24;
+      x[i * 4 + 1] = (w >>> 16) & 0xff;
+      x[i * 4 + 2] = (w >>> 8) & 0xff;
+      x[i * 4 + 3] = w & 0xff;
+    }
+    return formatIp(family, x);
+  }
+
+  private toReport(
+    s: MediaStream,
+    kind: 'interval' | 'final',
+    reason: MediaEndReason | null,
+    interval: IntervalResult | null,
+    codec: string | null,
+  ): MediaStreamReport {
+    const pts = s.payloadTypeList();
+    const durationMs = s.lastTimeMs - s.firstTimeMs;
+    const expected = s.expected;
+    const voice = s.clockRate > 0 && s.mosIntervals > 0;
+    return {
+      kind,
+      endReason: reason,
+      callId: s.binding?.callId ?? null,
+      discovery: s.discovery,
+      ipFamily: s.ipFamily,
+      src: this.address(s.ipFamily, s.srcA, s.srcB, s.srcC, s.srcD),
+      srcPort: s.ports >>> 16,
+      dst: this.address(s.ipFamily, s.dstA, s.dstB, s.dstC, s.dstD),
+      dstPort: s.ports & 0xffff,
+      vlan: s.vlan,
+      ssrc: s.ssrc,
+      previousSsrc: s.previousSsrc,
+      payloadType: s.payloadType,
+      codec,
+      clockRate: s.clockRate,
+      payloadTypes: pts,
+      payloadNames: pts.map((pt) => {
+        const dyn = pt >= 96 && s.binding !== null ? s.binding.rtpmap.get(pt) : undefined;
+        return dyn ? dyn.encoding : payloadTypeName(pt);
+      }),
+      startNs: this.nsAt(s.firstTimeMs),
+      endNs: this.nsAt(s.lastTimeMs),
+      startTime: s.firstTimeMs / 1000,
+      endTime: s.lastTimeMs / 1000,
+      packets: s.packets,
+      expected,
+      lost: s.lost,
+      lossPercent: expected > 0 ? (100 * s.lost) / (expected >>> 0) : 0,
+      sequenceErrors: s.sequenceErrors,
+      duplicates: s.duplicates,
+      outOfOrder: s.outOfOrder,
+      wrongTimestamps: s.wrongTimestamps,
+      markers: s.markers,
+      minDeltaMs: s.minDeltaMs,
+      meanDeltaMs: s.meanDeltaMs,
+      maxDeltaMs: s.maxDeltaMs,
+      minJitterMs: s.minJitterMs,
+      meanJitterMs: s.meanJitterMs,
+      maxJitterMs: s.maxJitterMs,
+      maxSkewMs: s.maxSkewMs,
+      bytes: s.bytes,
+      bitrateKbps: durationMs > 0 ? (s.bytes * 8) / durationMs : 0,
+      problem: s.problem,
+      mos: voice ? s.meanMos : null,
+      minMos: voice ? s.minMos : null,
+      rFactor: voice ? s.lastR : null,
+      lossBursts: s.bursts.counts,
+      delayOver: s.delay.shares(),
+      interval:
+        interval === null
+          ? null
+          : {
+              startNs: this.nsAt(interval.startMs),
+              endNs: this.nsAt(interval.endMs),
+              packets: interval.packets,
+              expected: interval.expected,
+              lost: interval.lost,
+              lossPercent: interval.lossPercent,
+              jitterMs: interval.jitterMs,
+              maxJitterMs: interval.maxJitterMs,
+              burstR: interval.burstR,
+              rFactor: interval.rFactor,
+              mos: interval.mos,
+            },
+      rtcp: s.rtcp === null ? null : { ...s.rtcp },
+    };
+  }
+}
+
+function word(b: Uint8Array, i: number): number {
+  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+}
