@@ -17,9 +17,11 @@ const EXIT_USAGE = 64;
 const HELP = `callscope — see every call your VMs carry
 
 Usage:
-  callscope analyze <file> [--json] [--no-progress]
+  callscope analyze <file> [--json] [--no-progress] [--rtp-heuristic on|off]
+                    [--report-interval S] [--rtp-idle-timeout S]
       Decode a pcap/pcapng capture and summarise its SIP (messages per method and status,
-      retransmissions counted as tshark counts them).
+      retransmissions counted as tshark counts them) and its RTP streams (tshark's RTP Streams
+      figures per stream, plus loss bursts, delay variation, RTCP and MOS), worst first.
   callscope generate --output <file.pcap> [--calls N] [--rate CPS] [--vms N] [--duration S]
                      [--seed N] [--loss P] [--jitter MS] [--reorder P] [--codec PCMU|PCMA|G729]
                      [--truth <file.json>]
@@ -33,6 +35,11 @@ Common options:
   --node-name NAME       capture node name carried in events           env CALLSCOPE_NODE_NAME
   --capture-id N         HEP capture agent id                          env CALLSCOPE_CAPTURE_ID
   --config FILE          JSON file with the same settings (camelCase)  env CALLSCOPE_CONFIG
+
+Media options (analyze):
+  --rtp-heuristic on|off find RTP no SDP announced by its headers (on)  env CALLSCOPE_RTP_HEURISTIC
+  --report-interval S    seconds between a stream's quality reports (10) env CALLSCOPE_REPORT_INTERVAL
+  --rtp-idle-timeout S   a stream silent this long has ended (60)      env CALLSCOPE_RTP_IDLE_TIMEOUT
 
 Exit codes: 0 success, 1 failure, 2 unusable input file, 64 usage error.
 `;
@@ -71,11 +78,34 @@ function loggerFor(settings: Settings) {
   return createLogger({ level, format });
 }
 
+function mediaOptions(settings: Settings) {
+  const heuristic = settings.string('rtp-heuristic', 'on');
+  if (heuristic !== 'on' && heuristic !== 'off') {
+    throw new UsageError(`--rtp-heuristic expects on or off, got "${heuristic}"`);
+  }
+  const seconds = (name: string, fallback: number): number => {
+    const n = settings.number(name, fallback);
+    if (!(n > 0)) throw new UsageError(`--${name} must be a positive number of seconds, got ${n}`);
+    return n * 1000;
+  };
+  return {
+    heuristic: heuristic === 'on',
+    reportIntervalMs: seconds('report-interval', 10),
+    idleTimeoutMs: seconds('rtp-idle-timeout', 60),
+  };
+}
+
 async function analyzeCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { ...COMMON, 'no-progress': { type: 'boolean' } },
+    options: {
+      ...COMMON,
+      'no-progress': { type: 'boolean' },
+      'rtp-heuristic': { type: 'string' },
+      'report-interval': { type: 'string' },
+      'rtp-idle-timeout': { type: 'string' },
+    },
   });
   if (values.help) {
     process.stdout.write(HELP);
@@ -95,6 +125,7 @@ async function analyzeCommand(argv: string[]): Promise<number> {
       logger,
       nodeName: settings.string('node-name', ''),
       captureId: captureIdOf(settings),
+      media: mediaOptions(settings),
       onProgress: (done, total, packets) => progress.update(done, total, packets),
     });
     progress.done();

@@ -57,8 +57,59 @@ export function formatSummary(s: AnalyzeSummary): string {
     }
   }
   lines.push('');
+  lines.push(...formatMedia(s));
+  lines.push('');
   lines.push(`analysed in ${s.elapsedMs.toFixed(0)} ms (${formatInt(s.packetsPerSecond)} packets/s)`);
   return lines.join('\n');
+}
+
+/** Streams listed in the terminal summary, worst first; `--json` has them all. */
+const LISTED_STREAMS = 20;
+
+function formatMedia(s: AnalyzeSummary): string[] {
+  const m = s.rtp.stats;
+  const lines: string[] = [];
+  lines.push(
+    `RTP  ${formatInt(s.rtp.streams.length + s.rtp.streamsOmitted)} streams ` +
+      `(${formatInt(m.streamsFromSdp)} from SDP, ${formatInt(m.streamsFromHeuristic)} by heuristic), ` +
+      `${formatInt(m.rtpPackets)} packets; RTCP ${formatInt(m.rtcpPackets)}` +
+      (m.rtcpMalformed ? ` (${formatInt(m.rtcpMalformed)} malformed)` : '') +
+      (m.udptlPackets ? `; T.38 UDPTL ${formatInt(m.udptlPackets)}` : '') +
+      (m.streamsEvicted + m.streamsRefused
+        ? `; ${formatInt(m.streamsEvicted)} evicted, ${formatInt(m.streamsRefused)} refused at the stream limit`
+        : ''),
+  );
+  if (s.rtp.streams.length === 0) return lines;
+  // Worst first: lowest MOS (streams without voice last), then most loss.
+  const worst = [...s.rtp.streams].sort(
+    (a, b) =>
+      (a.minMos ?? 9) - (b.minMos ?? 9) || b.lossPercent - a.lossPercent || b.maxJitterMs - a.maxJitterMs,
+  );
+  lines.push(
+    '  worst streams                                     codec      packets   lost       jitter ms   MOS',
+  );
+  lines.push(
+    '                                                                                    mean   max  mean min',
+  );
+  for (const r of worst.slice(0, LISTED_STREAMS)) {
+    const where = `${endpoint(r.src, r.srcPort)} > ${endpoint(r.dst, r.dstPort)}`;
+    const lost = `${formatInt(r.lost)} (${r.lossPercent.toFixed(1)}%)`;
+    const mos = r.mos === null ? '   -    -' : `${r.mos.toFixed(2)} ${r.minMos!.toFixed(2)}`;
+    lines.push(
+      `    ${where.padEnd(46)} ${(r.codec ?? `PT ${r.payloadType}`).padEnd(9)} ${formatInt(r.packets).padStart(8)} ` +
+        `${lost.padStart(13)} ${r.meanJitterMs.toFixed(2).padStart(6)} ${r.maxJitterMs.toFixed(2).padStart(6)}  ${mos}` +
+        (r.problem ? ' !' : ''),
+    );
+    lines.push(
+      `      ssrc 0x${r.ssrc.toString(16).padStart(8, '0')}  call ${r.callId ?? '(no signalling seen)'}`,
+    );
+  }
+  if (worst.length > LISTED_STREAMS) lines.push(`  ... ${worst.length - LISTED_STREAMS} more with --json`);
+  return lines;
+}
+
+function endpoint(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 const REASONS: Record<number, string> = {

@@ -31,6 +31,28 @@ describe('callscope CLI', () => {
     expect(typeof s.sip.retransmissions).toBe('number');
     expect(s.sip.requests.INVITE).toBeGreaterThan(0);
     expect(s.sip.responses['200']).toBeGreaterThan(0);
+    // The media issue's required per-stream keys, with their types.
+    expect(s.rtp.streams.length).toBeGreaterThan(0);
+    for (const stream of s.rtp.streams) {
+      for (const k of ['src', 'dst', 'codec', 'callId']) expect(typeof stream[k]).toBe('string');
+      for (const k of [
+        'srcPort',
+        'dstPort',
+        'ssrc',
+        'payloadType',
+        'packets',
+        'lost',
+        'minDeltaMs',
+        'meanDeltaMs',
+        'maxDeltaMs',
+        'minJitterMs',
+        'meanJitterMs',
+        'maxJitterMs',
+        'mos',
+      ]) {
+        expect(typeof stream[k]).toBe('number');
+      }
+    }
   });
 
   it('analyze without --json prints a readable summary', () => {
@@ -38,6 +60,8 @@ describe('callscope CLI', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/SIP\s+[\d,]+ messages/);
     expect(r.stdout).toMatch(/INVITE/);
+    expect(r.stdout).toMatch(/RTP\s+48 streams \(48 from SDP, 0 by heuristic\)/);
+    expect(r.stdout).toMatch(/worst streams/);
   });
 
   it('exits 2 naming the file and byte offset for a file that is not a capture', () => {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
+import { type CaptureEvent, HEP_PROTO_SIP } from '../capture/event.js';
 import { generateCapture } from '../capture/generator/generate.js';
 import { decodeHep3, encodeHep3 } from '../capture/hep/hep3.js';
 import { haveTool, removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
@@ -10,9 +10,16 @@ import { runTshark } from './oracle/tshark.js';
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeTmpDir));
 
+/** The SIP events of a capture (media reports, protocol type 34, are tested in rtp-*.test.ts). */
 async function eventsOf(file: string): Promise<CaptureEvent[]> {
   const events: CaptureEvent[] = [];
-  await analyzeFile(file, { onEvent: (e) => events.push(e), nodeName: 'mon-1', captureId: 2001 });
+  await analyzeFile(file, {
+    onEvent: (e) => {
+      if (e.protoType === HEP_PROTO_SIP) events.push(e);
+    },
+    nodeName: 'mon-1',
+    captureId: 2001,
+  });
   return events;
 }
 
