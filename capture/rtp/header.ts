@@ -18,6 +18,11 @@ export class RtpHeader {
   payloadLength = 0;
   /** UDP payload length (header + payload + padding): what tshark's bandwidth figures count. */
   dataLength = 0;
+  /**
+   * The padding count ran past the payload. Wireshark still counts such a packet on a known stream
+   * (clipping the padding), but its heuristic refuses it; so do we.
+   */
+  badPadding = false;
 }
 
 /** RTCP packet types 200..204 sit at payload types 72..76 with the marker bit set (RFC 5761 §4). */
@@ -28,8 +33,8 @@ export function isRtcpPayloadType(byte1: number): boolean {
 
 /**
  * Decodes buf[off, end) as RTP. Returns false (header left partly written) when it cannot be RTP:
- * not version 2, shorter than the header, CSRCs or extension running past the end, or padding that
- * does not fit. Payload types 72..76 are accepted here; callers route them to RTCP first.
+ * not version 2, shorter than the header, CSRCs or extension running past the end, or a padding
+ * count of 0. Payload types 72..76 are accepted here; callers route them to RTCP first.
  */
 export function decodeRtpHeader(buf: Uint8Array, off: number, end: number, h: RtpHeader): boolean {
   if (end - off < 12) return false;
@@ -52,9 +57,14 @@ export function decodeRtpHeader(buf: Uint8Array, off: number, end: number, h: Rt
   }
   if (p > end) return false;
   let padding = 0;
+  h.badPadding = false;
   if (h.padding) {
     padding = buf[end - 1];
-    if (padding === 0 || p + padding > end) return false;
+    if (padding === 0) return false;
+    if (p + padding > end) {
+      padding = end - p;
+      h.badPadding = true;
+    }
   }
   h.payloadOffset = p;
   h.payloadLength = end - p - padding;

@@ -9,7 +9,7 @@
 import type { PacketRecord } from '../file/record.js';
 import { formatIp, parseIp } from '../layers/address.js';
 import type { DecodedPacket } from '../packet.js';
-import { looksLikeRtcp, ntpMiddle32, parseRtcpCompound, type RtcpPacket, roundTripMs } from '../rtcp/rtcp.js';
+import { ntpMiddle32, parseRtcpCompound, type RtcpPacket, roundTripMs } from '../rtcp/rtcp.js';
 import { BoundedMap, ownedKeyPart } from '../sip/bounded-map.js';
 import type { Sdp, SipMessage } from '../sip/message.js';
 import { decodeRtpHeader, RtpHeader } from './header.js';
@@ -162,8 +162,10 @@ export class MediaTracker {
     const off = p.payloadOffset;
     const end = p.payloadEnd;
     if (end - off < 8 || buf[off] >> 6 !== 2) return this.maybeUdptl(p);
+    // Marker + payload type 72..79 is RTCP's packet type 200..207 (RFC 5761): never RTP, and a
+    // broken length is RTCP's to report as malformed.
     const b1 = buf[off + 1];
-    if (b1 >= 200 && b1 <= 207 && looksLikeRtcp(buf, off, end)) {
+    if (b1 >= 200 && b1 <= 207) {
       this.rtcp(p, record);
       return true;
     }
@@ -276,7 +278,7 @@ export class MediaTracker {
    */
   private candidate(hash: number, p: DecodedPacket, timeMs: number): Candidate | null {
     const h = this.header;
-    if (!plausiblePayloadType(h.payloadType)) {
+    if (!plausiblePayloadType(h.payloadType) || h.badPadding) {
       this.stats.candidatesRejected++;
       return null;
     }
@@ -726,7 +728,10 @@ export class MediaTracker {
       payloadTypes: pts,
       payloadNames: pts.map((pt) => {
         const dyn = pt >= 96 && s.binding !== null ? s.binding.rtpmap.get(pt) : undefined;
-        return dyn ? dyn.encoding : payloadTypeName(pt);
+        if (dyn) return dyn.encoding;
+        // With SDP, Wireshark names dynamic types from the rtpmap only (no default for 101).
+        if (pt >= 96 && s.discovery === 'sdp') return `RTPType-${pt}`;
+        return payloadTypeName(pt);
       }),
       startNs: this.nsAt(s.firstTimeMs),
       endNs: this.nsAt(s.lastTimeMs),

@@ -120,7 +120,8 @@ describe('SDP', () => {
     expect(s?.version).toBeNull();
     expect(s?.origin).toBeNull();
     expect(s?.media).toHaveLength(1);
-    expect(s?.media[0].rtpmap).toEqual({});
+    // `PCMA/x` keeps the encoding with an unknown rate (0), as Wireshark does; the name tells the clock.
+    expect(s?.media[0].rtpmap).toEqual({ 8: { encoding: 'PCMA', clockRate: 0, channels: null } });
     expect(Object.getPrototypeOf(s?.media[0].fmtp)).toBe(Object.prototype);
     expect(s?.media[0].ptime).toBeNull();
     expect(warnings).toEqual(

@@ -135,8 +135,8 @@ function addRtpmap(m: SdpMedia, src: Src, s: number, e: number): void {
   const s1 = i;
   i++;
   while (i < e && buf[i] !== 47) i++;
-  const clockRate = parseUintAt(buf, s1 + 1, i);
-  if (clockRate <= 0) return;
+  // A rate of 0 or junk is kept as 0 (as Wireshark does): the encoding name still tells the clock.
+  const clockRate = Math.max(0, parseUintAt(buf, s1 + 1, i));
   let channels: number | null = null;
   if (i < e) {
     const c = parseUintAt(buf, i + 1, e);
