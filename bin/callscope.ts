@@ -4,15 +4,20 @@ import { parseArgs } from 'node:util';
 import { analyzeFile } from '../capture/analyze.js';
 import { CaptureFormatError } from '../capture/file/record.js';
 import { generateCapture } from '../capture/generator/generate.js';
-import { createLogger, type LogLevel } from '../capture/log.js';
+import {
+  COMMON,
+  captureIdOf,
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_UNUSABLE_INPUT,
+  EXIT_USAGE,
+  loggerFor,
+  mediaOptions,
+} from './common.js';
 import { Settings, UsageError } from './config.js';
 import { ProgressLine } from './progress.js';
 import { formatSummary } from './report.js';
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_UNUSABLE_INPUT = 2;
-const EXIT_USAGE = 64;
+import { runCommand, STORE_HELP, statsCommand, storeCommand } from './store-commands.js';
 
 const HELP = `callscope — see every call your VMs carry
 
@@ -22,6 +27,14 @@ Usage:
       Decode a pcap/pcapng capture and summarise its SIP (messages per method and status,
       retransmissions counted as tshark counts them) and its RTP streams (tshark's RTP Streams
       figures per stream, plus loss bursts, delay variation, RTCP and MOS), worst first.
+  callscope run --pcap <file> [--json] [store options]
+      Capture → store in one process: decode the file and write every SIP message and media
+      report into the store (embedded chDB in --data-dir unless --clickhouse URL is given).
+  callscope stats [--json] [--run ID|latest|all] [store options]
+      The analyze summary of a stored run (default: the latest), computed by SQL from the store.
+  callscope store [--data-dir DIR] [--port 8123]
+      Serve the embedded store over the ClickHouse HTTP interface on 127.0.0.1 (for
+      clickhouse-client, Grafana's ClickHouse plugin, or another callscope process).
   callscope generate --output <file.pcap> [--calls N] [--rate CPS] [--vms N] [--duration S]
                      [--seed N] [--loss P] [--jitter MS] [--reorder P] [--codec PCMU|PCMA|G729]
                      [--truth <file.json>]
@@ -36,7 +49,7 @@ Common options:
   --capture-id N         HEP capture agent id                          env CALLSCOPE_CAPTURE_ID
   --config FILE          JSON file with the same settings (camelCase)  env CALLSCOPE_CONFIG
 
-Media options (analyze):
+${STORE_HELP}Media options (analyze, run):
   --rtp-heuristic on|off find RTP no SDP announced by its headers (on)  env CALLSCOPE_RTP_HEURISTIC
   --report-interval S    seconds between a stream's quality reports (10) env CALLSCOPE_REPORT_INTERVAL
   --rtp-idle-timeout S   a stream silent this long has ended (60)      env CALLSCOPE_RTP_IDLE_TIMEOUT
@@ -49,50 +62,6 @@ function version(): string {
     version: string;
   };
   return pkg.version;
-}
-
-const COMMON = {
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  'log-level': { type: 'string' },
-  'log-format': { type: 'string' },
-  'node-name': { type: 'string' },
-  'capture-id': { type: 'string' },
-  config: { type: 'string' },
-} as const;
-
-/** HEP carries the capture agent id as an unsigned 32-bit number. */
-function captureIdOf(settings: Settings): number {
-  const id = settings.number('capture-id', 0);
-  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
-    throw new UsageError(`--capture-id must be 0..4294967295, got ${id}`);
-  return id;
-}
-
-function loggerFor(settings: Settings) {
-  const level = settings.string('log-level', 'warn') as LogLevel;
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level))
-    throw new UsageError(`unknown log level "${level}"`);
-  const format = settings.string('log-format', process.stderr.isTTY ? 'text' : 'json');
-  if (format !== 'json' && format !== 'text') throw new UsageError(`unknown log format "${format}"`);
-  return createLogger({ level, format });
-}
-
-function mediaOptions(settings: Settings) {
-  const heuristic = settings.string('rtp-heuristic', 'on');
-  if (heuristic !== 'on' && heuristic !== 'off') {
-    throw new UsageError(`--rtp-heuristic expects on or off, got "${heuristic}"`);
-  }
-  const seconds = (name: string, fallback: number): number => {
-    const n = settings.number(name, fallback);
-    if (!(n > 0)) throw new UsageError(`--${name} must be a positive number of seconds, got ${n}`);
-    return n * 1000;
-  };
-  return {
-    heuristic: heuristic === 'on',
-    reportIntervalMs: seconds('report-interval', 10),
-    idleTimeoutMs: seconds('rtp-idle-timeout', 60),
-  };
 }
 
 async function analyzeCommand(argv: string[]): Promise<number> {
@@ -218,6 +187,12 @@ export async function main(argv: string[]): Promise<number> {
         return await analyzeCommand(rest);
       case 'generate':
         return await generateCommand(rest);
+      case 'run':
+        return await runCommand(rest, HELP);
+      case 'stats':
+        return await statsCommand(rest, HELP);
+      case 'store':
+        return await storeCommand(rest, HELP);
       case undefined:
       case 'help':
       case '--help':

@@ -17,6 +17,8 @@ export interface AnalyzeOptions {
   nodeName?: string;
   /** Media discovery and reporting options (heuristic RTP, report interval, timeouts, bounds). */
   media?: Omit<MediaTrackerOptions, 'onReport' | 'onProblem'>;
+  /** Backpressure: asked between read chunks; reading waits for a returned promise (ReadOptions.pause). */
+  pause?: () => Promise<void> | null;
 }
 
 /** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
@@ -117,7 +119,10 @@ export async function analyzeFile(path: string, options: AnalyzeOptions = {}): P
       packets++;
       pipeline.handle(record);
     },
-    onProgress ? { onProgress: (bytes, total) => onProgress(bytes, total, packets) } : {},
+    {
+      onProgress: onProgress ? (bytes, total) => onProgress(bytes, total, packets) : undefined,
+      pause: options.pause,
+    },
   );
   pipeline.finish();
   for (const warning of read.warnings) options.logger?.warn(warning, { file: path });

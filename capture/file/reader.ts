@@ -8,6 +8,11 @@ export interface ReadOptions {
   chunkSize?: number;
   /** Called once after each chunk has been read and parsed. */
   onProgress?: (bytesRead: number, totalBytes: number) => void;
+  /**
+   * Backpressure from the consumer: asked after each chunk; when it returns a promise, reading waits
+   * for it (e.g. until a store writer has room). Packets are delivered synchronously within a chunk.
+   */
+  pause?: () => Promise<void> | null;
   signal?: AbortSignal;
 }
 
@@ -211,6 +216,8 @@ export async function readCaptureFile(
         start = consumed;
       }
       onProgress?.(pos, Math.max(totalBytes, pos));
+      const wait = options.pause?.();
+      if (wait) await wait;
       if (eof) break;
     }
 

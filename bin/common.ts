@@ -1,0 +1,53 @@
+/** What every callscope command shares: exit codes, common flags, logger, capture id, media options. */
+import { createLogger, type LogLevel } from '../capture/log.js';
+import type { MediaTrackerOptions } from '../capture/rtp/media.js';
+import { type Settings, UsageError } from './config.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_UNUSABLE_INPUT = 2;
+export const EXIT_USAGE = 64;
+
+export const COMMON = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'node-name': { type: 'string' },
+  'capture-id': { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+/** HEP carries the capture agent id as an unsigned 32-bit number. */
+export function captureIdOf(settings: Settings): number {
+  const id = settings.number('capture-id', 0);
+  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff)
+    throw new UsageError(`--capture-id must be 0..4294967295, got ${id}`);
+  return id;
+}
+
+export function loggerFor(settings: Settings) {
+  const level = settings.string('log-level', 'warn') as LogLevel;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level))
+    throw new UsageError(`unknown log level "${level}"`);
+  const format = settings.string('log-format', process.stderr.isTTY ? 'text' : 'json');
+  if (format !== 'json' && format !== 'text') throw new UsageError(`unknown log format "${format}"`);
+  return createLogger({ level, format });
+}
+
+export function mediaOptions(settings: Settings): Omit<MediaTrackerOptions, 'onReport' | 'onProblem'> {
+  const heuristic = settings.string('rtp-heuristic', 'on');
+  if (heuristic !== 'on' && heuristic !== 'off') {
+    throw new UsageError(`--rtp-heuristic expects on or off, got "${heuristic}"`);
+  }
+  const seconds = (name: string, fallback: number): number => {
+    const n = settings.number(name, fallback);
+    if (!(n > 0)) throw new UsageError(`--${name} must be a positive number of seconds, got ${n}`);
+    return n * 1000;
+  };
+  return {
+    heuristic: heuristic === 'on',
+    reportIntervalMs: seconds('report-interval', 10),
+    idleTimeoutMs: seconds('rtp-idle-timeout', 60),
+  };
+}

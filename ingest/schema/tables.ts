@@ -1,0 +1,366 @@
+/**
+ * The store's tables, described once: the DDL (single node and cluster), the insert column lists of
+ * the writer and the row encoders all follow these specs, and a test checks that a migrated database
+ * has exactly these columns in this order. Reasons for each key choice are in docs/STORE.md.
+ *
+ * Changing a table: append the column here AND add a migration (`ADD COLUMN IF NOT EXISTS`), so that
+ * a fresh database (version 1 creates from these specs) and an upgraded one end up identical.
+ */
+
+export interface ColumnSpec {
+  name: string;
+  type: string;
+  /** Compression codec, e.g. `ZSTD(3)` for large text. */
+  codec?: string;
+  /** Filled by the store (`DEFAULT expr`): never in the writer's insert column list. */
+  defaultExpression?: string;
+  comment: string;
+}
+
+export interface IndexSpec {
+  name: string;
+  expression: string;
+  type: string;
+  granularity: number;
+}
+
+/**
+ * How a table is laid out on a cluster: `sharded` tables are split over shards (a Replicated local
+ * table per shard plus a Distributed table under the plain name); `everywhere` tables are small and
+ * every node holds all their rows (one Replicated table, no Distributed).
+ */
+export type ClusterLayout = { kind: 'sharded'; shardingKey: string } | { kind: 'everywhere' };
+
+export interface TableSpec {
+  name: string;
+  comment: string;
+  columns: ColumnSpec[];
+  indexes: IndexSpec[];
+  /** ReplacingMergeTree, optionally with a version column (the newest version wins on merge). */
+  versionColumn?: string;
+  partitionBy?: string;
+  primaryKey?: string;
+  orderBy: string;
+  /** DateTime-typed expression the TTL counts days from; absent = the table never expires. */
+  ttlExpression?: string;
+  /** Event tables deduplicate retried inserts by token (Replicated tables do it natively). */
+  dedupWindow: boolean;
+  cluster: ClusterLayout;
+}
+
+const TIME = "DateTime64(9, 'UTC')";
+
+/** Columns every event table carries, in this order, after its own leading columns. */
+const provenance: ColumnSpec[] = [
+  { name: 'capture_id', type: 'UInt32', comment: 'HEP capture agent id' },
+  { name: 'node', type: 'LowCardinality(String)', comment: 'capture node name (HEP node / group id)' },
+  {
+    name: 'run_id',
+    type: 'LowCardinality(String)',
+    comment: "capture run that wrote the row (capture_runs.run_id); '' for live streams",
+  },
+  {
+    name: 'stored_at',
+    type: 'DateTime',
+    defaultExpression: 'now()',
+    codec: 'Delta, ZSTD(1)',
+    comment: 'when the store received the row: retention counts from here (old capture files stay)',
+  },
+];
+
+export const SIP_MESSAGES: TableSpec = {
+  name: 'sip_messages',
+  comment: 'one row per SIP message seen (retransmissions included, flagged)',
+  columns: [
+    { name: 'event_id', type: 'UInt64', comment: 'hash of capture id, node, time, 5-tuple and payload' },
+    { name: 'time', type: TIME, comment: 'capture time' },
+    { name: 'call_id', type: 'String', codec: 'ZSTD(1)', comment: 'Call-ID header' },
+    { name: 'is_request', type: 'Bool', comment: 'request (true) or response (false)' },
+    { name: 'method', type: 'LowCardinality(String)', comment: "request method; '' for responses" },
+    { name: 'status', type: 'UInt16', comment: 'response status code; 0 for requests' },
+    { name: 'reason_phrase', type: 'LowCardinality(String)', comment: 'response reason phrase' },
+    { name: 'cseq_num', type: 'UInt32', comment: 'CSeq number' },
+    { name: 'cseq_method', type: 'LowCardinality(String)', comment: 'CSeq method' },
+    { name: 'from_user', type: 'String', comment: 'user part of the From URI' },
+    { name: 'from_tag', type: 'String', codec: 'ZSTD(1)', comment: 'From tag' },
+    { name: 'to_user', type: 'String', comment: 'user part of the To URI' },
+    { name: 'to_tag', type: 'String', codec: 'ZSTD(1)', comment: "To tag ('' on an initial INVITE)" },
+    { name: 'via_branch', type: 'String', codec: 'ZSTD(1)', comment: 'branch of the top Via' },
+    { name: 'src_ip', type: 'LowCardinality(String)', comment: 'source address' },
+    { name: 'src_port', type: 'UInt16', comment: 'source port' },
+    { name: 'dst_ip', type: 'LowCardinality(String)', comment: 'destination address' },
+    { name: 'dst_port', type: 'UInt16', comment: 'destination port' },
+    { name: 'transport', type: 'LowCardinality(String)', comment: 'udp, tcp, tls, ws, wss, sctp' },
+    { name: 'vlan', type: 'Nullable(UInt16)', comment: 'outer 802.1Q VLAN id; NULL when untagged' },
+    { name: 'src_vm', type: 'LowCardinality(String)', comment: "VM that sent it ('' until attributed)" },
+    { name: 'dst_vm', type: 'LowCardinality(String)', comment: "VM it was sent to ('' until attributed)" },
+    { name: 'user_agent', type: 'LowCardinality(String)', comment: 'User-Agent header, else Server' },
+    {
+      name: 'reason_protocol',
+      type: 'LowCardinality(String)',
+      comment: 'Reason header protocol (Q.850, SIP)',
+    },
+    { name: 'reason_cause', type: 'Nullable(UInt16)', comment: 'Reason header cause (Q.850 cause value)' },
+    { name: 'reason_text', type: 'String', comment: 'Reason header text' },
+    { name: 'retransmission', type: 'Bool', comment: 'tshark-compatible retransmission flag' },
+    ...provenance,
+    {
+      name: 'correlation_call_id',
+      type: 'String',
+      codec: 'ZSTD(1)',
+      comment: "other leg's Call-ID from X-CID / X-Call-ID (B2BUA legs)",
+    },
+    { name: 'raw', type: 'String', codec: 'ZSTD(3)', comment: 'the whole SIP message, bytes as captured' },
+  ],
+  indexes: [
+    { name: 'from_user_ngram', expression: 'from_user', type: 'ngrambf_v1(3, 8192, 3, 0)', granularity: 1 },
+    { name: 'to_user_ngram', expression: 'to_user', type: 'ngrambf_v1(3, 8192, 3, 0)', granularity: 1 },
+    {
+      name: 'correlation_call_id_bloom',
+      expression: 'correlation_call_id',
+      type: 'bloom_filter(0.01)',
+      granularity: 1,
+    },
+  ],
+  partitionBy: 'toDate(time)',
+  primaryKey: '(toStartOfHour(time), call_id)',
+  orderBy: '(toStartOfHour(time), call_id, event_id)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: 'cityHash64(call_id)' },
+};
+
+export const MEDIA_REPORTS: TableSpec = {
+  name: 'media_reports',
+  comment: 'RTP stream reports: every interval report and the final one of each stream',
+  columns: [
+    { name: 'event_id', type: 'UInt64', comment: 'hash of the report event' },
+    { name: 'time', type: TIME, comment: 'report time: end of the interval, or end of the stream' },
+    { name: 'kind', type: 'LowCardinality(String)', comment: 'interval or final' },
+    {
+      name: 'end_reason',
+      type: 'LowCardinality(String)',
+      comment: "final reports: bye, rtcp-bye, idle, end-of-capture, evicted; '' for interval reports",
+    },
+    {
+      name: 'call_id',
+      type: 'String',
+      codec: 'ZSTD(1)',
+      comment: "Call-ID of the stream's call; '' unknown",
+    },
+    { name: 'discovery', type: 'LowCardinality(String)', comment: 'sdp or heuristic' },
+    { name: 'ip_family', type: 'UInt8', comment: '4 or 6' },
+    { name: 'src_ip', type: 'LowCardinality(String)', comment: 'source address' },
+    { name: 'src_port', type: 'UInt16', comment: 'source port' },
+    { name: 'dst_ip', type: 'LowCardinality(String)', comment: 'destination address' },
+    { name: 'dst_port', type: 'UInt16', comment: 'destination port' },
+    { name: 'vlan', type: 'Nullable(UInt16)', comment: 'outer VLAN id; NULL when untagged' },
+    { name: 'ssrc', type: 'UInt32', comment: 'RTP SSRC' },
+    { name: 'previous_ssrc', type: 'Nullable(UInt32)', comment: 'SSRC this 5-tuple carried before' },
+    { name: 'payload_type', type: 'UInt8', comment: 'voice payload type' },
+    { name: 'codec', type: 'LowCardinality(Nullable(String))', comment: 'voice codec name' },
+    { name: 'clock_rate', type: 'UInt32', comment: 'voice clock rate, Hz' },
+    { name: 'payload_types', type: 'Array(UInt8)', comment: 'every payload type seen' },
+    { name: 'payload_names', type: 'Array(LowCardinality(String))', comment: "Wireshark's names of them" },
+    { name: 'start_time', type: TIME, comment: "stream's first packet" },
+    { name: 'end_time', type: TIME, comment: "stream's latest packet" },
+    {
+      name: 'start_offset',
+      type: 'Float64',
+      comment: "seconds from the capture's first packet to the start",
+    },
+    { name: 'end_offset', type: 'Float64', comment: "seconds from the capture's first packet to the end" },
+    { name: 'packets', type: 'UInt64', comment: 'packets received (whole stream so far)' },
+    { name: 'expected', type: 'Int64', comment: 'packets expected from sequence numbers' },
+    { name: 'lost', type: 'Int64', comment: 'expected - received (negative with duplicates)' },
+    { name: 'loss_percent', type: 'Float64', comment: 'lost / expected, %' },
+    { name: 'sequence_errors', type: 'UInt32', comment: 'sequence errors' },
+    { name: 'duplicates', type: 'UInt32', comment: 'duplicate packets' },
+    { name: 'out_of_order', type: 'UInt32', comment: 'late packets' },
+    { name: 'wrong_timestamps', type: 'UInt32', comment: 'timestamp errors' },
+    { name: 'markers', type: 'UInt32', comment: 'packets with the marker bit' },
+    { name: 'min_delta_ms', type: 'Float64', comment: 'min delta between arrivals, ms' },
+    { name: 'mean_delta_ms', type: 'Float64', comment: 'mean delta between arrivals, ms' },
+    { name: 'max_delta_ms', type: 'Float64', comment: 'max delta between arrivals, ms' },
+    { name: 'min_jitter_ms', type: 'Float64', comment: 'min RFC 3550 jitter, ms (-1: no jitter)' },
+    { name: 'mean_jitter_ms', type: 'Float64', comment: 'mean jitter, ms' },
+    { name: 'max_jitter_ms', type: 'Float64', comment: 'max jitter, ms' },
+    { name: 'max_skew_ms', type: 'Float64', comment: 'max skew, ms' },
+    { name: 'bytes', type: 'UInt64', comment: 'RTP bytes (header + payload)' },
+    { name: 'bitrate_kbps', type: 'Float64', comment: 'mean bitrate, kbit/s' },
+    { name: 'problem', type: 'Bool', comment: "tshark's X: a sequence or timestamp error" },
+    { name: 'mos', type: 'Nullable(Float64)', comment: 'mean of the interval MOS values' },
+    { name: 'min_mos', type: 'Nullable(Float64)', comment: 'lowest interval MOS' },
+    { name: 'r_factor', type: 'Nullable(Float64)', comment: 'R-factor of the latest interval' },
+    { name: 'loss_bursts', type: 'Array(UInt32)', comment: 'runs of 1, 2, ... 10+ consecutive lost packets' },
+    {
+      name: 'delay_over',
+      type: 'Map(LowCardinality(String), Float64)',
+      comment: "share of packets later than N ms ('50'..'300') against their expected arrival",
+    },
+    { name: 'has_interval', type: 'Bool', comment: 'the interval_* columns are set' },
+    { name: 'interval_start', type: TIME, comment: "interval's start" },
+    { name: 'interval_end', type: TIME, comment: "interval's end" },
+    { name: 'interval_packets', type: 'UInt32', comment: 'packets in the interval' },
+    { name: 'interval_expected', type: 'Int64', comment: 'packets expected in the interval' },
+    { name: 'interval_lost', type: 'Int64', comment: 'packets lost in the interval' },
+    { name: 'interval_loss_percent', type: 'Float64', comment: "interval's loss, %" },
+    { name: 'interval_jitter_ms', type: 'Float64', comment: 'jitter at the end of the interval, ms' },
+    { name: 'interval_max_jitter_ms', type: 'Float64', comment: 'max jitter within the interval, ms' },
+    { name: 'interval_burst_r', type: 'Float64', comment: "burstiness of the interval's loss" },
+    { name: 'interval_r_factor', type: 'Float64', comment: "interval's R-factor" },
+    { name: 'interval_mos', type: 'Float64', comment: "interval's MOS" },
+    { name: 'has_rtcp', type: 'Bool', comment: 'an rtcp_reports row with this event_id holds its RTCP' },
+    ...provenance,
+  ],
+  indexes: [],
+  partitionBy: 'toDate(time)',
+  primaryKey: '(toStartOfHour(time), call_id)',
+  orderBy: '(toStartOfHour(time), call_id, event_id)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  // A call's streams sit beside its SIP (local joins); streams of no known call spread by SSRC.
+  cluster: { kind: 'sharded', shardingKey: "if(call_id = '', cityHash64(ssrc), cityHash64(call_id))" },
+};
+
+export const RTCP_REPORTS: TableSpec = {
+  name: 'rtcp_reports',
+  comment: "RTCP as the endpoints saw it: the rtcp part of each media report, and other agents' HEP type 5",
+  columns: [
+    { name: 'event_id', type: 'UInt64', comment: 'event carrying it (media_reports.event_id for ours)' },
+    { name: 'time', type: TIME, comment: 'event time' },
+    { name: 'origin', type: 'LowCardinality(String)', comment: 'media-report or hep' },
+    { name: 'report_kind', type: 'LowCardinality(String)', comment: "interval or final; '' for HEP" },
+    { name: 'call_id', type: 'String', codec: 'ZSTD(1)', comment: "Call-ID; '' unknown" },
+    {
+      name: 'src_ip',
+      type: 'LowCardinality(String)',
+      comment: 'source address (of the stream, or of the RTCP)',
+    },
+    { name: 'src_port', type: 'UInt16', comment: 'source port' },
+    { name: 'dst_ip', type: 'LowCardinality(String)', comment: 'destination address' },
+    { name: 'dst_port', type: 'UInt16', comment: 'destination port' },
+    { name: 'ssrc', type: 'UInt32', comment: 'SSRC the figures are about' },
+    { name: 'sender_reports', type: 'UInt32', comment: 'SR packets' },
+    { name: 'receiver_reports', type: 'UInt32', comment: 'RR packets' },
+    { name: 'fraction_lost', type: 'Nullable(Float64)', comment: 'fraction lost, 0..1 (8-bit / 256)' },
+    { name: 'cumulative_lost', type: 'Nullable(Int64)', comment: 'cumulative packets lost' },
+    { name: 'jitter_ms', type: 'Nullable(Float64)', comment: 'interarrival jitter, ms' },
+    { name: 'round_trip_ms', type: 'Nullable(Float64)', comment: 'round trip from LSR/DLSR, ms' },
+    { name: 'xr_r_factor', type: 'Nullable(Float64)', comment: 'RFC 3611 VoIP metrics R-factor' },
+    { name: 'xr_mos_lq', type: 'Nullable(Float64)', comment: 'RFC 3611 MOS-LQ' },
+    { name: 'xr_mos_cq', type: 'Nullable(Float64)', comment: 'RFC 3611 MOS-CQ' },
+    { name: 'cname', type: 'Nullable(String)', comment: 'SDES CNAME' },
+    {
+      name: 'raw_json',
+      type: 'String',
+      codec: 'ZSTD(3)',
+      comment: "HEP type 5 JSON as received; '' for ours",
+    },
+    ...provenance,
+  ],
+  indexes: [],
+  partitionBy: 'toDate(time)',
+  primaryKey: '(toStartOfHour(time), call_id)',
+  orderBy: '(toStartOfHour(time), call_id, event_id)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: "if(call_id = '', cityHash64(ssrc), cityHash64(call_id))" },
+};
+
+export const VM_INVENTORY: TableSpec = {
+  name: 'vm_inventory',
+  comment: 'VM ports behind the mirrors; the newest last_seen per (hypervisor, vm_id, interface) wins',
+  columns: [
+    { name: 'vm_id', type: 'String', comment: 'VM id (Proxmox VMID, libvirt vm-id / UUID)' },
+    { name: 'vm_name', type: 'String', comment: 'VM name' },
+    { name: 'hypervisor', type: 'LowCardinality(String)', comment: 'hypervisor / capture node' },
+    { name: 'bridge', type: 'LowCardinality(String)', comment: 'OVS bridge' },
+    { name: 'port', type: 'String', comment: 'OVS port (tap100i0, vnet3)' },
+    { name: 'interface', type: 'String', comment: 'OVS interface' },
+    { name: 'mac', type: 'String', comment: "VM's MAC address (lower case)" },
+    { name: 'ips', type: 'Array(String)', comment: 'addresses seen for the MAC' },
+    { name: 'first_seen', type: "DateTime64(3, 'UTC')", comment: 'first time the port was seen' },
+    { name: 'last_seen', type: "DateTime64(3, 'UTC')", comment: 'latest time; the row version' },
+  ],
+  indexes: [],
+  versionColumn: 'last_seen',
+  orderBy: '(hypervisor, vm_id, interface)',
+  ttlExpression: 'toDateTime(last_seen)',
+  dedupWindow: false,
+  cluster: { kind: 'everywhere' },
+};
+
+export const CAPTURE_RUNS: TableSpec = {
+  name: 'capture_runs',
+  comment: 'one row per capture run (file or interface); rewritten rows replace older ones by updated_at',
+  columns: [
+    { name: 'run_id', type: 'String', comment: 'run id (also on every event row of the run)' },
+    { name: 'updated_at', type: "DateTime64(3, 'UTC')", comment: 'when this version of the row was written' },
+    { name: 'source', type: 'String', comment: 'file path or interface' },
+    { name: 'format', type: 'LowCardinality(String)', comment: 'pcap, pcapng, live, hep' },
+    { name: 'capture_id', type: 'UInt32', comment: 'HEP capture agent id of the events' },
+    { name: 'node', type: 'LowCardinality(String)', comment: 'node name of the events' },
+    { name: 'packets', type: 'UInt64', comment: 'packets read' },
+    { name: 'malformed_packets', type: 'UInt64', comment: 'packets that could not be used' },
+    { name: 'truncated_packets', type: 'UInt64', comment: 'packets cut by the snaplen' },
+    { name: 'first_packet_time', type: "Nullable(DateTime64(3, 'UTC'))", comment: 'first packet' },
+    { name: 'last_packet_time', type: "Nullable(DateTime64(3, 'UTC'))", comment: 'last packet' },
+    { name: 'duration_sec', type: 'Float64', comment: 'last - first packet, s' },
+    { name: 'sip_malformed', type: 'UInt64', comment: 'payloads that looked like SIP but did not parse' },
+    { name: 'call_ids_capped', type: 'Bool', comment: 'more Call-IDs than counted exactly' },
+    { name: 'streams_omitted', type: 'UInt64', comment: 'final stream reports beyond the summary limit' },
+    {
+      name: 'decode',
+      type: 'String',
+      codec: 'ZSTD(3)',
+      comment: 'decode counters (analyze summary "decode"), JSON',
+    },
+    {
+      name: 'rtp_stats',
+      type: 'String',
+      codec: 'ZSTD(3)',
+      comment: 'media counters (analyze "rtp.stats"), JSON',
+    },
+    { name: 'elapsed_ms', type: 'Float64', comment: 'wall time the run took, ms' },
+    { name: 'packets_per_second', type: 'Float64', comment: 'packets / wall time' },
+  ],
+  indexes: [],
+  versionColumn: 'updated_at',
+  orderBy: '(run_id)',
+  dedupWindow: true,
+  cluster: { kind: 'everywhere' },
+};
+
+/** Applied migration versions; concurrent runners may both record one (the table collapses them). */
+export const SCHEMA_MIGRATIONS: TableSpec = {
+  name: 'schema_migrations',
+  comment: 'schema versions applied to this database',
+  columns: [
+    { name: 'version', type: 'UInt32', comment: 'migration version' },
+    { name: 'name', type: 'String', comment: 'what the migration does' },
+    { name: 'applied_at', type: "DateTime64(3, 'UTC')", comment: 'when it was applied' },
+  ],
+  indexes: [],
+  versionColumn: 'applied_at',
+  orderBy: '(version)',
+  dedupWindow: false,
+  cluster: { kind: 'everywhere' },
+};
+
+/** The tables events and runs are written to, in creation order. */
+export const DATA_TABLES: readonly TableSpec[] = [
+  SIP_MESSAGES,
+  MEDIA_REPORTS,
+  RTCP_REPORTS,
+  VM_INVENTORY,
+  CAPTURE_RUNS,
+];
+
+export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports';
+
+/** Column names of a table in insert order. */
+/** The columns an insert lists (those the store fills itself are left out). */
+export function columnNames(table: TableSpec): string[] {
+  return table.columns.filter((c) => c.defaultExpression === undefined).map((c) => c.name);
+}

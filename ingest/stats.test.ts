@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
+import type { CaptureEvent } from '../capture/event.js';
+import { captureRunFromSummary } from './rows.js';
+import { migrate } from './schema/migrate.js';
+import { openTestStore, type TestStore } from './schema/test-store.js';
+import { storeSummary } from './stats.js';
+import { StoreWriter } from './writer.js';
+
+const SAMPLE = fileURLToPath(new URL('../capture/sample/calls.pcap', import.meta.url));
+const PCAPS = fileURLToPath(new URL('../../shared/pcaps/', import.meta.url));
+/** Public captures with SIP over TCP, WebSocket, SCTP, IPv6, tunnels and fragments (../shared/pcaps). */
+const PUBLIC = [
+  'sip_ipv4_tcp.pcap',
+  'sip_ipv4_tcp_retrans.pcap',
+  'sip_ipv6_udp.pcap',
+  'sip_tcp_websocket.pcap',
+  'sip_sctp.pcap',
+  'ipip.pcap',
+  'ipv6frag.pcap',
+  'g711a.pcap',
+].filter((f) => existsSync(`${PCAPS}${f}`));
+const DB = 'stats_test';
+
+let store: TestStore;
+let analyzed: AnalyzeSummary;
+let events: CaptureEvent[];
+
+beforeAll(async () => {
+  store = await openTestStore();
+  await migrate(store.client, { database: DB, ttlDays: 0 });
+  events = [];
+  analyzed = await analyzeFile(SAMPLE, { onEvent: (e) => events.push(e), captureId: 7, nodeName: 'hv1' });
+  const writer = new StoreWriter(store.client, { database: DB, runId: 'run-1', maxRows: 500 });
+  await writer.write(events);
+  await writer.writeCaptureRun(
+    captureRunFromSummary(analyzed, { runId: 'run-1', captureId: 7, nodeName: 'hv1' }),
+  );
+  await writer.close();
+});
+
+afterAll(async () => {
+  await store?.close();
+});
+
+describe('storeSummary', () => {
+  it('reproduces the analyze summary of the sample capture from the store', async () => {
+    expect(analyzed.sip.messages).toBeGreaterThan(200);
+    expect(analyzed.rtp.streams.length).toBeGreaterThan(10);
+    const summary = await storeSummary(store.client, { database: DB, runId: 'run-1' });
+    expect(summary.sip).toEqual(analyzed.sip);
+    expect(summary.rtp).toEqual(analyzed.rtp);
+    // Everything else comes from the run row: the whole object matches.
+    expect(summary).toEqual(analyzed);
+  });
+
+  it('counts events written twice once', async () => {
+    const again = new StoreWriter(store.client, { database: DB, runId: 'run-1', maxRows: 333 });
+    await again.write(events);
+    await again.close();
+    const summary = await storeSummary(store.client, { database: DB, runId: 'run-1' });
+    expect(summary.sip).toEqual(analyzed.sip);
+    expect(summary.rtp.streams).toEqual(analyzed.rtp.streams);
+  });
+
+  it('summarises the whole store without a run id', async () => {
+    const summary = await storeSummary(store.client, { database: DB });
+    expect(summary.sip).toEqual(analyzed.sip);
+    expect(summary.packets).toBe(analyzed.packets);
+    expect(summary.file).toBe(analyzed.file);
+  });
+
+  it.each(PUBLIC)('reproduces the summary of %s (public capture) for its run', async (file) => {
+    const seen: CaptureEvent[] = [];
+    const expected = await analyzeFile(`${PCAPS}${file}`, { onEvent: (e) => seen.push(e) });
+    const runId = `public-${basename(file)}`;
+    const writer = new StoreWriter(store.client, { database: DB, runId });
+    await writer.write(seen);
+    await writer.writeCaptureRun(captureRunFromSummary(expected, { runId }));
+    await writer.close();
+    expect(await storeSummary(store.client, { database: DB, runId })).toEqual(expected);
+  });
+
+  it.skipIf(PUBLIC.length > 0)('public captures skipped: ../shared/pcaps is missing', () => {});
+
+  it('lists RTCP with final streams, and leaves interval reports and HEP RTCP out of them', async () => {
+    const database = 'stats_rtcp';
+    await migrate(store.client, { database, ttlDays: 0 });
+    const rtcp = (n: number) => ({
+      senderReports: n,
+      receiverReports: n + 1,
+      fractionLost: n / 256,
+      cumulativeLost: -n,
+      jitterMs: n === 2 ? null : n * 1.25,
+      roundTripMs: 0.1 + 0.2,
+      xrRFactor: null,
+      xrMosLq: n === 1 ? 4.2 : null,
+      xrMosCq: null,
+      cname: n === 1 ? "caller'@hö\\" : null,
+    });
+    let finals = 0;
+    const mixed: CaptureEvent[] = [];
+    for (const e of events) {
+      if (e.media?.kind !== 'final' || finals >= 3) {
+        mixed.push(e);
+        continue;
+      }
+      finals++;
+      const media = { ...e.media, rtcp: rtcp(finals) };
+      // An interval report of the same stream just before: listed nowhere in the summary.
+      mixed.push({
+        ...e,
+        timestampNs: e.timestampNs - 1n,
+        media: { ...media, kind: 'interval', endReason: null },
+      });
+      mixed.push({ ...e, media });
+    }
+    mixed.push({
+      ...events[0]!,
+      sip: undefined,
+      protoType: 5,
+      payload: Buffer.from('{"type":200,"ssrc":5}'),
+    });
+    const writer = new StoreWriter(store.client, { database, runId: 'rtcp' });
+    await writer.write(mixed);
+    await writer.writeCaptureRun(captureRunFromSummary(analyzed, { runId: 'rtcp' }));
+    await writer.close();
+    expect(writer.stats.rowsByTable.rtcp_reports).toBe(7);
+
+    const summary = await storeSummary(store.client, { database, runId: 'rtcp' });
+    const withRtcp = summary.rtp.streams.filter((s) => s.rtcp !== null);
+    const figures = withRtcp.map((s) => s.rtcp!).sort((a, b) => a.senderReports - b.senderReports);
+    expect(figures).toEqual([1, 2, 3].map(rtcp));
+    expect(summary.rtp.streams.map((s) => ({ ...s, rtcp: null }))).toEqual(analyzed.rtp.streams);
+  });
+
+  it('names an unknown run', async () => {
+    await expect(storeSummary(store.client, { database: DB, runId: 'nope' })).rejects.toThrow(
+      /no capture run "nope" in stats_test.capture_runs/,
+    );
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * The embedded store: chDB owning a data directory, served on 127.0.0.1 over the ClickHouse HTTP
+ * interface. chDB locks its directory to one process, so the process that owns the store serves
+ * it to everything else (CLI queries, Grafana, the rest of callscope through @clickhouse/client).
+ */
+import { mkdirSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type Logger, silentLogger } from '../../capture/log.js';
+import { ChdbEngine } from './engine.js';
+import { StoreError } from './errors.js';
+import { StoreHttpServer } from './http.js';
+
+export interface EmbeddedStoreOptions {
+  dataDir: string;
+  /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
+  port?: number;
+  logger?: Logger;
+  /** Queries executing at once (default: libuv threads − 1). */
+  concurrency?: number;
+  /** Largest request body, after decompression (default 256 MiB). Bodies are held whole. */
+  maxBodyBytes?: number;
+  /** Requests accepted at once, including queued ones (default 64); more get 503. */
+  maxInFlight?: number;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
+const DEFAULT_MAX_IN_FLIGHT = 64;
+
+// chDB binds one data directory per process, and would let a second Session share it silently;
+// this is the process's own record of which directory a store owns.
+let openDir: string | undefined;
+
+export class EmbeddedStore {
+  private closing?: Promise<void>;
+
+  private constructor(
+    readonly url: string,
+    readonly dataDir: string,
+    private readonly engine: ChdbEngine,
+    private readonly http: StoreHttpServer,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Engine version (ClickHouse's, e.g. 26.7.2.1). */
+  get version(): string {
+    return this.engine.version;
+  }
+
+  static async start(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
+    const logger = options.logger ?? silentLogger;
+    const started = performance.now();
+    let dataDir: string;
+    try {
+      mkdirSync(options.dataDir, { recursive: true });
+      dataDir = realpathSync(resolve(options.dataDir));
+    } catch (error) {
+      throw new StoreError(
+        `cannot use ${options.dataDir} as the store's data directory: ${(error as NodeJS.ErrnoException).code ?? error}`,
+        { dataDir: options.dataDir },
+        { cause: error },
+      );
+    }
+    if (openDir === dataDir) {
+      throw new StoreError(`data directory ${dataDir} is in use by another callscope store (chDB lock)`, {
+        dataDir,
+        pid: process.pid,
+      });
+    }
+    if (openDir) {
+      throw new StoreError(
+        `cannot open ${dataDir}: chDB serves one data directory per process and this process serves ${openDir}; close that store first`,
+        { dataDir, open: openDir },
+      );
+    }
+    openDir = dataDir;
+    let engine: ChdbEngine | undefined;
+    try {
+      engine = await ChdbEngine.open(dataDir, { concurrency: options.concurrency });
+      const http = new StoreHttpServer(engine, {
+        maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+        maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+        logger,
+      });
+      const port = await http.listen(options.port ?? 0);
+      const store = new EmbeddedStore(`http://127.0.0.1:${port}`, dataDir, engine, http, logger);
+      logger.info('embedded store started', {
+        dataDir,
+        url: store.url,
+        chdb: engine.version,
+        ms: Math.round(performance.now() - started),
+      });
+      return store;
+    } catch (error) {
+      await engine?.close().catch(() => undefined);
+      openDir = undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Stops accepting requests, lets the ones in progress finish, then closes the chDB connections
+   * and releases the directory (another process may open it once this resolves). Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.http.close();
+        await this.engine.close();
+      } finally {
+        if (openDir === this.dataDir) openDir = undefined;
+      }
+      this.logger.info('embedded store closed', { dataDir: this.dataDir });
+    })();
+    return this.closing;
+  }
+}

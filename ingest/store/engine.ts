@@ -1,0 +1,310 @@
+/**
+ * Runs store requests on chDB: the process's one Session on the data directory (which holds the
+ * directory's lock for the store's lifetime) plus a pool of connections that execute requests.
+ *
+ * Settings of a request are applied the way the HTTP interface scopes them, to that request only:
+ * - INSERTs of formats chDB's raw insert accepts carry them in their own `SETTINGS` clause;
+ * - anything else runs after a `SET` on its borrowed connection, which is then closed rather than
+ *   reused. So is a connection after any statement that may change session state (SET, USE,
+ *   temporary tables, transactions): a ClickHouse server gives each request a fresh session.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { drainPending, type RawInsertFormat, Session } from 'chdb';
+import { ClickHouseException, StoreError } from './errors.js';
+import {
+  DEFAULT_OUTPUT_FORMAT,
+  type InsertStatement,
+  isPlainIdentifier,
+  isRawInsertFormat,
+  trailingFormat,
+} from './formats.js';
+import { bindValue, placeholderTypes } from './params.js';
+import { planRequest } from './plan.js';
+import { ConnectionPool, type Lease } from './pool.js';
+import type { StoreRequest } from './request.js';
+
+/** `X-ClickHouse-Summary`: counters as decimal strings, as a ClickHouse server sends them. */
+export interface Summary {
+  read_rows: string;
+  read_bytes: string;
+  written_rows: string;
+  written_bytes: string;
+  total_rows_to_read: string;
+  result_rows: string;
+  result_bytes: string;
+  elapsed_ns: string;
+}
+
+export interface Outcome {
+  body: Buffer;
+  /** The output format, for `X-ClickHouse-Format` and `Content-Type`. */
+  format: string;
+  summary: Summary;
+}
+
+export interface EngineOptions {
+  /** Requests executing at once (default: libuv threads − 1, so file and zlib work still runs). */
+  concurrency?: number;
+}
+
+const STATEFUL_SQL = /\b(?:SET|USE|TEMPORARY|BEGIN|COMMIT|ROLLBACK)\b/i;
+const READONLY_GET =
+  'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries';
+
+export class ChdbEngine {
+  private constructor(
+    readonly dataDir: string,
+    private readonly primary: Session,
+    private readonly pool: ConnectionPool,
+    /** Engine version, as `SELECT version()`. */
+    readonly version: string,
+    readonly timezone: string,
+  ) {}
+
+  /** Opens `dataDir` (created if missing). The directory must not be open in another process. */
+  static async open(dataDir: string, options: EngineOptions = {}): Promise<ChdbEngine> {
+    mkdirSync(dataDir, { recursive: true });
+    let primary: Session;
+    try {
+      primary = new Session(dataDir);
+    } catch (error) {
+      throw diagnoseOpenFailure(dataDir, error);
+    }
+    try {
+      const info = await primary.queryAsync('SELECT version(), timezone()', { format: 'TabSeparated' });
+      const [version, timezone] = info.text().trim().split('\t');
+      const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+      const size = options.concurrency ?? Math.max(1, threads - 1);
+      return new ChdbEngine(dataDir, primary, new ConnectionPool(dataDir, size), version, timezone);
+    } catch (error) {
+      primary.close();
+      throw new StoreError(`chDB opened ${dataDir} but cannot query it`, { dataDir }, { cause: error });
+    }
+  }
+
+  /** Executes one request; `signal` abandons it while it still waits for a connection. */
+  async execute(request: StoreRequest, signal?: AbortSignal): Promise<Outcome> {
+    const plan = planRequest(request);
+    const lease = await this.pool.acquire(request.database, signal);
+    let reusable = false;
+    try {
+      if (plan.kind === 'insert') {
+        const raw = this.rawInsertTarget(request, plan.statement);
+        if (raw) {
+          reusable = true; // settings travel in the INSERT itself
+          return await this.rawInsert(lease, request, plan.statement, raw, plan.data);
+        }
+        if (request.readOnly) throw new ClickHouseException('READONLY', READONLY_GET);
+        reusable = !this.needsSettings(request);
+        await this.applySettings(lease, request);
+        return await this.textInsert(lease, plan.statement, plan.data);
+      }
+      reusable = !this.needsSettings(request) && !STATEFUL_SQL.test(plan.sql);
+      await this.applySettings(lease, request);
+      return await this.query(lease, request, plan.sql);
+    } finally {
+      this.pool.release(lease, reusable);
+    }
+  }
+
+  /** Waits for executing requests, then closes every connection and releases the directory. */
+  async close(): Promise<void> {
+    await this.pool.close();
+    this.primary.close();
+    // close() defers tearing a connection down while any native operation runs; wait for it, so
+    // the directory is free (and its lock released) when this resolves.
+    await drainPending();
+  }
+
+  private needsSettings(request: StoreRequest): boolean {
+    return request.settings.size > 0 || request.readOnly;
+  }
+
+  private async applySettings(lease: Lease, request: StoreRequest): Promise<void> {
+    if (!this.needsSettings(request)) return;
+    const settings = new Map(request.settings);
+    // GET is read-only (2: settings may still change), unless the client asked for stricter.
+    if (request.readOnly && settings.get('readonly') !== '1') settings.set('readonly', '2');
+    const assignments = [...settings].map(([name, value]) => `${name} = ${settingLiteral(value)}`);
+    await lease.session.queryAsync(`SET ${assignments.join(', ')}`);
+  }
+
+  /** The table for chDB's raw insert, or undefined when the statement needs the SQL path. */
+  private rawInsertTarget(request: StoreRequest, statement: InsertStatement): string | undefined {
+    if (!statement.simple || !isRawInsertFormat(statement.format) || request.readOnly) return undefined;
+    const { table } = statement.simple;
+    if (table.includes('.') || request.database === 'default') return table;
+    return isPlainIdentifier(request.database) ? `${request.database}.${table}` : undefined;
+  }
+
+  private async rawInsert(
+    lease: Lease,
+    request: StoreRequest,
+    statement: InsertStatement,
+    table: string,
+    data: Buffer,
+  ): Promise<Outcome> {
+    if (data.length === 0) return emptyInsert();
+    const settings: Record<string, string | number> = {};
+    for (const [name, value] of request.settings) settings[name] = rawSettingValue(value);
+    const result = await lease.session.insert({
+      table,
+      columns: statement.simple?.columns,
+      values: data,
+      format: statement.format as RawInsertFormat,
+      settings,
+    });
+    return {
+      body: Buffer.alloc(0),
+      format: DEFAULT_OUTPUT_FORMAT,
+      summary: summary({
+        writtenRows: result.rowsWritten,
+        writtenBytes: result.bytesWritten,
+        elapsed: result.elapsed,
+      }),
+    };
+  }
+
+  /** INSERT of a format the raw path does not take: data as text after the statement, or a file. */
+  private async textInsert(lease: Lease, statement: InsertStatement, data: Buffer): Promise<Outcome> {
+    if (data.length === 0) return emptyInsert();
+    let text: string | undefined;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(data);
+    } catch {
+      text = undefined;
+    }
+    if (text !== undefined) {
+      const result = await lease.session.queryAsync(`${statement.sql}\n${text}`);
+      return { body: Buffer.alloc(0), format: DEFAULT_OUTPUT_FORMAT, summary: summary(result) };
+    }
+    // Binary data (RowBinary, Parquet, ...) cannot travel in a query string; chDB reads it from a
+    // file instead, byte for byte.
+    if (!statement.simple) {
+      throw new ClickHouseException(
+        'NOT_IMPLEMENTED',
+        'Binary INSERT data is supported only for INSERT INTO table [(columns)] FORMAT X',
+        400,
+      );
+    }
+    const file = join(this.dataDir, 'tmp', `callscope-insert-${randomUUID()}.bin`);
+    mkdirSync(join(this.dataDir, 'tmp'), { recursive: true });
+    writeFileSync(file, data);
+    try {
+      const path = `'${file.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+      const sql = statement.sql.replace(
+        /\bFORMAT\s+(\w+)$/i,
+        (_m, format: string) => `FROM INFILE ${path} FORMAT ${format}`,
+      );
+      const result = await lease.session.queryAsync(sql);
+      return { body: Buffer.alloc(0), format: DEFAULT_OUTPUT_FORMAT, summary: summary(result) };
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  private async query(lease: Lease, request: StoreRequest, sql: string): Promise<Outcome> {
+    const format = request.defaultFormat ?? DEFAULT_OUTPUT_FORMAT;
+    let result: Awaited<ReturnType<Session['queryAsync']>>;
+    if (request.params.size > 0) {
+      const types = placeholderTypes(sql);
+      const params: Record<string, string | null> = {};
+      for (const [name, raw] of request.params) params[name] = bindValue(name, raw, types.get(name));
+      result = await lease.session.queryBindAsync(sql, params, { format });
+    } else {
+      result = await lease.session.queryAsync(sql, { format });
+    }
+    const bytes = result.bytes();
+    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return {
+      body,
+      format: trailingFormat(sql) ?? format,
+      summary: summary({ ...result, resultBytes: body.length }),
+    };
+  }
+}
+
+function emptyInsert(): Outcome {
+  return { body: Buffer.alloc(0), format: DEFAULT_OUTPUT_FORMAT, summary: summary({}) };
+}
+
+interface Counters {
+  rowsRead?: number;
+  bytesRead?: number;
+  writtenRows?: number;
+  writtenBytes?: number;
+  resultBytes?: number;
+  /** Seconds. */
+  elapsed?: number;
+}
+
+function summary(c: Counters): Summary {
+  const n = (v: number | undefined) => String(Math.max(0, Math.round(v ?? 0)));
+  return {
+    read_rows: n(c.rowsRead),
+    read_bytes: n(c.bytesRead),
+    written_rows: n(c.writtenRows),
+    written_bytes: n(c.writtenBytes),
+    total_rows_to_read: n(c.rowsRead),
+    // chDB reports no result row count; an INSERT's result rows are the rows it wrote.
+    result_rows: n(c.writtenRows),
+    result_bytes: n(c.resultBytes),
+    elapsed_ns: n((c.elapsed ?? 0) * 1e9),
+  };
+}
+
+const NUMBER = /^-?\d+(?:\.\d+)?$/;
+
+/** A setting value as SQL: numbers bare, anything else a quoted, escaped string literal. */
+export function settingLiteral(value: string): string {
+  if (NUMBER.test(value)) return value;
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\0/g, '\\0')}'`;
+}
+
+/** A setting value for chDB's raw insert, which renders strings as quoted literals itself. */
+function rawSettingValue(value: string): string | number {
+  if (/^-?\d+$/.test(value) && Number.isSafeInteger(Number(value))) return Number(value);
+  return value;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * chDB only says "Failed to create connection" (the engine prints the reason on stderr). The lock
+ * it failed on is ClickHouse's `status` file, which names the process holding it.
+ */
+function diagnoseOpenFailure(dataDir: string, error: unknown): StoreError {
+  const message = error instanceof Error ? error.message : String(error);
+  const statusFile = join(dataDir, 'status');
+  if (existsSync(statusFile)) {
+    const pid = Number(/^PID:\s*(\d+)/m.exec(readFileSync(statusFile, 'utf8'))?.[1]);
+    if (pid && pid !== process.pid && pidAlive(pid)) {
+      return new StoreError(
+        `data directory ${dataDir} is in use by another callscope store (chDB lock)`,
+        { dataDir, pid },
+        { cause: error },
+      );
+    }
+  }
+  if (/one active data directory per process/.test(message)) {
+    return new StoreError(
+      `cannot open ${dataDir}: chDB serves one data directory per process and this process has another open`,
+      { dataDir },
+      { cause: error },
+    );
+  }
+  return new StoreError(
+    `cannot open chDB data directory ${dataDir}: ${message}`,
+    { dataDir },
+    { cause: error },
+  );
+}

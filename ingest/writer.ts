@@ -1,0 +1,469 @@
+/**
+ * Batched, retry-safe inserts of CaptureEvents into the store.
+ *
+ * Events are encoded into per-table TabSeparated buffers (the current batch). A batch is sent when it
+ * reaches maxRows or maxBytes, or maxDelayMs after its first row. One batch is in flight at a time:
+ * `write()` resolves once its events are in the current batch, and waits only when the current batch
+ * is full while the previous one is still in flight (backpressure).
+ *
+ * Every table insert of a batch carries an `insert_deduplication_token` derived from the batch's event
+ * ids, so a retried insert (after a timeout whose insert did land, say) is stored once; the tables'
+ * ReplacingMergeTree key (ending in event_id) also collapses events re-sent in other batches.
+ *
+ * A permanent failure is sticky: the batch is lost, and every later write/flush/close rejects with the
+ * same StoreWriteError. The caller (a Kafka consumer) stops committing offsets, replays from its last
+ * commit with a new writer, and deduplication makes the replay safe.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
+import type { CaptureEvent } from '../capture/event.js';
+import { type Logger, silentLogger } from '../capture/log.js';
+import {
+  type CaptureRun,
+  captureRunRow,
+  type EventRowSinks,
+  encodeEvent,
+  type RowContext,
+  TsvBuffer,
+  type VmInventoryEntry,
+  vmInventoryRow,
+} from './rows.js';
+import { insertTarget } from './schema/ddl.js';
+import {
+  CAPTURE_RUNS,
+  columnNames,
+  type EventTableName,
+  MEDIA_REPORTS,
+  RTCP_REPORTS,
+  SIP_MESSAGES,
+  type TableSpec,
+  VM_INVENTORY,
+} from './schema/tables.js';
+
+export type { CaptureRun, VmInventoryEntry } from './rows.js';
+
+export interface RetryOptions {
+  /** Attempts per insert, the first included (default 6). */
+  attempts?: number;
+  /** Delay before the first retry; doubles each time, with ±25 % jitter (default 200 ms). */
+  initialDelayMs?: number;
+  /** Longest delay between attempts (default 10 s). */
+  maxDelayMs?: number;
+}
+
+export interface StoreWriterOptions {
+  database: string;
+  /** Rows (all tables together) that make a batch full (default 10 000). */
+  maxRows?: number;
+  /** TabSeparated bytes that make a batch full (default 8 MiB). */
+  maxBytes?: number;
+  /** A batch is sent at most this long after its first row (default 1000 ms). */
+  maxDelayMs?: number;
+  logger?: Logger;
+  /** Capture run stamped on every row (capture_runs.run_id); '' for live streams. */
+  runId?: string;
+  retry?: RetryOptions;
+  /**
+   * Extra settings for every insert. On a cluster, `distributed_foreground_insert: 1` makes a
+   * Distributed insert return only once the shards have the rows (and deduplicated them).
+   */
+  insertSettings?: ClickHouseSettings;
+}
+
+export interface StoreWriterStats {
+  /** Events accepted by write(). */
+  events: number;
+  /** Events that made no row (unparsable SIP, protocol types the store has no table for). */
+  skipped: number;
+  skippedByReason: Record<string, number>;
+  /** Rows the store acknowledged, all tables. */
+  rows: number;
+  rowsByTable: Record<EventTableName, number>;
+  bytes: number;
+  /** Batches the store acknowledged. */
+  batches: number;
+  /** Insert attempts repeated after a transient error. */
+  retries: number;
+  /** Batches given up on (permanent error or attempts exhausted). */
+  failures: number;
+}
+
+/** A batch (or run / inventory row) the store did not take; `cause` is the last error. */
+export class StoreWriteError extends Error {
+  constructor(
+    message: string,
+    readonly table: string,
+    readonly rows: number,
+    readonly attempts: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreWriteError';
+  }
+}
+
+const EVENT_TABLES: ReadonlyArray<[EventTableName, TableSpec]> = [
+  ['sip_messages', SIP_MESSAGES],
+  ['media_reports', MEDIA_REPORTS],
+  ['rtcp_reports', RTCP_REPORTS],
+];
+
+/** ClickHouse error codes worth another attempt: overload, timeouts, replicas and Keeper. */
+const RETRYABLE_CODES = new Set([
+  3, // UNEXPECTED_END_OF_FILE (connection cut mid-body)
+  159, // TIMEOUT_EXCEEDED
+  164, // READONLY (replica lost Keeper, or a read-only moment)
+  202, // TOO_MANY_SIMULTANEOUS_QUERIES
+  203, // NO_FREE_CONNECTION
+  209, // SOCKET_TIMEOUT
+  210, // NETWORK_ERROR
+  225, // NO_ZOOKEEPER
+  236, // ABORTED
+  241, // MEMORY_LIMIT_EXCEEDED
+  242, // TABLE_IS_READ_ONLY
+  252, // TOO_MANY_PARTS
+  279, // ALL_CONNECTION_TRIES_FAILED
+  319, // UNKNOWN_STATUS_OF_INSERT
+  425, // SYSTEM_ERROR
+  999, // KEEPER_EXCEPTION
+]);
+
+const RETRYABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+]);
+
+/**
+ * Network failures and server overload are transient; anything else (bad SQL, a value the table
+ * refuses, a missing table) would fail again. HTTP errors without a ClickHouse exception (a proxy's
+ * 502/503/504) arrive as plain errors carrying the response text.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof ClickHouseError) return RETRYABLE_CODES.has(Number(error.code));
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && RETRYABLE_NODE_CODES.has(code)) return true;
+  return /timeout|socket hang up|ECONNRESET|ECONNREFUSED|bad gateway|service unavailable|gateway time-?out|\b50[234]\b/i.test(
+    error.message,
+  );
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Rows of one batch, per table, and each table's event ids (its deduplication token). */
+class Batch {
+  readonly sinks: EventRowSinks = {
+    sip_messages: new TsvBuffer(),
+    media_reports: new TsvBuffer(),
+    rtcp_reports: new TsvBuffer(),
+  };
+  private readonly ids: Record<EventTableName, bigint[]> = {
+    sip_messages: [],
+    media_reports: [],
+    rtcp_reports: [],
+  };
+  rows = 0;
+  events = 0;
+  /** When the first row arrived (the batch's deadline counts from it); 0 while empty. */
+  firstRowAt = 0;
+
+  get bytes(): number {
+    return this.sinks.sip_messages.length + this.sinks.media_reports.length + this.sinks.rtcp_reports.length;
+  }
+
+  noteId(table: EventTableName, id: bigint): void {
+    this.ids[table].push(id);
+  }
+
+  /** Same events in the same order, run and table → same token, so a re-sent insert is dropped. */
+  token(table: EventTableName, runId: string): string {
+    const ids = this.ids[table];
+    const bytes = Buffer.allocUnsafe(8 * ids.length);
+    ids.forEach((id, i) => {
+      bytes.writeBigUInt64BE(id, 8 * i);
+    });
+    const hash = createHash('sha256').update(bytes).update(`\0${table}\0${runId}`);
+    return `callscope-1-${hash.digest('hex').slice(0, 32)}`;
+  }
+}
+
+export class StoreWriter {
+  private readonly database: string;
+  private readonly maxRows: number;
+  private readonly maxBytes: number;
+  private readonly maxDelayMs: number;
+  private readonly logger: Logger;
+  private readonly context: RowContext;
+  private readonly attempts: number;
+  private readonly initialDelayMs: number;
+  private readonly maxRetryDelayMs: number;
+  private readonly insertSettings: ClickHouseSettings;
+  private current = new Batch();
+  private inflight: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private failure: StoreWriteError | null = null;
+  private closed = false;
+  readonly stats: StoreWriterStats = {
+    events: 0,
+    skipped: 0,
+    skippedByReason: {},
+    rows: 0,
+    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0 },
+    bytes: 0,
+    batches: 0,
+    retries: 0,
+    failures: 0,
+  };
+
+  constructor(
+    private readonly client: ClickHouseClient,
+    options: StoreWriterOptions,
+  ) {
+    insertTarget(options.database, SIP_MESSAGES.name); // validates the database name now, not at the first flush
+    this.database = options.database;
+    this.maxRows = positive(options.maxRows ?? 10_000, 'maxRows');
+    this.maxBytes = positive(options.maxBytes ?? 8 * 1024 * 1024, 'maxBytes');
+    this.maxDelayMs = positive(options.maxDelayMs ?? 1000, 'maxDelayMs');
+    this.logger = options.logger ?? silentLogger;
+    this.context = { runId: options.runId ?? '' };
+    this.attempts = positive(options.retry?.attempts ?? 6, 'retry.attempts');
+    this.initialDelayMs = options.retry?.initialDelayMs ?? 200;
+    this.maxRetryDelayMs = options.retry?.maxDelayMs ?? 10_000;
+    this.insertSettings = options.insertSettings ?? {};
+  }
+
+  /** Resolves once every event is in the current batch (see the module comment for backpressure). */
+  async write(events: Iterable<CaptureEvent>): Promise<void> {
+    this.usable();
+    for (const event of events) {
+      if (this.isFull(this.current)) await this.makeRoom();
+      this.accept(event);
+    }
+    if (this.isFull(this.current) && this.inflight === null) this.dispatch();
+    else this.arm();
+  }
+
+  /** Resolves when everything accepted so far is stored; rejects with a sticky StoreWriteError. */
+  async flush(): Promise<void> {
+    this.throwIfFailed();
+    while (this.inflight !== null || this.current.rows > 0) {
+      if (this.inflight !== null) {
+        await this.inflight;
+        this.throwIfFailed();
+        continue;
+      }
+      this.dispatch();
+    }
+  }
+
+  /** Flushes and stops accepting events. The client stays open: it is the caller's. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      this.disarm();
+    }
+  }
+
+  /** Stores (or replaces: the newest updated_at wins) the row of a capture run. */
+  async writeCaptureRun(run: CaptureRun): Promise<void> {
+    this.usable();
+    const out = new TsvBuffer(4096);
+    captureRunRow(run, Date.now(), out);
+    const data = out.take();
+    await this.insert(
+      CAPTURE_RUNS,
+      data,
+      1,
+      `run-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
+    );
+  }
+
+  /** Stores VM inventory rows (the newest last_seen per hypervisor, VM and interface wins). */
+  async writeVmInventory(entries: readonly VmInventoryEntry[]): Promise<void> {
+    this.usable();
+    if (entries.length === 0) return;
+    const out = new TsvBuffer();
+    for (const entry of entries) vmInventoryRow(entry, out);
+    const data = out.take();
+    await this.insert(
+      VM_INVENTORY,
+      data,
+      entries.length,
+      `vm-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
+    );
+  }
+
+  private usable(): void {
+    if (this.closed) throw new Error(`store writer for ${this.database} is closed`);
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== null) throw this.failure;
+  }
+
+  private isFull(batch: Batch): boolean {
+    return batch.rows >= this.maxRows || batch.bytes >= this.maxBytes;
+  }
+
+  private accept(event: CaptureEvent): void {
+    const batch = this.current;
+    const before = [
+      batch.sinks.sip_messages.rows,
+      batch.sinks.media_reports.rows,
+      batch.sinks.rtcp_reports.rows,
+    ];
+    const encoded = encodeEvent(event, batch.sinks, this.context);
+    this.stats.events++;
+    batch.events++;
+    if (encoded.skipped !== undefined) {
+      this.stats.skipped++;
+      this.stats.skippedByReason[encoded.skipped] = (this.stats.skippedByReason[encoded.skipped] ?? 0) + 1;
+      return;
+    }
+    if (batch.rows === 0) batch.firstRowAt = Date.now();
+    batch.rows += encoded.rows;
+    EVENT_TABLES.forEach(([table], i) => {
+      if (batch.sinks[table].rows > before[i]!) batch.noteId(table, encoded.eventId);
+    });
+  }
+
+  /** Waits until the full current batch can be sent, and sends it. */
+  private async makeRoom(): Promise<void> {
+    while (this.isFull(this.current)) {
+      if (this.inflight !== null) {
+        await this.inflight;
+        this.throwIfFailed();
+        continue;
+      }
+      this.dispatch();
+    }
+  }
+
+  /** Sends the current batch (nothing may be in flight) and starts a new one. */
+  private dispatch(): void {
+    this.disarm();
+    const batch = this.current;
+    this.current = new Batch();
+    if (batch.rows === 0) return;
+    this.inflight = this.send(batch).finally(() => {
+      this.inflight = null;
+      // Rows that arrived meanwhile keep their deadline.
+      if (this.current.rows > 0) this.arm();
+    });
+  }
+
+  /** Starts the batch's deadline timer if it has rows and none is running. */
+  private arm(): void {
+    if (this.timer !== null || this.current.rows === 0 || this.failure !== null || this.closed) return;
+    const due = Math.max(0, this.current.firstRowAt + this.maxDelayMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.inflight === null) this.dispatch();
+      // else: dispatch()'s completion re-arms, and the overdue batch goes at once.
+    }, due);
+    // An idle writer must not keep the process alive; owners flush or close before exit.
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private async send(batch: Batch): Promise<void> {
+    try {
+      for (const [table, spec] of EVENT_TABLES) {
+        const sink = batch.sinks[table];
+        const rows = sink.rows;
+        if (rows === 0) continue;
+        const data = sink.take();
+        await this.insert(spec, data, rows, batch.token(table, this.context.runId));
+        this.stats.rows += rows;
+        this.stats.rowsByTable[table] += rows;
+        this.stats.bytes += data.length;
+      }
+      this.stats.batches++;
+    } catch (error) {
+      this.stats.failures++;
+      this.failure =
+        error instanceof StoreWriteError
+          ? error
+          : new StoreWriteError(`batch failed: ${describe(error)}`, '', batch.rows, 0, { cause: error });
+      this.logger.error('store batch lost', {
+        database: this.database,
+        table: this.failure.table,
+        rows: this.failure.rows,
+        events: batch.events,
+        error: this.failure.message,
+      });
+    }
+  }
+
+  /** One insert with retries; the token makes a repeated attempt a no-op if an earlier one landed. */
+  private async insert(spec: TableSpec, data: Buffer, rows: number, token: string): Promise<void> {
+    const table = insertTarget(this.database, spec.name);
+    let delay = this.initialDelayMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.insert({
+          table,
+          columns: columnNames(spec) as [string, ...string[]],
+          // A fresh byte stream per attempt; objectMode off so the client sends the bytes as they are.
+          values: Readable.from([data], { objectMode: false }),
+          format: 'TabSeparated',
+          clickhouse_settings: {
+            ...this.insertSettings,
+            insert_deduplicate: 1,
+            insert_deduplication_token: token,
+            async_insert: 0,
+          },
+        });
+        return;
+      } catch (error) {
+        const retry = attempt < this.attempts && isRetryable(error);
+        this.logger.warn(retry ? 'store insert failed; retrying' : 'store insert failed', {
+          table,
+          rows,
+          bytes: data.length,
+          attempt,
+          token,
+          error: describe(error),
+        });
+        if (!retry) {
+          throw new StoreWriteError(
+            `inserting ${rows} rows into ${table} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${describe(error)}`,
+            table,
+            rows,
+            attempt,
+            { cause: error },
+          );
+        }
+        this.stats.retries++;
+        await sleep(delay * (0.75 + Math.random() * 0.5));
+        delay = Math.min(delay * 2, this.maxRetryDelayMs);
+      }
+    }
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`store writer: ${name} must be > 0, got ${value}`);
+  return value;
+}
