@@ -18,6 +18,7 @@ import { Settings, UsageError } from './config.js';
 import { ProgressLine } from './progress.js';
 import { formatSummary } from './report.js';
 import { runCommand, STORE_HELP, statsCommand, storeCommand } from './store-commands.js';
+import { captureCommand, ingestCommand, STREAM_HELP } from './stream-commands.js';
 
 const HELP = `callscope — see every call your VMs carry
 
@@ -35,6 +36,12 @@ Usage:
   callscope store [--data-dir DIR] [--port 8123]
       Serve the embedded store over the ClickHouse HTTP interface on 127.0.0.1 (for
       clickhouse-client, Grafana's ClickHouse plugin, or another callscope process).
+  callscope capture --pcap <file> [--kafka BROKERS] [--hep-to udp|tcp:HOST:PORT] [--json]
+      Capture agent (split mode): decode and send every event HEP3-encoded to Kafka (keyed by
+      Call-ID; spooled on disk while brokers are down) and/or as HEP to an existing HOMER.
+  callscope ingest [--kafka BROKERS] [--hep-listen [HOST:]PORT] [store options]
+      Ingest service (split mode): a Kafka consumer group and/or a HEP3 listener (heplify,
+      Kamailio siptrace, Asterisk res_hep, FreeSWITCH, sngrep) writing into the store.
   callscope generate --output <file.pcap> [--calls N] [--rate CPS] [--vms N] [--duration S]
                      [--seed N] [--loss P] [--jitter MS] [--reorder P] [--codec PCMU|PCMA|G729]
                      [--truth <file.json>]
@@ -49,7 +56,9 @@ Common options:
   --capture-id N         HEP capture agent id                          env CALLSCOPE_CAPTURE_ID
   --config FILE          JSON file with the same settings (camelCase)  env CALLSCOPE_CONFIG
 
-${STORE_HELP}Media options (analyze, run):
+${STORE_HELP}
+${STREAM_HELP}
+Media options (analyze, run):
   --rtp-heuristic on|off find RTP no SDP announced by its headers (on)  env CALLSCOPE_RTP_HEURISTIC
   --report-interval S    seconds between a stream's quality reports (10) env CALLSCOPE_REPORT_INTERVAL
   --rtp-idle-timeout S   a stream silent this long has ended (60)      env CALLSCOPE_RTP_IDLE_TIMEOUT
@@ -193,6 +202,10 @@ export async function main(argv: string[]): Promise<number> {
         return await statsCommand(rest, HELP);
       case 'store':
         return await storeCommand(rest, HELP);
+      case 'capture':
+        return await captureCommand(rest, HELP);
+      case 'ingest':
+        return await ingestCommand(rest, HELP);
       case undefined:
       case 'help':
       case '--help':

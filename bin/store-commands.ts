@@ -40,7 +40,7 @@ export function databaseOf(settings: Settings): string {
   return settings.string('database', 'callscope');
 }
 
-function ttlDaysOf(settings: Settings): number {
+export function ttlDaysOf(settings: Settings): number {
   const n = settings.number('ttl-days', 30);
   if (!Number.isInteger(n) || n < 0 || n > MAX_TTL_DAYS) {
     throw new UsageError(`--ttl-days must be a whole number 0..${MAX_TTL_DAYS}, got ${n}`);

@@ -1,0 +1,283 @@
+/**
+ * Split mode: `capture` (the agent on a monitoring VM) produces HEP3-encoded events to Kafka and/or
+ * sends them as HEP to an existing HOMER; `ingest` consumes Kafka and/or listens for HEP from other
+ * agents, and writes everything into the store. One code path with `run`: the same pipeline, writer
+ * and store client.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { analyzeFile } from '../capture/analyze.js';
+import type { CaptureEvent } from '../capture/event.js';
+import { CaptureFormatError } from '../capture/file/record.js';
+import { HepSender } from '../capture/hep/sender.js';
+import type { Logger } from '../capture/log.js';
+import { HepListener } from '../ingest/hep/listener.js';
+import { createKafka } from '../ingest/kafka/client.js';
+import { DEFAULT_GROUP_ID, DEFAULT_TOPIC, deadLetterTopic } from '../ingest/kafka/constants.js';
+import { EventConsumer } from '../ingest/kafka/consumer.js';
+import { EventProducer } from '../ingest/kafka/producer.js';
+import { ensureTopics } from '../ingest/kafka/topics.js';
+import { RetransmissionMarker } from '../ingest/retransmissions.js';
+import { migrate } from '../ingest/schema/migrate.js';
+import { StoreWriter } from '../ingest/writer.js';
+import { COMMON, captureIdOf, EXIT_OK, EXIT_UNUSABLE_INPUT, loggerFor, mediaOptions } from './common.js';
+import { Settings, UsageError } from './config.js';
+import { ProgressLine } from './progress.js';
+import { databaseOf, STORE_OPTIONS, storeFor, ttlDaysOf } from './store-commands.js';
+
+const KAFKA_OPTIONS = {
+  kafka: { type: 'string' },
+  topic: { type: 'string' },
+  partitions: { type: 'string' },
+} as const;
+
+const HEP_OPTIONS = {
+  'hep-auth-key': { type: 'string' },
+} as const;
+
+export const STREAM_HELP = `Split-mode options (capture, ingest):
+  --kafka BROKERS        host:port[,host:port...]                        env CALLSCOPE_KAFKA
+  --topic NAME           events topic (${DEFAULT_TOPIC}); dead letters go to NAME.dlq
+  --partitions N         partitions when creating the topic (6)
+  --spool-dir DIR        capture: where events wait while Kafka is down (./callscope-spool)
+  --hep-to udp|tcp:HOST:PORT   capture: also send HEP3 to an existing HOMER / heplify-server
+  --hep-listen [HOST:]PORT     ingest: accept HEP3 on UDP and TCP (e.g. 9060)
+  --hep-auth-key KEY     HEP auth key sent (capture) or required (ingest)   env CALLSCOPE_HEP_AUTH_KEY
+  --group NAME           ingest: consumer group (${DEFAULT_GROUP_ID})
+`;
+
+function topicOf(settings: Settings): string {
+  return settings.string('topic', DEFAULT_TOPIC);
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => () => resolve(signal);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+}
+
+async function provisionTopics(settings: Settings, logger: Logger, kafka: ReturnType<typeof createKafka>) {
+  const partitions = settings.number('partitions', 6);
+  if (!Number.isInteger(partitions) || partitions < 1)
+    throw new UsageError('--partitions must be a positive integer');
+  const topic = topicOf(settings);
+  await ensureTopics(
+    kafka,
+    [
+      { topic, partitions },
+      { topic: deadLetterTopic(topic), partitions: 1 },
+    ],
+    logger,
+  );
+}
+
+export async function captureCommand(argv: string[], help: string): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...COMMON,
+      ...KAFKA_OPTIONS,
+      ...HEP_OPTIONS,
+      pcap: { type: 'string' },
+      'spool-dir': { type: 'string' },
+      'hep-to': { type: 'string' },
+      'no-progress': { type: 'boolean' },
+      'rtp-heuristic': { type: 'string' },
+      'report-interval': { type: 'string' },
+      'rtp-idle-timeout': { type: 'string' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(help);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0) throw new UsageError('capture takes no positional arguments (use --pcap FILE)');
+  const settings = new Settings(values);
+  const pcap = settings.string('pcap');
+  if (!pcap) throw new UsageError('capture needs --pcap FILE (live capture arrives with --interface)');
+  const brokers = settings.string('kafka');
+  const hepTo = settings.string('hep-to');
+  if (!brokers && !hepTo)
+    throw new UsageError('capture needs somewhere to send: --kafka BROKERS and/or --hep-to TARGET');
+  const logger = loggerFor(settings);
+  const captureId = captureIdOf(settings);
+  let producer: EventProducer | null = null;
+  if (brokers) {
+    const kafka = createKafka({ brokers, logger, clientId: 'callscope-capture' });
+    await provisionTopics(settings, logger, kafka).catch((e: Error) =>
+      // Brokers down at start: the producer spools and provisioning is the ingest side's job too.
+      logger.warn('topics not provisioned', { error: e.message }),
+    );
+    producer = new EventProducer({
+      kafka,
+      topic: topicOf(settings),
+      spool: { dir: settings.string('spool-dir', join('.', 'callscope-spool')) },
+      logger,
+    });
+    await producer.connect();
+  }
+  const hep = hepTo
+    ? new HepSender({ target: hepTo, authKey: settings.string('hep-auth-key'), captureId, logger })
+    : null;
+  const progress = new ProgressLine(
+    'capture',
+    process.stderr,
+    Boolean(process.stderr.isTTY) && !values['no-progress'],
+  );
+  let queue: CaptureEvent[] = [];
+  const hand = async (): Promise<void> => {
+    const events = queue;
+    queue = [];
+    for (const e of events) {
+      hep?.send(e);
+      if (producer) await producer.send(e);
+    }
+  };
+  try {
+    const summary = await analyzeFile(pcap, {
+      logger,
+      captureId,
+      nodeName: settings.string('node-name', ''),
+      media: mediaOptions(settings),
+      onEvent: (e) => {
+        queue.push(e);
+      },
+      pause: () => (queue.length === 0 ? null : hand()),
+      onProgress: (done, total, packets) => progress.update(done, total, packets),
+    });
+    await hand();
+    progress.done();
+    if (producer) await producer.flush();
+    if (hep) await hep.flush();
+    const out = {
+      file: pcap,
+      packets: summary.packets,
+      sipMessages: summary.sip.messages,
+      rtpStreams: summary.rtp.streams.length,
+      kafka: producer ? producer.stats() : null,
+      hep: hep ? { ...hep.stats } : null,
+    };
+    process.stdout.write(values.json ? `${JSON.stringify(out, null, 2)}\n` : `${describeCapture(out)}\n`);
+    return EXIT_OK;
+  } catch (e) {
+    progress.done();
+    if (e instanceof CaptureFormatError) {
+      process.stderr.write(`callscope: ${e.message}\n`);
+      return EXIT_UNUSABLE_INPUT;
+    }
+    throw e;
+  } finally {
+    await producer?.close();
+    await hep?.close();
+  }
+}
+
+function describeCapture(o: {
+  file: string;
+  packets: number;
+  sipMessages: number;
+  rtpStreams: number;
+  kafka: ReturnType<EventProducer['stats']> | null;
+  hep: HepSender['stats'] | null;
+}): string {
+  const parts = [
+    `${o.file}: ${o.packets} packets, ${o.sipMessages} SIP messages, ${o.rtpStreams} RTP streams`,
+  ];
+  if (o.kafka)
+    parts.push(`kafka: ${o.kafka.sent} sent, ${o.kafka.spooled} spooled (${o.kafka.spoolSize} waiting)`);
+  if (o.hep) parts.push(`hep: ${o.hep.sent} sent, ${o.hep.dropped} dropped`);
+  return parts.join('; ');
+}
+
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:(.*):)?(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port > 65535) throw new UsageError(`--hep-listen expects [HOST:]PORT, got "${text}"`);
+  return { host: m[1]?.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+export async function ingestCommand(argv: string[], help: string): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...COMMON,
+      ...STORE_OPTIONS,
+      ...KAFKA_OPTIONS,
+      ...HEP_OPTIONS,
+      group: { type: 'string' },
+      'hep-listen': { type: 'string' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(help);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0) throw new UsageError('ingest takes no positional arguments');
+  const settings = new Settings(values);
+  const brokers = settings.string('kafka');
+  const listen = settings.string('hep-listen');
+  if (!brokers && !listen)
+    throw new UsageError('ingest needs a source: --kafka BROKERS and/or --hep-listen PORT');
+  const logger = loggerFor(settings);
+  const store = await storeFor(settings, logger);
+  const database = databaseOf(settings);
+  let consumer: EventConsumer | null = null;
+  let listener: HepListener | null = null;
+  let writer: StoreWriter | null = null;
+  try {
+    await migrate(store.client, { database, ttlDays: ttlDaysOf(settings), logger });
+    const w = new StoreWriter(store.client, { database, logger });
+    writer = w;
+    const marker = new RetransmissionMarker();
+    if (brokers) {
+      const kafka = createKafka({ brokers, logger, clientId: 'callscope-ingest' });
+      await provisionTopics(settings, logger, kafka);
+      // Offsets are committed only once the writer has the rows in the store.
+      consumer = new EventConsumer({
+        kafka,
+        topic: topicOf(settings),
+        groupId: settings.string('group', DEFAULT_GROUP_ID),
+        logger,
+        sink: async (events) => {
+          await w.write(marker.mark(events));
+          await w.flush();
+        },
+      });
+      await consumer.start();
+    }
+    if (listen) {
+      const { host, port } = parseListen(listen);
+      listener = await HepListener.start({
+        host,
+        port,
+        authKey: settings.string('hep-auth-key'),
+        logger,
+        onEvents: (events) => w.write(marker.mark(events)),
+      });
+    }
+    const ready = {
+      store: store.displayUrl,
+      database,
+      kafka: brokers ? topicOf(settings) : null,
+      hep: listener ? { udp: listener.udpPort, tcp: listener.tcpPort } : null,
+    };
+    process.stdout.write(
+      values.json
+        ? `${JSON.stringify(ready)}\n`
+        : `callscope ingest: ${JSON.stringify(ready)}; Ctrl-C stops\n`,
+    );
+    const signal = await waitForSignal();
+    logger.info('stopping', { signal });
+    return EXIT_OK;
+  } finally {
+    // Stop the sources first so that what they handed over is written, then the writer, then the store.
+    await consumer?.stop();
+    await listener?.close();
+    await writer?.close();
+    await store.close();
+  }
+}
