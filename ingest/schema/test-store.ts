@@ -1,7 +1,9 @@
 /**
  * TEST-ONLY: a fresh embedded store (chDB served over the ClickHouse HTTP interface) in a temporary
  * directory, so schema, writer and stats tests run against a real ClickHouse engine through
- * `@clickhouse/client`, exactly as production code does.
+ * `@clickhouse/client`, exactly as production code does. With `CLICKHOUSE_URL` set (and optionally
+ * `CLICKHOUSE_USER`, `CLICKHOUSE_PASSWORD`) they run against that ClickHouse server instead; tests use
+ * their own database names there.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,15 @@ export interface TestStore {
 }
 
 export async function openTestStore(): Promise<TestStore> {
+  const url = process.env.CLICKHOUSE_URL;
+  if (url) {
+    const server = await openStore({
+      clickhouseUrl: url,
+      username: process.env.CLICKHOUSE_USER,
+      password: process.env.CLICKHOUSE_PASSWORD,
+    });
+    return { client: server.client, close: () => server.close() };
+  }
   const dataDir = mkdtempSync(join(tmpdir(), 'callscope-store-test-'));
   const store = await openStore({ dataDir });
   return {
