@@ -14,6 +14,7 @@ import type { SipCounts } from '../capture/summary.js';
 import { ingestFile } from '../ingest/run.js';
 import { storeSummary } from '../ingest/stats.js';
 import { openStore, type Store } from '../ingest/store/client.js';
+import { EmbeddedStore } from '../ingest/store/embedded.js';
 import { haveMockKafka, type MockKafka, startMockKafka } from './oracle/kafka-mock.js';
 import { runSippCalls } from './oracle/sipp.js';
 import { haveTool, REPO_ROOT, removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
@@ -33,6 +34,25 @@ function sipCounts(s: AnalyzeSummary): SipCounts {
 function callscope(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Like callscope() but without blocking this process's event loop (needed when it serves a store). */
+function callscopeAsync(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 /** What the store cannot know identically (wall-clock figures) is left out of the comparison. */
@@ -59,6 +79,38 @@ describe('callscope run, then callscope stats (embedded store)', () => {
     expect(callscope(['run', '--pcap', sample, '--data-dir', data]).status).toBe(0);
     const latest = JSON.parse(callscope(['stats', '--json', '--data-dir', data]).stdout) as AnalyzeSummary;
     expect(latest.sip).toEqual(direct.sip);
+  });
+
+  it('server mode by URL: the same summary, and the password never reaches the logs', async () => {
+    // Our embedded store stands in for a ClickHouse server: the CLI only sees a URL with credentials.
+    const server = await EmbeddedStore.start({ dataDir: join(dir, 'server-data') });
+    try {
+      const url = server.url.replace('http://', 'http://callscope:s3cr3t-pw@');
+      const run = await callscopeAsync([
+        'run',
+        '--pcap',
+        sample,
+        '--clickhouse',
+        url,
+        '--log-level',
+        'debug',
+        '--json',
+      ]);
+      expect(run.status, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout).store.mode).toBe('server');
+      const env = {
+        ...process.env,
+        CALLSCOPE_CLICKHOUSE: server.url,
+        CALLSCOPE_CLICKHOUSE_PASSWORD: 's3cr3t-pw',
+      };
+      const stats = await callscopeAsync(['stats', '--json', '--log-level', 'debug'], env);
+      expect(stats.status, stats.stderr).toBe(0);
+      expect(JSON.parse(stats.stdout).sip).toEqual((await analyzeFile(sample)).sip);
+      for (const text of [run.stdout, run.stderr, stats.stdout, stats.stderr])
+        expect(text).not.toContain('s3cr3t');
+    } finally {
+      await server.close();
+    }
   });
 
   it('exits 2 for an unusable capture file and 64 without --pcap', () => {
