@@ -17,9 +17,8 @@ import { DEFAULT_GROUP_ID, DEFAULT_TOPIC, deadLetterTopic } from '../ingest/kafk
 import { EventConsumer } from '../ingest/kafka/consumer.js';
 import { EventProducer } from '../ingest/kafka/producer.js';
 import { ensureTopics } from '../ingest/kafka/topics.js';
-import { RetransmissionMarker } from '../ingest/retransmissions.js';
 import { migrate } from '../ingest/schema/migrate.js';
-import { StoreWriter } from '../ingest/writer.js';
+import { StoreSink } from '../ingest/store-sink.js';
 import { COMMON, captureIdOf, EXIT_OK, EXIT_UNUSABLE_INPUT, loggerFor, mediaOptions } from './common.js';
 import { Settings, UsageError } from './config.js';
 import { ProgressLine } from './progress.js';
@@ -192,6 +191,9 @@ function describeCapture(o: {
   return parts.join('; ');
 }
 
+/** HEP has no offsets: the sink's chunk context only labels where events came from. */
+const HEP_CHUNK = { topic: 'hep', partition: 0, firstOffset: '0', lastOffset: '0' };
+
 function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:(.*):)?(\d+)$/.exec(text);
   const port = m ? Number(m[2]) : Number.NaN;
@@ -227,36 +229,36 @@ export async function ingestCommand(argv: string[], help: string): Promise<numbe
   const database = databaseOf(settings);
   let consumer: EventConsumer | null = null;
   let listener: HepListener | null = null;
-  let writer: StoreWriter | null = null;
+  const sinks: StoreSink[] = [];
   try {
     await migrate(store.client, { database, ttlDays: ttlDaysOf(settings), logger });
-    const w = new StoreWriter(store.client, { database, logger });
-    writer = w;
-    const marker = new RetransmissionMarker();
+
     if (brokers) {
       const kafka = createKafka({ brokers, logger, clientId: 'callscope-ingest' });
       await provisionTopics(settings, logger, kafka);
-      // Offsets are committed only once the writer has the rows in the store.
+      // Offsets are committed only once the rows are in the store; after a store outage longer than
+      // the writer's retries the sink starts a new writer and the consumer offers the chunk again.
+      const sink = new StoreSink(store.client, { database, logger });
+      sinks.push(sink);
       consumer = new EventConsumer({
         kafka,
         topic: topicOf(settings),
         groupId: settings.string('group', DEFAULT_GROUP_ID),
         logger,
-        sink: async (events) => {
-          await w.write(marker.mark(events));
-          await w.flush();
-        },
+        sink: sink.write,
       });
       await consumer.start();
     }
     if (listen) {
       const { host, port } = parseListen(listen);
+      const sink = new StoreSink(store.client, { database, logger }, { flushEachChunk: false });
+      sinks.push(sink);
       listener = await HepListener.start({
         host,
         port,
         authKey: settings.string('hep-auth-key'),
         logger,
-        onEvents: (events) => w.write(marker.mark(events)),
+        onEvents: (events) => sink.write(events, HEP_CHUNK),
       });
     }
     const ready = {
@@ -277,7 +279,8 @@ export async function ingestCommand(argv: string[], help: string): Promise<numbe
     // Stop the sources first so that what they handed over is written, then the writer, then the store.
     await consumer?.stop();
     await listener?.close();
-    await writer?.close();
+    for (const sink of sinks)
+      await sink.close().catch((e: Error) => logger.error('store writer close failed', { error: e.message }));
     await store.close();
   }
 }
