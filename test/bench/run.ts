@@ -1,8 +1,11 @@
 /**
  * `npm run bench`: our decode speed against the peers on the same file, from one run.
  * Makes (or reuses) a ≥1M-packet SIP+RTP capture with our generator, then times:
- *   raw read (our reader), read + classify (decoder to transport), SIP parsing, whole analyze,
- *   `tcpdump -r FILE -w /dev/null` (libpcap's raw read), `tshark -q -z sip,stat`.
+ *   raw read (our reader), read + classify (decoder to transport), SIP parsing, the RTP stage
+ *   (media tracker on the file's RTP held in memory), whole analyze (SIP and RTP),
+ *   `tcpdump -r FILE -w /dev/null` (libpcap's raw read), `tshark -q -z sip,stat`,
+ *   `tshark -q -z rtp,streams`; and measures RTP state per stream and 100 vs 20,000 concurrent streams
+ *   (test/bench/rtp.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -14,6 +17,15 @@ import { readCaptureFile } from '../../capture/file/reader.js';
 import { generateCapture } from '../../capture/generator/generate.js';
 import { looksLikeSip } from '../../capture/sip/detect.js';
 import { parseSipMessage } from '../../capture/sip/parser.js';
+import {
+  bestSync,
+  decodeAndTrack,
+  decodeOnly,
+  loadRtpCorpus,
+  scaling,
+  statePerStreamInChild,
+  trackOnly,
+} from './rtp.js';
 
 const json = process.argv.includes('--json');
 const dir = process.env.CALLSCOPE_BENCH_DIR ?? join(tmpdir(), 'callscope-bench');
@@ -28,21 +40,40 @@ function which(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 }
 
-/** Runs a peer pinned to one core when taskset exists; returns wall seconds (best of `runs`). */
-function timePeer(cmd: string, args: string[], runs = 2): number | null {
+/**
+ * Runs a peer pinned to one core when taskset exists; returns wall seconds (best of `runs`).
+ * With `out`, the peer's stdout (of the last run) is kept there.
+ */
+function timePeer(cmd: string, args: string[], runs = 2, out?: { stdout: string }): number | null {
   if (!which(cmd)) return null;
   const pinned = which('taskset') ? ['taskset', ['-c', '0', cmd, ...args]] : [cmd, args];
   let best = Number.POSITIVE_INFINITY;
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     const r = spawnSync(pinned[0] as string, pinned[1] as string[], {
-      stdio: ['ignore', 'ignore', 'ignore'],
+      stdio: ['ignore', out ? 'pipe' : 'ignore', 'ignore'],
+      encoding: 'latin1',
+      maxBuffer: 256 << 20,
     });
     const t = (performance.now() - t0) / 1000;
     if (r.status !== 0) return null;
+    if (out) out.stdout = r.stdout;
     best = Math.min(best, t);
   }
   return best;
+}
+
+/** Streams and packets in `tshark -q -z rtp,streams` output (one row per stream, Pkts after the payload). */
+function tsharkRtpCounts(text: string): { streams: number; packets: number } {
+  let streams = 0;
+  let packets = 0;
+  for (const line of text.split('\n')) {
+    const m = /\s0x[0-9A-Fa-f]{8}\s+.+?\s(\d+)\s+-?\d+ \(/.exec(line);
+    if (m === null) continue;
+    streams++;
+    packets += Number(m[1]);
+  }
+  return { streams, packets };
 }
 
 async function best<T>(runs: number, fn: () => Promise<T>): Promise<{ seconds: number; value: T }> {
@@ -109,10 +140,27 @@ async function main(): Promise<void> {
   await parseAll();
   const parse = await best(5, parseAll);
 
+  // RTP stage: the file's non-SIP UDP read into memory once, then (warm, best of five each) the decoder
+  // alone, decoder + media tracker, and the tracker alone on packets decoded beforehand.
+  const rtp = await (async () => {
+    const corpus = await loadRtpCorpus(file);
+    const decode = bestSync(5, 1, () => decodeOnly(corpus));
+    const combined = bestSync(5, 1, () => decodeAndTrack(corpus));
+    const direct = bestSync(5, 1, () => trackOnly(corpus));
+    return { packets: corpus.count, decode, combined, direct };
+  })();
+  // A child with --expose-gc: 20,000 active streams, heap growth after a full GC.
+  const state = statePerStreamInChild(20_000);
+  // 2M packets round-robin over 100 streams, then over 20,000 (best of three, alternating).
+  const concurrency = scaling(100, 20_000, 2_000_000, 3);
+
   const wholeBefore = await best(2, () => analyzeFile(file));
 
   const tcpdump = timePeer('tcpdump', ['-r', file, '-w', '/dev/null']);
   const tshark = timePeer('tshark', ['-n', '-r', file, '-q', '-z', 'sip,stat'], 1);
+  const tsharkRtpOut = { stdout: '' };
+  const tsharkRtp = timePeer('tshark', ['-n', '-q', '-z', 'rtp,streams', '-r', file], 2, tsharkRtpOut);
+  const tsharkRtpCount = tsharkRtp === null ? null : tsharkRtpCounts(tsharkRtpOut.stdout);
 
   // Shared machines drift in speed over seconds: time ours again after the peers and keep the best,
   // so a slow patch does not fall on one side of a ratio only.
@@ -120,6 +168,9 @@ async function main(): Promise<void> {
   const whole = wholeAfter.seconds < wholeBefore.seconds ? wholeAfter : wholeBefore;
 
   const perSec = (n: number, s: number) => Math.round(n / s);
+  const rtpPackets = rtp.combined.value.rtpPackets;
+  const trackerSeconds = rtp.combined.seconds - rtp.decode.seconds;
+  const ours = whole.value.rtp;
   const result = {
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
     file: { path: file, packets, bytes, sipMessages: messages.length },
@@ -130,18 +181,48 @@ async function main(): Promise<void> {
       analyzePacketsPerSec: perSec(packets, whole.seconds),
       analyzeSeconds: whole.seconds,
     },
+    rtp: {
+      /** Non-SIP UDP datagrams of the file, held in memory (what the pipeline hands the media tracker). */
+      datagrams: rtp.packets,
+      rtpPackets,
+      streams: rtp.combined.value.streamsStarted,
+      decodeOnlyPacketsPerSec: perSec(rtp.packets, rtp.decode.seconds),
+      decodeAndTrackPacketsPerSec: perSec(rtpPackets, rtp.combined.seconds),
+      /** rtpPackets / (decode + track − decode only). */
+      trackerPacketsPerSec: trackerSeconds > 0 ? perSec(rtpPackets, trackerSeconds) : null,
+      /** Tracker fed from fields decoded beforehand (copying them into the reused DecodedPacket included). */
+      trackerPreDecodedPacketsPerSec: perSec(rtp.direct.value.rtpPackets, rtp.direct.seconds),
+      decodeOnlySeconds: rtp.decode.seconds,
+      decodeAndTrackSeconds: rtp.combined.seconds,
+      trackerPreDecodedSeconds: rtp.direct.seconds,
+      state,
+      concurrency,
+    },
     peers: {
       tcpdumpReadSeconds: tcpdump,
       tcpdumpPacketsPerSec: tcpdump ? perSec(packets, tcpdump) : null,
       tsharkSipStatSeconds: tshark,
       tsharkPacketsPerSec: tshark ? perSec(packets, tshark) : null,
+      tsharkRtpStreamsSeconds: tsharkRtp,
+      tsharkRtpPacketsPerSec: tsharkRtp ? perSec(packets, tsharkRtp) : null,
     },
     ratios: {
       analyzeVsTshark: tshark ? Math.round((tshark / whole.seconds) * 10) / 10 : null,
+      analyzeVsTsharkRtp: tsharkRtp ? Math.round((tsharkRtp / whole.seconds) * 10) / 10 : null,
       rawReadVsTcpdump: tcpdump ? Math.round((tcpdump / raw.seconds) * 100) / 100 : null,
       classifyVsTcpdump: tcpdump ? Math.round((tcpdump / classify.seconds) * 100) / 100 : null,
     },
     sipCountsAgree: whole.value.sip.messages === messages.length,
+    rtpCounts: {
+      analyzeStreams: ours.streams.length,
+      analyzeRtpPackets: ours.stats.rtpPackets,
+      tsharkStreams: tsharkRtpCount?.streams ?? null,
+      tsharkRtpPackets: tsharkRtpCount?.packets ?? null,
+    },
+    rtpCountsAgree:
+      tsharkRtpCount === null
+        ? null
+        : tsharkRtpCount.streams === ours.streams.length && tsharkRtpCount.packets === ours.stats.rtpPackets,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -168,15 +249,45 @@ async function main(): Promise<void> {
   console.log(
     `  SIP parse (ours)                ${f(result.ours.sipParseMessagesPerSec)} messages/s  (${s(parse.seconds)})   target ≥ 200,000`,
   );
+  const r = result.rtp;
   console.log(
-    `  whole analyze (ours)            ${f(result.ours.analyzePacketsPerSec)} packets/s   (${s(whole.seconds)})`,
+    `  RTP stage, in memory (${f(r.datagrams)} datagrams, ${f(r.rtpPackets)} RTP packets, ${f(r.streams)} streams):`,
+  );
+  console.log(
+    `    decode only                   ${f(r.decodeOnlyPacketsPerSec)} packets/s   (${s(rtp.decode.seconds)})`,
+  );
+  console.log(
+    `    decode + media tracker        ${f(r.decodeAndTrackPacketsPerSec)} packets/s   (${s(rtp.combined.seconds)})`,
+  );
+  console.log(
+    `    media tracker (difference)    ${f(r.trackerPacketsPerSec)} packets/s   (${s(trackerSeconds)})   target ≥ 2,000,000`,
+  );
+  console.log(
+    `    media tracker (pre-decoded)   ${f(r.trackerPreDecodedPacketsPerSec)} packets/s   (${s(rtp.direct.seconds)})`,
+  );
+  console.log(
+    `    state per active stream       ${f(state.bytesPerStream)} bytes (heap ${f(state.heapBytesPerStream)} + array buffers ${f(state.arrayBufferBytesPerStream)}; RSS ${f(state.rssBytesPerStream)}) at ${f(state.streams)} streams   target ≤ 1,024`,
+  );
+  console.log(
+    `    ${f(concurrency.manyStreams)} vs ${f(concurrency.fewStreams)} streams        ${f(concurrency.manyPacketsPerSec)} vs ${f(concurrency.fewPacketsPerSec)} packets/s (${f(concurrency.packets)} each)   ×${concurrency.ratio}   target ≥ ×0.8`,
+  );
+  console.log(
+    `  whole analyze (ours, SIP + RTP) ${f(result.ours.analyzePacketsPerSec)} packets/s   (${s(whole.seconds)})`,
   );
   console.log(
     `  tshark -q -z sip,stat           ${f(result.peers.tsharkPacketsPerSec)} packets/s   (${s(tshark)})`,
   );
-  console.log(`  analyze vs tshark               ×${result.ratios.analyzeVsTshark ?? 'n/a'}   target ≥ ×10`);
+  console.log(`  analyze vs tshark sip,stat      ×${result.ratios.analyzeVsTshark ?? 'n/a'}   target ≥ ×10`);
+  console.log(
+    `  tshark -q -z rtp,streams        ${f(result.peers.tsharkRtpPacketsPerSec)} packets/s   (${s(tsharkRtp)})`,
+  );
+  console.log(`  analyze vs tshark rtp,streams   ×${result.ratios.analyzeVsTsharkRtp ?? 'n/a'}`);
   console.log(
     `  SIP messages: analyze ${whole.value.sip.messages}, collected ${messages.length} (${result.sipCountsAgree ? 'agree' : 'DISAGREE'})`,
+  );
+  const rc = result.rtpCounts;
+  console.log(
+    `  RTP streams/packets: analyze ${rc.analyzeStreams}/${rc.analyzeRtpPackets}, tshark ${rc.tsharkStreams ?? 'n/a'}/${rc.tsharkRtpPackets ?? 'n/a'} (${result.rtpCountsAgree === null ? 'n/a' : result.rtpCountsAgree ? 'agree' : 'DISAGREE'})`,
   );
 }
 
