@@ -94,10 +94,14 @@ export class CapturePipeline {
     );
   }
 
-  /** A media report as a HEP-like event (protocol type 34, JSON payload, Call-ID as correlation id). */
+  /**
+   * A media report as a HEP-like event (protocol type 34, JSON payload, Call-ID as correlation id).
+   * The JSON is made when `payload` is first read (HEP, Kafka, the store): `analyze` never needs it.
+   */
   private mediaEvent(report: MediaStreamReport): CaptureEvent {
     const o = this.options;
     report.source = o.isFile ? { file: o.sourceName } : { interface: o.sourceName };
+    let payload: Buffer | null = null;
     return {
       timestampNs: report.kind === 'final' ? report.endNs : (report.interval?.endNs ?? report.endNs),
       ipFamily: report.ipFamily,
@@ -112,7 +116,13 @@ export class CapturePipeline {
       captureId: o.captureId ?? 0,
       nodeName: o.nodeName ?? '',
       correlationId: report.callId ?? '',
-      payload: Buffer.from(mediaReportJson(report)),
+      get payload(): Buffer {
+        if (payload === null) payload = Buffer.from(mediaReportJson(report));
+        return payload;
+      },
+      set payload(value: Buffer) {
+        payload = value;
+      },
       media: report,
       retransmission: false,
     };

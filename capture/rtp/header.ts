@@ -3,6 +3,12 @@
  * packet, so the hot path allocates nothing.
  */
 export class RtpHeader {
+  /**
+   * Capture time, ms since the capture's first packet (tshark's relative time); set by the tracker.
+   * Carried here so that the per-packet statistics take one object, not loose doubles that V8 would
+   * box on every call.
+   */
+  timeMs = 0;
   version = 0;
   padding = false;
   extension = false;

@@ -104,11 +104,11 @@ export class MediaTracker {
   private readonly maxCandidates: number;
   private readonly probation: number;
   private readonly header = new RtpHeader();
+  /** Probation packets of a heuristic stream are fed again through this one. */
+  private readonly replay = new RtpHeader();
   private readonly buckets = new Map<number, MediaStream>();
   private streamCount = 0;
   private readonly bySsrc = new Map<number, MediaStream>();
-  /** Last stream seen per 5-tuple (hash), to notice SSRC changes. */
-  private readonly ssrcByTuple = new Map<number, MediaStream>();
   private readonly byCall = new Map<string, MediaStream>();
   private readonly endpoints: BoundedMap<MediaBinding>;
   /** Announced port → the one call announcing it, or null once two calls did (ambiguous). */
@@ -182,16 +182,17 @@ export class MediaTracker {
     const dB = six ? word(dst, 4) : 0;
     const dC = six ? word(dst, 8) : 0;
     const dD = six ? word(dst, 12) : 0;
-    const ports = ((p.srcPort << 16) | p.dstPort) >>> 0;
+    const ports = (p.srcPort << 16) | p.dstPort;
     const ssrc = h.ssrc;
-    let hash = Math.imul(ssrc ^ ports, 0x9e3779b1);
+    // Buckets are per 5-tuple (SSRC compared while walking): a new SSRC on a known 5-tuple shows there.
+    let hash = Math.imul(ports, 0x9e3779b1);
     hash = Math.imul(hash ^ sA, 0x85ebca6b) ^ Math.imul(dA, 0xc2b2ae35);
     if (six) hash ^= Math.imul(sB ^ sC ^ sD, 0x27d4eb2f) ^ Math.imul(dB ^ dC ^ dD, 0x165667b1);
-    hash = (hash ^ (hash >>> 15)) >>> 0;
+    hash ^= hash >>> 15;
     let s = this.buckets.get(hash) ?? null;
+    let sameTuple: MediaStream | null = null;
     while (s !== null) {
       if (
-        s.ssrc === ssrc &&
         s.ports === ports &&
         s.srcA === sA &&
         s.dstA === dA &&
@@ -202,11 +203,12 @@ export class MediaTracker {
         s.srcD === sD &&
         s.dstD === dD
       ) {
-        break;
+        if (s.ssrc === ssrc) break;
+        if (sameTuple === null) sameTuple = s;
       }
       s = s.next;
     }
-    const timeMs = this.nowMs;
+    h.timeMs = this.nowMs;
     if (s === null) {
       const binding = this.bindingFor(p);
       if (binding !== null && binding.kind === 'udptl') {
@@ -216,7 +218,7 @@ export class MediaTracker {
       if (binding !== null && binding.kind === 'rtcp') return false;
       if (binding === null) {
         if (!this.heuristic) return false;
-        const cand = this.candidate(hash, p, timeMs);
+        const cand = this.candidate((hash ^ Math.imul(ssrc, 0x2545f491)) | 0, p, h.timeMs);
         if (cand === null) return false;
         s = this.newStream(
           hash,
@@ -235,40 +237,33 @@ export class MediaTracker {
           'heuristic',
         );
         if (s === null) return false;
+        const r = this.replay;
         for (let i = 0; i < cand.count; i++) {
-          this.feed(
-            s,
-            cand.times[i],
-            cand.seqs[i],
-            cand.timestamps[i],
-            cand.pts[i],
-            cand.markers[i],
-            cand.lengths[i],
-          );
+          r.timeMs = cand.times[i];
+          r.sequence = cand.seqs[i];
+          r.timestamp = cand.timestamps[i];
+          r.payloadType = cand.pts[i];
+          r.marker = cand.markers[i];
+          r.dataLength = cand.lengths[i];
+          this.feed(s, r);
         }
         this.stats.rtpPackets += cand.count;
       } else {
         s = this.newStream(hash, p, sA, sB, sC, sD, dA, dB, dC, dD, ports, ssrc, binding, 'sdp');
         if (s === null) return false;
       }
+      if (sameTuple !== null) s.previousSsrc = sameTuple.ssrc;
     }
     this.stats.rtpPackets++;
-    this.feed(s, timeMs, h.sequence, h.timestamp, h.payloadType, h.marker, h.dataLength);
+    this.feed(s, h);
     return true;
   }
 
-  private feed(
-    s: MediaStream,
-    timeMs: number,
-    seq: number,
-    ts: number,
-    pt: number,
-    marker: boolean,
-    len: number,
-  ): void {
+  private feed(s: MediaStream, h: RtpHeader): void {
+    const pt = h.payloadType;
     let dynamic: DynamicPayload | undefined;
     if (pt >= 96 && s.binding !== null) dynamic = s.binding.rtpmap.get(pt);
-    s.packet(timeMs, seq, ts, pt, marker, len, clockRateOf(pt, dynamic));
+    s.packet(h, clockRateOf(pt, dynamic));
   }
 
   /**
@@ -390,21 +385,6 @@ export class MediaTracker {
     this.stats.streamsStarted++;
     if (discovery === 'sdp') this.stats.streamsFromSdp++;
     else this.stats.streamsFromHeuristic++;
-    // A new SSRC on a 5-tuple that carried another one: the sender restarted or switched sources.
-    const tuple =
-      (Math.imul(ports, 0x9e3779b1) ^ Math.imul(sA ^ sD, 0x85ebca6b) ^ Math.imul(dA ^ dD, 0xc2b2ae35)) >>> 0;
-    const last = this.ssrcByTuple.get(tuple);
-    if (
-      last !== undefined &&
-      last.ssrc !== ssrc &&
-      last.ports === ports &&
-      last.srcA === sA &&
-      last.dstA === dA
-    ) {
-      s.previousSsrc = last.ssrc;
-    }
-    if (this.ssrcByTuple.size >= this.maxStreams * 2) this.ssrcByTuple.clear();
-    this.ssrcByTuple.set(tuple, s);
     this.bySsrc.set(ssrc, s);
     if (binding !== null) {
       s.nextOfCall = this.byCall.get(binding.callId) ?? null;
@@ -759,7 +739,7 @@ export class MediaTracker {
       mos: voice ? s.meanMos : null,
       minMos: voice ? s.minMos : null,
       rFactor: voice ? s.lastR : null,
-      lossBursts: s.bursts.counts,
+      lossBursts: s.lossBurstCounts(),
       delayOver: s.delay.shares(),
       interval:
         interval === null
@@ -782,6 +762,7 @@ export class MediaTracker {
   }
 }
 
+/** Four address bytes as a signed 32-bit integer: a small integer to V8, never a boxed double. */
 function word(b: Uint8Array, i: number): number {
-  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+  return (b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3];
 }

@@ -237,7 +237,9 @@ const THRESHOLDS = Float64Array.from(DELAY_THRESHOLDS_MS);
  * distance (i.e. lateness = transit − min transit, transit = arrival_ms − rtpTimestamp_ms).
  */
 export class DelayVariation {
-  private readonly late = new Float64Array(THRESHOLDS.length);
+  // A plain array of small integers: far smaller per stream than a typed array (these live in every
+  // stream, 20,000 of them at once). Counts stay below 2^30 for any real stream.
+  private readonly late: number[] = [0, 0, 0, 0, 0, 0, 0];
   private total = 0;
   private minTransit = Number.POSITIVE_INFINITY;
 
@@ -261,7 +263,7 @@ export class DelayVariation {
 
   /** Packets later than each of DELAY_THRESHOLDS_MS, same order. */
   get counts(): number[] {
-    return Array.from(this.late);
+    return this.late.slice();
   }
 
   get packets(): number {
@@ -270,11 +272,10 @@ export class DelayVariation {
 
   /** '50' → fraction (0..1) of packets later than 50 ms, and so on; all 0 before any packet. */
   shares(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (let i = 0; i < THRESHOLDS.length; i++) {
-      out[String(DELAY_THRESHOLDS_MS[i])] = this.total === 0 ? 0 : this.late[i] / this.total;
-    }
-    return out;
+    const n = this.total;
+    const f = (i: number) => (n === 0 ? 0 : this.late[i] / n);
+    // One literal, not keys added one by one: V8 would give numeric-looking keys a large backing store.
+    return { '50': f(0), '70': f(1), '90': f(2), '120': f(3), '150': f(4), '200': f(5), '300': f(6) };
   }
 
   /** Starts a new reporting interval; the stream's fastest-transit baseline is kept. */

@@ -10,6 +10,8 @@
  * 44) is part of that contract. See docs/MEDIA.md.
  */
 
+import type { RtpHeader } from './header.js';
+
 const FLAG_FIRST = 0x001;
 const FLAG_MARKER = 0x002;
 const FLAG_WRONG_SEQ = 0x004;
@@ -65,19 +67,17 @@ export class RtpStreamStats {
   lastFlags = 0;
 
   /**
-   * Adds one packet. `timeMs` is the capture time relative to the capture's first packet (as tshark's
-   * rel_ts), `clockRate` the payload type's RTP clock in Hz, 0 when jitter does not apply (unknown
-   * dynamic type, telephone-event).
+   * Adds one packet. `h.timeMs` is the capture time relative to the capture's first packet (as
+   * tshark's rel_ts), `clockRate` the payload type's RTP clock in Hz, 0 when jitter does not apply
+   * (unknown dynamic type, telephone-event).
    */
-  add(
-    timeMs: number,
-    sequence: number,
-    timestamp: number,
-    payloadType: number,
-    marker: boolean,
-    dataLength: number,
-    clockRate: number,
-  ): void {
+  add(h: RtpHeader, clockRate: number): void {
+    const timeMs = h.timeMs;
+    const sequence = h.sequence;
+    const timestamp = h.timestamp;
+    const payloadType = h.payloadType;
+    const marker = h.marker;
+    const dataLength = h.dataLength;
     this.bytes += dataLength;
     this.lastTimeMs = timeMs;
     if (marker) this.markers++;

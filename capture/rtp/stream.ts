@@ -1,3 +1,4 @@
+import type { RtpHeader } from './header.js';
 import {
   burstRatio,
   DelayVariation,
@@ -10,6 +11,8 @@ import { RtpStreamStats } from './stream-stats.js';
 
 /** Window of recent sequence numbers kept per stream to tell duplicates, late packets and loss runs. */
 const WINDOW = 32;
+/** Loss-run buckets: runs of 1..9 packets, and 10 or more. */
+const LOSS_RUN_BUCKETS = 10;
 
 /**
  * Where a stream's media was announced: the SDP endpoint (address and port) of one call. Several
@@ -69,7 +72,8 @@ export class MediaStream extends RtpStreamStats {
   minMos = 0;
   lastMos = 0;
   lastR = 0;
-  readonly bursts = new LossBurstHistogram();
+  /** Created on the first loss run: most streams never lose a packet. */
+  bursts: LossBurstHistogram | null = null;
   readonly delay = new DelayVariation();
   rtcp: RtcpState | null = null;
 
@@ -94,17 +98,12 @@ export class MediaStream extends RtpStreamStats {
   }
 
   /** Adds a packet: tshark statistics, then the window, interval and delay figures. */
-  packet(
-    timeMs: number,
-    sequence: number,
-    timestamp: number,
-    payloadType: number,
-    marker: boolean,
-    dataLength: number,
-    clockRate: number,
-  ): void {
+  packet(h: RtpHeader, clockRate: number): void {
     const first = this.packets === 0;
-    this.add(timeMs, sequence, timestamp, payloadType, marker, dataLength, clockRate);
+    this.add(h, clockRate);
+    const timeMs = h.timeMs;
+    const sequence = h.sequence;
+    const payloadType = h.payloadType;
     // The stream's codec is its voice payload: comfort noise and events do not replace it.
     if (first || (clockRate !== 0 && payloadType !== 13 && payloadType !== 19))
       this.payloadType = payloadType;
@@ -126,7 +125,7 @@ export class MediaStream extends RtpStreamStats {
     }
     if (clockRate !== 0 && (this.lastFlags & 0x080) === 0) {
       // Transit time against the RTP clock; the fastest packet so far is the baseline (clock offsets cancel).
-      this.delay.addTransit(timeMs - this.skewBase(timestamp, clockRate));
+      this.delay.addTransit(timeMs - this.skewBase(h.timestamp, clockRate));
     }
   }
 
@@ -185,6 +184,7 @@ export class MediaStream extends RtpStreamStats {
     if (received) {
       if (this.prevLost) {
         this.lr++;
+        if (this.bursts === null) this.bursts = new LossBurstHistogram(LOSS_RUN_BUCKETS);
         this.bursts.record(this.lossRun);
         this.lossRun = 0;
       } else this.rr++;
@@ -262,6 +262,11 @@ export class MediaStream extends RtpStreamStats {
 
   get meanMos(): number {
     return this.mosIntervals > 0 ? this.mosSum / this.mosIntervals : 0;
+  }
+
+  /** Loss runs by length (index 0 = runs of 1); all zero when the stream never lost a packet. */
+  lossBurstCounts(): number[] {
+    return this.bursts === null ? new Array<number>(LOSS_RUN_BUCKETS).fill(0) : this.bursts.counts;
   }
 
   payloadTypeList(): number[] {
