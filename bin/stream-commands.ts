@@ -245,6 +245,8 @@ export async function ingestCommand(argv: string[], help: string): Promise<numbe
         topic: topicOf(settings),
         groupId: settings.string('group', DEFAULT_GROUP_ID),
         logger,
+        // Partitions in parallel, their chunks sharing one INSERT (StoreSink coalesces the flushes).
+        partitionsConsumedConcurrently: settings.number('partitions', 6),
         sink: sink.write,
       });
       await consumer.start();

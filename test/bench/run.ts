@@ -26,6 +26,7 @@ import {
   statePerStreamInChild,
   trackOnly,
 } from './rtp.js';
+import { runStoreBench } from './store.js';
 
 const json = process.argv.includes('--json');
 const dir = process.env.CALLSCOPE_BENCH_DIR ?? join(tmpdir(), 'callscope-bench');
@@ -224,8 +225,12 @@ async function main(): Promise<void> {
         ? null
         : tsharkRtpCount.streams === ours.streams.length && tsharkRtpCount.packets === ours.stats.rtpPackets,
   };
+  // The store and Kafka figures (events into the embedded store beside chDB's raw insert, Kafka end to
+  // end, capture-to-queryable latency) print their own lines as they go.
+  log('store and stream (test/bench/store.ts) ...');
+  const store = await runStoreBench({ log, quick: process.argv.includes('--quick') });
   if (json) {
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...result, store }, null, 2)}\n`);
     return;
   }
   const f = (n: number | null) => (n === null ? 'n/a' : n.toLocaleString('en-US'));
