@@ -10,7 +10,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, type RtpStreamSummary } from '../capture/analyze.js';
 import type { TransportName } from '../capture/event.js';
-import type { MediaStats } from '../capture/rtp/media.js';
+import { emptyMediaStats, type MediaStats } from '../capture/rtp/media.js';
 import type { MediaEndReason, RtcpFigures } from '../capture/rtp/report.js';
 import type { SipEndpointCounts } from '../capture/sip/extractor.js';
 import { MAX_METHOD_KEYS, OTHER_METHODS } from '../capture/summary.js';
@@ -457,27 +457,6 @@ function minIso(a: string | null, b: string | null, sign: -1 | 1): string | null
   if (a === null) return b;
   if (b === null) return a;
   return (a < b ? -1 : 1) === sign ? a : b;
-}
-
-function emptyMediaStats(): MediaStats {
-  return {
-    rtpPackets: 0,
-    rtcpPackets: 0,
-    rtcpMalformed: 0,
-    udptlPackets: 0,
-    streamsStarted: 0,
-    streamsFromSdp: 0,
-    streamsFromHeuristic: 0,
-    streamsEnded: 0,
-    streamsEvicted: 0,
-    streamsRefused: 0,
-    candidatesForgotten: 0,
-    candidatesRejected: 0,
-    intervalReports: 0,
-    finalReports: 0,
-    sdpEndpoints: 0,
-    endpointsForgotten: 0,
-  };
 }
 
 function emptyDecode(): AnalyzeSummary['decode'] {

@@ -57,6 +57,27 @@ export interface MediaStats {
   endpointsForgotten: number;
 }
 
+export function emptyMediaStats(): MediaStats {
+  return {
+    rtpPackets: 0,
+    rtcpPackets: 0,
+    rtcpMalformed: 0,
+    udptlPackets: 0,
+    streamsStarted: 0,
+    streamsFromSdp: 0,
+    streamsFromHeuristic: 0,
+    streamsEnded: 0,
+    streamsEvicted: 0,
+    streamsRefused: 0,
+    candidatesForgotten: 0,
+    candidatesRejected: 0,
+    intervalReports: 0,
+    finalReports: 0,
+    sdpEndpoints: 0,
+    endpointsForgotten: 0,
+  };
+}
+
 interface Candidate {
   hash: number;
   key: string;
@@ -78,24 +99,7 @@ function plausiblePayloadType(pt: number): boolean {
 }
 
 export class MediaTracker {
-  readonly stats: MediaStats = {
-    rtpPackets: 0,
-    rtcpPackets: 0,
-    rtcpMalformed: 0,
-    udptlPackets: 0,
-    streamsStarted: 0,
-    streamsFromSdp: 0,
-    streamsFromHeuristic: 0,
-    streamsEnded: 0,
-    streamsEvicted: 0,
-    streamsRefused: 0,
-    candidatesForgotten: 0,
-    candidatesRejected: 0,
-    intervalReports: 0,
-    finalReports: 0,
-    sdpEndpoints: 0,
-    endpointsForgotten: 0,
-  };
+  readonly stats: MediaStats = emptyMediaStats();
   private readonly heuristic: boolean;
   private readonly reportIntervalMs: number;
   private readonly idleTimeoutMs: number;

@@ -7,6 +7,7 @@ import {
   mosFromR,
   rFactor,
 } from './quality.js';
+import type { RtcpFigures } from './report.js';
 import { RtpStreamStats } from './stream-stats.js';
 
 /** Window of recent sequence numbers kept per stream to tell duplicates, late packets and loss runs. */
@@ -291,19 +292,8 @@ export interface IntervalResult {
   mos: number;
 }
 
-/** RTCP seen about (report blocks) or from (SR, SDES, XR) a stream's SSRC. */
-export interface RtcpState {
-  senderReports: number;
-  receiverReports: number;
-  fractionLost: number | null;
-  cumulativeLost: number | null;
-  jitterMs: number | null;
-  roundTripMs: number | null;
-  xrRFactor: number | null;
-  xrMosLq: number | null;
-  xrMosCq: number | null;
-  cname: string | null;
-}
+/** RTCP seen about (report blocks) or from (SR, SDES, XR) a stream's SSRC: what its reports carry. */
+export type RtcpState = RtcpFigures;
 
 export function emptyRtcpState(): RtcpState {
   return {
