@@ -10,10 +10,10 @@
  *    decode, each read chunk to the writer) and the same loop without the writer: the difference is
  *    the store's share. Also the split of that share: row encoding (eventId included), and the same
  *    pre-encoded batches sent through @clickhouse/client (HTTP + engine).
- * 2. Kafka end to end: `EventProducer` → librdkafka's mock cluster → `EventConsumer` whose sink marks
- *    retransmissions, writes through `StoreWriter` and flushes (what `callscope ingest` does) → rows.
- *    Beside it, a proposal measured with the same parts: sinks of concurrently consumed partitions
- *    share one flush (one INSERT per fetch instead of one per partition batch).
+ * 2. Kafka end to end: `EventProducer` → librdkafka's mock cluster → `EventConsumer` → `StoreSink`
+ *    (retransmissions marked, StoreWriter, each chunk stored before its commit), as `callscope ingest`
+ *    runs it: partitions consumed concurrently, their chunks sharing one flush (`coalesced`). Beside
+ *    it the sink as first shipped (`per-chunk`: one partition at a time, one INSERT per chunk).
  * 3. Capture-to-queryable latency at 1,000 events/s: each event a unique Call-ID, sent at its time
  *    through Kafka (as in 2, both sinks) and, separately, straight into a `StoreWriter` (default
  *    maxDelayMs); a poller asks the store every 50 ms for the rows sent since the oldest unseen one.
@@ -38,11 +38,11 @@ import { silentLogger } from '../../capture/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventConsumer } from '../../ingest/kafka/consumer.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';
-import { RetransmissionMarker } from '../../ingest/retransmissions.js';
 import { type EventRowSinks, encodeEvent, eventId, TsvBuffer } from '../../ingest/rows.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { columnNames, DATA_TABLES, type EventTableName } from '../../ingest/schema/tables.js';
 import { openStore, type Store } from '../../ingest/store/client.js';
+import { StoreSink } from '../../ingest/store-sink.js';
 import { StoreWriter } from '../../ingest/writer.js';
 import {
   haveMockKafka,
@@ -126,7 +126,8 @@ export interface PipelineFigures {
   target: { eventsPerCpuSecond: number; met: boolean };
 }
 
-export type SinkKind = 'as-shipped' | 'coalesced';
+/** `coalesced`: StoreSink as `callscope ingest` uses it; `per-chunk`: one flush per chunk, as first shipped. */
+export type SinkKind = 'per-chunk' | 'coalesced';
 
 export interface KafkaFigures {
   sink: SinkKind;
@@ -178,9 +179,9 @@ export interface StoreBenchFigures {
   machine: MachineFigures;
   quick: boolean;
   pipeline: Part<PipelineFigures> | null;
-  kafka: { asShipped: Part<KafkaFigures>; coalesced: Part<KafkaFigures> } | null;
+  kafka: { perChunk: Part<KafkaFigures>; coalesced: Part<KafkaFigures> } | null;
   latency: {
-    kafka: Part<LatencyFigures>;
+    kafkaPerChunk: Part<LatencyFigures>;
     kafkaCoalesced: Part<LatencyFigures>;
     direct: Part<LatencyFigures>;
   } | null;
@@ -640,24 +641,20 @@ async function pipelinePart(
 // ---------------------------------------------------------------------------------------------------
 // Part 2: Kafka end to end
 
-/** How long a coalesced sink waits for the other partitions' chunks of the same fetch. */
-const COALESCE_MS = 10;
-
 interface IngestSide {
   consumer: EventConsumer;
-  writer: StoreWriter;
+  sink: StoreSink;
   joinMs: number;
   concurrency: number;
-  sinkCalls: () => number;
-  /** Called after every sink call, with the rows stored so far. */
-  onStored: (fn: (rows: number) => void) => void;
+  /** Called after every stored chunk, with the events stored so far. */
+  onStored: (fn: (events: number) => void) => void;
 }
 
 /**
- * The ingest side. `as-shipped` is `callscope ingest`'s sink: mark retransmissions, write, flush, then
- * the consumer commits: one INSERT per partition batch. `coalesced` is the proposal measured beside it:
- * the partitions of a fetch are consumed concurrently and their sinks share one flush, started
- * COALESCE_MS after the first of them wrote (offsets are still committed only after it).
+ * The ingest side, `callscope ingest`'s: a StoreSink (retransmissions marked, each chunk written and
+ * stored before the consumer commits it). `coalesced` is how it ships: the partitions of a fetch are
+ * consumed concurrently and their chunks share one flush (one INSERT). `per-chunk` is how it first
+ * shipped, kept for comparison: one partition at a time, each chunk its own flush and INSERT.
  */
 async function startIngest(
   mock: MockKafka,
@@ -668,19 +665,15 @@ async function startIngest(
   partitions: number,
 ): Promise<IngestSide> {
   await migrate(store.client, { database, ttlDays: 0 });
-  const writer = new StoreWriter(store.client, { database });
-  const marker = new RetransmissionMarker();
-  let listener: (rows: number) => void = () => {};
-  let calls = 0;
-  let shared: Promise<void> | null = null;
-  const durable = (): Promise<void> => {
-    if (kind === 'as-shipped') return writer.flush();
-    shared ??= sleep(COALESCE_MS).then(() => {
-      shared = null; // a chunk written from here on waits for the next flush
-      return writer.flush();
-    });
-    return shared;
-  };
+  let listener: (events: number) => void = () => {};
+  const sink = new StoreSink(
+    store.client,
+    { database },
+    {
+      coalesceMs: kind === 'per-chunk' ? 0 : undefined,
+      afterStored: (_events, _context, total) => listener(total),
+    },
+  );
   const concurrency = kind === 'coalesced' ? partitions : 1;
   const consumer = new EventConsumer({
     kafka: createKafka({
@@ -693,26 +686,21 @@ async function startIngest(
     groupId: `bench-${topic}`,
     logger: silentLogger,
     partitionsConsumedConcurrently: concurrency,
-    sink: async (events) => {
-      calls++;
-      await writer.write(marker.mark(events));
-      await durable();
-      listener(writer.stats.rows);
-    },
+    sink: sink.write,
   });
   const t0 = performance.now();
   try {
     await timeBox('consumer group join', 60_000, consumer.start()); // the mock's first join takes ~3 s
   } catch (error) {
     await consumer.stop().catch(() => {});
+    await sink.close().catch(() => {});
     throw error;
   }
   return {
     consumer,
-    writer,
+    sink,
     joinMs: Math.round(performance.now() - t0),
     concurrency,
-    sinkCalls: () => calls,
     onStored: (fn) => {
       listener = fn;
     },
@@ -778,8 +766,8 @@ async function kafkaPart(
     );
     let storedAt = 0;
     const allStored = new Promise<void>((resolve) => {
-      ingest.onStored((rows) => {
-        if (rows >= n && storedAt === 0) {
+      ingest.onStored((stored) => {
+        if (stored >= n && storedAt === 0) {
           storedAt = performance.now();
           resolve();
         }
@@ -795,7 +783,7 @@ async function kafkaPart(
     const stored = await countFinal(store.client, database);
     const stats = ingest.consumer.stats();
     const endToEnd = rateOf(n, [run]);
-    const inserts = ingest.writer.stats.batches;
+    const inserts = ingest.sink.stats().writer.batches;
     return {
       sink: kind,
       events: n,
@@ -812,7 +800,7 @@ async function kafkaPart(
         written: stats.written,
         commits: stats.commits,
         sinkFailures: stats.sinkFailures,
-        sinkCalls: ingest.sinkCalls(),
+        sinkCalls: ingest.sink.stats().calls,
       },
       inserts,
       eventsPerInsert: Math.round(n / Math.max(1, inserts)),
@@ -821,7 +809,7 @@ async function kafkaPart(
   } finally {
     await ingest.consumer.stop().catch(() => {});
     await producer?.close().catch(() => {});
-    await ingest.writer.close().catch(() => {});
+    await ingest.sink.close().catch(() => {});
     await drop(store.client, database);
   }
 }
@@ -1006,13 +994,13 @@ async function kafkaLatency(
       templates,
       (e) => p.send(e),
       durationSec,
-      () => ingest.writer.stats.batches,
+      () => ingest.sink.stats().writer.batches,
     );
     return { ...figures, producerLingerMs: lingerMs };
   } finally {
     await ingest.consumer.stop().catch(() => {});
     await producer?.close().catch(() => {});
-    await ingest.writer.close().catch(() => {});
+    await ingest.sink.close().catch(() => {});
     await drop(store.client, database);
   }
 }
@@ -1138,22 +1126,22 @@ export async function runStoreBench(options: StoreBenchOptions): Promise<StoreBe
     if (parts.has('kafka')) {
       log(`Kafka (librdkafka mock) end to end (load average ${load()}):`);
       if (mock === null) {
-        figures.kafka = { asShipped: skipped, coalesced: skipped };
+        figures.kafka = { perChunk: skipped, coalesced: skipped };
         log(`  skipped: ${kafkaSkip}`);
       } else {
         const mk = mock;
-        // The shipped sink makes one INSERT per partition batch: a few hundred events/s against the
-        // mock, so it gets fewer events. 32 partitions keep every partition far below the mock's
+        // The first-shipped sink makes one INSERT per partition batch: a few hundred events/s against
+        // the mock, so it gets fewer events. 32 partitions keep every partition far below the mock's
         // ~5 MiB retention; the row count is checked exactly anyway.
-        const asShipped = await attempt('as-shipped Kafka run', log, () =>
+        const perChunk = await attempt('per-chunk Kafka run', log, () =>
           timeBox(
-            'as-shipped Kafka run',
+            'per-chunk Kafka run',
             420_000,
             kafkaPart(
               s,
               mk,
               events.slice(0, quick ? 8_000 : 20_000),
-              'as-shipped',
+              'per-chunk',
               32,
               PRODUCER_BATCH,
               dir,
@@ -1161,14 +1149,14 @@ export async function runStoreBench(options: StoreBenchOptions): Promise<StoreBe
             ),
           ),
         );
-        if ('sink' in asShipped) log(kafkaLine(asShipped));
+        if ('sink' in perChunk) log(kafkaLine(perChunk));
         // The mock answers a fetch with one producer batch per partition (a broker sends up to
         // maxBytesPerPartition): producer batches of 5,000 give fetches nearer a real broker's.
         const coalesced = await attempt('coalesced Kafka run', log, () =>
           timeBox('coalesced Kafka run', 420_000, kafkaPart(s, mk, events, 'coalesced', 32, 5000, dir, log)),
         );
         if ('sink' in coalesced) log(kafkaLine(coalesced));
-        figures.kafka = { asShipped, coalesced };
+        figures.kafka = { perChunk, coalesced };
       }
     }
 
@@ -1192,13 +1180,13 @@ export async function runStoreBench(options: StoreBenchOptions): Promise<StoreBe
         if ('path' in f) log(`  through Kafka (${kind} sink): ${latencyLine(f)}`);
         return f;
       };
-      const kafka = await viaKafka('as-shipped');
+      const kafkaPerChunk = await viaKafka('per-chunk');
       const kafkaCoalesced = await viaKafka('coalesced');
       const direct = await attempt('direct latency', log, () =>
         timeBox('direct latency', 180_000, directLatency(s, templates, durationSec)),
       );
       if ('path' in direct) log(`  single process (StoreWriter, maxDelayMs 1 s): ${latencyLine(direct)}`);
-      figures.latency = { kafka, kafkaCoalesced, direct };
+      figures.latency = { kafkaPerChunk, kafkaCoalesced, direct };
     }
     return figures;
   } finally {
