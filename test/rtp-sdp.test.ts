@@ -30,7 +30,7 @@ function sdp(addr: string, lines: string[]): string {
 function sip(first: string, cseq: string, body: string, toTag = ''): Buffer {
   const head = [
     first,
-    'Via: SIP/2.0/UDP 10.1.0.10:5060;branch=z9hG4bK-' + cseq.replace(/\W/g, ''),
+    `Via: SIP/2.0/UDP 10.1.0.10:5060;branch=z9hG4bK-${cseq.replace(/\W/g, '')}`,
     'From: <sip:a@10.1.0.10>;tag=1',
     `To: <sip:b@10.1.0.20>${toTag}`,
     `Call-ID: ${CALL_ID}`,
