@@ -12,10 +12,11 @@ import {
   EXIT_UNUSABLE_INPUT,
   EXIT_USAGE,
   loggerFor,
+  MEDIA_FLAGS,
   mediaOptions,
+  progressFor,
 } from './common.js';
 import { Settings, UsageError } from './config.js';
-import { ProgressLine } from './progress.js';
 import { formatSummary } from './report.js';
 import { runCommand, STORE_HELP, statsCommand, storeCommand } from './store-commands.js';
 import { captureCommand, ingestCommand, STREAM_HELP } from './stream-commands.js';
@@ -79,10 +80,7 @@ async function analyzeCommand(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       ...COMMON,
-      'no-progress': { type: 'boolean' },
-      'rtp-heuristic': { type: 'string' },
-      'report-interval': { type: 'string' },
-      'rtp-idle-timeout': { type: 'string' },
+      ...MEDIA_FLAGS,
     },
   });
   if (values.help) {
@@ -93,11 +91,7 @@ async function analyzeCommand(argv: string[]): Promise<number> {
   const settings = new Settings(values);
   const logger = loggerFor(settings);
   const file = positionals[0];
-  const progress = new ProgressLine(
-    'analyze',
-    process.stderr,
-    Boolean(process.stderr.isTTY) && !values['no-progress'],
-  );
+  const progress = progressFor('analyze', values);
   try {
     const summary = await analyzeFile(file, {
       logger,
@@ -111,13 +105,8 @@ async function analyzeCommand(argv: string[]): Promise<number> {
       values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`,
     );
     return EXIT_OK;
-  } catch (e) {
+  } finally {
     progress.done();
-    if (e instanceof CaptureFormatError) {
-      process.stderr.write(`callscope: ${e.message}\n`);
-      return EXIT_UNUSABLE_INPUT;
-    }
-    throw e;
   }
 }
 
@@ -220,6 +209,11 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (e) {
+    // A capture file unusable from its first byte, whichever command read it.
+    if (e instanceof CaptureFormatError) {
+      process.stderr.write(`callscope: ${e.message}\n`);
+      return EXIT_UNUSABLE_INPUT;
+    }
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`callscope: ${(e as Error).message}\nTry 'callscope --help'.\n`);
       return EXIT_USAGE;

@@ -2,6 +2,7 @@
 import { createLogger, type LogLevel } from '../capture/log.js';
 import type { MediaTrackerOptions } from '../capture/rtp/media.js';
 import { type Settings, UsageError } from './config.js';
+import { ProgressLine } from './progress.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -50,4 +51,17 @@ export function mediaOptions(settings: Settings): Omit<MediaTrackerOptions, 'onR
     reportIntervalMs: seconds('report-interval', 10),
     idleTimeoutMs: seconds('rtp-idle-timeout', 60),
   };
+}
+
+/** Flags of every command that decodes captures: progress display and media options. */
+export const MEDIA_FLAGS = {
+  'no-progress': { type: 'boolean' },
+  'rtp-heuristic': { type: 'string' },
+  'report-interval': { type: 'string' },
+  'rtp-idle-timeout': { type: 'string' },
+} as const;
+
+/** A progress line on a terminal's stderr unless --no-progress. */
+export function progressFor(label: string, values: { 'no-progress'?: boolean }): ProgressLine {
+  return new ProgressLine(label, process.stderr, Boolean(process.stderr.isTTY) && !values['no-progress']);
 }

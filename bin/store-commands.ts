@@ -5,7 +5,6 @@
  * the embedded chDB store owns `--data-dir`.
  */
 import { parseArgs } from 'node:util';
-import { CaptureFormatError } from '../capture/file/record.js';
 import type { Logger } from '../capture/log.js';
 import { ingestFile } from '../ingest/run.js';
 import { MAX_TTL_DAYS } from '../ingest/schema/ddl.js';
@@ -13,9 +12,8 @@ import { migrate } from '../ingest/schema/migrate.js';
 import { storeSummary } from '../ingest/stats.js';
 import { DEFAULT_DATA_DIR, openStore, type Store } from '../ingest/store/client.js';
 import { EmbeddedStore } from '../ingest/store/embedded.js';
-import { COMMON, captureIdOf, EXIT_OK, EXIT_UNUSABLE_INPUT, loggerFor, mediaOptions } from './common.js';
+import { COMMON, captureIdOf, EXIT_OK, loggerFor, MEDIA_FLAGS, mediaOptions, progressFor } from './common.js';
 import { Settings, UsageError } from './config.js';
-import { ProgressLine } from './progress.js';
 import { formatSummary } from './report.js';
 
 export const STORE_OPTIONS = {
@@ -69,10 +67,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
       ...COMMON,
       ...STORE_OPTIONS,
       pcap: { type: 'string' },
-      'no-progress': { type: 'boolean' },
-      'rtp-heuristic': { type: 'string' },
-      'report-interval': { type: 'string' },
-      'rtp-idle-timeout': { type: 'string' },
+      ...MEDIA_FLAGS,
     },
   });
   if (values.help) {
@@ -84,11 +79,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
   const pcap = settings.string('pcap');
   if (!pcap) throw new UsageError('run needs --pcap FILE (live capture arrives with --interface)');
   const logger = loggerFor(settings);
-  const progress = new ProgressLine(
-    'run',
-    process.stderr,
-    Boolean(process.stderr.isTTY) && !values['no-progress'],
-  );
+  const progress = progressFor('run', values);
   const store = await storeFor(settings, logger);
   try {
     const result = await ingestFile(pcap, {
@@ -122,14 +113,8 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
               .join(', ')}) in ${store.mode} store ${store.displayUrl}, run ${result.runId}\n`,
     );
     return EXIT_OK;
-  } catch (e) {
-    progress.done();
-    if (e instanceof CaptureFormatError) {
-      process.stderr.write(`callscope: ${e.message}\n`);
-      return EXIT_UNUSABLE_INPUT;
-    }
-    throw e;
   } finally {
+    progress.done();
     await store.close();
   }
 }

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyzeFile } from '../capture/analyze.js';
 import type { CaptureEvent } from '../capture/event.js';
-import { CaptureFormatError } from '../capture/file/record.js';
 import { HepSender } from '../capture/hep/sender.js';
 import type { Logger } from '../capture/log.js';
 import { HepListener } from '../ingest/hep/listener.js';
@@ -19,9 +18,8 @@ import { EventProducer } from '../ingest/kafka/producer.js';
 import { ensureTopics } from '../ingest/kafka/topics.js';
 import { migrate } from '../ingest/schema/migrate.js';
 import { StoreSink } from '../ingest/store-sink.js';
-import { COMMON, captureIdOf, EXIT_OK, EXIT_UNUSABLE_INPUT, loggerFor, mediaOptions } from './common.js';
+import { COMMON, captureIdOf, EXIT_OK, loggerFor, MEDIA_FLAGS, mediaOptions, progressFor } from './common.js';
 import { Settings, UsageError } from './config.js';
-import { ProgressLine } from './progress.js';
 import { databaseOf, STORE_OPTIONS, storeFor, ttlDaysOf } from './store-commands.js';
 
 const KAFKA_OPTIONS = {
@@ -83,10 +81,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
       pcap: { type: 'string' },
       'spool-dir': { type: 'string' },
       'hep-to': { type: 'string' },
-      'no-progress': { type: 'boolean' },
-      'rtp-heuristic': { type: 'string' },
-      'report-interval': { type: 'string' },
-      'rtp-idle-timeout': { type: 'string' },
+      ...MEDIA_FLAGS,
     },
   });
   if (values.help) {
@@ -121,11 +116,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
   const hep = hepTo
     ? new HepSender({ target: hepTo, authKey: settings.string('hep-auth-key'), captureId, logger })
     : null;
-  const progress = new ProgressLine(
-    'capture',
-    process.stderr,
-    Boolean(process.stderr.isTTY) && !values['no-progress'],
-  );
+  const progress = progressFor('capture', values);
   let queue: CaptureEvent[] = [];
   const hand = async (): Promise<void> => {
     const events = queue;
@@ -161,14 +152,8 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
     };
     process.stdout.write(values.json ? `${JSON.stringify(out, null, 2)}\n` : `${describeCapture(out)}\n`);
     return EXIT_OK;
-  } catch (e) {
-    progress.done();
-    if (e instanceof CaptureFormatError) {
-      process.stderr.write(`callscope: ${e.message}\n`);
-      return EXIT_UNUSABLE_INPUT;
-    }
-    throw e;
   } finally {
+    progress.done();
     await producer?.close();
     await hep?.close();
   }

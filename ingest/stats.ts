@@ -10,10 +10,13 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, type RtpStreamSummary } from '../capture/analyze.js';
 import type { TransportName } from '../capture/event.js';
+import { emptyFragmentStats } from '../capture/reassembly/fragments.js';
+import { emptyTcpStats } from '../capture/reassembly/tcp.js';
 import { emptyMediaStats, type MediaStats } from '../capture/rtp/media.js';
 import type { MediaEndReason, RtcpFigures } from '../capture/rtp/report.js';
 import type { SipEndpointCounts } from '../capture/sip/extractor.js';
 import { MAX_METHOD_KEYS, OTHER_METHODS } from '../capture/summary.js';
+import type { CaptureRun } from './rows.js';
 import { qualifiedName } from './schema/ddl.js';
 
 export interface StoreSummaryOptions {
@@ -327,23 +330,11 @@ async function streams(
 // ---------------------------------------------------------------------------------------------------
 // capture_runs
 
-interface RunFacts {
+/** A capture_runs row as the summary needs it: the run's record, named as the summary names it. */
+type RunFacts = Omit<CaptureRun, 'runId' | 'source' | 'format' | 'captureId' | 'nodeName'> & {
   file: string;
   format: AnalyzeSummary['format'];
-  packets: number;
-  malformedPackets: number;
-  truncatedPackets: number;
-  firstPacketTime: string | null;
-  lastPacketTime: string | null;
-  durationSec: number;
-  sipMalformed: number;
-  callIdsCapped: boolean;
-  streamsOmitted: number;
-  decode: AnalyzeSummary['decode'];
-  rtpStats: MediaStats;
-  elapsedMs: number;
-  packetsPerSecond: number;
-}
+};
 
 async function runFacts(client: ClickHouseClient, db: string, runId: string | undefined): Promise<RunFacts> {
   const rows = await select<Row>(
@@ -468,33 +459,8 @@ function emptyDecode(): AnalyzeSummary['decode'] {
     sctp: 0,
     nonIp: 0,
     tunnelled: { ipip: 0, gre: 0, erspan: 0, vxlan: 0 },
-    fragments: {
-      fragments: 0,
-      reassembled: 0,
-      duplicates: 0,
-      overlaps: 0,
-      conflictingOverlaps: 0,
-      timedOut: 0,
-      evicted: 0,
-      oversize: 0,
-      invalid: 0,
-      inFlight: 0,
-      bufferedBytes: 0,
-    },
-    tcpStreams: {
-      segments: 0,
-      streams: 0,
-      retransmissions: 0,
-      overlaps: 0,
-      outOfOrder: 0,
-      gaps: 0,
-      gapBytes: 0,
-      evictedStreams: 0,
-      idleStreams: 0,
-      droppedBytes: 0,
-      activeStreams: 0,
-      bufferedBytes: 0,
-    },
+    fragments: emptyFragmentStats(),
+    tcpStreams: emptyTcpStats(),
     errors: {},
     unsupportedLinkTypes: {},
     fileWarnings: [],

@@ -86,8 +86,9 @@ function limit(v: number | undefined, def: number, min: number): number {
   return typeof v === 'number' && v >= min && !Number.isNaN(v) ? v : def;
 }
 
-export class FragmentReassembler {
-  readonly stats: FragmentStats = {
+/** All counters at zero (also what a summary shows for a capture that never fragmented). */
+export function emptyFragmentStats(): FragmentStats {
+  return {
     fragments: 0,
     reassembled: 0,
     duplicates: 0,
@@ -100,6 +101,10 @@ export class FragmentReassembler {
     inFlight: 0,
     bufferedBytes: 0,
   };
+}
+
+export class FragmentReassembler {
+  readonly stats: FragmentStats = emptyFragmentStats();
   private readonly maxDatagrams: number;
   private readonly maxBytes: number;
   private readonly timeoutSec: number;

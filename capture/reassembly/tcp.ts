@@ -149,8 +149,9 @@ function limit(v: number | undefined, def: number, min: number): number {
   return typeof v === 'number' && v >= min && !Number.isNaN(v) ? v : def;
 }
 
-export class TcpReassembler {
-  readonly stats: TcpStats = {
+/** All counters at zero. */
+export function emptyTcpStats(): TcpStats {
+  return {
     segments: 0,
     streams: 0,
     retransmissions: 0,
@@ -164,6 +165,10 @@ export class TcpReassembler {
     activeStreams: 0,
     bufferedBytes: 0,
   };
+}
+
+export class TcpReassembler {
+  readonly stats: TcpStats = emptyTcpStats();
   private readonly maxStreams: number;
   private readonly maxPerStream: number;
   private readonly maxTotal: number;
