@@ -12,7 +12,7 @@ import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, type RtpStreamSummary } from 
 import type { TransportName } from '../capture/event.js';
 import { emptyFragmentStats } from '../capture/reassembly/fragments.js';
 import { emptyTcpStats } from '../capture/reassembly/tcp.js';
-import { emptyMediaStats, type MediaStats } from '../capture/rtp/media.js';
+import { emptyMediaStats } from '../capture/rtp/media.js';
 import type { MediaEndReason, RtcpFigures } from '../capture/rtp/report.js';
 import type { SipEndpointCounts } from '../capture/sip/extractor.js';
 import { MAX_METHOD_KEYS, OTHER_METHODS } from '../capture/summary.js';
