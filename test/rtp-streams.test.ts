@@ -238,8 +238,9 @@ describe.skipIf(!haveTshark || !haveTool('sipp') || !haveTool('tcpdump'))('SIPp 
     expect(run.uac.successfulCalls).toBe(1);
     const [summary, reference] = await Promise.all([analyzeFile(run.pcap), tsharkRtpStreams(run.pcap)]);
     expectSameStreams(summary.rtp.streams, reference);
-    // SIPp's audio file holds 236 packets; the UAS echoes each one back.
-    expect(summary.rtp.streams.map((s) => s.packets)).toEqual([236, 236]);
+    // SIPp's audio file holds 236 packets; the UAS echoes each one back (unless tcpdump dropped some).
+    if (run.droppedByKernel === 0) expect(summary.rtp.streams.map((s) => s.packets)).toEqual([236, 236]);
+    else console.warn(`[sipp] tcpdump dropped ${run.droppedByKernel} packets: exact RTP count not checked`);
     expect(new Set(summary.rtp.streams.map((s) => s.callId)).size).toBe(1);
     expect(summary.rtp.streams[0].callId).not.toBeNull();
   });
@@ -258,6 +259,8 @@ describe.skipIf(!haveTshark || !haveTool('sipp') || !haveTool('tcpdump'))('SIPp 
       tsharkRtpStreams(run.pcap, { decodeAs: ['udp.port==5070,sip'] }),
     ]);
     expectSameStreams(summary.rtp.streams, reference);
-    expect(summary.rtp.streams.reduce((n, s) => n + s.packets, 0)).toBe(4 * 2 * 236);
+    const packets = summary.rtp.streams.reduce((n, s) => n + s.packets, 0);
+    expect(packets).toBeLessThanOrEqual(4 * 2 * 236);
+    expect(packets).toBeGreaterThanOrEqual(4 * 2 * 236 - run.droppedByKernel);
   });
 });

@@ -259,7 +259,9 @@ describe.skipIf(sippReason !== '')('SIPp over loopback, captured by tcpdump', ()
     record('RTP 2 calls', run, { ...counts, rtpPackets: rtp });
     expect(run.uac.successfulCalls).toBe(2);
     expect(counts.messages).toBe(12);
-    expect(rtp).toBe(2 * 2 * 236);
+    // Exact unless tcpdump reports kernel drops on a loaded machine.
+    expect(rtp).toBeLessThanOrEqual(2 * 2 * 236);
+    expect(rtp).toBeGreaterThanOrEqual(2 * 2 * 236 - run.droppedByKernel);
   });
 
   it('refuses non-loopback addresses before starting anything', async () => {
