@@ -42,6 +42,12 @@ export interface CaptureEvent {
   sip?: SipMessage;
   /** The media stream report behind a protocol-type-34 event produced locally. */
   media?: MediaStreamReport;
+  /**
+   * VM ids of the sending and receiving side (capture/attribution.ts), absent when unknown. They
+   * travel in HEP as callscope vendor chunks (docs/HEP.md).
+   */
+  srcVm?: string;
+  dstVm?: string;
   /** tshark-compatible retransmission flag. */
   retransmission: boolean;
   /** Where it came from, for error context: file path or interface, and packet number. */

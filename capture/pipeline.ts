@@ -1,3 +1,4 @@
+import { VmAttribution, type VmLookup } from './attribution.js';
 import { type DecoderStats, PacketDecoder } from './decoder.js';
 import { type CaptureEvent, HEP_PROTO_RTP_QOS_JSON } from './event.js';
 import type { PacketRecord } from './file/record.js';
@@ -24,6 +25,8 @@ export interface CapturePipelineOptions {
   maxPendingStreamBytes?: number;
   /** Media discovery and reporting (heuristic, report interval, idle timeout, table bounds). */
   media?: Omit<MediaTrackerOptions, 'onReport' | 'onProblem'>;
+  /** Who owns a MAC (the OVS inventory, a static map): events then carry srcVm / dstVm. */
+  vms?: VmLookup;
   onEvent?: (event: CaptureEvent) => void;
 }
 
@@ -37,6 +40,8 @@ export class CapturePipeline {
   readonly sip: SipExtractor;
   readonly media: MediaTracker;
   readonly problems: ProblemLog;
+  /** Null without a VM lookup. */
+  readonly attribution: VmAttribution | null;
   private lastDecodeErrors = 0;
   firstTimestamp: number | null = null;
   lastTimestamp: number | null = null;
@@ -45,7 +50,16 @@ export class CapturePipeline {
     const logger = options.logger ?? silentLogger;
     this.problems = new ProblemLog(logger);
     const where = options.isFile ? { file: options.sourceName } : { interface: options.sourceName };
-    const onEvent = options.onEvent;
+    const attribution = options.vms ? new VmAttribution(options.vms) : null;
+    this.attribution = attribution;
+    const userOnEvent = options.onEvent;
+    const onEvent =
+      userOnEvent && attribution
+        ? (event: CaptureEvent) => {
+            this.attribute(attribution, event);
+            userOnEvent(event);
+          }
+        : userOnEvent;
     this.media = new MediaTracker({
       ...options.media,
       onReport: onEvent ? (report) => onEvent(this.mediaEvent(report)) : undefined,
@@ -85,7 +99,14 @@ export class CapturePipeline {
     this.decoder = new PacketDecoder(
       {
         udp: (p, record) => {
-          if (!sip.udp(p, record)) media.udp(p, record);
+          if (sip.udp(p, record)) return;
+          // Media-only VMs (a media server) are learned from a sample of their packets: an active
+          // stream sends 50 packets/s, so every address is seen within seconds, at 1/64 of the cost.
+          if (attribution !== null && (record.number & 63) === 0) {
+            attribution.vmOf(p.srcMac(), p.srcIp());
+            attribution.vmOf(p.dstMac(), p.dstIp());
+          }
+          media.udp(p, record);
         },
         tcp: (p, record) => sip.tcp(p, record),
         sctp: (p, record) => sip.sctp(p, record),
@@ -126,6 +147,31 @@ export class CapturePipeline {
       media: report,
       retransmission: false,
     };
+  }
+
+  /**
+   * SIP events use the MACs of the frame that completed them, when that frame carried the event's
+   * own addresses (not SIP inside HEP, whose frame is the HEP carrier's); media reports and the rest
+   * use the addresses, learned from earlier frames.
+   */
+  private attribute(attribution: VmAttribution, event: CaptureEvent): void {
+    let srcMac: string | null = null;
+    let dstMac: string | null = null;
+    if (event.sip !== undefined && event.media === undefined) {
+      const p = this.decoder.packet;
+      const src = p.srcIp();
+      if (src === event.srcIp && p.dstIp() === event.dstIp) {
+        srcMac = p.srcMac();
+        dstMac = p.dstMac();
+      } else if (src === event.dstIp && p.dstIp() === event.srcIp) {
+        srcMac = p.dstMac();
+        dstMac = p.srcMac();
+      }
+    }
+    const srcVm = attribution.vmOf(srcMac, event.srcIp);
+    const dstVm = attribution.vmOf(dstMac, event.dstIp);
+    if (srcVm !== null) event.srcVm = srcVm.id;
+    if (dstVm !== null) event.dstVm = dstVm.id;
   }
 
   handle(record: PacketRecord): void {

@@ -460,8 +460,8 @@ function sipRow(event: CaptureEvent, sip: SipMessage, id: bigint, context: RowCo
     .uint(event.dstPort, U16)
     .utf8(event.transport)
     .nullableUint(event.vlan, U16)
-    .utf8('') // src_vm: VM attribution is not known at capture time
-    .utf8('') // dst_vm
+    .utf8(event.srcVm ?? '')
+    .utf8(event.dstVm ?? '')
     .latin1(sip.userAgent ?? sip.server ?? '')
     .latin1(reason?.protocol ?? '')
     .nullableUint(reason?.cause ?? null, U16)

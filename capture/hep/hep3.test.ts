@@ -575,7 +575,12 @@ describe.skipIf(!haveSngrepHep || !haveTshark)('sngrep cross-check', () => {
     const tag = `cs${process.pid}x${port}`;
     const sends: { e: CaptureEvent; key?: string; kept: boolean }[] = [
       {
-        e: event({ correlationId: `${tag}-v4`, vlan: 42, nodeName: 'hv1', srcPort: 5062, dstPort: 5063 }),
+        // With callscope's VM chunks (vendor 0x0ca1), which sngrep must skip.
+        e: {
+          ...event({ correlationId: `${tag}-v4`, vlan: 42, nodeName: 'hv1', srcPort: 5062, dstPort: 5063 }),
+          srcVm: '9101',
+          dstVm: 'vm "b"',
+        },
         key: 'secret',
         kept: true,
       },

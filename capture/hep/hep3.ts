@@ -39,6 +39,14 @@ export const HEP_CHUNK_CORRELATION_ID = 17;
 export const HEP_CHUNK_VLAN = 18;
 export const HEP_CHUNK_NODE_NAME = 19;
 
+/**
+ * callscope's own chunks, under a vendor id of their own so other HEP receivers skip them: the VM
+ * ids of the two sides (UTF-8). 0x0ca1 is not in the HEP vendor registry (docs/HEP.md).
+ */
+export const HEP_VENDOR_CALLSCOPE = 0x0ca1;
+export const HEP_CHUNK_CALLSCOPE_SRC_VM = 1;
+export const HEP_CHUNK_CALLSCOPE_DST_VM = 2;
+
 /** Address-family values of chunk 1 (the BSD AF_INET / Linux AF_INET6 numbers). */
 const HEP_AF_INET = 2;
 const HEP_AF_INET6 = 10;
@@ -96,6 +104,8 @@ export function encodeHep3(event: CaptureEvent, options?: HepEncodeOptions): Buf
   // Latin-1 gives back exactly the Call-ID bytes the SIP parser decoded as latin1.
   const corr = event.correlationId ? Buffer.from(event.correlationId, 'latin1') : null;
   const node = event.nodeName ? Buffer.from(event.nodeName, 'utf8') : null;
+  const srcVm = event.srcVm ? Buffer.from(event.srcVm, 'utf8') : null;
+  const dstVm = event.dstVm ? Buffer.from(event.dstVm, 'utf8') : null;
   const payload = event.payload;
 
   const addrLen = v6 ? 16 : 4;
@@ -112,6 +122,8 @@ export function encodeHep3(event: CaptureEvent, options?: HepEncodeOptions): Buf
   if (corr) total += CHUNK_HEADER + corr.length;
   if (event.vlan !== null) total += CHUNK_HEADER + 2;
   if (node) total += CHUNK_HEADER + node.length;
+  if (srcVm) total += CHUNK_HEADER + srcVm.length;
+  if (dstVm) total += CHUNK_HEADER + dstVm.length;
   if (total > HEP3_MAX_FRAME) {
     throw new RangeError(
       `HEP3 encode, Call-ID ${callIdOf(event)}: frame would be ${total} bytes (payload ${payload.length}), over the ${HEP3_MAX_FRAME}-byte HEP3 limit`,
@@ -122,8 +134,8 @@ export function encodeHep3(event: CaptureEvent, options?: HepEncodeOptions): Buf
   out.write('HEP3', 0, 'latin1');
   out.writeUInt16BE(total, 4);
   let o = 6;
-  const header = (type: number, valueLen: number): void => {
-    out.writeUInt16BE(0, o);
+  const header = (type: number, valueLen: number, vendor = 0): void => {
+    out.writeUInt16BE(vendor, o);
     out.writeUInt16BE(type, o + 2);
     out.writeUInt16BE(CHUNK_HEADER + valueLen, o + 4);
     o += CHUNK_HEADER;
@@ -166,6 +178,15 @@ export function encodeHep3(event: CaptureEvent, options?: HepEncodeOptions): Buf
   if (corr) bytes(HEP_CHUNK_CORRELATION_ID, corr);
   if (event.vlan !== null) u16(HEP_CHUNK_VLAN, event.vlan);
   if (node) bytes(HEP_CHUNK_NODE_NAME, node);
+  for (const [type, value] of [
+    [HEP_CHUNK_CALLSCOPE_SRC_VM, srcVm],
+    [HEP_CHUNK_CALLSCOPE_DST_VM, dstVm],
+  ] as const) {
+    if (value === null) continue;
+    header(type, value.length, HEP_VENDOR_CALLSCOPE);
+    out.set(value, o);
+    o += value.length;
+  }
   return out;
 }
 
@@ -260,6 +281,8 @@ export function decodeHep3(buf: Buffer, off = 0, end: number = buf.length): HepD
   let correlationId = '';
   let vlan: number | null = null;
   let nodeName = '';
+  let srcVm = '';
+  let dstVm = '';
   let unknownChunks = 0;
 
   let p = off + 6;
@@ -277,6 +300,14 @@ export function decodeHep3(buf: Buffer, off = 0, end: number = buf.length): HepD
     const v = p + CHUNK_HEADER;
     const vlen = len - CHUNK_HEADER;
     p += len;
+    if (vendor === HEP_VENDOR_CALLSCOPE && type === HEP_CHUNK_CALLSCOPE_SRC_VM) {
+      srcVm = chunkString(buf, v, v + vlen, 'utf8');
+      continue;
+    }
+    if (vendor === HEP_VENDOR_CALLSCOPE && type === HEP_CHUNK_CALLSCOPE_DST_VM) {
+      dstVm = chunkString(buf, v, v + vlen, 'utf8');
+      continue;
+    }
     if (vendor !== 0) {
       unknownChunks++;
       continue;
@@ -409,5 +440,7 @@ export function decodeHep3(buf: Buffer, off = 0, end: number = buf.length): HepD
     payload,
     retransmission: false,
   };
+  if (srcVm) event.srcVm = srcVm;
+  if (dstVm) event.dstVm = dstVm;
   return { ok: true, event, authKey, keepAlive, unknownChunks };
 }
