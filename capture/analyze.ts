@@ -1,5 +1,8 @@
+import type { VmAttribution } from './attribution.js';
 import type { CaptureEvent } from './event.js';
 import { readCaptureFile } from './file/reader.js';
+import { LiveCapture, type LiveCaptureOptions } from './live/source.js';
+import type { CaptureHealth, CaptureTotals } from './live/stats.js';
 import type { Logger } from './log.js';
 import { CapturePipeline } from './pipeline.js';
 import type { FragmentStats } from './reassembly/fragments.js';
@@ -19,6 +22,8 @@ export interface AnalyzeOptions {
   media?: Omit<MediaTrackerOptions, 'onReport' | 'onProblem'>;
   /** Backpressure: asked between read chunks; reading waits for a returned promise (ReadOptions.pause). */
   pause?: () => Promise<void> | null;
+  /** MAC → VM attribution (capture/attribution.ts): events get srcVm/dstVm. */
+  vms?: VmAttribution;
 }
 
 /** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
@@ -34,8 +39,9 @@ export type RtpStreamSummary = Omit<
 };
 
 export interface AnalyzeSummary {
+  /** File path, or the interface of a live capture. */
   file: string;
-  format: 'pcap' | 'pcapng';
+  format: 'pcap' | 'pcapng' | 'live';
   packets: number;
   /**
    * Packets we could not use: undecodable headers, corrupt or cut-off file records, and payloads
@@ -78,6 +84,19 @@ export interface AnalyzeSummary {
   };
   elapsedMs: number;
   packetsPerSecond: number;
+  /** Live captures only: the kernel's figures (pcap_stats) summed over every handle the capture had. */
+  capture?: {
+    interface: string;
+    linkType: number;
+    /** Packets the kernel passed to the capture (after the filter), dropped ones included. */
+    received: number;
+    droppedKernel: number;
+    droppedInterface: number;
+    /** Read but not decoded: the capture was overloaded (see capture/live/source.ts). */
+    droppedOverload: number;
+    reopenings: number;
+    linkDowns: number;
+  };
 }
 
 /** ISO text of a capture time; null when absent or outside what a Date holds (hostile timestamps). */
@@ -90,53 +109,70 @@ function sortedCounts(counts: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-/** Reads a capture file end to end and summarises its SIP. Throws CaptureFormatError for unusable files. */
-export async function analyzeFile(path: string, options: AnalyzeOptions = {}): Promise<AnalyzeSummary> {
-  const started = performance.now();
-  const streams: RtpStreamSummary[] = [];
-  let streamsOmitted = 0;
+/** The pipeline of one analysis and the final stream reports it collects for the summary. */
+interface SummaryPipeline {
+  pipeline: CapturePipeline;
+  streams: RtpStreamSummary[];
+  streamsOmitted: number;
+}
+
+type PipelineOptions = Pick<
+  AnalyzeOptions,
+  'logger' | 'captureId' | 'nodeName' | 'media' | 'vms' | 'onEvent'
+>;
+
+function summaryPipeline(sourceName: string, isFile: boolean, options: PipelineOptions): SummaryPipeline {
+  const collected = { streams: [] as RtpStreamSummary[], streamsOmitted: 0 };
   const pipeline = new CapturePipeline({
-    sourceName: path,
-    isFile: true,
+    sourceName,
+    isFile,
     logger: options.logger,
     captureId: options.captureId,
     nodeName: options.nodeName,
     media: options.media,
+    vms: options.vms,
     onEvent: (event) => {
       const report = event.media;
       if (report !== undefined && report.kind === 'final') {
-        if (streams.length < MAX_SUMMARY_STREAMS) streams.push(streamSummary(report));
-        else streamsOmitted++;
+        if (collected.streams.length < MAX_SUMMARY_STREAMS) collected.streams.push(streamSummary(report));
+        else collected.streamsOmitted++;
       }
       options.onEvent?.(event);
     },
   });
-  let packets = 0;
-  const onProgress = options.onProgress;
-  const read = await readCaptureFile(
-    path,
-    (record) => {
-      packets++;
-      pipeline.handle(record);
+  return {
+    pipeline,
+    streams: collected.streams,
+    get streamsOmitted() {
+      return collected.streamsOmitted;
     },
-    {
-      onProgress: onProgress ? (bytes, total) => onProgress(bytes, total, packets) : undefined,
-      pause: options.pause,
-    },
-  );
-  pipeline.finish();
-  for (const warning of read.warnings) options.logger?.warn(warning, { file: path });
-  const elapsedMs = performance.now() - started;
+  };
+}
+
+/** What the source (file reader or live capture) adds to the pipeline's figures. */
+interface SourceFacts {
+  file: string;
+  format: AnalyzeSummary['format'];
+  packets: number;
+  /** Corrupt and cut-off file records (0 live). */
+  badRecords: number;
+  warnings: string[];
+  started: number;
+}
+
+/** The summary of a finished pipeline (the same for a file and an interface). */
+function buildSummary(sp: SummaryPipeline, source: SourceFacts): AnalyzeSummary {
+  const { pipeline, streams, streamsOmitted } = sp;
+  const elapsedMs = performance.now() - source.started;
   const d = pipeline.decoderStats;
   const s = pipeline.sipStats;
   const first = pipeline.firstTimestamp;
   const last = pipeline.lastTimestamp;
   return {
-    file: path,
-    format: read.format,
-    packets: read.packets,
-    malformedPackets:
-      d.malformed + s.malformed + s.malformedHep + read.malformedRecords + read.truncatedRecords,
+    file: source.file,
+    format: source.format,
+    packets: source.packets,
+    malformedPackets: d.malformed + s.malformed + s.malformedHep + source.badRecords,
     truncatedPackets: d.truncated,
     firstPacketTime: isoTime(first),
     lastPacketTime: isoTime(last),
@@ -164,7 +200,7 @@ export async function analyzeFile(path: string, options: AnalyzeOptions = {}): P
       tcpStreams: { ...pipeline.sip.tcpStreams.stats },
       errors: { ...d.errors },
       unsupportedLinkTypes: { ...d.unsupportedLinkTypes },
-      fileWarnings: read.warnings,
+      fileWarnings: source.warnings,
     },
     rtp: {
       streams: streams.sort((a, b) => a.startTime - b.startTime),
@@ -172,7 +208,120 @@ export async function analyzeFile(path: string, options: AnalyzeOptions = {}): P
       stats: { ...pipeline.media.stats },
     },
     elapsedMs: Math.round(elapsedMs * 10) / 10,
-    packetsPerSecond: elapsedMs > 0 ? Math.round(read.packets / (elapsedMs / 1000)) : 0,
+    packetsPerSecond: elapsedMs > 0 ? Math.round(source.packets / (elapsedMs / 1000)) : 0,
+  };
+}
+
+/** Reads a capture file end to end and summarises its SIP. Throws CaptureFormatError for unusable files. */
+export async function analyzeFile(path: string, options: AnalyzeOptions = {}): Promise<AnalyzeSummary> {
+  const started = performance.now();
+  const sp = summaryPipeline(path, true, options);
+  const pipeline = sp.pipeline;
+  let packets = 0;
+  const onProgress = options.onProgress;
+  const read = await readCaptureFile(
+    path,
+    (record) => {
+      packets++;
+      pipeline.handle(record);
+    },
+    {
+      onProgress: onProgress ? (bytes, total) => onProgress(bytes, total, packets) : undefined,
+      pause: options.pause,
+    },
+  );
+  pipeline.finish();
+  for (const warning of read.warnings) options.logger?.warn(warning, { file: path });
+  return buildSummary(sp, {
+    file: path,
+    format: read.format,
+    packets: read.packets,
+    badRecords: read.malformedRecords + read.truncatedRecords,
+    warnings: read.warnings,
+    started,
+  });
+}
+
+export interface AnalyzeInterfaceOptions extends Omit<AnalyzeOptions, 'onProgress' | 'pause'> {
+  /** BPF filter, snaplen, kernel buffer, promiscuous and immediate mode, health interval... */
+  capture?: Omit<LiveCaptureOptions, 'interface' | 'onPacket' | 'onHealth' | 'logger'>;
+  /** Stops the capture (then the pipeline is flushed and the summary returned). */
+  signal?: AbortSignal;
+  /** Stop after this many seconds. */
+  durationSec?: number;
+  /** Stop after this many packets. */
+  packetLimit?: number;
+  /** Every capture-health record (every capture.healthIntervalMs, and the final one). */
+  onHealth?: (health: CaptureHealth) => void;
+  /** Called about once a second with the capture's counters. */
+  onProgress?: (totals: CaptureTotals, elapsedSec: number) => void;
+  /** Called once the interface is open and packets flow. */
+  onStart?: (capture: LiveCapture) => void;
+}
+
+/**
+ * Captures on an interface until `signal` aborts, `durationSec` passes or `packetLimit` packets were
+ * seen, then flushes the pipeline and summarises, as analyzeFile does for a file (format 'live', with
+ * the kernel's capture figures in `capture`). Throws LiveCaptureError when the interface cannot be
+ * opened or the pcap package is missing.
+ */
+export async function analyzeInterface(
+  name: string,
+  options: AnalyzeInterfaceOptions = {},
+): Promise<AnalyzeSummary> {
+  const started = performance.now();
+  options.signal?.throwIfAborted();
+  const sp = summaryPipeline(name, false, options);
+  const pipeline = sp.pipeline;
+  const limit = options.packetLimit ?? Number.POSITIVE_INFINITY;
+  let packets = 0;
+  let requestStop: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => {
+    requestStop = resolve;
+  });
+  const capture = LiveCapture.open({
+    ...options.capture,
+    interface: name,
+    logger: options.logger,
+    onHealth: options.onHealth,
+    onPacket: (record) => {
+      if (packets >= limit) return;
+      packets++;
+      pipeline.handle(record);
+      if (packets >= limit) requestStop();
+    },
+  });
+  const timers: NodeJS.Timeout[] = [];
+  const onAbort = () => requestStop();
+  try {
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) requestStop();
+    if (options.durationSec !== undefined) timers.push(setTimeout(requestStop, options.durationSec * 1000));
+    const onProgress = options.onProgress;
+    if (onProgress)
+      timers.push(
+        setInterval(() => onProgress(capture.totals(), (performance.now() - started) / 1000), 1000),
+      );
+    options.onStart?.(capture);
+    await stopRequested;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    for (const t of timers) clearTimeout(t);
+  }
+  const final = await capture.stop();
+  pipeline.finish();
+  return {
+    ...buildSummary(sp, { file: name, format: 'live', packets, badRecords: 0, warnings: [], started }),
+    capture: {
+      interface: name,
+      linkType: capture.linkType,
+      received: final.received,
+      droppedKernel: final.droppedKernel,
+      droppedInterface: final.droppedInterface,
+      droppedOverload: final.droppedOverload,
+      reopenings: final.reopenings,
+      linkDowns: final.linkDowns,
+    },
   };
 }
 

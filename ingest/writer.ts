@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
 import type { CaptureEvent } from '../capture/event.js';
 import { type Logger, silentLogger } from '../capture/log.js';
+import { type HealthRecord, healthRow } from './health.js';
 import {
   type CaptureRun,
   captureRunRow,
@@ -31,6 +32,7 @@ import {
 } from './rows.js';
 import { insertTarget } from './schema/ddl.js';
 import {
+  CAPTURE_HEALTH,
   CAPTURE_RUNS,
   columnNames,
   type EventTableName,
@@ -41,6 +43,7 @@ import {
   VM_INVENTORY,
 } from './schema/tables.js';
 
+export type { HealthRecord } from './health.js';
 export type { CaptureRun, VmInventoryEntry } from './rows.js';
 
 export interface RetryOptions {
@@ -290,6 +293,21 @@ export class StoreWriter {
       data,
       1,
       `run-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
+    );
+  }
+
+  /** Stores live capture-health rows (capture_health) at once, stamped with this writer's run. */
+  async writeHealth(records: readonly HealthRecord[]): Promise<void> {
+    this.usable();
+    if (records.length === 0) return;
+    const out = new TsvBuffer(1024);
+    for (const record of records) healthRow(record, this.context.runId, out);
+    const data = out.take();
+    await this.insert(
+      CAPTURE_HEALTH,
+      data,
+      records.length,
+      `health-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
   }
 

@@ -67,7 +67,9 @@ describe('migrate', () => {
     const results = await Promise.all([migrate(store.client, options), migrate(store.client, options)]);
     for (const r of results) expect(r.version).toBe(SCHEMA_VERSION);
     const versions = await rows<{ version: number }>('SELECT DISTINCT version FROM m_race.schema_migrations');
-    expect(versions.map((v) => Number(v.version))).toEqual([SCHEMA_VERSION]);
+    expect(versions.map((v) => Number(v.version)).sort((a, b) => a - b)).toEqual(
+      MIGRATIONS.map((m) => m.version),
+    );
   });
 
   it('sets the TTL by day, changes it and removes it', async () => {
@@ -84,7 +86,13 @@ describe('migrate', () => {
     expect(await engineFull('m_ttl', 'capture_runs')).not.toContain('TTL');
 
     const changed = await migrate(store.client, { database: 'm_ttl', ttlDays: 7 });
-    expect(changed.ttlChanged).toEqual(['sip_messages', 'media_reports', 'rtcp_reports', 'vm_inventory']);
+    expect(changed.ttlChanged).toEqual([
+      'sip_messages',
+      'media_reports',
+      'rtcp_reports',
+      'vm_inventory',
+      'capture_health',
+    ]);
     expect(await engineFull('m_ttl', 'sip_messages')).toContain('toIntervalDay(7)');
     expect((await migrate(store.client, { database: 'm_ttl', ttlDays: 7 })).ttlChanged).toEqual([]);
 

@@ -4,7 +4,14 @@
  * recorded it, and a runner that died between a statement and its record runs it again.
  */
 import { createTableSql, type SchemaOptions } from './ddl.js';
-import { DATA_TABLES } from './tables.js';
+import {
+  CAPTURE_HEALTH,
+  CAPTURE_RUNS,
+  MEDIA_REPORTS,
+  RTCP_REPORTS,
+  SIP_MESSAGES,
+  VM_INVENTORY,
+} from './tables.js';
 
 export interface Migration {
   version: number;
@@ -16,7 +23,16 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'sip_messages, media_reports, rtcp_reports, vm_inventory, capture_runs',
-    statements: (options) => DATA_TABLES.flatMap((table) => createTableSql(table, options)),
+    // The tables as version 1 made them; later versions add to them (DATA_TABLES lists them all).
+    statements: (options) =>
+      [SIP_MESSAGES, MEDIA_REPORTS, RTCP_REPORTS, VM_INVENTORY, CAPTURE_RUNS].flatMap((table) =>
+        createTableSql(table, options),
+      ),
+  },
+  {
+    version: 2,
+    name: 'capture_health',
+    statements: (options) => createTableSql(CAPTURE_HEALTH, options),
   },
 ];
 

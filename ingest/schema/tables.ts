@@ -155,6 +155,8 @@ export const MEDIA_REPORTS: TableSpec = {
     { name: 'dst_ip', type: 'LowCardinality(String)', comment: 'destination address' },
     { name: 'dst_port', type: 'UInt16', comment: 'destination port' },
     { name: 'vlan', type: 'Nullable(UInt16)', comment: 'outer VLAN id; NULL when untagged' },
+    { name: 'src_vm', type: 'LowCardinality(String)', comment: "VM sending the stream ('' unknown)" },
+    { name: 'dst_vm', type: 'LowCardinality(String)', comment: "VM receiving the stream ('' unknown)" },
     { name: 'ssrc', type: 'UInt32', comment: 'RTP SSRC' },
     { name: 'previous_ssrc', type: 'Nullable(UInt32)', comment: 'SSRC this 5-tuple carried before' },
     { name: 'payload_type', type: 'UInt8', comment: 'voice payload type' },
@@ -332,6 +334,60 @@ export const CAPTURE_RUNS: TableSpec = {
   cluster: { kind: 'everywhere' },
 };
 
+/** Live capture health: kernel and own counters every N seconds and at stop (migration 2). */
+export const CAPTURE_HEALTH: TableSpec = {
+  name: 'capture_health',
+  comment: 'live capture health: pcap_stats and our counters per interface, every N seconds and at stop',
+  columns: [
+    { name: 'time', type: TIME, comment: 'when the sample was taken (wall clock)' },
+    { name: 'interface', type: 'LowCardinality(String)', comment: 'captured interface' },
+    {
+      name: 'received',
+      type: 'UInt64',
+      comment: 'packets the kernel passed to the capture (after the filter), dropped ones included',
+    },
+    { name: 'dropped_kernel', type: 'UInt64', comment: 'dropped by the kernel: capture buffer full' },
+    {
+      name: 'dropped_interface',
+      type: 'UInt64',
+      comment: 'dropped by the interface or its driver (rx_dropped; may stay 0)',
+    },
+    { name: 'received_delta', type: 'UInt64', comment: 'received since the previous sample' },
+    { name: 'dropped_kernel_delta', type: 'UInt64', comment: 'dropped_kernel since the previous sample' },
+    {
+      name: 'dropped_interface_delta',
+      type: 'UInt64',
+      comment: 'dropped_interface since the previous sample',
+    },
+    { name: 'packets', type: 'UInt64', comment: 'packets decoded' },
+    { name: 'bytes', type: 'UInt64', comment: 'bytes decoded (captured length)' },
+    { name: 'packets_delta', type: 'UInt64', comment: 'packets since the previous sample' },
+    { name: 'bytes_delta', type: 'UInt64', comment: 'bytes since the previous sample' },
+    {
+      name: 'dropped_overload',
+      type: 'UInt64',
+      comment: 'read but not decoded: the decoder and its backlog were full',
+    },
+    { name: 'dropped_overload_delta', type: 'UInt64', comment: 'dropped_overload since the previous sample' },
+    {
+      name: 'dropped_events',
+      type: 'UInt64',
+      comment: 'events the sink (store, Kafka) could not keep up with, dropped',
+    },
+    { name: 'reopenings', type: 'UInt32', comment: 'times the capture was reopened after an error' },
+    { name: 'link_downs', type: 'UInt32', comment: 'times the interface went down' },
+    { name: 'capturing', type: 'Bool', comment: 'a capture handle was open on an interface that was up' },
+    { name: 'final', type: 'Bool', comment: 'the sample taken when the capture stopped' },
+    ...provenance,
+  ],
+  indexes: [],
+  partitionBy: 'toDate(time)',
+  orderBy: '(node, interface, time, run_id)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: 'cityHash64(node, interface)' },
+};
+
 /** Applied migration versions; concurrent runners may both record one (the table collapses them). */
 export const SCHEMA_MIGRATIONS: TableSpec = {
   name: 'schema_migrations',
@@ -355,6 +411,7 @@ export const DATA_TABLES: readonly TableSpec[] = [
   RTCP_REPORTS,
   VM_INVENTORY,
   CAPTURE_RUNS,
+  CAPTURE_HEALTH,
 ];
 
 export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports';

@@ -17,6 +17,7 @@ import { readCaptureFile } from '../../capture/file/reader.js';
 import { generateCapture } from '../../capture/generator/generate.js';
 import { looksLikeSip } from '../../capture/sip/detect.js';
 import { parseSipMessage } from '../../capture/sip/parser.js';
+import { runLiveBench } from './live.js';
 import {
   bestSync,
   decodeAndTrack,
@@ -229,8 +230,11 @@ async function main(): Promise<void> {
   // end, capture-to-queryable latency) print their own lines as they go.
   log('store and stream (test/bench/store.ts) ...');
   const store = await runStoreBench({ log, quick: process.argv.includes('--quick') });
+  // Live capture over a veth pair (test/bench/live.ts): zero-drop rate and peak; skipped unless root.
+  log('live capture (test/bench/live.ts) ...');
+  const live = await runLiveBench({ log, quick: process.argv.includes('--quick') });
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ...result, store }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...result, store, live }, null, 2)}\n`);
     return;
   }
   const f = (n: number | null) => (n === null ? 'n/a' : n.toLocaleString('en-US'));
@@ -290,6 +294,16 @@ async function main(): Promise<void> {
   console.log(
     `  SIP messages: analyze ${whole.value.sip.messages}, collected ${messages.length} (${result.sipCountsAgree ? 'agree' : 'DISAGREE'})`,
   );
+  if (live.skipped === null) {
+    const p = live.peak;
+    console.log(
+      `  live capture, 0 drops            ${f(live.zeroDropPps)} packets/s (tcpreplay --pps, achieved)   target ≥ 100,000`,
+    );
+    if (p)
+      console.log(
+        `  live capture, peak (topspeed)   ${f(p.deliveredPps)} packets/s delivered, ×${(p.deliveredPps / p.sentPps).toFixed(2)} of tcpreplay's ${f(p.sentPps)}, drops ${f(p.droppedKernel + p.droppedOverload)}   target ≥ 250,000`,
+      );
+  } else console.log(`  live capture                    skipped: ${live.skipped}`);
   const rc = result.rtpCounts;
   console.log(
     `  RTP streams/packets: analyze ${rc.analyzeStreams}/${rc.analyzeRtpPackets}, tshark ${rc.tsharkStreams ?? 'n/a'}/${rc.tsharkRtpPackets ?? 'n/a'} (${result.rtpCountsAgree === null ? 'n/a' : result.rtpCountsAgree ? 'agree' : 'DISAGREE'})`,
