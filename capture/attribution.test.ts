@@ -68,7 +68,7 @@ describe('attribution in the capture pipeline', () => {
     const pipeline = new CapturePipeline({
       sourceName: file,
       isFile: true,
-      vms: map,
+      vms: new VmAttribution(map),
       onEvent: (e) => events.push(e),
     });
     await readCaptureFile(file, (r) => pipeline.handle(r));

@@ -101,8 +101,12 @@ export interface VmMapEntry {
 
 const MAC_TEXT = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-/** Normalises a MAC to lower-case colon form; null when it is not one. */
-export function normaliseMac(text: string): string | null {
+/**
+ * Normalises a MAC to lower-case colon form (upper case, dashes and surrounding blanks accepted); null
+ * when it is not one, or not a string at all (e.g. an absent `attached-mac`).
+ */
+export function normaliseMac(text: string | null | undefined): string | null {
+  if (typeof text !== 'string') return null;
   const mac = text.trim().toLowerCase().replaceAll('-', ':');
   return MAC_TEXT.test(mac) ? mac : null;
 }
@@ -144,5 +148,9 @@ export class StaticVmMap implements VmLookup {
 
   get size(): number {
     return this.byMac.size;
+  }
+
+  list(): Array<VmIdentity & { mac: string }> {
+    return [...this.byMac].map(([mac, vm]) => ({ mac, ...vm }));
   }
 }

@@ -121,6 +121,62 @@ export function decodeMapRecord(v: unknown): Record<string, JsAtom> {
   return out;
 }
 
+// Lenient decoding, for rows read back from a server: never throws. A value of another kind than
+// asked for is left out (sets, maps) or read as absent (optional columns), so one odd cell cannot
+// cost the whole table.
+
+/** A UUID atom (`["uuid", s]`, or `["named-uuid", s]`) → its string; null for anything else. */
+export function asUuid(a: unknown): string | null {
+  return isUuid(a) || isNamedUuid(a) ? a[1] : null;
+}
+
+/** A number atom, or null. */
+export function asNumber(a: unknown): number | null {
+  return typeof a === 'number' ? a : null;
+}
+
+/** A string atom, or null. */
+export function asString(a: unknown): string | null {
+  return typeof a === 'string' ? a : null;
+}
+
+/** The elements of a set (a bare value is a one-element set, an absent column an empty one). */
+function setElements(v: unknown): unknown[] {
+  if (isSet(v)) return v[1];
+  return v === undefined ? [] : [v];
+}
+
+/** A set column → the elements `pick` accepts (e.g. `decodeSetLenient(row.ports, asUuid)`). */
+export function decodeSetLenient<T>(v: unknown, pick: (atom: unknown) => T | null): T[] {
+  const out: T[] = [];
+  for (const atom of setElements(v)) {
+    const value = pick(atom);
+    if (value !== null) out.push(value);
+  }
+  return out;
+}
+
+/** An optional column → its one value when `pick` accepts it; null when empty, plural or another kind. */
+export function decodeOptionalLenient<T>(v: unknown, pick: (atom: unknown) => T | null): T | null {
+  const atoms = setElements(v);
+  return atoms.length === 1 ? pick(atoms[0]) : null;
+}
+
+/**
+ * A map column → object (no prototype, as from `decodeMapRecord`) of the string keys whose values
+ * `pick` accepts; anything that is not a map → an empty object.
+ */
+export function decodeMapRecordLenient<T>(v: unknown, pick: (atom: unknown) => T | null): Record<string, T> {
+  const out: Record<string, T> = Object.create(null);
+  if (!isMap(v)) return out;
+  for (const pair of v[1] as unknown[]) {
+    if (!Array.isArray(pair) || typeof pair[0] !== 'string') continue;
+    const value = pick(pair[1]);
+    if (value !== null) out[pair[0]] = value;
+  }
+  return out;
+}
+
 function short(v: unknown): string {
   let s: string;
   try {
