@@ -18,8 +18,9 @@ import {
 } from './common.js';
 import { Settings, UsageError } from './config.js';
 import { formatSummary } from './report.js';
-import { runCommand, STORE_HELP, statsCommand, storeCommand } from './store-commands.js';
+import { LIVE_HELP, runCommand, STORE_HELP, statsCommand, storeCommand } from './store-commands.js';
 import { captureCommand, ingestCommand, STREAM_HELP } from './stream-commands.js';
+import { VM_HELP } from './vms.js';
 
 const HELP = `callscope — see every call your VMs carry
 
@@ -29,15 +30,17 @@ Usage:
       Decode a pcap/pcapng capture and summarise its SIP (messages per method and status,
       retransmissions counted as tshark counts them) and its RTP streams (tshark's RTP Streams
       figures per stream, plus loss bursts, delay variation, RTCP and MOS), worst first.
-  callscope run --pcap <file> [--json] [store options]
-      Capture → store in one process: decode the file and write every SIP message and media
-      report into the store (embedded chDB in --data-dir unless --clickhouse URL is given).
+  callscope run --pcap <file> | --interface <iface> [live options] [--json] [store options]
+      Capture → store in one process: decode the file (or capture live on the interface until
+      SIGINT/SIGTERM or --duration) and write every SIP message and media report, and live
+      capture health, into the store (embedded chDB in --data-dir unless --clickhouse URL).
   callscope stats [--json] [--run ID|latest|all] [store options]
       The analyze summary of a stored run (default: the latest), computed by SQL from the store.
   callscope store [--data-dir DIR] [--port 8123]
       Serve the embedded store over the ClickHouse HTTP interface on 127.0.0.1 (for
       clickhouse-client, Grafana's ClickHouse plugin, or another callscope process).
-  callscope capture --pcap <file> [--kafka BROKERS] [--hep-to udp|tcp:HOST:PORT] [--json]
+  callscope capture --pcap <file> | --interface <iface> [live options]
+                    [--kafka BROKERS] [--hep-to udp|tcp:HOST:PORT] [--json]
       Capture agent (split mode): decode and send every event HEP3-encoded to Kafka (keyed by
       Call-ID; spooled on disk while brokers are down) and/or as HEP to an existing HOMER.
   callscope ingest [--kafka BROKERS] [--hep-listen [HOST:]PORT] [store options]
@@ -58,13 +61,16 @@ Common options:
   --config FILE          JSON file with the same settings (camelCase)  env CALLSCOPE_CONFIG
 
 ${STORE_HELP}
+${LIVE_HELP}
+${VM_HELP}
 ${STREAM_HELP}
 Media options (analyze, run):
   --rtp-heuristic on|off find RTP no SDP announced by its headers (on)  env CALLSCOPE_RTP_HEURISTIC
   --report-interval S    seconds between a stream's quality reports (10) env CALLSCOPE_REPORT_INTERVAL
   --rtp-idle-timeout S   a stream silent this long has ended (60)      env CALLSCOPE_RTP_IDLE_TIMEOUT
 
-Exit codes: 0 success, 1 failure, 2 unusable input file, 64 usage error.
+Exit codes: 0 success (also after SIGINT/SIGTERM ends a live capture), 1 failure, 2 unusable
+input file or an interface that cannot be captured on, 64 usage error.
 `;
 
 function version(): string {

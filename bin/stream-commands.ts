@@ -6,9 +6,11 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { analyzeFile } from '../capture/analyze.js';
+import { type AnalyzeSummary, analyzeFile, analyzeInterface } from '../capture/analyze.js';
+import { VmAttribution } from '../capture/attribution.js';
 import type { CaptureEvent } from '../capture/event.js';
 import { HepSender } from '../capture/hep/sender.js';
+import { LiveQueue } from '../capture/live/queue.js';
 import type { Logger } from '../capture/log.js';
 import { HepListener } from '../ingest/hep/listener.js';
 import { createKafka } from '../ingest/kafka/client.js';
@@ -20,7 +22,20 @@ import { migrate } from '../ingest/schema/migrate.js';
 import { StoreSink } from '../ingest/store-sink.js';
 import { COMMON, captureIdOf, EXIT_OK, loggerFor, MEDIA_FLAGS, mediaOptions, progressFor } from './common.js';
 import { Settings, UsageError } from './config.js';
-import { databaseOf, STORE_OPTIONS, storeFor, ttlDaysOf } from './store-commands.js';
+import {
+  checkLiveSource,
+  databaseOf,
+  LIVE_OPTIONS,
+  liveErrorExit,
+  liveOptionsOf,
+  liveProgressFor,
+  STORE_OPTIONS,
+  sourceOf,
+  stopOnSignals,
+  storeFor,
+  ttlDaysOf,
+} from './store-commands.js';
+import { VM_FLAGS, vmReport, vmSourceFor } from './vms.js';
 
 const KAFKA_OPTIONS = {
   kafka: { type: 'string' },
@@ -81,23 +96,38 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
       pcap: { type: 'string' },
       'spool-dir': { type: 'string' },
       'hep-to': { type: 'string' },
+      ...LIVE_OPTIONS,
       ...MEDIA_FLAGS,
+      ...VM_FLAGS,
     },
   });
   if (values.help) {
     process.stdout.write(help);
     return EXIT_OK;
   }
-  if (positionals.length > 0) throw new UsageError('capture takes no positional arguments (use --pcap FILE)');
+  if (positionals.length > 0)
+    throw new UsageError('capture takes no positional arguments (use --pcap FILE or --interface IFACE)');
   const settings = new Settings(values);
-  const pcap = settings.string('pcap');
-  if (!pcap) throw new UsageError('capture needs --pcap FILE (live capture arrives with --interface)');
+  const source = sourceOf(settings, 'capture');
   const brokers = settings.string('kafka');
   const hepTo = settings.string('hep-to');
   if (!brokers && !hepTo)
     throw new UsageError('capture needs somewhere to send: --kafka BROKERS and/or --hep-to TARGET');
+  const live = source.interface !== undefined ? liveOptionsOf(settings, values) : null;
   const logger = loggerFor(settings);
+  if (source.interface !== undefined) {
+    try {
+      checkLiveSource(source.interface);
+    } catch (error) {
+      const code = liveErrorExit(error);
+      if (code !== null) return code;
+      throw error;
+    }
+  }
   const captureId = captureIdOf(settings);
+  // VM ids travel with each event (HEP vendor chunks); the inventory table is written by `run` only.
+  const vms = await vmSourceFor(settings, logger);
+  const attribution = vms ? new VmAttribution(vms.lookup) : undefined;
   let producer: EventProducer | null = null;
   if (brokers) {
     const kafka = createKafka({ brokers, logger, clientId: 'callscope-capture' });
@@ -116,15 +146,70 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
   const hep = hepTo
     ? new HepSender({ target: hepTo, authKey: settings.string('hep-auth-key'), captureId, logger })
     : null;
+  const send = async (events: CaptureEvent[]): Promise<void> => {
+    for (const e of events) {
+      hep?.send(e);
+      if (producer) await producer.send(e);
+    }
+  };
+  if (source.interface !== undefined && live !== null) {
+    // Live: events wait in a bounded queue (an interface cannot be paused) until the signal.
+    const iface = source.interface;
+    const progress = liveProgressFor('capture', values);
+    const stop = stopOnSignals(logger);
+    const queue = new LiveQueue<CaptureEvent>(send, {
+      maxItems: live.maxQueuedEvents,
+      logger,
+      sink: producer ? 'kafka' : 'hep',
+    });
+    try {
+      const summary = await analyzeInterface(iface, {
+        logger,
+        captureId,
+        nodeName: settings.string('node-name', ''),
+        media: mediaOptions(settings),
+        vms: attribution,
+        capture: live.capture,
+        durationSec: live.durationSec,
+        signal: stop.signal,
+        onEvent: (e) => queue.push(e),
+        onProgress: (totals, elapsed) => progress.update(totals, elapsed),
+      });
+      await queue.drain();
+      progress.done();
+      if (producer) await producer.flush();
+      if (hep) await hep.flush();
+      const out = {
+        ...captureFacts(iface, summary, producer, hep),
+        capture: summary.capture,
+        droppedEvents: queue.dropped,
+        vms: vmReport(vms, attribution),
+      };
+      process.stdout.write(
+        values.json
+          ? `${JSON.stringify(out, null, 2)}\n`
+          : `${describeCapture(out)}${queue.dropped > 0 ? `; ${queue.dropped} events DROPPED (sink too slow)` : ''}\n`,
+      );
+      return EXIT_OK;
+    } catch (error) {
+      const code = liveErrorExit(error);
+      if (code !== null) return code;
+      throw error;
+    } finally {
+      stop.dispose();
+      progress.done();
+      await producer?.close();
+      await hep?.close();
+      await vms?.close();
+    }
+  }
+  const pcap = source.pcap as string;
   const progress = progressFor('capture', values);
   let queue: CaptureEvent[] = [];
   const hand = async (): Promise<void> => {
     const events = queue;
     queue = [];
-    for (const e of events) {
-      hep?.send(e);
-      if (producer) await producer.send(e);
-    }
+    await send(events);
   };
   try {
     const summary = await analyzeFile(pcap, {
@@ -132,6 +217,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
       captureId,
       nodeName: settings.string('node-name', ''),
       media: mediaOptions(settings),
+      vms: attribution,
       onEvent: (e) => {
         queue.push(e);
       },
@@ -142,21 +228,31 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
     progress.done();
     if (producer) await producer.flush();
     if (hep) await hep.flush();
-    const out = {
-      file: pcap,
-      packets: summary.packets,
-      sipMessages: summary.sip.messages,
-      rtpStreams: summary.rtp.streams.length,
-      kafka: producer ? producer.stats() : null,
-      hep: hep ? { ...hep.stats } : null,
-    };
+    const out = { ...captureFacts(pcap, summary, producer, hep), vms: vmReport(vms, attribution) };
     process.stdout.write(values.json ? `${JSON.stringify(out, null, 2)}\n` : `${describeCapture(out)}\n`);
     return EXIT_OK;
   } finally {
     progress.done();
     await producer?.close();
     await hep?.close();
+    await vms?.close();
   }
+}
+
+function captureFacts(
+  file: string,
+  summary: AnalyzeSummary,
+  producer: EventProducer | null,
+  hep: HepSender | null,
+) {
+  return {
+    file,
+    packets: summary.packets,
+    sipMessages: summary.sip.messages,
+    rtpStreams: summary.rtp.streams.length,
+    kafka: producer ? producer.stats() : null,
+    hep: hep ? { ...hep.stats } : null,
+  };
 }
 
 function describeCapture(o: {

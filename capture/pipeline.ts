@@ -1,4 +1,4 @@
-import { VmAttribution, type VmLookup } from './attribution.js';
+import type { VmAttribution } from './attribution.js';
 import { type DecoderStats, PacketDecoder } from './decoder.js';
 import { type CaptureEvent, HEP_PROTO_RTP_QOS_JSON } from './event.js';
 import type { PacketRecord } from './file/record.js';
@@ -25,8 +25,11 @@ export interface CapturePipelineOptions {
   maxPendingStreamBytes?: number;
   /** Media discovery and reporting (heuristic, report interval, idle timeout, table bounds). */
   media?: Omit<MediaTrackerOptions, 'onReport' | 'onProblem'>;
-  /** Who owns a MAC (the OVS inventory, a static map): events then carry srcVm / dstVm. */
-  vms?: VmLookup;
+  /**
+   * Who owns a MAC (over the OVS inventory or a static map): events then carry srcVm / dstVm. The
+   * caller owns it, so the addresses it learns outlive the pipeline (for the VM inventory).
+   */
+  vms?: VmAttribution;
   onEvent?: (event: CaptureEvent) => void;
 }
 
@@ -50,7 +53,7 @@ export class CapturePipeline {
     const logger = options.logger ?? silentLogger;
     this.problems = new ProblemLog(logger);
     const where = options.isFile ? { file: options.sourceName } : { interface: options.sourceName };
-    const attribution = options.vms ? new VmAttribution(options.vms) : null;
+    const attribution = options.vms ?? null;
     this.attribution = attribution;
     const userOnEvent = options.onEvent;
     const onEvent =

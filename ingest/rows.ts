@@ -498,6 +498,8 @@ function mediaRow(
     .utf8(r.dst)
     .uint(r.dstPort, U16)
     .nullableUint(r.vlan, U16)
+    .utf8(event.srcVm ?? '')
+    .utf8(event.dstVm ?? '')
     .uint(r.ssrc, U32)
     .nullableUint(r.previousSsrc, U32)
     .uint(r.payloadType, 0xff);
