@@ -9,6 +9,7 @@ import {
   captureIdOf,
   EXIT_FAILURE,
   EXIT_OK,
+  EXIT_UNAVAILABLE,
   EXIT_UNUSABLE_INPUT,
   EXIT_USAGE,
   loggerFor,
@@ -20,7 +21,7 @@ import { Settings, UsageError } from './config.js';
 import { formatSummary } from './report.js';
 import { LIVE_HELP, runCommand, STORE_HELP, statsCommand, storeCommand } from './store-commands.js';
 import { captureCommand, ingestCommand, STREAM_HELP } from './stream-commands.js';
-import { VM_HELP } from './vms.js';
+import { VM_HELP, VmSourceError } from './vms.js';
 
 const HELP = `callscope — see every call your VMs carry
 
@@ -219,6 +220,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CaptureFormatError) {
       process.stderr.write(`callscope: ${e.message}\n`);
       return EXIT_UNUSABLE_INPUT;
+    }
+    if (e instanceof VmSourceError) {
+      process.stderr.write(`callscope: ${e.message}\n`);
+      return EXIT_UNAVAILABLE;
     }
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`callscope: ${(e as Error).message}\nTry 'callscope --help'.\n`);

@@ -8,6 +8,8 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_UNUSABLE_INPUT = 2;
 export const EXIT_USAGE = 64;
+/** A service named on the command line does not answer (sysexits EX_UNAVAILABLE): OVSDB, vswitchd. */
+export const EXIT_UNAVAILABLE = 69;
 
 export const COMMON = {
   json: { type: 'boolean' },

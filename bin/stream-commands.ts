@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { type AnalyzeSummary, analyzeFile, analyzeInterface } from '../capture/analyze.js';
 import { VmAttribution } from '../capture/attribution.js';
 import type { CaptureEvent } from '../capture/event.js';
-import { HepSender } from '../capture/hep/sender.js';
+import { HepSender, parseHepTarget } from '../capture/hep/sender.js';
 import { LiveQueue } from '../capture/live/queue.js';
 import type { Logger } from '../capture/log.js';
 import { HepListener } from '../ingest/hep/listener.js';
@@ -125,27 +125,42 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
     }
   }
   const captureId = captureIdOf(settings);
+  if (hepTo) {
+    try {
+      parseHepTarget(hepTo);
+    } catch (e) {
+      throw new UsageError(`--hep-to: ${(e as Error).message}`);
+    }
+  }
   // VM ids travel with each event (HEP vendor chunks); the inventory table is written by `run` only.
   const vms = await vmSourceFor(settings, logger);
   const attribution = vms ? new VmAttribution(vms.lookup) : undefined;
   let producer: EventProducer | null = null;
-  if (brokers) {
-    const kafka = createKafka({ brokers, logger, clientId: 'callscope-capture' });
-    await provisionTopics(settings, logger, kafka).catch((e: Error) =>
-      // Brokers down at start: the producer spools and provisioning is the ingest side's job too.
-      logger.warn('topics not provisioned', { error: e.message }),
-    );
-    producer = new EventProducer({
-      kafka,
-      topic: topicOf(settings),
-      spool: { dir: settings.string('spool-dir', join('.', 'callscope-spool')) },
-      logger,
-    });
-    await producer.connect();
+  let hep: HepSender | null = null;
+  try {
+    if (brokers) {
+      const kafka = createKafka({ brokers, logger, clientId: 'callscope-capture' });
+      await provisionTopics(settings, logger, kafka).catch((e: Error) =>
+        // Brokers down at start: the producer spools and provisioning is the ingest side's job too.
+        logger.warn('topics not provisioned', { error: e.message }),
+      );
+      producer = new EventProducer({
+        kafka,
+        topic: topicOf(settings),
+        spool: { dir: settings.string('spool-dir', join('.', 'callscope-spool')) },
+        logger,
+      });
+      await producer.connect();
+    }
+    hep = hepTo
+      ? new HepSender({ target: hepTo, authKey: settings.string('hep-auth-key'), captureId, logger })
+      : null;
+  } catch (error) {
+    // Nothing opened so far may keep the process alive.
+    await producer?.close().catch(() => {});
+    await vms?.close();
+    throw error;
   }
-  const hep = hepTo
-    ? new HepSender({ target: hepTo, authKey: settings.string('hep-auth-key'), captureId, logger })
-    : null;
   const send = async (events: CaptureEvent[]): Promise<void> => {
     for (const e of events) {
       hep?.send(e);

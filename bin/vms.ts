@@ -33,6 +33,11 @@ export const VM_HELP = `VM attribution (run, capture):
   --vm-map FILE          static map instead: JSON [{"mac","id","name"}]  env CALLSCOPE_VM_MAP
 `;
 
+/** --ovs-db names an OVSDB that does not answer (exit 69, as ovs-mirror). */
+export class VmSourceError extends Error {
+  override name = 'VmSourceError';
+}
+
 /** A source of VM identities for one capture run, owned by the command that opened it. */
 export interface VmSource {
   readonly lookup: VmLookup;
@@ -97,11 +102,27 @@ async function ovsSource(
   hypervisor: string,
   logger: Logger,
 ): Promise<VmSource> {
-  const client = await OvsdbClient.connect(db, {
-    onReconnect: () => logger.info('OVSDB reconnected', { db }),
-    onDisconnect: (reason: unknown) =>
-      logger.warn('OVSDB connection lost, reconnecting', { db, reason: String(reason) }),
-  });
+  let failures = 0;
+  let client: OvsdbClient;
+  try {
+    client = await OvsdbClient.connect(db, {
+      onReconnect: () => logger.info('OVSDB reconnected', { db }),
+      onDisconnect: (reason) =>
+        logger.warn('OVSDB connection lost, reconnecting', { db, reason: reason?.message ?? 'closed' }),
+      // Failed reconnect attempts repeat every few seconds: the first few and then every 100th.
+      onError: (error) => {
+        failures++;
+        if (failures <= 5 || failures % 100 === 0)
+          logger.warn('OVSDB problem; VM attribution keeps the last inventory', {
+            db,
+            error: error.message,
+            failures,
+          });
+      },
+    });
+  } catch (error) {
+    throw new VmSourceError(`cannot reach OVSDB at ${db} (--ovs-db): ${(error as Error).message}`);
+  }
   const unixctl = new UnixctlClient(unixctlPath ? { socketPath: unixctlPath } : {});
   const listeners: Array<() => void> = [];
   let inventory: OvsInventory;

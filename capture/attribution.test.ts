@@ -36,16 +36,20 @@ describe('VmAttribution', () => {
         maxLearnedIps: 2,
       },
     );
-    expect(attribution.vmOf('bb:bb:bb:bb:bb:bb', '10.0.0.1')).toBeNull();
-    expect(attribution.vmOf('aa:aa:aa:aa:aa:aa', '10.0.0.1')).toBe(vm);
+    expect(attribution.vmOf('bb:bb:bb:bb:bb:bb', '10.0.0.1', true)).toBeNull();
+    // A destination teaches nothing: the MAC may be a router VM's, the address a host behind it.
+    expect(attribution.vmOf('aa:aa:aa:aa:aa:aa', '10.0.0.9', false)).toBe(vm);
+    expect(attribution.vmOf(null, '10.0.0.9', false)).toBeNull();
+    expect(attribution.vmOf('aa:aa:aa:aa:aa:aa', '10.0.0.1', true)).toBe(vm);
     // A routed frame (router's MAC) from the same address still finds the VM.
-    expect(attribution.vmOf('cc:cc:cc:cc:cc:cc', '10.0.0.1')).toBe(vm);
-    expect(attribution.vmOf(null, '10.0.0.1')).toBe(vm);
-    attribution.vmOf('aa:aa:aa:aa:aa:aa', '10.0.0.2');
-    attribution.vmOf('aa:aa:aa:aa:aa:aa', '10.0.0.3');
+    expect(attribution.vmOf('cc:cc:cc:cc:cc:cc', '10.0.0.1', true)).toBe(vm);
+    attribution.vmOf('aa:aa:aa:aa:aa:aa', '10.0.0.2', true);
+    // 10.0.0.1 used again: the least recently used address (10.0.0.2) is the one forgotten.
+    expect(attribution.vmOf(null, '10.0.0.1', false)).toBe(vm);
+    attribution.vmOf('aa:aa:aa:aa:aa:aa', '10.0.0.3', true);
     expect(attribution.stats.forgottenIps).toBe(1);
-    expect(attribution.vmOf(null, '10.0.0.1')).toBeNull();
-    expect(attribution.ipsOf('7').sort()).toEqual(['10.0.0.2', '10.0.0.3']);
+    expect(attribution.vmOf(null, '10.0.0.2', false)).toBeNull();
+    expect(attribution.ipsOf('7').sort()).toEqual(['10.0.0.1', '10.0.0.3']);
   });
 });
 

@@ -53,19 +53,26 @@ export class VmAttribution {
     this.maxLearnedIps = options.maxLearnedIps ?? 65_536;
   }
 
-  /** The VM of one side of a frame: by MAC, else by an IP learned before; learns IP ↔ VM by MAC. */
-  vmOf(mac: string | null, ip: string): VmIdentity | null {
+  /**
+   * The VM of one side of a frame: by MAC, else by an address learned before. `learn` (the sending
+   * side only) remembers the address behind a known MAC: a frame's destination MAC may be a router
+   * VM's while the address is the host behind it, so destinations teach nothing.
+   */
+  vmOf(mac: string | null, ip: string, learn: boolean): VmIdentity | null {
     if (mac !== null) {
       const vm = this.lookup.vmOfMac(mac);
       if (vm !== null) {
         this.stats.attributedByMac++;
-        this.remember(ip, vm);
+        if (learn) this.remember(ip, vm);
         return vm;
       }
     }
     const learned = this.byIp.get(ip);
     if (learned !== undefined) {
       this.stats.attributedByIp++;
+      // Most recently used last: the busiest addresses are the last to be forgotten.
+      this.byIp.delete(ip);
+      this.byIp.set(ip, learned);
       return learned;
     }
     return null;
@@ -80,7 +87,6 @@ export class VmAttribution {
 
   private remember(ip: string, vm: VmIdentity): void {
     const known = this.byIp.get(ip);
-    if (known !== undefined && known.id === vm.id && known.name === vm.name) return;
     if (known !== undefined) this.byIp.delete(ip);
     else this.stats.learnedIps++;
     this.byIp.set(ip, vm);

@@ -105,10 +105,8 @@ export class CapturePipeline {
           if (sip.udp(p, record)) return;
           // Media-only VMs (a media server) are learned from a sample of their packets: an active
           // stream sends 50 packets/s, so every address is seen within seconds, at 1/64 of the cost.
-          if (attribution !== null && (record.number & 63) === 0) {
-            attribution.vmOf(p.srcMac(), p.srcIp());
-            attribution.vmOf(p.dstMac(), p.dstIp());
-          }
+          if (attribution !== null && (record.number & 63) === 0 && p.tunnels === 0)
+            attribution.vmOf(p.srcMac(), p.srcIp(), true);
           media.udp(p, record);
         },
         tcp: (p, record) => sip.tcp(p, record),
@@ -160,8 +158,9 @@ export class CapturePipeline {
   private attribute(attribution: VmAttribution, event: CaptureEvent): void {
     let srcMac: string | null = null;
     let dstMac: string | null = null;
-    if (event.sip !== undefined && event.media === undefined) {
-      const p = this.decoder.packet;
+    const p = this.decoder.packet;
+    // A tunnelled mirror's (ERSPAN, VXLAN, GRE) outer MACs are the tunnel endpoints', not the VMs'.
+    if (event.sip !== undefined && event.media === undefined && p.tunnels === 0) {
       const src = p.srcIp();
       if (src === event.srcIp && p.dstIp() === event.dstIp) {
         srcMac = p.srcMac();
@@ -171,8 +170,8 @@ export class CapturePipeline {
         dstMac = p.srcMac();
       }
     }
-    const srcVm = attribution.vmOf(srcMac, event.srcIp);
-    const dstVm = attribution.vmOf(dstMac, event.dstIp);
+    const srcVm = attribution.vmOf(srcMac, event.srcIp, true);
+    const dstVm = attribution.vmOf(dstMac, event.dstIp, false);
     if (srcVm !== null) event.srcVm = srcVm.id;
     if (dstVm !== null) event.dstVm = dstVm.id;
   }

@@ -90,6 +90,32 @@ describe('callscope CLI', () => {
     expect(run(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
+  it('VM attribution: 69 when --ovs-db does not answer, 64 for a bad --vm-map, a map attributes run events', () => {
+    const missing = run(['run', '--pcap', sample, '--ovs-db', `unix:${join(dir, 'no-db.sock')}`]);
+    expect(missing.status, missing.stderr).toBe(69);
+    expect(missing.stderr).toContain('--ovs-db');
+    const badMap = join(dir, 'bad-map.json');
+    writeFileSync(badMap, '[{"mac": "not a mac", "id": "1"}]');
+    const bad = run(['run', '--pcap', sample, '--vm-map', badMap]);
+    expect(bad.status).toBe(64);
+    expect(bad.stderr).toContain('bad-map.json');
+    expect(run(['run', '--pcap', sample, '--vm-map', badMap, '--ovs-db', 'unix:/x']).status).toBe(64);
+    // The sample's generator VMs have MACs 02:00:00:00:00:0N: name two of them.
+    const map = join(dir, 'vms.json');
+    writeFileSync(
+      map,
+      JSON.stringify([
+        { mac: '02:00:00:00:00:01', id: '101', name: 'pbx' },
+        { mac: '02:00:00:00:00:02', id: '102' },
+      ]),
+    );
+    const ok = run(['run', '--pcap', sample, '--vm-map', map, '--data-dir', join(dir, 'vm-store'), '--json']);
+    expect(ok.status, ok.stderr).toBe(0);
+    const out = JSON.parse(ok.stdout);
+    expect(out.vms.source).toContain('vms.json');
+    expect(out.vms.attributedByMac).toBeGreaterThan(0);
+  });
+
   it('generate writes a capture that analyze reads back with the generated counts', () => {
     const out = join(dir, 'gen.pcap');
     const truthPath = join(dir, 'gen.json');

@@ -40,12 +40,16 @@ export const HEP_CHUNK_VLAN = 18;
 export const HEP_CHUNK_NODE_NAME = 19;
 
 /**
- * callscope's own chunks, under a vendor id of their own so other HEP receivers skip them: the VM
- * ids of the two sides (UTF-8). 0x0ca1 is not in the HEP vendor registry (docs/HEP.md).
+ * callscope's own chunks: the VM ids of the two sides (UTF-8), under a vendor id of their own (0x0ca1,
+ * not in the HEP vendor registry). heplify-server ignores the vendor id and switches on the type
+ * alone, so the types must not collide with generic ones (1 and 2 would be read as the 1-byte IP
+ * family and protocol, and the frame rejected): 0x1001 and 0x1002 are unknown to it, and skipped.
  */
 export const HEP_VENDOR_CALLSCOPE = 0x0ca1;
-export const HEP_CHUNK_CALLSCOPE_SRC_VM = 1;
-export const HEP_CHUNK_CALLSCOPE_DST_VM = 2;
+export const HEP_CHUNK_CALLSCOPE_SRC_VM = 0x1001;
+export const HEP_CHUNK_CALLSCOPE_DST_VM = 0x1002;
+/** VM ids longer than this, or with control characters, from a HEP sender are ignored. */
+const MAX_VM_ID_BYTES = 256;
 
 /** Address-family values of chunk 1 (the BSD AF_INET / Linux AF_INET6 numbers). */
 const HEP_AF_INET = 2;
@@ -217,6 +221,14 @@ function transportOf(ipProtocol: number): TransportName {
   return 'udp';
 }
 
+/** A VM id from a (possibly hostile) sender: '' when too long or carrying control characters. */
+function vmIdChunk(buf: Buffer, start: number, len: number): string {
+  if (len > MAX_VM_ID_BYTES) return '';
+  const id = chunkString(buf, start, start + len, 'utf8');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  return /[\u0000-\u001f\u007f]/.test(id) ? '' : id;
+}
+
 /** Trailing NULs are dropped: C agents sometimes count the terminator in string chunks. */
 function chunkString(buf: Buffer, start: number, end: number, enc: 'utf8' | 'latin1'): string {
   while (end > start && buf[end - 1] === 0) end--;
@@ -301,11 +313,11 @@ export function decodeHep3(buf: Buffer, off = 0, end: number = buf.length): HepD
     const vlen = len - CHUNK_HEADER;
     p += len;
     if (vendor === HEP_VENDOR_CALLSCOPE && type === HEP_CHUNK_CALLSCOPE_SRC_VM) {
-      srcVm = chunkString(buf, v, v + vlen, 'utf8');
+      srcVm = vmIdChunk(buf, v, vlen);
       continue;
     }
     if (vendor === HEP_VENDOR_CALLSCOPE && type === HEP_CHUNK_CALLSCOPE_DST_VM) {
-      dstVm = chunkString(buf, v, v + vlen, 'utf8');
+      dstVm = vmIdChunk(buf, v, vlen);
       continue;
     }
     if (vendor !== 0) {
