@@ -225,7 +225,6 @@ function transportOf(ipProtocol: number): TransportName {
 function vmIdChunk(buf: Buffer, start: number, len: number): string {
   if (len > MAX_VM_ID_BYTES) return '';
   const id = chunkString(buf, start, start + len, 'utf8');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   return /[\u0000-\u001f\u007f]/.test(id) ? '' : id;
 }
 
