@@ -99,6 +99,12 @@ export function sourceOf(settings: Settings, command: string): { pcap?: string; 
   return pcap ? { pcap } : { interface: iface };
 }
 
+/** --duration at most (a year; the capture re-arms its timer past Node's 2^31-1 ms limit). */
+export const MAX_DURATION_SEC = 365 * 86_400;
+/** --health-interval bounds, seconds. */
+export const MIN_HEALTH_INTERVAL_SEC = 1;
+export const MAX_HEALTH_INTERVAL_SEC = 86_400;
+
 /** Live capture settings from the flags (validated), for analyzeInterface / ingestInterface. */
 export function liveOptionsOf(
   settings: Settings,
@@ -114,12 +120,16 @@ export function liveOptionsOf(
   let durationSec: number | undefined;
   if (duration !== undefined) {
     durationSec = Number(duration);
-    if (!(durationSec > 0))
-      throw new UsageError(`--duration must be a positive number of seconds, got "${duration}"`);
+    if (!(durationSec > 0 && durationSec <= MAX_DURATION_SEC))
+      throw new UsageError(
+        `--duration must be a number of seconds > 0 and <= ${MAX_DURATION_SEC} (a year), got "${duration}"`,
+      );
   }
   const health = settings.number('health-interval', 10);
-  if (!(health > 0))
-    throw new UsageError(`--health-interval must be a positive number of seconds, got ${health}`);
+  if (!(health >= MIN_HEALTH_INTERVAL_SEC && health <= MAX_HEALTH_INTERVAL_SEC))
+    throw new UsageError(
+      `--health-interval must be ${MIN_HEALTH_INTERVAL_SEC}..${MAX_HEALTH_INTERVAL_SEC} seconds (1 s to a day), got ${health}`,
+    );
   return {
     durationSec,
     maxQueuedEvents: whole('max-queued-events', 100_000, 1, 100_000_000),
@@ -129,7 +139,7 @@ export function liveOptionsOf(
       bufferSize: whole('buffer-size', 32 << 20, 65_536, 2 ** 31 - 1),
       promiscuous: !values['no-promisc'],
       immediate: Boolean(values.immediate),
-      healthIntervalMs: health * 1000,
+      healthIntervalMs: Math.round(health * 1000),
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { VmAttribution } from './attribution.js';
 import type { CaptureEvent } from './event.js';
 import { readCaptureFile } from './file/reader.js';
-import { LiveCapture, type LiveCaptureOptions } from './live/source.js';
+import { LiveCapture, type LiveCaptureOptions, MAX_TIMER_MS } from './live/source.js';
 import type { CaptureHealth, CaptureTotals } from './live/stats.js';
 import type { Logger } from './log.js';
 import { CapturePipeline } from './pipeline.js';
@@ -271,6 +271,7 @@ export async function analyzeInterface(
 ): Promise<AnalyzeSummary> {
   const started = performance.now();
   options.signal?.throwIfAborted();
+  const stopInMs = options.durationSec === undefined ? undefined : durationMs(options.durationSec);
   const sp = summaryPipeline(name, false, options);
   const pipeline = sp.pipeline;
   const limit = options.packetLimit ?? Number.POSITIVE_INFINITY;
@@ -292,23 +293,40 @@ export async function analyzeInterface(
     },
   });
   const timers: NodeJS.Timeout[] = [];
+  const cancels: Array<() => void> = [];
   const onAbort = () => requestStop();
+  let final: CaptureHealth;
   try {
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.signal?.aborted) requestStop();
-    if (options.durationSec !== undefined) timers.push(setTimeout(requestStop, options.durationSec * 1000));
-    const onProgress = options.onProgress;
-    if (onProgress)
-      timers.push(
-        setInterval(() => onProgress(capture.totals(), (performance.now() - started) / 1000), 1000),
-      );
-    options.onStart?.(capture);
-    await stopRequested;
+    try {
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.signal?.aborted) requestStop();
+      if (stopInMs !== undefined) cancels.push(callAfter(stopInMs, requestStop));
+      const onProgress = options.onProgress;
+      if (onProgress)
+        timers.push(
+          setInterval(() => {
+            try {
+              onProgress(capture.totals(), (performance.now() - started) / 1000);
+            } catch (error) {
+              // Called from a timer: an exception would be uncaught and end the process.
+              options.logger?.warn('progress callback failed', {
+                interface: name,
+                error: error instanceof Error ? error.message : String(error),
+              });
+            }
+          }, 1000),
+        );
+      options.onStart?.(capture);
+      await stopRequested;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      for (const t of timers) clearTimeout(t);
+      for (const cancel of cancels) cancel();
+    }
   } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-    for (const t of timers) clearTimeout(t);
+    // Also when onStart threw: the capture's read loop would keep the process alive.
+    final = await capture.stop();
   }
-  const final = await capture.stop();
   pipeline.finish();
   return {
     ...buildSummary(sp, { file: name, format: 'live', packets, badRecords: 0, warnings: [], started }),
@@ -322,6 +340,36 @@ export async function analyzeInterface(
       reopenings: final.reopenings,
       linkDowns: final.linkDowns,
     },
+  };
+}
+
+/** `durationSec` in ms: a positive, finite number of seconds. */
+function durationMs(durationSec: number): number {
+  if (!(durationSec > 0) || !Number.isFinite(durationSec))
+    throw new RangeError(`durationSec must be a positive number of seconds, got ${durationSec}`);
+  return durationSec * 1000;
+}
+
+/**
+ * Calls `done` after `ms`, however long: Node runs a timer longer than 2^31-1 ms after 1 ms, so a
+ * long wait is re-armed in chunks. Returns the cancel function.
+ */
+export function callAfter(ms: number, done: () => void): () => void {
+  let left = ms;
+  let timer: NodeJS.Timeout | null = null;
+  const arm = (): void => {
+    const chunk = Math.min(left, MAX_TIMER_MS);
+    left -= chunk;
+    timer = setTimeout(() => {
+      timer = null;
+      if (left > 0) arm();
+      else done();
+    }, chunk);
+  };
+  arm();
+  return () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
   };
 }
 

@@ -30,7 +30,10 @@ export class InventoryRecorder {
   failures = 0;
   private changeTimer: NodeJS.Timeout | null = null;
   private readonly refreshTimer: NodeJS.Timeout;
-  private writing: Promise<void> = Promise.resolve();
+  /** The write under way (with any queued after it); null when idle. */
+  private writing: Promise<void> | null = null;
+  /** Another write is due once the one under way ends. */
+  private queued = false;
   private stopped = false;
 
   constructor(private readonly options: InventoryRecorderOptions) {
@@ -48,27 +51,52 @@ export class InventoryRecorder {
 
   /** Writes the current entries once more and stops; resolves when every write has finished. */
   async stop(): Promise<void> {
-    if (this.stopped) return this.writing;
-    if (this.changeTimer !== null) clearTimeout(this.changeTimer);
-    clearInterval(this.refreshTimer);
-    this.record();
-    this.stopped = true;
-    return this.writing;
+    if (!this.stopped) {
+      if (this.changeTimer !== null) clearTimeout(this.changeTimer);
+      this.changeTimer = null;
+      clearInterval(this.refreshTimer);
+      this.record();
+      this.stopped = true;
+    }
+    await this.writing;
   }
 
+  /**
+   * Writes go one after another, so a slow store never sees two inventory inserts racing; while one
+   * is under way, requests coalesce into one more write, of the entries current when it starts.
+   */
   private record(): void {
     if (this.stopped) return;
+    if (this.writing !== null) {
+      this.queued = true;
+      return;
+    }
+    this.writing = this.writeLoop();
+  }
+
+  private async writeLoop(): Promise<void> {
+    await null; // record() has set `writing` before this loop can end and clear it
+    do {
+      this.queued = false;
+      await this.writeOnce();
+    } while (this.queued);
+    this.writing = null;
+  }
+
+  private async writeOnce(): Promise<void> {
     const { attribution, source, logger } = this.options;
-    const entries = source.entries((vmId) => attribution.ipsOf(vmId));
-    // Writes go one after another: a slow store never sees two inventory inserts racing.
-    this.writing = this.writing.then(async () => {
-      try {
-        await this.options.writer().writeVmInventory(entries);
-        this.rows += entries.length;
-      } catch (error) {
-        this.failures++;
-        logger?.warn('VM inventory not stored', { entries: entries.length, error: (error as Error).message });
-      }
-    });
+    let entries = 0;
+    try {
+      const current = source.entries((vmId) => attribution.ipsOf(vmId));
+      entries = current.length;
+      await this.options.writer().writeVmInventory(current);
+      this.rows += current.length;
+    } catch (error) {
+      this.failures++;
+      logger?.warn('VM inventory not stored', {
+        entries,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
   }
 }

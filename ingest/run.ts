@@ -112,6 +112,24 @@ function addWriterStats(into: StoreWriterStats, s: StoreWriterStats): void {
   into.failures += s.failures;
 }
 
+/** A writer whose event batch was lost: its failure is sticky, every later call rejects. */
+function hasFailed(writer: StoreWriter): boolean {
+  return writer.stats.failures > 0;
+}
+
+/**
+ * Events a writer accepted that the store never got. The capture pipeline makes SIP events (one
+ * sip_messages row) and RTP reports (one media_reports row, plus an rtcp_reports row with RTCP): every
+ * stored event has exactly one row in sip_messages or media_reports.
+ */
+export function unstoredEvents(stats: StoreWriterStats): number {
+  const stored = stats.rowsByTable.sip_messages + stats.rowsByTable.media_reports;
+  return Math.max(0, stats.events - stats.skipped - stored);
+}
+
+/** Health writes that may wait for the store at once; beyond, health records are not stored. */
+const MAX_PENDING_HEALTH_WRITES = 100;
+
 /**
  * Captures on `name` into the store until `signal` aborts (or `durationSec` / `packetLimit`), then
  * stores what is still queued, the final health row and the run; resolves once every row is stored.
@@ -125,42 +143,84 @@ export async function ingestInterface(
   const logger = options.logger;
   await migrate(store.client, { database, ttlDays, logger });
   const writerOptions = { database, runId, logger };
-  const retired: StoreWriterStats[] = [];
+  // A writer's failure is sticky (the store was down longer than its retries): what it had batched
+  // is lost and counted as dropped, and a new writer carries on.
+  const retired: StoreWriter[] = [];
   let writer = new StoreWriter(store.client, writerOptions);
-  const recorder = recordInventory(inventory, options, () => writer);
-  // A writer's failure is sticky (the store was down longer than its retries): its batch is lost,
-  // counted by the queue, and a new writer carries on.
+  const retire = (failed: StoreWriter): void => {
+    if (writer !== failed) return;
+    retired.push(failed);
+    writer = new StoreWriter(store.client, writerOptions);
+    // Stops its deadline timer; rejects with the failure, which the writer has logged.
+    failed.close().catch(() => undefined);
+    logger?.warn('store writer failed; continuing with a new one', {
+      interface: name,
+      lostEvents: unstoredEvents(failed.stats),
+    });
+  };
+  /** The writer to use now: a failed one is replaced first. */
+  const usable = (): StoreWriter => {
+    if (hasFailed(writer)) retire(writer);
+    return writer;
+  };
+  const lostByWriters = (): number => retired.reduce((n, w) => n + unstoredEvents(w.stats), 0);
+  const recorder = recordInventory(inventory, options, usable);
+  // write() resolves once events are batched; a batch that fails later makes a later write() reject.
+  // Events of this call the failed writer did not take were never tried: a new writer gets them.
   const write = async (events: CaptureEvent[]): Promise<void> => {
-    const current = writer;
-    try {
-      await current.write(events);
-    } catch (error) {
-      if (writer === current) {
-        retired.push({ ...current.stats });
-        writer = new StoreWriter(store.client, writerOptions);
-        current.close().catch(() => undefined);
+    let rest = events;
+    while (rest.length > 0) {
+      const current = usable();
+      const before = current.stats.events;
+      try {
+        await current.write(rest);
+        return;
+      } catch (error) {
+        if (!hasFailed(current)) throw error;
+        // A fresh writer accepts at least one event before it can fail: this loop always advances.
+        rest = rest.slice(current.stats.events - before);
+        retire(current);
       }
-      throw error;
     }
   };
   const queue = new LiveQueue<CaptureEvent>(write, { maxItems: maxQueuedEvents, logger, sink: 'store' });
+  const dropped = (): number => queue.dropped + lostByWriters();
   let healthRows = 0;
-  const healthWrites: Promise<void>[] = [];
+  let healthSkipped = 0;
+  const healthWrites = new Set<Promise<void>>();
   const onHealth = (health: CaptureHealth): void => {
+    const target = usable();
     const record: HealthRecord = {
       ...health,
-      droppedEvents: queue.dropped,
+      droppedEvents: dropped(),
       captureId: options.captureId ?? 0,
       nodeName: options.nodeName ?? '',
     };
-    const done = writer.writeHealth([record]).then(
-      () => {
-        healthRows++;
-      },
-      (error: Error) => logger?.error('capture health not stored', { interface: name, error: error.message }),
-    );
-    healthWrites.push(done);
-    if (healthWrites.length > 100) healthWrites.splice(0, 50);
+    if (!health.final && healthWrites.size >= MAX_PENDING_HEALTH_WRITES) {
+      // The store hangs: do not pile up inserts (the final record is always tried).
+      if (healthSkipped++ % 100 === 0)
+        logger?.error('capture health not stored: the store does not answer', {
+          interface: name,
+          pending: healthWrites.size,
+          skipped: healthSkipped,
+        });
+    } else {
+      const done: Promise<void> = target
+        .writeHealth([record])
+        .then(
+          () => {
+            healthRows++;
+          },
+          (error: unknown) =>
+            logger?.error('capture health not stored', {
+              interface: name,
+              error: error instanceof Error ? error.message : String(error),
+            }),
+        )
+        .catch(() => undefined)
+        .finally(() => healthWrites.delete(done));
+      healthWrites.add(done);
+    }
     options.onHealth?.(health);
   };
   try {
@@ -170,10 +230,17 @@ export async function ingestInterface(
       onHealth,
     });
     await queue.drain();
-    await writer.flush();
+    const last = usable();
+    try {
+      await last.flush();
+    } catch (error) {
+      if (!hasFailed(last)) throw error;
+      // Counted as dropped; the run's row still goes, through a new writer.
+      retire(last);
+    }
     await Promise.all(healthWrites);
     await recorder?.stop();
-    await writer.writeCaptureRun(
+    await usable().writeCaptureRun(
       captureRunFromSummary(summary, { runId, captureId: options.captureId, nodeName: options.nodeName }),
     );
     const stats = {
@@ -181,17 +248,18 @@ export async function ingestInterface(
       skippedByReason: { ...writer.stats.skippedByReason },
       rowsByTable: { ...writer.stats.rowsByTable },
     };
-    for (const r of retired) addWriterStats(stats, r);
-    if (queue.dropped > 0)
+    for (const r of retired) addWriterStats(stats, r.stats);
+    const droppedEvents = dropped();
+    if (droppedEvents > 0)
       logger?.error('events dropped: the store could not keep up with the live capture', {
         interface: name,
-        dropped: queue.dropped,
+        dropped: droppedEvents,
       });
     return {
       runId,
       summary,
       writer: stats,
-      droppedEvents: queue.dropped,
+      droppedEvents,
       queuePeak: queue.peak,
       healthRows,
     };

@@ -89,6 +89,16 @@ function positiveInt(value: number, name: string, max: number): number {
   return value;
 }
 
+/** Longest timer delay: Node runs a longer setTimeout/setInterval after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** 0 (only the final record) or 1 ms .. MAX_TIMER_MS. */
+export function validHealthIntervalMs(ms: number): number {
+  if (ms !== 0 && !(ms >= 1 && ms <= MAX_TIMER_MS))
+    throw new LiveCaptureError(`health interval must be 0 or 1..${MAX_TIMER_MS} ms, got ${ms}`, 'bad-option');
+  return ms;
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -132,6 +142,9 @@ export class LiveCapture {
   droppedOverload = 0;
   reopenings = 0;
   linkDowns = 0;
+  /** Packets whose onPacket threw. */
+  callbackErrors = 0;
+  private lastCallbackErrorLog = 0;
 
   /** Opens the interface and starts reading; throws LiveCaptureError when it cannot. */
   static open(options: LiveCaptureOptions): LiveCapture {
@@ -162,6 +175,7 @@ export class LiveCapture {
     this.backlog = new PacketBacklog(
       positiveInt(options.backlogBytes ?? 64 << 20, 'backlog size', 2 ** 31 - 1),
     );
+    const every = validHealthIntervalMs(options.healthIntervalMs ?? 10_000);
     this.backoffMs = options.reopenDelayMs?.initial ?? 250;
     this.openHandle();
     const state = readLinkState(this.interface);
@@ -170,7 +184,6 @@ export class LiveCapture {
     this.linkUp = state?.up ?? true;
     this.linkTimer = setInterval(this.checkLink, options.linkCheckMs ?? 1000);
     this.linkTimer.unref();
-    const every = options.healthIntervalMs ?? 10_000;
     if (every > 0) {
       this.healthTimer = setInterval(() => this.emitHealth(false), every);
       this.healthTimer.unref();
@@ -198,6 +211,7 @@ export class LiveCapture {
       droppedOverload: this.droppedOverload,
       reopenings: this.reopenings,
       linkDowns: this.linkDowns,
+      callbackErrors: this.callbackErrors,
     };
   }
 
@@ -248,6 +262,7 @@ export class LiveCapture {
       droppedInterface: final.droppedInterface,
       droppedOverload: final.droppedOverload,
       reopenings: final.reopenings,
+      callbackErrors: final.callbackErrors,
     });
     return final;
   }
@@ -296,7 +311,7 @@ export class LiveCapture {
     const buf = this.buf;
     const record = this.record;
     const backlog = this.backlog;
-    const onPacket = this.options.onPacket;
+    const deliver = this.deliver;
     const budget = this.options.readBudgetMs ?? 50;
     const maxCaplen = buf.length;
     let direct = 0;
@@ -332,20 +347,43 @@ export class LiveCapture {
       record.origLen = origLen;
       record.number = ++this.packets;
       this.bytes += caplen;
-      onPacket(record);
+      deliver(record);
     };
   }
+
+  /**
+   * Hands a record to onPacket. An exception must not escape: node_pcap's native callback would make
+   * it fatal (and one from a backlog slice, run from a timer, would be uncaught). Counted, logged at
+   * most every 10 s, and the capture goes on.
+   */
+  private readonly deliver = (record: PacketRecord): void => {
+    try {
+      this.options.onPacket(record);
+    } catch (error) {
+      this.callbackErrors++;
+      const now = performance.now();
+      if (this.callbackErrors === 1 || now - this.lastCallbackErrorLog > 10_000) {
+        this.lastCallbackErrorLog = now;
+        this.logger.error('packet handler failed; packet skipped', {
+          interface: this.interface,
+          packet: record.number,
+          callbackErrors: this.callbackErrors,
+          error: messageOf(error),
+        });
+      }
+    }
+  };
 
   /** Decodes backlogged packets for up to `budgetMs` (all of them with Infinity). */
   private drainBacklog(budgetMs: number): void {
     const record = this.record;
-    const onPacket = this.options.onPacket;
+    const deliver = this.deliver;
     const started = performance.now();
     let n = 0;
     while (this.backlog.shift(record)) {
       record.number = ++this.packets;
       this.bytes += record.caplen;
-      onPacket(record);
+      deliver(record);
       if ((++n & 63) === 0 && performance.now() - started > budgetMs) break;
     }
     if (this.backlog.count === 0) this.deferring = false;
@@ -540,13 +578,22 @@ export class LiveCapture {
         droppedInterfaceDelta: health.droppedInterfaceDelta,
         droppedOverloadDelta: health.droppedOverloadDelta,
         reopenings: health.reopenings,
+        callbackErrors: health.callbackErrors,
         capturing: health.capturing,
       };
       if (health.droppedKernelDelta > 0 || health.droppedOverloadDelta > 0)
         this.logger.warn('capture health: packets dropped', fields);
       else this.logger.info('capture health', fields);
     }
-    this.options.onHealth?.(health);
+    try {
+      this.options.onHealth?.(health);
+    } catch (error) {
+      // Called from a timer: an exception would be uncaught.
+      this.logger.error('capture health handler failed', {
+        interface: this.interface,
+        error: messageOf(error),
+      });
+    }
     return health;
   }
 }

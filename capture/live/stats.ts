@@ -33,6 +33,8 @@ export interface CaptureHealth {
   reopenings: number;
   /** Times the interface was seen going down. */
   linkDowns: number;
+  /** Packets whose onPacket callback threw (logged, then the capture went on). */
+  callbackErrors: number;
   /** The interface is up and a capture handle is open. */
   capturing: boolean;
   /** The record written at stop. */
@@ -111,6 +113,7 @@ export class HealthRecorder {
       droppedOverloadDelta: totals.droppedOverload - (p?.droppedOverload ?? 0),
       reopenings: totals.reopenings,
       linkDowns: totals.linkDowns,
+      callbackErrors: totals.callbackErrors,
       capturing,
       final,
     };

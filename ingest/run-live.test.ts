@@ -1,0 +1,160 @@
+/**
+ * ingestInterface when the store loses a batch: the writer is replaced at once (not only when the next
+ * event comes), the lost events are counted as dropped, events never tried go to the new writer, and
+ * the health and run rows are still stored. The capture and the migration are stubbed; the store is a
+ * fake client whose inserts fail on demand.
+ */
+import { fileURLToPath } from 'node:url';
+import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AnalyzeInterfaceOptions, AnalyzeSummary } from '../capture/analyze.js';
+import type { CaptureEvent } from '../capture/event.js';
+import type { CaptureHealth } from '../capture/live/stats.js';
+import type { Store } from './store/client.js';
+
+const stub = vi.hoisted(() => ({
+  capture: null as null | ((options: AnalyzeInterfaceOptions) => Promise<void>),
+}));
+
+vi.mock('./schema/migrate.js', () => ({ migrate: vi.fn(async () => undefined) }));
+vi.mock('../capture/analyze.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../capture/analyze.js')>();
+  return {
+    ...real,
+    analyzeInterface: async (_name: string, options: AnalyzeInterfaceOptions) => {
+      await stub.capture?.(options);
+      return summary;
+    },
+  };
+});
+
+const { analyzeFile } = await import('../capture/analyze.js');
+const { ingestInterface } = await import('./run.js');
+
+const SAMPLE = fileURLToPath(new URL('../capture/sample/calls.pcap', import.meta.url));
+let summary: AnalyzeSummary;
+let sample: CaptureEvent[];
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+interface Insert {
+  table: string;
+  rows: number;
+  ok: boolean;
+}
+
+/** A client whose event inserts fail while `failing` is true (a permanent, non-retryable error). */
+function fakeStore(): { store: Store; inserts: Insert[]; failing: { on: boolean } } {
+  const inserts: Insert[] = [];
+  const failing = { on: false };
+  const client = {
+    insert: async (params: InsertParams) => {
+      let rows = 0;
+      for await (const chunk of params.values as AsyncIterable<Buffer>)
+        for (const byte of chunk) if (byte === 10) rows++;
+      const table = params.table.split('.').pop() ?? '';
+      const fail = failing.on && ['sip_messages', 'media_reports', 'rtcp_reports'].includes(table);
+      inserts.push({ table, rows, ok: !fail });
+      if (fail) throw new Error('refused by the test');
+      return { executed: true, query_id: '', response_headers: {} };
+    },
+  } as unknown as ClickHouseClient;
+  const store = {
+    client,
+    mode: 'server',
+    displayUrl: 'fake',
+    embedded: null,
+    close: async () => {},
+  } as Store;
+  return { store, inserts, failing };
+}
+
+function health(): CaptureHealth {
+  return {
+    timeNs: BigInt(Date.now()) * 1_000_000n,
+    interface: 'fake0',
+    received: 0,
+    droppedKernel: 0,
+    droppedInterface: 0,
+    receivedDelta: 0,
+    droppedKernelDelta: 0,
+    droppedInterfaceDelta: 0,
+    packets: 0,
+    bytes: 0,
+    packetsDelta: 0,
+    bytesDelta: 0,
+    droppedOverload: 0,
+    droppedOverloadDelta: 0,
+    reopenings: 0,
+    linkDowns: 0,
+    callbackErrors: 0,
+    capturing: true,
+    final: false,
+  };
+}
+
+const stored = (inserts: Insert[], table: string) =>
+  inserts.filter((i) => i.ok && i.table === table).reduce((n, i) => n + i.rows, 0);
+
+beforeAll(async () => {
+  sample = [];
+  summary = await analyzeFile(SAMPLE, { onEvent: (e) => sample.push(e) });
+  expect(sample.length).toBeGreaterThan(10);
+});
+
+beforeEach(() => {
+  stub.capture = null;
+});
+
+describe('ingestInterface with a lost batch', () => {
+  it('replaces the failed writer without a further event, counts the loss and stores health and run', async () => {
+    const { store, inserts, failing } = fakeStore();
+    const healthDropped: number[] = [];
+    stub.capture = async (options) => {
+      failing.on = true;
+      for (const e of sample) options.onEvent?.(e);
+      await sleep(1500); // the writer's batch deadline (1 s) passes: the batch is sent and lost
+      failing.on = false;
+      expect(inserts.some((i) => !i.ok)).toBe(true);
+      options.onHealth?.(health());
+    };
+    const result = await ingestInterface('fake0', {
+      store,
+      database: 'db',
+      ttlDays: 0,
+      onHealth: () => healthDropped.push(0),
+    });
+    const expectedLost = result.writer.events - result.writer.skipped;
+    expect(expectedLost).toBeGreaterThan(0);
+    expect(result.droppedEvents).toBe(expectedLost);
+    expect(result.healthRows).toBe(1);
+    expect(healthDropped).toHaveLength(1);
+    expect(stored(inserts, 'capture_health')).toBe(1);
+    expect(stored(inserts, 'capture_runs')).toBe(1);
+    expect(result.writer.failures).toBe(1);
+  }, 20_000);
+
+  it('gives events after a failure to a new writer and counts only the lost batch', async () => {
+    const { store, inserts, failing } = fakeStore();
+    const half = Math.floor(sample.length / 2);
+    stub.capture = async (options) => {
+      failing.on = true;
+      for (const e of sample.slice(0, half)) options.onEvent?.(e);
+      await sleep(1500);
+      failing.on = false;
+      for (const e of sample.slice(half)) options.onEvent?.(e);
+      await sleep(10);
+    };
+    const result = await ingestInterface('fake0', { store, database: 'db', ttlDays: 0 });
+    const tail = sample.slice(half);
+    const sipTail = tail.filter((e) => e.sip !== undefined).length;
+    const mediaTail = tail.length - sipTail;
+    expect(stored(inserts, 'sip_messages')).toBe(sipTail);
+    expect(stored(inserts, 'media_reports')).toBe(mediaTail);
+    expect(result.writer.events).toBe(sample.length);
+    // Every event of the first half that makes a row was lost; none of the second half.
+    expect(result.droppedEvents).toBe(result.writer.events - result.writer.skipped - sipTail - mediaTail);
+    expect(result.droppedEvents).toBeGreaterThan(0);
+    expect(stored(inserts, 'capture_runs')).toBe(1);
+  }, 20_000);
+});
