@@ -12,13 +12,16 @@ import {
   applyMirror,
   clearMirrors,
   describeVm,
+  MirrorConflictError,
   type MirrorDirection,
+  MirrorPurgeError,
   type MirrorRate,
   type MirrorRequest,
   type MirrorSample,
   MirrorValidationError,
   MirrorVerifyError,
   type MirrorView,
+  outputPortHazard,
   planMirror,
   rates,
   removeMirror,
@@ -26,7 +29,14 @@ import {
   soleBridge,
   unknownBridgeError,
 } from '../ovs/mirror.js';
-import { JsonRpcConnectionError, OvsdbClient } from '../ovs/ovsdb/client.js';
+import {
+  JsonRpcConnectionError,
+  JsonRpcProtocolError,
+  JsonRpcRemoteError,
+  OvsdbClient,
+  OvsdbReplyError,
+  OvsdbTransactionError,
+} from '../ovs/ovsdb/client.js';
 import { UnixctlClient, UnixctlError } from '../ovs/unixctl.js';
 import { COMMON, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, loggerFor } from './common.js';
 import { Settings, UsageError } from './config.js';
@@ -52,7 +62,8 @@ const HELP_COMMON = `Common options:
   -h, --help             this help
 
 Exit codes: 0 ok, 1 failure, 64 usage error, 65 invalid request (unknown VM, port, bridge or mirror;
-output port also selected), 69 OVSDB or ovs-vswitchd unreachable.
+output port also selected, or the bridge's internal port or an uplink without --force), 69 OVSDB or
+ovs-vswitchd unreachable.
 `;
 
 const HELP = `ovs-mirror — Open vSwitch port mirrors by VM, for callscope
@@ -63,7 +74,7 @@ Usage:
   ovs-mirror watch [--bridge NAME] [--interval S] [--count N]   rates every S seconds (default 5)
   ovs-mirror add   (--vm ID|NAME ... | --port NAME ... | --vlan N ... | --all)
                    (--to PORT | --output-vlan N) [--direction both|in|out] [--snaplen N]
-                   [--bridge NAME] [--name NAME]
+                   [--bridge NAME] [--name NAME] [--force]
   ovs-mirror remove NAME [--bridge NAME]
   ovs-mirror clear [--bridge NAME]
   ovs-mirror help COMMAND | COMMAND --help
@@ -104,7 +115,10 @@ Selection (at least one; --all alone):
   --vlan N               packets on VLAN N (repeatable; with ports: only those VLANs)
   --all                  every packet on the bridge
 Output (exactly one):
-  --to PORT              send the copies to this port (must not be selected itself: a loop)
+  --to PORT              send the copies to this port (must not be selected itself: a loop). OVS
+                         takes the output port away from normal forwarding, so the bridge's
+                         internal (LOCAL) port and a physical uplink (no VM, type "" or "system")
+                         are refused: they would be cut off normal traffic
   --output-vlan N        send the copies to VLAN N
 Options:
   --direction both|in|out  in = to the VM (select_dst_port), out = from the VM (select_src_port);
@@ -112,10 +126,14 @@ Options:
   --snaplen N            truncate copies to N bytes (14..65535)
   --bridge NAME          default: the only bridge, or the one bridge the selection is on
   --name NAME            default: callscope-<selection>, e.g. callscope-vm100-vm101
+  --force                allow --to the bridge's internal port or an uplink (cuts it off normal
+                         traffic while the mirror exists)
 
 One OVSDB transaction guarded against concurrent editors; if a mirror of that name exists it is updated,
 and if it is already identical nothing changes ("changed": false). Then revalidator/purge, so cached
-datapath flows take the new mirror at once, and the row is read back and checked.
+datapath flows take the new mirror at once, and the row is read back and checked. If revalidator/purge
+fails after the transaction committed, the message says the mirror was changed (exit 1): run
+ovs-appctl revalidator/purge.
 
 ${HELP_COMMON}`,
   remove: `ovs-mirror remove NAME [--bridge NAME] [--json]
@@ -528,6 +546,7 @@ async function addCommand(argv: string[], io: Io): Promise<number> {
     snaplen: { type: 'string' },
     bridge: { type: 'string' },
     name: { type: 'string' },
+    force: { type: 'boolean' },
   } as const);
   if (values.help) return help(io, 'add');
   noPositionals('add', positionals);
@@ -549,6 +568,7 @@ async function addCommand(argv: string[], io: Io): Promise<number> {
     toPort: values.to,
     outputVlan: oneInteger(values['output-vlan'], 'output-vlan'),
     snaplen: oneInteger(values.snaplen, 'snaplen'),
+    force: values.force === true,
   };
   const ctx = contextOf(values, io);
   const result = await withDb(ctx, async (client) => {
@@ -557,6 +577,11 @@ async function addCommand(argv: string[], io: Io): Promise<number> {
     const snapshot = await readInventory(client);
     const plan = planMirror(snapshot, request);
     ctx.logger.info('mirror planned', { bridge: plan.bridge, name: plan.name, existing: plan.existing });
+    const bridge = snapshot.bridges.find((b) => b.name === plan.bridge);
+    const output = bridge?.ports.find((p) => p.name === plan.outputPort);
+    const hazard = bridge && output ? outputPortHazard(bridge, output) : null;
+    if (hazard !== null)
+      ctx.logger.warn('--force: mirroring to a port OVS takes off normal traffic', { hazard });
     const applied = await applyMirror(client, unixctl, plan);
     const view = (await showMirrors(client)).mirrors.find((m) => m.uuid === applied.mirror.uuid) ?? null;
     return { ...applied, view };
@@ -674,13 +699,31 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       io.stderr(`ovs-mirror: ${e.message}\n`);
       return EXIT_UNAVAILABLE;
     }
-    if (e instanceof MirrorVerifyError || e instanceof UnixctlError) {
-      io.stderr(`ovs-mirror: ${e.message}\n`);
+    if (e instanceof JsonRpcConnectionError) {
+      io.stderr(`ovs-mirror: ${oneLine(e.message)}\n`);
+      return EXIT_UNAVAILABLE;
+    }
+    if (
+      e instanceof MirrorVerifyError ||
+      e instanceof MirrorPurgeError ||
+      e instanceof MirrorConflictError ||
+      e instanceof UnixctlError ||
+      e instanceof OvsdbTransactionError ||
+      e instanceof OvsdbReplyError ||
+      e instanceof JsonRpcRemoteError ||
+      e instanceof JsonRpcProtocolError
+    ) {
+      io.stderr(`ovs-mirror: ${oneLine(e.message)}\n`);
       return EXIT_FAILURE;
     }
     io.stderr(`ovs-mirror: ${(e as Error).stack ?? String(e)}\n`);
     return EXIT_FAILURE;
   }
+}
+
+/** Messages quote server text: keep them on one line. */
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ');
 }
 
 function isEntryPoint(): boolean {

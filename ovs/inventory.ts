@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { normaliseMac, type VmIdentity, type VmLookup } from '../capture/attribution.js';
 import { type Logger, silentLogger } from '../capture/log.js';
 import type { VmInventoryEntry } from '../ingest/rows.js';
-import type { OvsdbClient, TableUpdates, UpdateInfo } from './ovsdb/client.js';
+import { type OvsdbClient, OvsdbReplyError, type TableUpdates, type UpdateInfo } from './ovsdb/client.js';
 import {
   asNumber,
   asString,
@@ -24,7 +24,7 @@ import {
   decodeOptionalLenient,
   decodeSetLenient,
 } from './ovsdb/datum.js';
-import type { FdbEntry, UnixctlClient } from './unixctl.js';
+import type { FdbEntry, FdbTable, UnixctlClient } from './unixctl.js';
 
 export const OVS_DB = 'Open_vSwitch';
 
@@ -117,8 +117,8 @@ export type OvsdbTransactor = Pick<OvsdbClient, 'transact'>;
 
 export type { FdbEntry };
 
-/** The part of the unixctl client the inventory needs. */
-export type FdbSource = Pick<UnixctlClient, 'fdbShow'>;
+/** The part of the unixctl client the inventory needs (`fdbTable` also counts unparsable lines). */
+export type FdbSource = Pick<UnixctlClient, 'fdbShow'> & Partial<Pick<UnixctlClient, 'fdbTable'>>;
 
 /** Columns read per table (statistics included: a snapshot is also what `show` prints). */
 export const INVENTORY_COLUMNS = {
@@ -149,22 +149,60 @@ export function emptyTables(): RawTables {
   return { Bridge: new Map(), Port: new Map(), Interface: new Map(), Mirror: new Map() };
 }
 
-/** One transaction of four selects: a consistent view of the four tables. */
-export async function selectTables(client: OvsdbTransactor): Promise<RawTables> {
+/**
+ * Rows skipped because they did not have the shape OVSDB sends (a null row, a row without a UUID, a
+ * change that is not an object): counted, with the first reason kept for the log.
+ */
+export interface BadRows {
+  count: number;
+  /** The first skipped row's table and reason, e.g. `select Port: row 3 is null`. */
+  first: string | null;
+}
+
+export function noBadRows(): BadRows {
+  return { count: 0, first: null };
+}
+
+function countBad(bad: BadRows | undefined, why: string): void {
+  if (!bad) return;
+  bad.count++;
+  bad.first ??= why;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * One transaction of four selects: a consistent view of the four tables. A reply without a `rows`
+ * array for a table is an error naming the table; rows that are not objects or have no UUID are
+ * skipped and counted in `bad`.
+ */
+export async function selectTables(client: OvsdbTransactor, bad?: BadRows): Promise<RawTables> {
   const ops = INVENTORY_TABLES.map((table) => ({
     op: 'select',
     table,
     where: [],
     columns: ['_uuid', ...INVENTORY_COLUMNS[table]],
   }));
-  const results = await client.transact(OVS_DB, ops);
+  const results: unknown = await client.transact(OVS_DB, ops);
+  const target = (client as { target?: unknown }).target;
+  const malformed = (message: string) =>
+    new OvsdbReplyError(typeof target === 'string' ? target : 'OVSDB', `transact ${OVS_DB}`, message);
+  if (!Array.isArray(results))
+    throw malformed(`the selects of ${INVENTORY_TABLES.join(', ')} have no array of results`);
   const tables = emptyTables();
   INVENTORY_TABLES.forEach((table, i) => {
-    const result = results[i] as { rows?: OvsRow[] } | undefined;
-    for (const row of result?.rows ?? []) {
-      const uuid = asUuid(row._uuid);
-      if (uuid !== null) tables[table].set(uuid, row);
-    }
+    const result: unknown = results[i];
+    const rows = isRecord(result) ? result.rows : undefined;
+    if (!Array.isArray(rows))
+      throw malformed(`select ${table}: no rows array (got ${JSON.stringify(result)?.slice(0, 100)})`);
+    rows.forEach((row: unknown, n) => {
+      const uuid = isRecord(row) ? asUuid(row._uuid) : null;
+      if (isRecord(row) && uuid !== null) tables[table].set(uuid, row);
+      else if (!isRecord(row))
+        countBad(bad, `select ${table}: row ${n} is ${JSON.stringify(row)?.slice(0, 60)}`);
+      else countBad(bad, `select ${table}: row ${n} has no _uuid`);
+    });
   });
   return tables;
 }
@@ -446,34 +484,52 @@ export function allPorts(snapshot: InventorySnapshot): InventoryPort[] {
   return snapshot.bridges.flatMap((b) => b.ports);
 }
 
-/** MAC → VM for every MAC on a VM's port (attached-mac and learned). */
+/**
+ * MAC → VM for every MAC on a VM's port (attached-mac and learned; MACs learned on other ports, such
+ * as an uplink or a patch port to another bridge, never count). A MAC on several VM ports goes to its
+ * attached-mac, else to the port that learned it most recently (static entries before aged ones).
+ */
 export function macIndex(snapshot: InventorySnapshot): Map<string, VmIdentity> {
-  const index = new Map<string, VmIdentity>();
+  const best = new Map<string, { vm: VmIdentity; rank: number }>();
   for (const port of allPorts(snapshot)) {
     if (!port.vm) continue;
-    for (const m of port.macs)
-      if (!index.has(m.mac)) index.set(m.mac, { id: port.vm.id, name: port.vm.name });
+    for (const m of port.macs) {
+      const rank =
+        m.source === 'attached-mac' ? -2 : m.ageSec === null || m.ageSec === undefined ? -1 : m.ageSec;
+      const prev = best.get(m.mac);
+      if (!prev || rank < prev.rank) best.set(m.mac, { vm: { id: port.vm.id, name: port.vm.name }, rank });
+    }
   }
-  return index;
+  return new Map([...best].map(([mac, { vm }]) => [mac, vm]));
 }
 
 /** Reads learned MACs of each bridge; failures are reported per bridge, never thrown. */
 export async function readFdb(
   unixctl: FdbSource,
   bridges: readonly string[],
-): Promise<{ fdb: Map<string, FdbEntry[]>; errors: { bridge: string; error: string }[] }> {
+): Promise<{
+  fdb: Map<string, FdbEntry[]>;
+  errors: { bridge: string; error: string }[];
+  /** Bridges whose `fdb/show` had lines that did not parse (skipped). */
+  badLines: { bridge: string; count: number; first: string | null }[];
+}> {
   const fdb = new Map<string, FdbEntry[]>();
   const errors: { bridge: string; error: string }[] = [];
+  const badLines: { bridge: string; count: number; first: string | null }[] = [];
   await Promise.all(
     bridges.map(async (bridge) => {
       try {
-        fdb.set(bridge, await unixctl.fdbShow(bridge));
+        if (unixctl.fdbTable) {
+          const table: FdbTable = await unixctl.fdbTable(bridge);
+          fdb.set(bridge, table.entries);
+          if (table.badLines > 0) badLines.push({ bridge, count: table.badLines, first: table.firstBadLine });
+        } else fdb.set(bridge, await unixctl.fdbShow(bridge));
       } catch (e) {
         errors.push({ bridge, error: (e as Error).message });
       }
     }),
   );
-  return { fdb, errors };
+  return { fdb, errors, badLines };
 }
 
 /** One consistent snapshot: the four tables in one transaction, then `fdb/show` per bridge. */
@@ -508,13 +564,27 @@ export interface OvsInventoryOptions {
   vmName?: (vm: VmRef) => string | undefined;
   /** Monitor id (default 'callscope-inventory'). */
   monitorId?: string;
+  /** At most this many learned (bridge, MAC) entries are kept (default 100,000); more are dropped and counted. */
+  maxLearnedMacs?: number;
 }
+
+export const DEFAULT_MAX_LEARNED_MACS = 100_000;
 
 export interface OvsInventoryStats {
   monitorUpdates: number;
   fdbPolls: number;
   fdbFailures: number;
   changes: number;
+  /** Learned (bridge, MAC) entries kept now. */
+  learnedMacs: number;
+  /** Learned entries on non-VM ports dropped after the switch aged them out. */
+  learnedExpired: number;
+  /** Learned entries not kept because `maxLearnedMacs` was reached. */
+  learnedDropped: number;
+  /** `fdb/show` lines skipped because they did not parse. */
+  fdbBadLines: number;
+  /** OVSDB rows and changes skipped because of their shape. */
+  badRows: number;
 }
 
 /** Monitored columns: statistics change every few seconds and are left out. */
@@ -524,36 +594,78 @@ const MONITOR_REQUESTS: Record<string, { columns: string[] }> = Object.fromEntri
 
 /**
  * Applies monitor updates to cached rows. With plain `monitor` (RFC 7047) `new` carries every monitored
- * column, so it replaces the row; a missing `new` deletes it.
+ * column, so it replaces the row; a missing `new` deletes it. Changes of the wrong shape (a table that
+ * is not an object, a null change, a `new` that is not an object) are skipped and counted; the return
+ * value is how many were skipped. `updates` itself not being an object is an error.
  */
-export function applyTableUpdates(tables: RawTables, updates: TableUpdates): void {
+export function applyTableUpdates(tables: RawTables, updates: TableUpdates, bad?: BadRows): number {
+  if (!isRecord(updates))
+    throw new Error(
+      `OVSDB monitor ${OVS_DB}: table-updates is not an object (got ${JSON.stringify(updates)?.slice(0, 100)})`,
+    );
+  let skipped = 0;
+  const skip = (why: string) => {
+    skipped++;
+    countBad(bad, why);
+  };
   for (const table of INVENTORY_TABLES) {
-    const rows = updates[table];
-    if (!rows) continue;
+    const rows: unknown = updates[table];
+    if (rows === undefined) continue;
+    if (!isRecord(rows)) {
+      skip(`monitor ${table}: table-update is ${JSON.stringify(rows)?.slice(0, 60)}`);
+      continue;
+    }
     for (const [uuid, change] of Object.entries(rows)) {
-      if (change.new) tables[table].set(uuid, { ...(tables[table].get(uuid) ?? {}), ...change.new });
-      else tables[table].delete(uuid);
+      if (!isRecord(change)) {
+        skip(`monitor ${table}: change of row ${uuid} is ${JSON.stringify(change)?.slice(0, 60)}`);
+        continue;
+      }
+      const row: unknown = change.new;
+      if (row === undefined) tables[table].delete(uuid);
+      else if (isRecord(row)) tables[table].set(uuid, { ...(tables[table].get(uuid) ?? {}), ...row });
+      else skip(`monitor ${table}: new row ${uuid} is ${JSON.stringify(row)?.slice(0, 60)}`);
     }
   }
+  return skipped;
 }
 
 interface StickyMac {
   bridge: string;
+  /** The MAC normalised. */
   entry: FdbEntry;
   /** When fdb/show last listed it. */
   seenMs: number;
 }
 
+const stickyKey = (bridge: string, mac: string) => `${bridge}\u0000${mac}`;
+
 /**
- * The live inventory. MACs learned by `fdb/show` stay attributed to their port after they age out of
- * the switch's table (a quiet VM still owns its MAC) until the MAC is learned on another port or the
- * port disappears.
+ * The live inventory. Learned MACs are kept per bridge and MAC: with bridges joined by patch ports a
+ * VM's MAC is learned on its tap in one bridge and on the patch port in the other, and both stay
+ * (only VM ports count for {@link vmOfMac}). A MAC learned on a VM port stays attributed to it after
+ * it ages out of the switch's table (a quiet VM still owns its MAC) until the bridge learns it on
+ * another port or the port disappears; one learned on any other port (uplink, patch, internal) goes
+ * once the switch has aged it out. At most `maxLearnedMacs` entries are kept.
  */
 export class OvsInventory implements VmLookup {
-  readonly stats: OvsInventoryStats = { monitorUpdates: 0, fdbPolls: 0, fdbFailures: 0, changes: 0 };
+  readonly stats: OvsInventoryStats = {
+    monitorUpdates: 0,
+    fdbPolls: 0,
+    fdbFailures: 0,
+    changes: 0,
+    learnedMacs: 0,
+    learnedExpired: 0,
+    learnedDropped: 0,
+    fdbBadLines: 0,
+    badRows: 0,
+  };
   private tables = emptyTables();
+  /** Learned MACs by bridge and MAC. */
   private readonly sticky = new Map<string, StickyMac>();
   private readonly fdbErrors = new Map<string, string>();
+  private readonly fdbBadLineLogged = new Map<string, string>();
+  private learnedFull = false;
+  private readonly maxLearned: number;
   private snapshot: InventorySnapshot;
   private macs = new Map<string, VmIdentity>();
   private signature = '';
@@ -569,6 +681,7 @@ export class OvsInventory implements VmLookup {
   private constructor(private readonly options: OvsInventoryOptions) {
     this.logger = options.logger ?? silentLogger;
     this.hypervisor = options.hypervisor ?? hostname();
+    this.maxLearned = Math.max(0, options.maxLearnedMacs ?? DEFAULT_MAX_LEARNED_MACS);
     this.snapshot = buildSnapshot(this.tables);
   }
 
@@ -632,9 +745,19 @@ export class OvsInventory implements VmLookup {
    * the monitor after a reconnection): rows deleted while disconnected go away.
    */
   replaceTables(initial: TableUpdates): void {
-    this.tables = emptyTables();
-    applyTableUpdates(this.tables, initial);
+    const tables = emptyTables();
+    this.applyUpdates(tables, initial);
+    this.tables = tables;
     this.rebuild();
+  }
+
+  /** {@link applyTableUpdates}, counting and logging the changes skipped for their shape. */
+  private applyUpdates(tables: RawTables, updates: TableUpdates): void {
+    const bad = noBadRows();
+    const skipped = applyTableUpdates(tables, updates, bad);
+    if (skipped === 0) return;
+    this.stats.badRows += skipped;
+    this.logger.warn('OVSDB monitor update had malformed rows; skipped', { skipped, first: bad.first });
   }
 
   /** Stops polling and cancels the monitor (the OVSDB client stays open: it belongs to the caller). */
@@ -655,7 +778,7 @@ export class OvsInventory implements VmLookup {
     if (!unixctl || this.closed) return;
     const bridges = [...this.tables.Bridge.values()].map((r) => String(r.name));
     this.stats.fdbPolls++;
-    const { fdb, errors } = await readFdb(unixctl, bridges);
+    const { fdb, errors, badLines } = await readFdb(unixctl, bridges);
     const now = Date.now();
     for (const { bridge, error } of errors) {
       this.stats.fdbFailures++;
@@ -663,14 +786,75 @@ export class OvsInventory implements VmLookup {
         this.logger.warn('fdb/show failed; keeping the MACs learned before', { bridge, error });
       this.fdbErrors.set(bridge, error);
     }
+    for (const { bridge, count, first } of badLines) {
+      this.stats.fdbBadLines += count;
+      if (this.fdbBadLineLogged.get(bridge) !== first)
+        this.logger.warn('fdb/show lines that do not parse were skipped', { bridge, count, first });
+      this.fdbBadLineLogged.set(bridge, first ?? '');
+    }
+    const vmOfports = this.vmOfportsByBridge();
+    let dropped = 0;
     for (const [bridge, entries] of fdb) {
       if (this.fdbErrors.delete(bridge)) this.logger.info('fdb/show works again', { bridge });
+      const vmPorts = vmOfports.get(bridge) ?? new Set<string>();
+      const onVm = (e: FdbEntry) => vmPorts.has(String(e.port));
+      // One entry per MAC (a MAC may be listed on several VLANs): a VM port's, then the youngest.
+      const fresh = new Map<string, FdbEntry>();
       for (const entry of entries) {
         const mac = normaliseMac(entry.mac);
-        if (mac) this.sticky.set(mac, { bridge, entry: { ...entry, mac }, seenMs: now });
+        if (!mac) continue;
+        const e = { ...entry, mac };
+        const prev = fresh.get(mac);
+        if (
+          !prev ||
+          (onVm(e) && !onVm(prev)) ||
+          (onVm(e) === onVm(prev) && (e.ageSec ?? -1) < (prev.ageSec ?? -1))
+        )
+          fresh.set(mac, e);
+      }
+      // Aged out of the switch: kept on a VM port, dropped on any other.
+      for (const [key, s] of this.sticky) {
+        if (s.bridge !== bridge || fresh.has(s.entry.mac) || onVm(s.entry)) continue;
+        this.sticky.delete(key);
+        this.stats.learnedExpired++;
+      }
+      // VM ports first, so a full table keeps VMs' MACs rather than an uplink's.
+      const ordered = [...fresh.values()].sort((a, b) => Number(onVm(b)) - Number(onVm(a)));
+      for (const entry of ordered) {
+        const key = stickyKey(bridge, entry.mac);
+        if (!this.sticky.has(key) && this.sticky.size >= this.maxLearned) {
+          dropped++;
+          continue;
+        }
+        this.sticky.set(key, { bridge, entry, seenMs: now });
       }
     }
+    this.stats.learnedDropped += dropped;
+    if (dropped > 0 && !this.learnedFull)
+      this.logger.warn('learned MAC table full: new MACs are not kept', {
+        max: this.maxLearned,
+        dropped,
+      });
+    this.learnedFull = dropped > 0;
     this.rebuild();
+  }
+
+  /** OpenFlow port numbers (as fdb/show prints them) of the VM ports, per bridge. */
+  private vmOfportsByBridge(): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
+    for (const bridge of this.snapshot.bridges) {
+      const set = new Set<string>();
+      for (const port of bridge.ports) {
+        if (!port.vm) continue;
+        for (const iface of port.interfaces) {
+          if (iface.ofport === null || iface.ofport < 0) continue;
+          set.add(String(iface.ofport));
+          if (iface.ofport === 65534) set.add('LOCAL');
+        }
+      }
+      out.set(bridge.name, set);
+    }
+    return out;
   }
 
   private onMonitorUpdate(updates: TableUpdates, info?: UpdateInfo): void {
@@ -682,7 +866,7 @@ export class OvsInventory implements VmLookup {
       this.replaceTables(updates);
       return;
     }
-    applyTableUpdates(this.tables, updates);
+    this.applyUpdates(this.tables, updates);
     this.rebuild();
   }
 
@@ -706,9 +890,9 @@ export class OvsInventory implements VmLookup {
       ofportsByBridge.set(String(row.name), ofports);
     }
     const fdb = new Map<string, FdbEntry[]>();
-    for (const [mac, s] of this.sticky) {
+    for (const [key, s] of this.sticky) {
       if (!ofportsByBridge.get(s.bridge)?.has(String(s.entry.port))) {
-        this.sticky.delete(mac);
+        this.sticky.delete(key);
         continue;
       }
       const list = fdb.get(s.bridge) ?? [];
@@ -716,6 +900,7 @@ export class OvsInventory implements VmLookup {
       list.push({ ...s.entry, ageSec: age });
       fdb.set(s.bridge, list);
     }
+    this.stats.learnedMacs = this.sticky.size;
     const snapshot = buildSnapshot(this.tables, {
       takenMs: now,
       fdb,

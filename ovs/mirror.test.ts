@@ -3,10 +3,12 @@ import { buildSnapshot, emptyTables, type InventorySnapshot, type RawTables } fr
 import {
   applyMirror,
   defaultMirrorName,
+  MirrorPurgeError,
   type MirrorRequest,
   type MirrorSample,
   MirrorValidationError,
   mirrorViews,
+  outputPortHazard,
   planMirror,
   rates,
 } from './mirror.js';
@@ -17,16 +19,18 @@ const uuidSet = (...ns: number[]) => set(ns.map((n) => uuid(U(n))));
 
 /**
  * br0: tap100i0, tap100i1 (VM 100), tap101i0 (VM 101), vnet5 (libvirt "pbx"), vnet6 (libvirt "pbx"
- * too), mon0; br1: tap100i2 (VM 100 again), tap200i0. Mirror "old" on br0.
+ * too), mon0 (a monitoring appliance's vhost-user port: no VM by name, not an uplink), br0 (the
+ * internal port), eth0 (the physical uplink); br1: tap100i2 (VM 100 again), tap200i0. Mirror "old"
+ * on br0.
  */
 function tables(): RawTables {
   const t = emptyTables();
   let n = 100;
-  const port = (bridgePorts: number[], name: string, ext: Record<string, string> = {}) => {
+  const port = (bridgePorts: number[], name: string, ext: Record<string, string> = {}, type = '') => {
     const p = ++n;
     const i = ++n;
     t.Port.set(U(p), { name, interfaces: uuidSet(i), tag: ['set', []], trunks: ['set', []] });
-    t.Interface.set(U(i), { name, type: '', ofport: i, external_ids: ['map', Object.entries(ext)] });
+    t.Interface.set(U(i), { name, type, ofport: i, external_ids: ['map', Object.entries(ext)] });
     bridgePorts.push(p);
     return p;
   };
@@ -37,7 +41,9 @@ function tables(): RawTables {
   const tap101 = port(br0, 'tap101i0');
   port(br0, 'vnet5', { 'vm-id': 'aaaa', 'vm-name': 'pbx' });
   port(br0, 'vnet6', { 'vm-id': 'bbbb', 'vm-name': 'pbx' });
-  const mon = port(br0, 'mon0');
+  const mon = port(br0, 'mon0', {}, 'dpdkvhostuserclient');
+  port(br0, 'br0', {}, 'internal');
+  port(br0, 'eth0', {}, 'system');
   port(br1, 'tap100i2');
   port(br1, 'tap200i0');
   t.Mirror.set(U(50), {
@@ -141,9 +147,12 @@ describe('planMirror', () => {
     fails({ vms: ['pbx'], toPort: 'mon0' }, /VM name "pbx" is ambiguous: aaaa \(pbx\), bbbb \(pbx\)/);
     fails(
       { ports: ['eth9'], toPort: 'mon0', bridge: 'br0' },
-      /unknown port "eth9" on bridge br0; ports: mon0, tap100i0, tap100i1, tap101i0, vnet5, vnet6/,
+      /unknown port "eth9" on bridge br0; ports: br0, eth0, mon0, tap100i0, tap100i1, tap101i0, vnet5, vnet6/,
     );
-    fails({ ports: ['tap101i0'], toPort: 'nope' }, /unknown output port "nope" on bridge br0; ports: mon0/);
+    fails(
+      { ports: ['tap101i0'], toPort: 'nope' },
+      /unknown output port "nope" on bridge br0; ports: br0, eth0, mon0/,
+    );
     fails(
       { vms: ['200'], toPort: 'mon0', bridge: 'br0' },
       /VM 200 has no port on bridge br0; its ports: br1\/tap200i0/,
@@ -155,6 +164,34 @@ describe('planMirror', () => {
     fails({ ports: ['mon0'], toPort: 'mon0' }, /also selected/);
     // Selecting everything and sending to a port is the classic monitoring setup: OVS excludes the output.
     expect(planMirror(oneBridge(), { all: true, toPort: 'mon0' }).outputPort).toBe('mon0');
+  });
+
+  it('refuses the internal (LOCAL) port and the uplink as output unless forced; VM ports are fine', () => {
+    fails(
+      { vms: ['101'], toPort: 'br0' },
+      /output port br0 is bridge br0's internal \(LOCAL\) port: .*would cut br0 off normal traffic.*--force/,
+    );
+    fails(
+      { vms: ['101'], toPort: 'eth0' },
+      /output port eth0 is a physical uplink .*would cut eth0 off normal traffic/,
+    );
+    fails({ all: true, toPort: 'eth0' }, /would cut eth0 off normal traffic/, oneBridge());
+    expect(planMirror(snap, { vms: ['101'], toPort: 'br0', force: true }).outputPort).toBe('br0');
+    expect(planMirror(snap, { vms: ['101'], toPort: 'eth0', force: true }).outputPort).toBe('eth0');
+    // A VM's port (the monitoring VM's tap) is what a mirror output is for.
+    expect(planMirror(snap, { vms: ['101'], toPort: 'tap100i0' }).outputPort).toBe('tap100i0');
+    expect(planMirror(snap, { vms: ['101'], toPort: 'vnet5' }).outputPort).toBe('vnet5');
+    // A port named like the bridge is its LOCAL port whatever its type says; a VM port of type system is a VM's.
+    const [bridge] = snap.bridges;
+    const p = (name: string) => bridge.ports.find((x) => x.name === name)!;
+    const typed = (name: string, type: string) => ({
+      ...p(name),
+      interfaces: p(name).interfaces.map((i) => ({ ...i, type })),
+    });
+    expect(outputPortHazard(bridge, typed('br0', ''))).toMatch(/internal/);
+    expect(outputPortHazard(bridge, typed('tap100i0', 'system'))).toBeNull();
+    expect(outputPortHazard(bridge, typed('tap100i0', 'internal'))).toMatch(/internal/);
+    expect(outputPortHazard(bridge, typed('eth0', 'patch'))).toBeNull();
   });
 
   it('validates output, selection, VLANs, snaplen and name', () => {
@@ -327,6 +364,26 @@ describe('applyMirror transactions', () => {
     expect(result).toMatchObject({ changed: false, created: false });
     expect(fake.transactions).toEqual([]);
     expect(purges).toBe(0);
+  });
+
+  it('a failed purge after the commit says the mirror WAS changed', async () => {
+    const fake = fakeClient();
+    const plan = planMirror(snap, { vms: ['100'], toPort: 'mon0', bridge: 'br0' });
+    const err = await applyMirror(
+      fake.client as never,
+      {
+        revalidatorPurge: async () => {
+          throw new Error('/run/ovs.ctl: revalidator/purge: cannot connect: ENOENT');
+        },
+      },
+      plan,
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MirrorPurgeError);
+    expect((err as Error).message).toBe(
+      'mirror callscope-vm100 committed on br0 (created); revalidator/purge failed: /run/ovs.ctl: revalidator/purge: cannot connect: ENOENT — run ovs-appctl revalidator/purge',
+    );
+    expect(fake.transactions).toHaveLength(1);
+    expect(fake.tables.Mirror.has(U(77))).toBe(true);
   });
 
   it('gives up after the attempts when other writers keep winning', async () => {

@@ -14,6 +14,7 @@
 import {
   allPorts,
   buildSnapshot,
+  type InventoryBridge,
   type InventoryMirror,
   type InventoryPort,
   type InventorySnapshot,
@@ -50,6 +51,11 @@ export interface MirrorRequest {
   toPort?: string;
   outputVlan?: number;
   snaplen?: number;
+  /**
+   * Allow an output port OVS would take away from normal forwarding although it carries more than
+   * copies: the bridge's internal (LOCAL) port or a physical uplink (see {@link outputPortHazard}).
+   */
+  force?: boolean;
 }
 
 /** What makes a mirror what it is (statistics and external_ids aside): planned, or read back. */
@@ -83,6 +89,38 @@ export class MirrorValidationError extends Error {
 /** The rows read back after a change do not match what was written. */
 export class MirrorVerifyError extends Error {
   override name = 'MirrorVerifyError';
+}
+
+/** Another writer kept changing the rows between read and write, `attempts` times in a row. */
+export class MirrorConflictError extends Error {
+  override name = 'MirrorConflictError';
+}
+
+/**
+ * The OVSDB transaction committed (the mirror WAS changed) but `revalidator/purge` failed afterwards:
+ * cached datapath flows keep the old mirror actions until they are revalidated.
+ */
+export class MirrorPurgeError extends Error {
+  override name = 'MirrorPurgeError';
+  constructor(
+    /** What was committed, e.g. `mirror m1 committed on br0`. */
+    readonly committed: string,
+    options: { cause: unknown },
+  ) {
+    super(
+      `${committed}; revalidator/purge failed: ${(options.cause as Error)?.message ?? String(options.cause)} — run ovs-appctl revalidator/purge`,
+      options,
+    );
+  }
+}
+
+/** Runs `revalidator/purge` after a committed change; a failure says the change was made. */
+async function purgeAfterCommit(unixctl: PurgeTarget, committed: string): Promise<void> {
+  try {
+    await unixctl.revalidatorPurge();
+  } catch (e) {
+    throw new MirrorPurgeError(committed, { cause: e });
+  }
 }
 
 /** The part of the unixctl client mirror changes need. */
@@ -163,6 +201,23 @@ export function mirrorMatchesPlan(mirror: MirrorSettings, plan: MirrorSettings):
     mirror.outputVlan === plan.outputVlan &&
     mirror.snaplen === plan.snaplen
   );
+}
+
+/**
+ * Why sending mirror copies to `port` would break the bridge, or null. OVS reserves a mirror's output
+ * port for the copies: it stops forwarding anything else to it and drops what arrives on it. That is
+ * what a monitoring VM's port wants, but the bridge's internal (LOCAL) port (the host's own address on
+ * the bridge) or a physical uplink (a port of type "" or "system" that is neither a VM's nor internal)
+ * would be cut off normal traffic.
+ */
+export function outputPortHazard(bridge: InventoryBridge, port: InventoryPort): string | null {
+  const internal = port.name === bridge.name || port.interfaces.some((i) => i.type === 'internal');
+  if (internal)
+    return `output port ${port.name} is bridge ${bridge.name}'s internal (LOCAL) port: mirroring to it would cut ${port.name} off normal traffic (the host's own traffic on the bridge)`;
+  if (port.vm !== null) return null;
+  if (port.interfaces.every((i) => i.type === '' || i.type === 'system'))
+    return `output port ${port.name} is a physical uplink (no VM, type ${JSON.stringify(port.interfaces[0]?.type ?? '')}): mirroring to it would cut ${port.name} off normal traffic`;
+  return null;
 }
 
 /**
@@ -258,6 +313,9 @@ export function planMirror(snapshot: InventorySnapshot, request: MirrorRequest):
       throw new MirrorValidationError(
         `output port ${request.toPort} is also selected: its own mirrored copies would be mirrored again (a loop); choose another output port`,
       );
+    const hazard = outputPortHazard(bridge, bridge.ports.find((p) => p.name === request.toPort)!);
+    if (hazard !== null && request.force !== true)
+      throw new MirrorValidationError(`${hazard}; choose a monitoring VM's port, or force it (--force)`);
     outputPort = request.toPort;
   }
 
@@ -372,7 +430,7 @@ async function transactWithRetries<T>(
       await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * n));
     }
   }
-  throw new Error(
+  throw new MirrorConflictError(
     `gave up after ${attempts} attempts: other writers kept changing the mirrors (${(lastError as Error)?.message ?? ''})`,
   );
 }
@@ -478,7 +536,11 @@ export async function applyMirror(
       },
     };
   });
-  if (target.changed) await unixctl.revalidatorPurge();
+  if (target.changed)
+    await purgeAfterCommit(
+      unixctl,
+      `mirror ${plan.name} committed on ${plan.bridge} (${target.created ? 'created' : 'updated'})`,
+    );
   const { snapshot } = await freshState(client);
   const mirror = target.uuid === null ? null : mirrorOfState(snapshot, plan.bridge, target.uuid);
   if (!mirror)
@@ -519,7 +581,11 @@ async function removeWhere(
     ops.push({ op: 'comment', comment });
     return { ops, finish: () => undefined };
   });
-  if (removed.length > 0) await unixctl.revalidatorPurge();
+  if (removed.length > 0)
+    await purgeAfterCommit(
+      unixctl,
+      `removal of ${removed.map((r) => `mirror ${r.name} from ${r.bridge}`).join(', ')} committed`,
+    );
   const tables = await selectTables(client);
   for (const r of removed) {
     if (tables.Mirror.has(r.uuid))

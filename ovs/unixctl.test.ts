@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { haveOvs, type OvsLab, ovsSkipReason, startOvs } from '../test/oracle/ovs.js';
-import { locateUnixctlSocket, parseFdbShow, UnixctlClient, UnixctlError } from './unixctl.js';
+import { locateUnixctlSocket, parseFdbShow, parseFdbTable, UnixctlClient, UnixctlError } from './unixctl.js';
 
 if (!haveOvs()) console.log(`[ovs] unixctl tests SKIPPED: ${ovsSkipReason()}`);
 
@@ -24,10 +24,40 @@ describe('parseFdbShow', () => {
     expect(parseFdbShow(' port  VLAN  MAC                Age\n')).toEqual([]);
   });
 
-  it('names the line it cannot parse', () => {
-    expect(() =>
-      parseFdbShow(' port  VLAN  MAC                Age\n    1     x  02:00:00:00:00:01    2\n'),
-    ).toThrow(/line 2 .*VLAN "x"/);
+  it('skips and counts lines it cannot parse, keeping the rest of the table', () => {
+    const text =
+      ' port  VLAN  MAC                Age\n' +
+      '    1     0  02:00:00:00:00:01    2\n' +
+      '    1     x  02:00:00:00:00:02    2\n' +
+      'some new trailer line\n' +
+      '    2     0  not-a-mac            1\n' +
+      '    2     0  02:00:00:00:00:03  soon\n' +
+      '    3    10  02:00:00:00:00:04    7\n';
+    const table = parseFdbTable(text);
+    expect(table.entries).toEqual([
+      { port: '1', vlan: 0, mac: '02:00:00:00:00:01', ageSec: 2 },
+      { port: '3', vlan: 10, mac: '02:00:00:00:00:04', ageSec: 7 },
+    ]);
+    expect(table.badLines).toBe(4);
+    expect(table.firstBadLine).toMatch(/^fdb\/show line 3 .*VLAN "x" is not a number/);
+    expect(parseFdbShow(text)).toEqual(table.entries);
+    expect(parseFdbTable('')).toEqual({ entries: [], badLines: 0, firstBadLine: null });
+  });
+
+  it('the client counts skipped lines; a vanished pidfile is a UnixctlError with its context', async () => {
+    const client = new UnixctlClient({ rundir: '/nonexistent-callscope-rundir' });
+    const err = await client.fdbShow('br0').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnixctlError);
+    expect((err as Error).message).toMatch(
+      /^\/nonexistent-callscope-rundir: fdb\/show br0: cannot locate ovs-vswitchd's control socket/,
+    );
+    // A fake call: what fdbShow and fdbTable do with the text.
+    const fake = new UnixctlClient('/unused.ctl');
+    fake.call = async () =>
+      ' port  VLAN  MAC                Age\n    1     0  02:00:00:00:00:01    2\njunk\n';
+    expect(await fake.fdbShow('br0')).toHaveLength(1);
+    expect((await fake.fdbTable('br0')).badLines).toBe(1);
+    expect(fake.fdbBadLines).toBe(2);
   });
 });
 

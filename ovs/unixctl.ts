@@ -77,6 +77,8 @@ export function locateUnixctlSocket(options: { rundir?: string; program?: string
 
 export class UnixctlClient {
   private readonly options: UnixctlOptions;
+  /** `fdb/show` lines skipped because they did not parse, over every call. */
+  fdbBadLines = 0;
 
   /** `new UnixctlClient('/path/to.ctl')` or with options (locates the socket per call). */
   constructor(options: UnixctlOptions | string = {}) {
@@ -153,43 +155,74 @@ export class UnixctlClient {
     await this.call('revalidator/purge');
   }
 
-  /** The bridge's MAC learning table. */
+  /**
+   * The bridge's MAC learning table. Lines that do not parse are skipped and counted
+   * ({@link fdbBadLines}); {@link fdbTable} returns them with the entries.
+   */
   async fdbShow(bridge: string): Promise<FdbEntry[]> {
-    const text = await this.call('fdb/show', [bridge]);
-    try {
-      return parseFdbShow(text);
-    } catch (err) {
-      throw new UnixctlError(this.socketPath, 'fdb/show', [bridge], (err as Error).message, { cause: err });
-    }
+    return (await this.fdbTable(bridge)).entries;
+  }
+
+  /** `fdb/show` with the count (and first example) of the lines that did not parse. */
+  async fdbTable(bridge: string): Promise<FdbTable> {
+    const table = parseFdbTable(await this.call('fdb/show', [bridge]));
+    this.fdbBadLines += table.badLines;
+    return table;
   }
 }
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
+export interface FdbTable {
+  entries: FdbEntry[];
+  /** Lines skipped because they did not parse. */
+  badLines: number;
+  /** Why the first skipped line was skipped (line number and text), or null. */
+  firstBadLine: string | null;
+}
+
 /**
  * Parses `fdb/show` output: a header ` port  VLAN  MAC                Age`, then one row per entry
- * (`%5s  %4d  MAC  %3d`, the age printed as `static` for static entries).
+ * (`%5s  %4d  MAC  %3d`, the age printed as `static` for static entries). A line that does not fit
+ * is skipped and counted: one odd line does not lose the rest of the table.
  */
-export function parseFdbShow(text: string): FdbEntry[] {
-  const out: FdbEntry[] = [];
+export function parseFdbTable(text: string): FdbTable {
+  const entries: FdbEntry[] = [];
+  let badLines = 0;
+  let firstBadLine: string | null = null;
   const lines = text.split('\n');
-  lines.forEach((raw, i) => {
+  const bad = (i: number, raw: string, why: string) => {
+    badLines++;
+    firstBadLine ??= `fdb/show line ${i + 1} ${JSON.stringify(raw.slice(0, 200))}: ${why}`;
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i];
     const line = raw.trim();
-    if (!line) return;
-    if (/^port\s+VLAN\s+MAC\s+Age$/i.test(line)) return;
+    if (!line || /^port\s+VLAN\s+MAC\s+Age$/i.test(line)) continue;
     const f = line.split(/\s+/);
-    const bad = (why: string) => new Error(`fdb/show line ${i + 1} ${JSON.stringify(raw)}: ${why}`);
-    if (f.length !== 4) throw bad(`expected 4 columns (port VLAN MAC Age), got ${f.length}`);
+    if (f.length !== 4) {
+      bad(i, raw, `expected 4 columns (port VLAN MAC Age), got ${f.length}`);
+      continue;
+    }
     const [port, vlanText, mac, ageText] = f;
-    if (!/^\d+$/.test(vlanText)) throw bad(`VLAN ${JSON.stringify(vlanText)} is not a number`);
-    if (!MAC_RE.test(mac)) throw bad(`MAC ${JSON.stringify(mac)} is not a MAC address`);
-    let ageSec: number | null;
-    if (ageText === 'static') ageSec = null;
-    else if (/^\d+$/.test(ageText)) ageSec = Number(ageText);
-    else throw bad(`Age ${JSON.stringify(ageText)} is neither a number nor "static"`);
-    out.push({ port, vlan: Number(vlanText), mac: mac.toLowerCase(), ageSec });
-  });
-  return out;
+    let why: string | null = null;
+    if (!/^\d{1,4}$/.test(vlanText)) why = `VLAN ${JSON.stringify(vlanText)} is not a number`;
+    else if (!MAC_RE.test(mac)) why = `MAC ${JSON.stringify(mac)} is not a MAC address`;
+    else if (ageText !== 'static' && !/^\d{1,15}$/.test(ageText))
+      why = `Age ${JSON.stringify(ageText)} is neither a number nor "static"`;
+    if (why !== null) {
+      bad(i, raw, why);
+      continue;
+    }
+    const ageSec = ageText === 'static' ? null : Number(ageText);
+    entries.push({ port, vlan: Number(vlanText), mac: mac.toLowerCase(), ageSec });
+  }
+  return { entries, badLines, firstBadLine };
+}
+
+/** The entries of {@link parseFdbTable} (lines that do not parse are skipped). */
+export function parseFdbShow(text: string): FdbEntry[] {
+  return parseFdbTable(text).entries;
 }
 
 function stripPrefix(message: string, path: string): string {

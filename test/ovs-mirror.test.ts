@@ -218,6 +218,16 @@ describe.skipIf(!haveOvs())('ovs-mirror against a real Open vSwitch', () => {
       await main(['list', '--json', '--log-level', 'silent', ...noCtl], { ...io, stdout: (t) => (out += t) }),
     ).toBe(0);
     expect(JSON.parse(out).fdbErrors[0].bridge).toBe(lab.bridge);
+    // The bridge's internal (LOCAL) port as output would cut it off normal traffic: refused …
+    const local = await cli('add', '--vm', '9102', '--to', lab.bridge!, '--name', 'to-local');
+    expect(local.code, local.stderr).toBe(65);
+    expect(local.stderr).toContain(`would cut ${lab.bridge} off normal traffic`);
+    expect(await vsctlMirrors()).toEqual(before);
+    // … unless forced.
+    const forced = await cli('add', '--vm', '9102', '--to', lab.bridge!, '--name', 'to-local', '--force');
+    expect(forced.code, forced.stderr).toBe(0);
+    expect((await vsctlMirrors())['to-local']).toMatchObject({ out: lab.bridge });
+    expect((await cli('remove', 'to-local')).code).toBe(0);
     expect(await vsctlMirrors()).toEqual(before);
   });
 

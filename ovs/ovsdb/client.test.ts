@@ -12,6 +12,7 @@ import { haveOvs, type OvsLab, ovsSkipReason, startOvs } from '../../test/oracle
 import {
   OvsdbClient,
   type OvsdbOperation,
+  OvsdbReplyError,
   OvsdbTransactionError,
   type TableUpdates,
   type TableUpdates2,
@@ -253,6 +254,40 @@ describe('against misbehaving fake servers', () => {
     await expect(client.transact('nope', [])).rejects.toThrow(
       /fake\.sock: transact failed: unknown database: nope/,
     );
+  });
+
+  it('malformed transact and monitor replies are OvsdbReplyErrors naming the method and op', async () => {
+    let reply: unknown = null;
+    const { client, protocolErrors } = await setup((req, sock) => {
+      sock.write(JSON.stringify({ id: req.id, result: reply, error: null }));
+    });
+    const select = { op: 'select', table: 'Bridge', where: [] };
+    reply = [null];
+    let err = await client.transact('Open_vSwitch', [select]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OvsdbReplyError);
+    expect((err as Error).message).toMatch(
+      /fake\.sock: transact Open_vSwitch: malformed reply: result 0 \(select Bridge\) is not an object: null$/,
+    );
+    reply = [{ rows: { a: 1 } }];
+    await expect(client.transact('Open_vSwitch', [select])).rejects.toThrow(
+      /transact Open_vSwitch: malformed reply: result 0 \(select Bridge\) has no rows array: \{"a":1\}/,
+    );
+    reply = [{ rows: [] }, { count: 1 }];
+    await expect(
+      client.transact('Open_vSwitch', [select, { op: 'mutate', table: 'Bridge', where: [], mutations: [] }]),
+    ).resolves.toEqual([{ rows: [] }, { count: 1 }]);
+    reply = null;
+    err = await client
+      .monitor('Open_vSwitch', 'm1', { Bridge: {} }, () => undefined)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OvsdbReplyError);
+    expect((err as Error).message).toMatch(
+      /monitor Open_vSwitch: malformed reply: initial contents are not a table-updates object: null/,
+    );
+    // The failed monitor's id is free again.
+    reply = {};
+    await expect(client.monitor('Open_vSwitch', 'm1', { Bridge: {} }, () => undefined)).resolves.toEqual({});
+    expect(protocolErrors).toEqual([]);
   });
 
   it('a 70 MiB message closes the connection with a size error, without hanging', async () => {

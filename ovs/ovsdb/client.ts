@@ -137,6 +137,32 @@ export class OvsdbTransactionError extends Error {
   }
 }
 
+/** The server's reply does not have the shape the method's RFC 7047 result has. */
+export class OvsdbReplyError extends Error {
+  constructor(
+    readonly target: string,
+    /** `transact Open_vSwitch`, `monitor Open_vSwitch`, … */
+    readonly method: string,
+    message: string,
+  ) {
+    super(`${target}: ${method}: malformed reply: ${message}`);
+    this.name = 'OvsdbReplyError';
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
+
+const preview = (v: unknown) => {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = String(v);
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+};
+
 function describeOp(op: OvsdbOperation): string {
   const table =
     typeof (op as { table?: unknown }).table === 'string' ? ` ${(op as { table: string }).table}` : '';
@@ -234,6 +260,19 @@ export class OvsdbClient extends EventEmitter {
     if (results.length < ops.length) {
       throw new Error(`${this.target}: transact on ${db}: ${results.length} results for ${ops.length} ops`);
     }
+    // No op failed: every op has an object result; a select's has a `rows` array.
+    for (let i = 0; i < ops.length; i++) {
+      const res = results[i];
+      const what = `result ${i} (${describeOp(ops[i])})`;
+      if (!isObject(res))
+        throw new OvsdbReplyError(this.target, `transact ${db}`, `${what} is not an object: ${preview(res)}`);
+      if (ops[i].op === 'select' && !Array.isArray(res.rows))
+        throw new OvsdbReplyError(
+          this.target,
+          `transact ${db}`,
+          `${what} has no rows array: ${preview(res.rows)}`,
+        );
+    }
     return results.slice(0, ops.length) as OpResult[];
   }
 
@@ -321,7 +360,14 @@ export class OvsdbClient extends EventEmitter {
     // Registered before the reply so notifications racing the reply are not dropped.
     this.monitors.set(key, m);
     try {
-      return await this.call(m.method, [m.db, m.id, m.requests], undefined, `${m.method} ${m.db}`);
+      const initial = await this.call(m.method, [m.db, m.id, m.requests], undefined, `${m.method} ${m.db}`);
+      if (!isObject(initial))
+        throw new OvsdbReplyError(
+          this.target,
+          `${m.method} ${m.db}`,
+          `initial contents are not a table-updates object: ${preview(initial)}`,
+        );
+      return initial;
     } catch (err) {
       this.monitors.delete(key);
       throw err;
@@ -351,7 +397,17 @@ export class OvsdbClient extends EventEmitter {
     if (method !== 'update' && method !== 'update2') return;
     const [id, updates] = params;
     const m = this.monitors.get(JSON.stringify(id));
-    if (!m || !updates || typeof updates !== 'object') return;
+    if (!m) return;
+    if (!isObject(updates)) {
+      this.warn(
+        new OvsdbReplyError(
+          this.target,
+          `${method} ${m.db}`,
+          `notification for monitor ${JSON.stringify(id)} has no table-updates object: ${preview(updates)}`,
+        ),
+      );
+      return;
+    }
     this.deliver(m, updates, { initial: false, replace: false });
   }
 
@@ -424,6 +480,12 @@ export class OvsdbClient extends EventEmitter {
         const initial = await conn.request(m.method, [m.db, m.id, m.requests]);
         if (this.closed || this.conn !== conn) return;
         if (!this.monitors.has(JSON.stringify(m.id))) continue; // cancelled meanwhile
+        if (!isObject(initial))
+          throw new OvsdbReplyError(
+            this.target,
+            `${m.method} ${m.db}`,
+            `re-issued monitor's contents are not a table-updates object: ${preview(initial)}`,
+          );
         this.deliver(m, initial, { initial: true, replace: true });
       }
     } catch (err) {
