@@ -38,13 +38,11 @@ import {
   OvsdbTransactionError,
 } from '../ovs/ovsdb/client.js';
 import { UnixctlClient, UnixctlError } from '../ovs/unixctl.js';
-import { COMMON, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, loggerFor } from './common.js';
+import { COMMON, EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, loggerFor } from './common.js';
 import { Settings, UsageError } from './config.js';
 
 /** sysexits.h: input data incorrect (unknown VM, port, bridge; a looping mirror). */
 export const EXIT_VALIDATION = 65;
-/** sysexits.h: service unavailable (OVSDB or ovs-vswitchd unreachable). */
-export const EXIT_UNAVAILABLE = 69;
 
 export const DEFAULT_OVS_DB = 'unix:/var/run/openvswitch/db.sock';
 
