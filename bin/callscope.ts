@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { analyzeFile } from '../capture/analyze.js';
+import { VmAttribution } from '../capture/attribution.js';
 import { CaptureFormatError } from '../capture/file/record.js';
 import { generateCapture } from '../capture/generator/generate.js';
 import {
@@ -21,7 +22,7 @@ import { Settings, UsageError } from './config.js';
 import { formatSummary } from './report.js';
 import { LIVE_HELP, runCommand, STORE_HELP, statsCommand, storeCommand } from './store-commands.js';
 import { captureCommand, ingestCommand, STREAM_HELP } from './stream-commands.js';
-import { VM_HELP, VmSourceError } from './vms.js';
+import { VM_FLAGS, VM_HELP, VmSourceError, vmSourceFor } from './vms.js';
 
 const HELP = `callscope — see every call your VMs carry
 
@@ -88,6 +89,7 @@ async function analyzeCommand(argv: string[]): Promise<number> {
     options: {
       ...COMMON,
       ...MEDIA_FLAGS,
+      ...VM_FLAGS,
     },
   });
   if (values.help) {
@@ -98,9 +100,11 @@ async function analyzeCommand(argv: string[]): Promise<number> {
   const settings = new Settings(values);
   const logger = loggerFor(settings);
   const file = positionals[0];
+  const vms = await vmSourceFor(settings, logger);
   const progress = progressFor('analyze', values);
   try {
     const summary = await analyzeFile(file, {
+      vms: vms ? new VmAttribution(vms.lookup) : undefined,
       logger,
       nodeName: settings.string('node-name', ''),
       captureId: captureIdOf(settings),
@@ -114,6 +118,7 @@ async function analyzeCommand(argv: string[]): Promise<number> {
     return EXIT_OK;
   } finally {
     progress.done();
+    await vms?.close();
   }
 }
 

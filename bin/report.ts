@@ -56,6 +56,18 @@ export function formatSummary(s: AnalyzeSummary): string {
       );
     }
   }
+  if (s.vms?.length) {
+    lines.push('');
+    lines.push('VMs                SIP sent   received   INVITEs sent/received   streams sent/received');
+    for (const v of s.vms.slice(0, 50)) {
+      lines.push(
+        `  ${v.vm.padEnd(16)} ${formatInt(v.sipSent).padStart(8)} ${formatInt(v.sipReceived).padStart(10)} ` +
+          `${`${formatInt(v.invitesSent)}/${formatInt(v.invitesReceived)}`.padStart(23)} ` +
+          `${`${formatInt(v.streamsSent)}/${formatInt(v.streamsReceived)}`.padStart(23)}`,
+      );
+    }
+    if (s.vms.length > 50) lines.push(`  ... ${s.vms.length - 50} more with --json`);
+  }
   lines.push('');
   lines.push(...formatMedia(s));
   lines.push('');

@@ -24,7 +24,7 @@ export const VM_FLAGS = {
   'vm-map': { type: 'string' },
 } as const;
 
-export const VM_HELP = `VM attribution (run, capture):
+export const VM_HELP = `VM attribution (analyze, run, capture):
   --ovs-db TARGET        OVSDB of the hypervisor (unix:/var/run/openvswitch/db.sock,
                          tcp:HOST:PORT): VMs from port names and external_ids,
                          MACs from fdb/show                             env CALLSCOPE_OVS_DB

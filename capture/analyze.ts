@@ -84,6 +84,8 @@ export interface AnalyzeSummary {
   };
   elapsedMs: number;
   packetsPerSecond: number;
+  /** Per-VM load, VM id order; present when events were attributed (--ovs-db, --vm-map). */
+  vms?: VmLoad[];
   /** Live captures only: the kernel's figures (pcap_stats) summed over every handle the capture had. */
   capture?: {
     interface: string;
@@ -109,11 +111,72 @@ function sortedCounts(counts: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** What one VM sent and received: SIP messages (retransmissions included), INVITEs, RTP streams. */
+export interface VmLoad {
+  vm: string;
+  sipSent: number;
+  sipReceived: number;
+  invitesSent: number;
+  invitesReceived: number;
+  streamsSent: number;
+  streamsReceived: number;
+}
+
+/** Counts events per VM; bounded by the VM ids the lookup knows (HEP-borne ids: at most 10,000). */
+class VmLoadCounter {
+  private readonly loads = new Map<string, VmLoad>();
+
+  add(event: CaptureEvent): void {
+    const invite = event.sip?.isRequest === true && event.sip.method === 'INVITE';
+    const final = event.media?.kind === 'final';
+    if (event.sip === undefined && !final) return;
+    const src = event.srcVm === undefined ? undefined : this.load(event.srcVm);
+    const dst = event.dstVm === undefined ? undefined : this.load(event.dstVm);
+    if (event.sip !== undefined) {
+      if (src) {
+        src.sipSent++;
+        if (invite) src.invitesSent++;
+      }
+      if (dst) {
+        dst.sipReceived++;
+        if (invite) dst.invitesReceived++;
+      }
+    } else {
+      if (src) src.streamsSent++;
+      if (dst) dst.streamsReceived++;
+    }
+  }
+
+  list(): VmLoad[] | undefined {
+    if (this.loads.size === 0) return undefined;
+    return [...this.loads.values()].sort((a, b) => (a.vm < b.vm ? -1 : a.vm > b.vm ? 1 : 0));
+  }
+
+  private load(vm: string): VmLoad | undefined {
+    let load = this.loads.get(vm);
+    if (load === undefined) {
+      if (this.loads.size >= 10_000) return undefined;
+      load = {
+        vm,
+        sipSent: 0,
+        sipReceived: 0,
+        invitesSent: 0,
+        invitesReceived: 0,
+        streamsSent: 0,
+        streamsReceived: 0,
+      };
+      this.loads.set(vm, load);
+    }
+    return load;
+  }
+}
+
 /** The pipeline of one analysis and the final stream reports it collects for the summary. */
 interface SummaryPipeline {
   pipeline: CapturePipeline;
   streams: RtpStreamSummary[];
   streamsOmitted: number;
+  vms: VmLoadCounter;
 }
 
 type PipelineOptions = Pick<
@@ -123,6 +186,7 @@ type PipelineOptions = Pick<
 
 function summaryPipeline(sourceName: string, isFile: boolean, options: PipelineOptions): SummaryPipeline {
   const collected = { streams: [] as RtpStreamSummary[], streamsOmitted: 0 };
+  const vms = new VmLoadCounter();
   const pipeline = new CapturePipeline({
     sourceName,
     isFile,
@@ -137,6 +201,7 @@ function summaryPipeline(sourceName: string, isFile: boolean, options: PipelineO
         if (collected.streams.length < MAX_SUMMARY_STREAMS) collected.streams.push(streamSummary(report));
         else collected.streamsOmitted++;
       }
+      if (event.srcVm !== undefined || event.dstVm !== undefined) vms.add(event);
       options.onEvent?.(event);
     },
   });
@@ -146,6 +211,7 @@ function summaryPipeline(sourceName: string, isFile: boolean, options: PipelineO
     get streamsOmitted() {
       return collected.streamsOmitted;
     },
+    vms,
   };
 }
 
@@ -209,6 +275,7 @@ function buildSummary(sp: SummaryPipeline, source: SourceFacts): AnalyzeSummary 
     },
     elapsedMs: Math.round(elapsedMs * 10) / 10,
     packetsPerSecond: elapsedMs > 0 ? Math.round(source.packets / (elapsedMs / 1000)) : 0,
+    vms: sp.vms.list(),
   };
 }
 

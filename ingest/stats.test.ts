@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
+import { StaticVmMap, VmAttribution } from '../capture/attribution.js';
 import type { CaptureEvent } from '../capture/event.js';
 import { captureRunFromSummary } from './rows.js';
 import { migrate } from './schema/migrate.js';
@@ -47,6 +48,31 @@ afterAll(async () => {
 });
 
 describe('storeSummary', () => {
+  it('reproduces the per-VM load of a run with VM attribution', async () => {
+    // The sample's generator VMs have MACs 02:00:00:00:00:0N; name three of the four.
+    const map = new StaticVmMap([1, 2, 3].map((n) => ({ mac: `02:00:00:00:00:0${n}`, id: `vm${n}` })));
+    const vmEvents: CaptureEvent[] = [];
+    const withVms = await analyzeFile(SAMPLE, {
+      onEvent: (e) => vmEvents.push(e),
+      vms: new VmAttribution(map),
+    });
+    expect(withVms.vms?.map((v) => v.vm)).toEqual(['vm1', 'vm2', 'vm3']);
+    const sent = withVms.vms!.reduce((n, v) => n + v.sipSent, 0);
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThanOrEqual(withVms.sip.messages);
+    expect(withVms.vms!.some((v) => v.streamsSent > 0 && v.invitesReceived > 0)).toBe(true);
+    // A database of its own: the other tests summarise the whole of theirs.
+    const database = `${DB}_vms`;
+    await migrate(store.client, { database, ttlDays: 0 });
+    const writer = new StoreWriter(store.client, { database, runId: 'run-vms' });
+    await writer.write(vmEvents);
+    await writer.writeCaptureRun(captureRunFromSummary(withVms, { runId: 'run-vms' }));
+    await writer.close();
+    const summary = await storeSummary(store.client, { database, runId: 'run-vms' });
+    expect(summary.vms).toEqual(withVms.vms);
+    expect(analyzed.vms).toBeUndefined();
+  });
+
   it('reproduces the analyze summary of the sample capture from the store', async () => {
     expect(analyzed.sip.messages).toBeGreaterThan(200);
     expect(analyzed.rtp.streams.length).toBeGreaterThan(10);

@@ -8,7 +8,12 @@
  * count once. Values reach the SQL only as query parameters.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, type RtpStreamSummary } from '../capture/analyze.js';
+import {
+  type AnalyzeSummary,
+  MAX_SUMMARY_STREAMS,
+  type RtpStreamSummary,
+  type VmLoad,
+} from '../capture/analyze.js';
 import type { TransportName } from '../capture/event.js';
 import { emptyFragmentStats } from '../capture/reassembly/fragments.js';
 import { emptyTcpStats } from '../capture/reassembly/tcp.js';
@@ -182,7 +187,51 @@ export async function storeSummary(
     },
     elapsedMs: run.elapsedMs,
     packetsPerSecond: run.packetsPerSecond,
+    vms: await vmLoads(client, sip, media, where, params),
   };
+}
+
+/** Per-VM load as analyze counts it; undefined when nothing is attributed. */
+async function vmLoads(
+  client: ClickHouseClient,
+  sip: string,
+  media: string,
+  where: string,
+  params: Record<string, unknown>,
+): Promise<VmLoad[] | undefined> {
+  const rows = await select<Row>(
+    client,
+    `SELECT vm, sum(sip_sent) AS sip_sent, sum(sip_received) AS sip_received,
+       sum(invites_sent) AS invites_sent, sum(invites_received) AS invites_received,
+       sum(streams_sent) AS streams_sent, sum(streams_received) AS streams_received
+     FROM (
+       SELECT e.1 AS vm, e.2 AS sip_sent, e.3 AS sip_received, e.2 * invite AS invites_sent,
+         e.3 * invite AS invites_received, 0 AS streams_sent, 0 AS streams_received
+       FROM (
+         SELECT arrayJoin([(src_vm, 1, 0), (dst_vm, 0, 1)]) AS e, is_request AND method = 'INVITE' AS invite
+         FROM ${sip} FINAL WHERE ${where} AND (src_vm != '' OR dst_vm != '')
+       ) WHERE e.1 != ''
+       UNION ALL
+       SELECT e.1, 0, 0, 0, 0, e.2, e.3
+       FROM (
+         SELECT arrayJoin([(src_vm, 1, 0), (dst_vm, 0, 1)]) AS e
+         FROM ${media} FINAL WHERE kind = 'final' AND ${where} AND (src_vm != '' OR dst_vm != '')
+       ) WHERE e.1 != ''
+     )
+     GROUP BY vm ORDER BY vm LIMIT 10000`,
+    params,
+    'per-VM load',
+  );
+  if (rows.length === 0) return undefined;
+  return rows.map((r) => ({
+    vm: String(r.vm),
+    sipSent: num(r.sip_sent),
+    sipReceived: num(r.sip_received),
+    invitesSent: num(r.invites_sent),
+    invitesReceived: num(r.invites_received),
+    streamsSent: num(r.streams_sent),
+    streamsReceived: num(r.streams_received),
+  }));
 }
 
 /**

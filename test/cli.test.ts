@@ -114,6 +114,10 @@ describe('callscope CLI', () => {
     const out = JSON.parse(ok.stdout);
     expect(out.vms.source).toContain('vms.json');
     expect(out.vms.attributedByMac).toBeGreaterThan(0);
+    // analyze with the same map: the per-VM load, in JSON and on the terminal.
+    const analyzed = JSON.parse(run(['analyze', sample, '--vm-map', map, '--json']).stdout);
+    expect(analyzed.vms.map((v: { vm: string }) => v.vm)).toEqual(['101', '102']);
+    expect(run(['analyze', sample, '--vm-map', map]).stdout).toMatch(/VMs +SIP sent/);
   });
 
   it('generate writes a capture that analyze reads back with the generated counts', () => {
