@@ -250,6 +250,21 @@ describe.skipIf(skipReason !== '')('OVS mirror → live capture → store, per V
     expect(inventory.map((r) => r.mac)).toContain(caller1.mac);
     // The address attribution learned behind the VM's MAC.
     expect(inventory.flatMap((r) => r.ips)).toContain(caller1.ip);
+    // `stats` from the store: the per-VM load, with SIPp's calls as INVITEs each way.
+    const { stdout } = await run(process.execPath, [
+      CALLSCOPE,
+      'stats',
+      '--data-dir',
+      capture.dataDir,
+      '--json',
+    ]);
+    const loads = (JSON.parse(stdout) as { vms: Array<Record<string, number | string>> }).vms;
+    const load = (vm: string) => loads.find((l) => l.vm === vm);
+    expect(load('9101')?.invitesSent).toBe(s1.successfulCalls);
+    expect(load('9103')?.invitesReceived).toBe(s1.successfulCalls);
+    expect(Number(load('9101')?.sipSent) + Number(load('9101')?.sipReceived)).toBe(Number(sip.messages));
+    expect(load('9101')?.streamsSent).toBeGreaterThanOrEqual(1);
+    expect(load('9102')).toBeUndefined();
   }, 120_000);
 
   it('adding the second caller while calls flow shows its calls from then on; removing the first stops its', async () => {
