@@ -2,12 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { analyzeFile } from '../capture/analyze.js';
-import { VmAttribution } from '../capture/attribution.js';
 import { CaptureFormatError } from '../capture/file/record.js';
 import { generateCapture } from '../capture/generator/generate.js';
 import {
   COMMON,
-  captureIdOf,
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_UNAVAILABLE,
@@ -15,7 +13,7 @@ import {
   EXIT_USAGE,
   loggerFor,
   MEDIA_FLAGS,
-  mediaOptions,
+  pipelineOptionsOf,
   progressFor,
 } from './common.js';
 import { Settings, UsageError } from './config.js';
@@ -104,11 +102,7 @@ async function analyzeCommand(argv: string[]): Promise<number> {
   const progress = progressFor('analyze', values);
   try {
     const summary = await analyzeFile(file, {
-      vms: vms ? new VmAttribution(vms.lookup) : undefined,
-      logger,
-      nodeName: settings.string('node-name', ''),
-      captureId: captureIdOf(settings),
-      media: mediaOptions(settings),
+      ...pipelineOptionsOf(settings, logger, vms),
       onProgress: (done, total, packets) => progress.update(done, total, packets),
     });
     progress.done();

@@ -1,5 +1,6 @@
 /** What every callscope command shares: exit codes, common flags, logger, capture id, media options. */
-import { createLogger, type LogLevel } from '../capture/log.js';
+import type { AnalyzeOptions } from '../capture/analyze.js';
+import { createLogger, type Logger, type LogLevel } from '../capture/log.js';
 import type { MediaTrackerOptions } from '../capture/rtp/media.js';
 import { type Settings, UsageError } from './config.js';
 import { ProgressLine } from './progress.js';
@@ -66,4 +67,19 @@ export const MEDIA_FLAGS = {
 /** A progress line on a terminal's stderr unless --no-progress. */
 export function progressFor(label: string, values: { 'no-progress'?: boolean }): ProgressLine {
   return new ProgressLine(label, process.stderr, Boolean(process.stderr.isTTY) && !values['no-progress']);
+}
+
+/** What every decoding command (analyze, run, capture) gives its capture pipeline. */
+export function pipelineOptionsOf(
+  settings: Settings,
+  logger: Logger,
+  vms: { attribution: AnalyzeOptions['vms'] } | null,
+): Pick<AnalyzeOptions, 'logger' | 'nodeName' | 'captureId' | 'media' | 'vms'> {
+  return {
+    logger,
+    nodeName: settings.string('node-name', ''),
+    captureId: captureIdOf(settings),
+    media: mediaOptions(settings),
+    vms: vms?.attribution,
+  };
 }

@@ -6,7 +6,6 @@
  */
 import { parseArgs } from 'node:util';
 import type { AnalyzeInterfaceOptions } from '../capture/analyze.js';
-import { VmAttribution } from '../capture/attribution.js';
 import { LiveCaptureError, loadPcap } from '../capture/live/binding.js';
 import { readLinkState } from '../capture/live/link.js';
 import type { CaptureTotals } from '../capture/live/stats.js';
@@ -19,19 +18,18 @@ import { DEFAULT_DATA_DIR, openStore, type Store } from '../ingest/store/client.
 import { EmbeddedStore } from '../ingest/store/embedded.js';
 import {
   COMMON,
-  captureIdOf,
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_UNUSABLE_INPUT,
   loggerFor,
   MEDIA_FLAGS,
-  mediaOptions,
+  pipelineOptionsOf,
   progressFor,
 } from './common.js';
 import { Settings, UsageError } from './config.js';
 import { formatInt } from './progress.js';
 import { formatSummary } from './report.js';
-import { VM_FLAGS, vmReport, vmSourceFor } from './vms.js';
+import { VM_FLAGS, type VmSource, vmReport, vmSourceFor } from './vms.js';
 
 export const STORE_OPTIONS = {
   clickhouse: { type: 'string' },
@@ -219,6 +217,20 @@ export function liveProgressFor(
   };
 }
 
+/** The VM source (if any) and then the store, the first closed again if the second fails. */
+async function openVmsAndStore(
+  settings: Settings,
+  logger: Logger,
+): Promise<{ vms: VmSource | null; store: Store }> {
+  const vms = await vmSourceFor(settings, logger);
+  try {
+    return { vms, store: await storeFor(settings, logger) };
+  } catch (error) {
+    await vms?.close();
+    throw error;
+  }
+}
+
 /** Opens the store the settings name; logs where (credentials redacted). */
 export async function storeFor(settings: Settings, logger: Logger): Promise<Store> {
   const store = await openStore({
@@ -257,23 +269,14 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
   const pcap = source.pcap as string;
   const logger = loggerFor(settings);
   const progress = progressFor('run', values);
-  const vms = await vmSourceFor(settings, logger);
-  const attribution = vms ? new VmAttribution(vms.lookup) : undefined;
-  const store = await storeFor(settings, logger).catch(async (error) => {
-    await vms?.close();
-    throw error;
-  });
+  const { vms, store } = await openVmsAndStore(settings, logger);
   try {
     const result = await ingestFile(pcap, {
-      vms: attribution,
+      ...pipelineOptionsOf(settings, logger, vms),
       inventory: vms ?? undefined,
       store,
       database: databaseOf(settings),
       ttlDays: ttlDaysOf(settings),
-      logger,
-      nodeName: settings.string('node-name', ''),
-      captureId: captureIdOf(settings),
-      media: mediaOptions(settings),
       onProgress: (done, total, packets) => progress.update(done, total, packets),
     });
     progress.done();
@@ -287,7 +290,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
       batches: result.writer.batches,
       retries: result.writer.retries,
       skipped: result.writer.skippedByReason,
-      vms: vmReport(vms, attribution),
+      vms: vmReport(vms),
     };
     process.stdout.write(
       values.json
@@ -319,25 +322,16 @@ async function runLive(
     if (code !== null) return code;
     throw error;
   }
-  const vms = await vmSourceFor(settings, logger);
-  const attribution = vms ? new VmAttribution(vms.lookup) : undefined;
-  const store = await storeFor(settings, logger).catch(async (error) => {
-    await vms?.close();
-    throw error;
-  });
+  const { vms, store } = await openVmsAndStore(settings, logger);
   const progress = liveProgressFor('run', values);
   const stop = stopOnSignals(logger);
   try {
     const result = await ingestInterface(iface, {
-      vms: attribution,
+      ...pipelineOptionsOf(settings, logger, vms),
       inventory: vms ?? undefined,
       store,
       database: databaseOf(settings),
       ttlDays: ttlDaysOf(settings),
-      logger,
-      nodeName: settings.string('node-name', ''),
-      captureId: captureIdOf(settings),
-      media: mediaOptions(settings),
       ...live,
       signal: stop.signal,
       onProgress: (totals, elapsed) => progress.update(totals, elapsed),
@@ -359,7 +353,7 @@ async function runLive(
       batches: result.writer.batches,
       retries: result.writer.retries,
       skipped: result.writer.skippedByReason,
-      vms: vmReport(vms, attribution),
+      vms: vmReport(vms),
     };
     const c = s.capture;
     process.stdout.write(

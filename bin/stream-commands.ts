@@ -7,7 +7,6 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type AnalyzeSummary, analyzeFile, analyzeInterface } from '../capture/analyze.js';
-import { VmAttribution } from '../capture/attribution.js';
 import type { CaptureEvent } from '../capture/event.js';
 import { HepSender, parseHepTarget } from '../capture/hep/sender.js';
 import { LiveQueue } from '../capture/live/queue.js';
@@ -20,7 +19,15 @@ import { EventProducer } from '../ingest/kafka/producer.js';
 import { ensureTopics } from '../ingest/kafka/topics.js';
 import { migrate } from '../ingest/schema/migrate.js';
 import { StoreSink } from '../ingest/store-sink.js';
-import { COMMON, captureIdOf, EXIT_OK, loggerFor, MEDIA_FLAGS, mediaOptions, progressFor } from './common.js';
+import {
+  COMMON,
+  captureIdOf,
+  EXIT_OK,
+  loggerFor,
+  MEDIA_FLAGS,
+  pipelineOptionsOf,
+  progressFor,
+} from './common.js';
 import { Settings, UsageError } from './config.js';
 import {
   checkLiveSource,
@@ -134,7 +141,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
   }
   // VM ids travel with each event (HEP vendor chunks); the inventory table is written by `run` only.
   const vms = await vmSourceFor(settings, logger);
-  const attribution = vms ? new VmAttribution(vms.lookup) : undefined;
+  const pipeline = pipelineOptionsOf(settings, logger, vms);
   let producer: EventProducer | null = null;
   let hep: HepSender | null = null;
   try {
@@ -179,11 +186,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
     });
     try {
       const summary = await analyzeInterface(iface, {
-        logger,
-        captureId,
-        nodeName: settings.string('node-name', ''),
-        media: mediaOptions(settings),
-        vms: attribution,
+        ...pipeline,
         capture: live.capture,
         durationSec: live.durationSec,
         signal: stop.signal,
@@ -198,7 +201,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
         ...captureFacts(iface, summary, producer, hep),
         capture: summary.capture,
         droppedEvents: queue.dropped,
-        vms: vmReport(vms, attribution),
+        vms: vmReport(vms),
       };
       process.stdout.write(
         values.json
@@ -228,11 +231,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
   };
   try {
     const summary = await analyzeFile(pcap, {
-      logger,
-      captureId,
-      nodeName: settings.string('node-name', ''),
-      media: mediaOptions(settings),
-      vms: attribution,
+      ...pipeline,
       onEvent: (e) => {
         queue.push(e);
       },
@@ -243,7 +242,7 @@ export async function captureCommand(argv: string[], help: string): Promise<numb
     progress.done();
     if (producer) await producer.flush();
     if (hep) await hep.flush();
-    const out = { ...captureFacts(pcap, summary, producer, hep), vms: vmReport(vms, attribution) };
+    const out = { ...captureFacts(pcap, summary, producer, hep), vms: vmReport(vms) };
     process.stdout.write(values.json ? `${JSON.stringify(out, null, 2)}\n` : `${describeCapture(out)}\n`);
     return EXIT_OK;
   } finally {

@@ -5,12 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import {
-  StaticVmMap,
-  type VmAttribution,
-  type VmAttributionStats,
-  type VmLookup,
-} from '../capture/attribution.js';
+import { StaticVmMap, VmAttribution, type VmAttributionStats } from '../capture/attribution.js';
 import type { Logger } from '../capture/log.js';
 import type { VmInventoryEntry } from '../ingest/rows.js';
 import { OvsInventory } from '../ovs/inventory.js';
@@ -40,7 +35,8 @@ export class VmSourceError extends Error {
 
 /** A source of VM identities for one capture run, owned by the command that opened it. */
 export interface VmSource {
-  readonly lookup: VmLookup;
+  /** Attribution over this source, owned for the run (the addresses it learns feed `entries`). */
+  readonly attribution: VmAttribution;
   /** Where it comes from, for logs and --json output. */
   readonly description: string;
   /** vm_inventory rows now; `ipsOf` adds the addresses attribution learned. */
@@ -76,7 +72,7 @@ function staticSource(file: string, hypervisor: string): VmSource {
   }
   const started = Date.now();
   return {
-    lookup: map,
+    attribution: new VmAttribution(map),
     description: `vm map ${file} (${map.size} MACs)`,
     entries: (ipsOf) =>
       map.list().map((vm) => ({
@@ -143,7 +139,7 @@ async function ovsSource(
   const vms = inventory.current().vms;
   logger.info('OVS inventory', { db, vms: vms.length, ports: vms.reduce((n, vm) => n + vm.ports.length, 0) });
   return {
-    lookup: inventory,
+    attribution: new VmAttribution(inventory),
     description: `OVSDB ${db}`,
     entries: (ipsOf) => inventory.entries({ ipsOf }),
     onChange: (listener) => listeners.push(listener),
@@ -155,10 +151,6 @@ async function ovsSource(
 }
 
 /** The `vms` member of a run's --json output: null without a VM source. */
-export function vmReport(
-  source: VmSource | null,
-  attribution: VmAttribution | undefined,
-): ({ source: string } & VmAttributionStats) | null {
-  if (source === null || attribution === undefined) return null;
-  return { source: source.description, ...attribution.stats };
+export function vmReport(source: VmSource | null): ({ source: string } & VmAttributionStats) | null {
+  return source === null ? null : { source: source.description, ...source.attribution.stats };
 }

@@ -24,7 +24,7 @@ import { InventoryRecorder, type InventorySource } from './inventory.js';
 import { captureRunFromSummary } from './rows.js';
 import { migrate } from './schema/migrate.js';
 import type { Store } from './store/client.js';
-import { StoreWriter, type StoreWriterStats } from './writer.js';
+import { addWriterStats, StoreWriter, type StoreWriterStats } from './writer.js';
 
 export interface IngestFileOptions extends Omit<AnalyzeOptions, 'onEvent' | 'pause'> {
   store: Store;
@@ -96,20 +96,6 @@ export interface IngestInterfaceResult extends IngestFileResult {
   queuePeak: number;
   /** Health rows stored. */
   healthRows: number;
-}
-
-function addWriterStats(into: StoreWriterStats, s: StoreWriterStats): void {
-  into.events += s.events;
-  into.skipped += s.skipped;
-  for (const [k, v] of Object.entries(s.skippedByReason))
-    into.skippedByReason[k] = (into.skippedByReason[k] ?? 0) + v;
-  into.rows += s.rows;
-  for (const table of Object.keys(into.rowsByTable) as Array<keyof StoreWriterStats['rowsByTable']>)
-    into.rowsByTable[table] += s.rowsByTable[table];
-  into.bytes += s.bytes;
-  into.batches += s.batches;
-  into.retries += s.retries;
-  into.failures += s.failures;
 }
 
 /** A writer whose event batch was lost: its failure is sticky, every later call rejects. */

@@ -13,7 +13,13 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { CaptureEvent } from '../capture/event.js';
 import type { EventSink, SinkContext } from './kafka/consumer.js';
 import { RetransmissionMarker } from './retransmissions.js';
-import { StoreWriter, type StoreWriterOptions, type StoreWriterStats } from './writer.js';
+import {
+  addWriterStats,
+  emptyWriterStats,
+  StoreWriter,
+  type StoreWriterOptions,
+  type StoreWriterStats,
+} from './writer.js';
 
 export interface StoreSinkStats {
   /** Sink calls, and those that rejected. */
@@ -26,35 +32,6 @@ export interface StoreSinkStats {
   lastError: string | null;
   /** All writers' stats added up. */
   writer: StoreWriterStats;
-}
-
-function emptyWriterStats(): StoreWriterStats {
-  return {
-    events: 0,
-    skipped: 0,
-    skippedByReason: {},
-    rows: 0,
-    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0 },
-    bytes: 0,
-    batches: 0,
-    retries: 0,
-    failures: 0,
-  };
-}
-
-function addStats(into: StoreWriterStats, s: StoreWriterStats): void {
-  into.events += s.events;
-  into.skipped += s.skipped;
-  for (const [k, v] of Object.entries(s.skippedByReason))
-    into.skippedByReason[k] = (into.skippedByReason[k] ?? 0) + v;
-  into.rows += s.rows;
-  into.rowsByTable.sip_messages += s.rowsByTable.sip_messages;
-  into.rowsByTable.media_reports += s.rowsByTable.media_reports;
-  into.rowsByTable.rtcp_reports += s.rowsByTable.rtcp_reports;
-  into.bytes += s.bytes;
-  into.batches += s.batches;
-  into.retries += s.retries;
-  into.failures += s.failures;
 }
 
 export interface StoreSinkHooks {
@@ -101,7 +78,7 @@ export class StoreSink {
       if (this.writer === writer) {
         // Sticky: this writer will never work again. Its unsent rows belong to this chunk, which the
         // consumer offers again (uncommitted) to the next writer.
-        addStats(this.retired, writer.stats);
+        addWriterStats(this.retired, writer.stats);
         this.counters.writersReplaced++;
         this.writer = new StoreWriter(this.client, this.options);
         writer.close().catch(() => undefined);
@@ -133,8 +110,8 @@ export class StoreSink {
 
   stats(): StoreSinkStats {
     const writer = emptyWriterStats();
-    addStats(writer, this.retired);
-    addStats(writer, this.writer.stats);
+    addWriterStats(writer, this.retired);
+    addWriterStats(writer, this.writer.stats);
     return { ...this.counters, lastError: this.lastError, writer };
   }
 

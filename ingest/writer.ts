@@ -202,6 +202,35 @@ class Batch {
   }
 }
 
+export function emptyWriterStats(): StoreWriterStats {
+  return {
+    events: 0,
+    skipped: 0,
+    skippedByReason: {},
+    rows: 0,
+    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0 },
+    bytes: 0,
+    batches: 0,
+    retries: 0,
+    failures: 0,
+  };
+}
+
+/** Adds one writer's figures to a total (writers replaced after a failure, over a whole run). */
+export function addWriterStats(into: StoreWriterStats, s: StoreWriterStats): void {
+  into.events += s.events;
+  into.skipped += s.skipped;
+  for (const [k, v] of Object.entries(s.skippedByReason))
+    into.skippedByReason[k] = (into.skippedByReason[k] ?? 0) + v;
+  into.rows += s.rows;
+  for (const table of Object.keys(into.rowsByTable) as Array<keyof StoreWriterStats['rowsByTable']>)
+    into.rowsByTable[table] += s.rowsByTable[table];
+  into.bytes += s.bytes;
+  into.batches += s.batches;
+  into.retries += s.retries;
+  into.failures += s.failures;
+}
+
 export class StoreWriter {
   private readonly database: string;
   private readonly maxRows: number;
@@ -218,17 +247,7 @@ export class StoreWriter {
   private timer: NodeJS.Timeout | null = null;
   private failure: StoreWriteError | null = null;
   private closed = false;
-  readonly stats: StoreWriterStats = {
-    events: 0,
-    skipped: 0,
-    skippedByReason: {},
-    rows: 0,
-    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0 },
-    bytes: 0,
-    batches: 0,
-    retries: 0,
-    failures: 0,
-  };
+  readonly stats: StoreWriterStats = emptyWriterStats();
 
   constructor(
     private readonly client: ClickHouseClient,

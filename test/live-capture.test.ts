@@ -219,28 +219,31 @@ describe.skipIf(unavailable !== null)('live capture over veth', () => {
       return { child, done, ready };
     }
 
-    it('run --interface: SIGINT stops, flushes every row to the store, exit 0', async () => {
-      const dataDir = join(dir, 'store');
-      const run = start([
-        'run',
-        '--interface',
-        veth.capture,
-        '--data-dir',
-        dataDir,
-        '--json',
-        '--health-interval',
-        '1',
-      ]);
+    /**
+     * Runs the CLI on the capture end while the file is replayed, stops it with `signal`, and checks
+     * what every live command prints: the file's packets and SIP messages, nothing dropped.
+     */
+    async function replayThenStop(args: string[], signal: NodeJS.Signals) {
+      const run = start(args);
       await run.ready;
       await veth.replay(file, ['--pps', '10000']);
       await sleep(300);
-      run.child.kill('SIGINT');
+      run.child.kill(signal);
       const { code, stdout, stderr } = await run.done;
       expect(code, stderr).toBe(0);
       const out = JSON.parse(stdout);
       expect(out.packets).toBe(fileSummary.packets);
       expect(out.sipMessages).toBe(fileSummary.sip.messages);
       expect(out.droppedEvents).toBe(0);
+      return out;
+    }
+
+    it('run --interface: SIGINT stops, flushes every row to the store, exit 0', async () => {
+      const dataDir = join(dir, 'store');
+      const out = await replayThenStop(
+        ['run', '--interface', veth.capture, '--data-dir', dataDir, '--json', '--health-interval', '1'],
+        'SIGINT',
+      );
       expect(out.events).toBe(fileEvents);
       expect(out.rows.sip_messages).toBe(fileSummary.sip.messages);
       expect(out.rows.media_reports).toBe(out.events - out.rows.sip_messages);
@@ -286,24 +289,10 @@ describe.skipIf(unavailable !== null)('live capture over veth', () => {
       await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
       const port = socket.address().port;
       try {
-        const run = start([
-          'capture',
-          '--interface',
-          veth.capture,
-          '--hep-to',
-          `udp:127.0.0.1:${port}`,
-          '--json',
-        ]);
-        await run.ready;
-        await veth.replay(file, ['--pps', '10000']);
-        await sleep(300);
-        run.child.kill('SIGTERM');
-        const { code, stdout, stderr } = await run.done;
-        expect(code, stderr).toBe(0);
-        const out = JSON.parse(stdout);
-        expect(out.packets).toBe(fileSummary.packets);
-        expect(out.sipMessages).toBe(fileSummary.sip.messages);
-        expect(out.droppedEvents).toBe(0);
+        const out = await replayThenStop(
+          ['capture', '--interface', veth.capture, '--hep-to', `udp:127.0.0.1:${port}`, '--json'],
+          'SIGTERM',
+        );
         expect(out.hep.dropped).toBe(0);
         expect(out.hep.sent).toBe(fileEvents);
         await sleep(200);

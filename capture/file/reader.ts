@@ -1,7 +1,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { PcapParser } from './pcap.js';
 import { PcapngParser } from './pcapng.js';
-import { CaptureFormatError, type PacketRecord } from './record.js';
+import { CaptureFormatError, emptyPacketRecord, type PacketRecord } from './record.js';
 
 export interface ReadOptions {
   /** Bytes requested per read (default 4 MiB); the buffer grows past it only for a larger record. */
@@ -40,18 +40,7 @@ export const MAX_WARNINGS = 100;
  */
 export class ReadContext {
   /** The one record handed out for every packet. */
-  readonly record: PacketRecord = {
-    data: Buffer.alloc(0),
-    offset: 0,
-    caplen: 0,
-    origLen: 0,
-    tsSec: 0,
-    tsNsec: 0,
-    linkType: 0,
-    interfaceId: 0,
-    number: 0,
-    fileOffset: 0,
-  };
+  readonly record: PacketRecord = emptyPacketRecord();
   packets = 0;
   truncatedRecords = 0;
   malformedRecords = 0;

@@ -36,6 +36,22 @@ export const LINKTYPE_IPV4 = 228;
 export const LINKTYPE_IPV6 = 229;
 export const LINKTYPE_LINUX_SLL2 = 276;
 
+/** A zeroed record over `data`, for a reader (file or live) to reuse for every packet. */
+export function emptyPacketRecord(data: Buffer = Buffer.alloc(0)): PacketRecord {
+  return {
+    data,
+    offset: 0,
+    caplen: 0,
+    origLen: 0,
+    tsSec: 0,
+    tsNsec: 0,
+    linkType: 0,
+    interfaceId: 0,
+    number: 0,
+    fileOffset: 0,
+  };
+}
+
 /** A capture file that cannot be read at all (wrong magic, unreadable header). */
 export class CaptureFormatError extends Error {
   constructor(

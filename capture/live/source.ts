@@ -24,7 +24,7 @@
  * keeps its socket and ring buffer (bufferSize bytes) until the process exits — once per deletion.
  */
 import { endianness } from 'node:os';
-import type { PacketRecord } from '../file/record.js';
+import { emptyPacketRecord, type PacketRecord } from '../file/record.js';
 import { type Logger, silentLogger } from '../log.js';
 import { PacketBacklog } from './backlog.js';
 import { LiveCaptureError, linkTypeNumber, loadPcap, type NativeSession } from './binding.js';
@@ -159,18 +159,7 @@ export class LiveCapture {
     const snaplen = positiveInt(options.snaplen ?? DEFAULT_SNAPLEN, 'snaplen', 262_144);
     positiveInt(options.bufferSize ?? DEFAULT_BUFFER, 'buffer size', 2 ** 31 - 1);
     this.buf = Buffer.alloc(snaplen);
-    this.record = {
-      data: this.buf,
-      offset: 0,
-      caplen: 0,
-      origLen: 0,
-      tsSec: 0,
-      tsNsec: 0,
-      linkType: 0,
-      interfaceId: 0,
-      number: 0,
-      fileOffset: 0,
-    };
+    this.record = emptyPacketRecord(this.buf);
     this.recorder = new HealthRecorder(this.interface);
     this.backlog = new PacketBacklog(
       positiveInt(options.backlogBytes ?? 64 << 20, 'backlog size', 2 ** 31 - 1),

@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
 import { PacketDecoder } from '../../capture/decoder.js';
 import { readCaptureFile } from '../../capture/file/reader.js';
-import type { PacketRecord } from '../../capture/file/record.js';
+import { emptyPacketRecord, type PacketRecord } from '../../capture/file/record.js';
 import { DecodedPacket } from '../../capture/packet.js';
 import { type MediaStats, MediaTracker } from '../../capture/rtp/media.js';
 import { looksLikeSip } from '../../capture/sip/detect.js';
@@ -30,21 +30,6 @@ export function bestSync<T>(runs: number, warm: number, fn: () => T): { seconds:
     seconds = Math.min(seconds, (performance.now() - t0) / 1000);
   }
   return { seconds, value };
-}
-
-function newRecord(data: Buffer): PacketRecord {
-  return {
-    data,
-    offset: 0,
-    caplen: 0,
-    origLen: 0,
-    tsSec: 0,
-    tsNsec: 0,
-    linkType: 0,
-    interfaceId: 0,
-    number: 0,
-    fileOffset: 0,
-  };
 }
 
 /**
@@ -133,7 +118,7 @@ export async function loadRtpCorpus(file: string): Promise<RtpCorpus> {
     tcp: () => {},
     sctp: () => {},
   });
-  const record = newRecord(frames);
+  const record = emptyPacketRecord(frames);
   for (; i < count; i++) {
     setRecord(c, i, record);
     predecoder.decode(record);
@@ -155,7 +140,7 @@ function setRecord(c: RtpCorpus, i: number, r: PacketRecord): void {
 export function decodeOnly(c: RtpCorpus): number {
   let udp = 0;
   const decoder = new PacketDecoder({ udp: () => void udp++, tcp: () => {}, sctp: () => {} });
-  const record = newRecord(c.frames);
+  const record = emptyPacketRecord(c.frames);
   for (let i = 0; i < c.count; i++) {
     setRecord(c, i, record);
     decoder.decode(record);
@@ -175,7 +160,7 @@ function newTracker(maxCandidates?: number): MediaTracker {
 export function decodeAndTrack(c: RtpCorpus): MediaStats {
   const t = newTracker();
   const decoder = new PacketDecoder({ udp: (p, r) => void t.udp(p, r), tcp: () => {}, sctp: () => {} });
-  const record = newRecord(c.frames);
+  const record = emptyPacketRecord(c.frames);
   for (let i = 0; i < c.count; i++) {
     setRecord(c, i, record);
     t.tick(record);
@@ -211,7 +196,7 @@ export function trackOnly(c: RtpCorpus): MediaStats {
   const p = new DecodedPacket();
   p.reset(c.frames);
   p.ipProtocol = 17;
-  const record = newRecord(c.frames);
+  const record = emptyPacketRecord(c.frames);
   for (let i = 0; i < c.count; i++) {
     setRecord(c, i, record);
     rehydrate(c, i, p);
@@ -252,7 +237,7 @@ class SyntheticStreams {
     this.p.reset(this.buf);
     this.p.ipVersion = 4;
     this.p.ipProtocol = 17;
-    this.record = newRecord(this.buf);
+    this.record = emptyPacketRecord(this.buf);
     this.record.linkType = 1;
   }
 
