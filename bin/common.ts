@@ -1,7 +1,7 @@
 /** What every callscope command shares: exit codes, common flags, logger, capture id, media options. */
 import type { AnalyzeOptions } from '../capture/analyze.js';
-import { createLogger, type Logger, type LogLevel } from '../capture/log.js';
 import type { MediaTrackerOptions } from '../capture/rtp/media.js';
+import { createLogger, type Logger, type LogLevel } from '../core/log.js';
 import { type Settings, UsageError } from './config.js';
 import { ProgressLine } from './progress.js';
 

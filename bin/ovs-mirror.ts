@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Logger } from '../capture/log.js';
+import type { Logger } from '../core/log.js';
 import { type InventoryPort, type InventorySnapshot, readInventory } from '../ovs/inventory.js';
 import {
   applyMirror,

@@ -9,7 +9,7 @@ import type { AnalyzeInterfaceOptions } from '../capture/analyze.js';
 import { LiveCaptureError, loadPcap } from '../capture/live/binding.js';
 import { readLinkState } from '../capture/live/link.js';
 import type { CaptureTotals } from '../capture/live/stats.js';
-import type { Logger } from '../capture/log.js';
+import type { Logger } from '../core/log.js';
 import { ingestFile, ingestInterface } from '../ingest/run.js';
 import { MAX_TTL_DAYS } from '../ingest/schema/ddl.js';
 import { migrate } from '../ingest/schema/migrate.js';

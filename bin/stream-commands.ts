@@ -7,11 +7,11 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type AnalyzeSummary, analyzeFile, analyzeInterface } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
-import { HepSender, parseHepTarget } from '../capture/hep/sender.js';
-import { LiveQueue } from '../capture/live/queue.js';
-import type { Logger } from '../capture/log.js';
+import type { CaptureEvent } from '../core/event.js';
+import type { Logger } from '../core/log.js';
+import { LiveQueue } from '../core/queue.js';
 import { HepListener } from '../ingest/hep/listener.js';
+import { HepSender, parseHepTarget } from '../ingest/hep/sender.js';
 import { createKafka } from '../ingest/kafka/client.js';
 import { DEFAULT_GROUP_ID, DEFAULT_TOPIC, deadLetterTopic } from '../ingest/kafka/constants.js';
 import { EventConsumer } from '../ingest/kafka/consumer.js';

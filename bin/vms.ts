@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { StaticVmMap, VmAttribution, type VmAttributionStats } from '../capture/attribution.js';
-import type { Logger } from '../capture/log.js';
+import type { Logger } from '../core/log.js';
 import type { VmInventoryEntry } from '../ingest/rows.js';
 import { OvsInventory } from '../ovs/inventory.js';
 import { OvsdbClient } from '../ovs/ovsdb/client.js';

@@ -1,14 +1,14 @@
+import type { CaptureEvent } from '../core/event.js';
+import type { Logger } from '../core/log.js';
+import type { MediaStreamReport } from '../core/media-report.js';
 import type { VmAttribution } from './attribution.js';
-import type { CaptureEvent } from './event.js';
 import { readCaptureFile } from './file/reader.js';
 import { LiveCapture, type LiveCaptureOptions, MAX_TIMER_MS } from './live/source.js';
 import type { CaptureHealth, CaptureTotals } from './live/stats.js';
-import type { Logger } from './log.js';
 import { CapturePipeline } from './pipeline.js';
 import type { FragmentStats } from './reassembly/fragments.js';
 import type { TcpStats } from './reassembly/tcp.js';
 import type { MediaStats, MediaTrackerOptions } from './rtp/media.js';
-import type { MediaStreamReport } from './rtp/report.js';
 import type { SipEndpointCounts } from './sip/extractor.js';
 import type { SipCounts } from './summary.js';
 

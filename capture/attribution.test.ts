@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { CaptureEvent } from '../core/event.js';
+import { decodeHep3, encodeHep3 } from '../core/hep3.js';
 import { removeTmpDir, tmpDir } from '../test/oracle/tools.js';
 import { normaliseMac, StaticVmMap, VmAttribution, type VmIdentity } from './attribution.js';
-import type { CaptureEvent } from './event.js';
 import { readCaptureFile } from './file/reader.js';
 import { generateCapture } from './generator/generate.js';
-import { decodeHep3, encodeHep3 } from './hep/hep3.js';
 import { CapturePipeline } from './pipeline.js';
 
 const dir = tmpDir('callscope-vm-');

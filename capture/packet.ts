@@ -1,4 +1,4 @@
-import { formatIp, formatMac } from './layers/address.js';
+import { formatIp, formatMac } from '../core/address.js';
 
 /** Encapsulations a packet travelled through (bit flags in DecodedPacket.tunnels). */
 export const TUNNEL_IPIP = 1;

@@ -1,12 +1,12 @@
+import { type CaptureEvent, HEP_PROTO_RTP_QOS_JSON } from '../core/event.js';
+import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
+import { type MediaStreamReport, mediaReportJson } from '../core/media-report.js';
 import type { VmAttribution } from './attribution.js';
 import { type DecoderStats, PacketDecoder } from './decoder.js';
-import { type CaptureEvent, HEP_PROTO_RTP_QOS_JSON } from './event.js';
 import type { PacketRecord } from './file/record.js';
-import { type Logger, ProblemLog, silentLogger } from './log.js';
 import type { FragmentLimits } from './reassembly/fragments.js';
 import type { TcpLimits } from './reassembly/tcp.js';
 import { MediaTracker, type MediaTrackerOptions } from './rtp/media.js';
-import { type MediaStreamReport, mediaReportJson } from './rtp/report.js';
 import { SipExtractor, type SipExtractorStats } from './sip/extractor.js';
 
 export interface CapturePipelineOptions {

@@ -3,18 +3,13 @@
  * seconds and at stop, with the events the store could not keep up with. Values travel as
  * TabSeparated data in the column order of CAPTURE_HEALTH (schema/tables.ts).
  */
-import type { CaptureHealth } from '../capture/live/stats.js';
+import type { HealthRecord } from '../core/health.js';
+
+export type { HealthRecord } from '../core/health.js';
+
 import type { TsvBuffer } from './rows.js';
 
 const U32 = 0xffffffff;
-
-/** One health record as stored: the capture's record plus what the ingest side adds. */
-export interface HealthRecord extends CaptureHealth {
-  /** Events dropped so far because the sink could not keep up (cumulative). */
-  droppedEvents: number;
-  captureId: number;
-  nodeName: string;
-}
 
 export function healthRow(record: HealthRecord, runId: string, out: TsvBuffer): void {
   out

@@ -4,7 +4,7 @@
  * second after each inventory change, every minute (learned addresses, last_seen), and at the end.
  */
 import type { VmAttribution } from '../capture/attribution.js';
-import type { Logger } from '../capture/log.js';
+import type { Logger } from '../core/log.js';
 import type { VmInventoryEntry } from './rows.js';
 import type { StoreWriter } from './writer.js';
 

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
+import type { CaptureEvent } from '../core/event.js';
 import { migrate } from './schema/migrate.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';
 import { StoreWriter } from './writer.js';

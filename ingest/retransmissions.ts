@@ -5,9 +5,10 @@
  * rule needs (it tracks each Call-ID and direction). State is bounded; a restart forgets it, so a
  * retransmission right after one may be missed.
  */
-import { type CaptureEvent, HEP_PROTO_SIP } from '../capture/event.js';
+
 import { parseSipMessage } from '../capture/sip/parser.js';
 import { RetransmissionTracker } from '../capture/sip/retransmission.js';
+import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
 
 export class RetransmissionMarker {
   private readonly tracker: RetransmissionTracker;

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
-import type { MediaStreamReport } from '../capture/rtp/report.js';
-import type { SipMessage } from '../capture/sip/message.js';
 import { parseSipMessage } from '../capture/sip/parser.js';
+import type { CaptureEvent } from '../core/event.js';
+import type { MediaStreamReport } from '../core/media-report.js';
+import type { SipMessage } from '../core/sip-message.js';
 import { eventId, eventRows, mediaReportFromJson, TsvBuffer } from './rows.js';
 import { migrate } from './schema/migrate.js';
 import { columnNames, MEDIA_REPORTS, RTCP_REPORTS, SIP_MESSAGES } from './schema/tables.js';

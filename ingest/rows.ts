@@ -8,17 +8,23 @@
  */
 import * as crypto from 'node:crypto';
 import type { AnalyzeSummary } from '../capture/analyze.js';
+import type { MediaStats } from '../capture/rtp/media.js';
+import { parseSipMessage } from '../capture/sip/parser.js';
 import {
   type CaptureEvent,
   HEP_PROTO_RTCP_JSON,
   HEP_PROTO_RTP_QOS_JSON,
   HEP_PROTO_SIP,
-} from '../capture/event.js';
-import type { MediaStats } from '../capture/rtp/media.js';
-import type { MediaIntervalFigures, MediaStreamReport, RtcpFigures } from '../capture/rtp/report.js';
-import type { SipMessage } from '../capture/sip/message.js';
-import { parseSipMessage } from '../capture/sip/parser.js';
+} from '../core/event.js';
+import { finite, isObject, parseJsonObject } from '../core/json.js';
+import type { MediaIntervalFigures, MediaStreamReport, RtcpFigures } from '../core/media-report.js';
+import { mediaReportFromJson } from '../core/media-report.js';
+import type { SipMessage } from '../core/sip-message.js';
+import type { VmInventoryEntry } from '../core/vm.js';
 import type { EventTableName } from './schema/tables.js';
+
+export { mediaReportFromJson } from '../core/media-report.js';
+export type { VmInventoryEntry } from '../core/vm.js';
 
 // ---------------------------------------------------------------------------------------------------
 // TabSeparated encoding
@@ -637,171 +643,6 @@ function rtcpRowFromHep(event: CaptureEvent, id: bigint, context: RowContext, ou
   out.endRow();
 }
 
-type JsonObject = Record<string, unknown>;
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJsonObject(payload: Buffer): JsonObject | null {
-  try {
-    const value: unknown = JSON.parse(payload.toString('utf8'));
-    return isObject(value) ? value : null;
-  } catch {
-    return null;
-  }
-}
-
-function finite(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Type-34 JSON from another callscope agent (events that crossed HEP or Kafka without `media`)
-
-class ShapeError extends Error {}
-
-function num(o: JsonObject, key: string): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ShapeError(key);
-  return v;
-}
-
-function numOrNull(o: JsonObject, key: string): number | null {
-  return o[key] === null ? null : num(o, key);
-}
-
-function str(o: JsonObject, key: string): string {
-  const v = o[key];
-  if (typeof v !== 'string') throw new ShapeError(key);
-  return v;
-}
-
-function strOrNull(o: JsonObject, key: string): string | null {
-  return o[key] === null || o[key] === undefined ? null : str(o, key);
-}
-
-function ns(o: JsonObject, key: string): bigint {
-  const v = str(o, key);
-  if (!/^\d{1,20}$/.test(v)) throw new ShapeError(key);
-  return BigInt(v);
-}
-
-function oneOf<T extends string>(value: string, allowed: readonly T[], key: string): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new ShapeError(key);
-  return value as T;
-}
-
-function numbers(o: JsonObject, key: string): number[] {
-  const v = o[key];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
-    throw new ShapeError(key);
-  return v as number[];
-}
-
-/**
- * A MediaStreamReport from the JSON `mediaReportJson` writes (nanoseconds as decimal strings), or null
- * when the payload has another shape (another vendor's type 34). Checked field by field: a wrong
- * type in one event must not reach the TSV and fail a whole batch.
- */
-export function mediaReportFromJson(payload: Buffer): MediaStreamReport | null {
-  const o = parseJsonObject(payload);
-  if (o === null) return null;
-  try {
-    const interval = isObject(o.interval)
-      ? {
-          startNs: ns(o.interval, 'startNs'),
-          endNs: ns(o.interval, 'endNs'),
-          packets: num(o.interval, 'packets'),
-          expected: num(o.interval, 'expected'),
-          lost: num(o.interval, 'lost'),
-          lossPercent: num(o.interval, 'lossPercent'),
-          jitterMs: num(o.interval, 'jitterMs'),
-          maxJitterMs: num(o.interval, 'maxJitterMs'),
-          burstR: num(o.interval, 'burstR'),
-          rFactor: num(o.interval, 'rFactor'),
-          mos: num(o.interval, 'mos'),
-        }
-      : null;
-    const rtcp = isObject(o.rtcp)
-      ? {
-          senderReports: num(o.rtcp, 'senderReports'),
-          receiverReports: num(o.rtcp, 'receiverReports'),
-          fractionLost: numOrNull(o.rtcp, 'fractionLost'),
-          cumulativeLost: numOrNull(o.rtcp, 'cumulativeLost'),
-          jitterMs: numOrNull(o.rtcp, 'jitterMs'),
-          roundTripMs: numOrNull(o.rtcp, 'roundTripMs'),
-          xrRFactor: numOrNull(o.rtcp, 'xrRFactor'),
-          xrMosLq: numOrNull(o.rtcp, 'xrMosLq'),
-          xrMosCq: numOrNull(o.rtcp, 'xrMosCq'),
-          cname: strOrNull(o.rtcp, 'cname'),
-        }
-      : null;
-    const delayOver: Record<string, number> = {};
-    if (!isObject(o.delayOver)) throw new ShapeError('delayOver');
-    for (const key of Object.keys(o.delayOver)) delayOver[key] = num(o.delayOver, key);
-    const names = o.payloadNames;
-    if (!Array.isArray(names) || !names.every((x) => typeof x === 'string'))
-      throw new ShapeError('payloadNames');
-    const endReason = strOrNull(o, 'endReason');
-    return {
-      kind: oneOf(str(o, 'kind'), ['interval', 'final'] as const, 'kind'),
-      endReason:
-        endReason === null
-          ? null
-          : oneOf(endReason, ['bye', 'rtcp-bye', 'idle', 'end-of-capture', 'evicted'] as const, 'endReason'),
-      callId: strOrNull(o, 'callId'),
-      discovery: oneOf(str(o, 'discovery'), ['sdp', 'heuristic'] as const, 'discovery'),
-      ipFamily: num(o, 'ipFamily') === 6 ? 6 : 4,
-      src: str(o, 'src'),
-      srcPort: num(o, 'srcPort'),
-      dst: str(o, 'dst'),
-      dstPort: num(o, 'dstPort'),
-      vlan: numOrNull(o, 'vlan'),
-      ssrc: num(o, 'ssrc'),
-      previousSsrc: numOrNull(o, 'previousSsrc'),
-      payloadType: num(o, 'payloadType'),
-      codec: strOrNull(o, 'codec'),
-      clockRate: num(o, 'clockRate'),
-      payloadTypes: numbers(o, 'payloadTypes'),
-      payloadNames: names as string[],
-      startNs: ns(o, 'startNs'),
-      endNs: ns(o, 'endNs'),
-      startTime: num(o, 'startTime'),
-      endTime: num(o, 'endTime'),
-      packets: num(o, 'packets'),
-      expected: num(o, 'expected'),
-      lost: num(o, 'lost'),
-      lossPercent: num(o, 'lossPercent'),
-      sequenceErrors: num(o, 'sequenceErrors'),
-      duplicates: num(o, 'duplicates'),
-      outOfOrder: num(o, 'outOfOrder'),
-      wrongTimestamps: num(o, 'wrongTimestamps'),
-      markers: num(o, 'markers'),
-      minDeltaMs: num(o, 'minDeltaMs'),
-      meanDeltaMs: num(o, 'meanDeltaMs'),
-      maxDeltaMs: num(o, 'maxDeltaMs'),
-      minJitterMs: num(o, 'minJitterMs'),
-      meanJitterMs: num(o, 'meanJitterMs'),
-      maxJitterMs: num(o, 'maxJitterMs'),
-      maxSkewMs: num(o, 'maxSkewMs'),
-      bytes: num(o, 'bytes'),
-      bitrateKbps: num(o, 'bitrateKbps'),
-      problem: o.problem === true,
-      mos: numOrNull(o, 'mos'),
-      minMos: numOrNull(o, 'minMos'),
-      rFactor: numOrNull(o, 'rFactor'),
-      lossBursts: numbers(o, 'lossBursts'),
-      delayOver,
-      interval,
-      rtcp,
-    };
-  } catch (error) {
-    if (error instanceof ShapeError) return null;
-    throw error;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------
 // capture_runs and vm_inventory
 
@@ -881,20 +722,6 @@ export function captureRunRow(run: CaptureRun, updatedAtMs: number, out: TsvBuff
     .float(run.elapsedMs)
     .float(run.packetsPerSecond)
     .endRow();
-}
-
-/** One VM port behind a mirror (written by the Open vSwitch inventory). */
-export interface VmInventoryEntry {
-  vmId: string;
-  vmName: string;
-  hypervisor: string;
-  bridge: string;
-  port: string;
-  interface: string;
-  mac: string;
-  ips: string[];
-  firstSeenMs: number;
-  lastSeenMs: number;
 }
 
 export function vmInventoryRow(entry: VmInventoryEntry, out: TsvBuffer): void {

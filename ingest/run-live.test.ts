@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
 import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AnalyzeInterfaceOptions, AnalyzeSummary } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
 import type { CaptureHealth } from '../capture/live/stats.js';
+import type { CaptureEvent } from '../core/event.js';
 import type { Store } from './store/client.js';
 
 const stub = vi.hoisted(() => ({

@@ -16,9 +16,9 @@ import {
   analyzeFile,
   analyzeInterface,
 } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
-import { LiveQueue } from '../capture/live/queue.js';
 import type { CaptureHealth } from '../capture/live/stats.js';
+import type { CaptureEvent } from '../core/event.js';
+import { LiveQueue } from '../core/queue.js';
 import type { HealthRecord } from './health.js';
 import { InventoryRecorder, type InventorySource } from './inventory.js';
 import { captureRunFromSummary } from './rows.js';

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
 import { StaticVmMap, VmAttribution } from '../capture/attribution.js';
-import type { CaptureEvent } from '../capture/event.js';
+import type { CaptureEvent } from '../core/event.js';
 import { captureRunFromSummary } from './rows.js';
 import { migrate } from './schema/migrate.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';

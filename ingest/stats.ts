@@ -14,13 +14,13 @@ import {
   type RtpStreamSummary,
   type VmLoad,
 } from '../capture/analyze.js';
-import type { TransportName } from '../capture/event.js';
 import { emptyFragmentStats } from '../capture/reassembly/fragments.js';
 import { emptyTcpStats } from '../capture/reassembly/tcp.js';
 import { emptyMediaStats } from '../capture/rtp/media.js';
-import type { MediaEndReason, RtcpFigures } from '../capture/rtp/report.js';
 import type { SipEndpointCounts } from '../capture/sip/extractor.js';
 import { MAX_METHOD_KEYS, OTHER_METHODS } from '../capture/summary.js';
+import type { TransportName } from '../core/event.js';
+import type { MediaEndReason, RtcpFigures } from '../core/media-report.js';
 import type { CaptureRun } from './rows.js';
 import { qualifiedName } from './schema/ddl.js';
 

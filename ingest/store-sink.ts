@@ -10,7 +10,7 @@
  * with it, and deduplication (event ids, insert tokens, ReplacingMergeTree) makes the retry safe.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { CaptureEvent } from '../capture/event.js';
+import type { CaptureEvent } from '../core/event.js';
 import type { EventSink, SinkContext } from './kafka/consumer.js';
 import { RetransmissionMarker } from './retransmissions.js';
 import {

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
+import type { CaptureEvent } from '../core/event.js';
 import { migrate } from './schema/migrate.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';
 import { isRetryable, StoreWriteError, StoreWriter } from './writer.js';

@@ -17,8 +17,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
-import type { CaptureEvent } from '../capture/event.js';
-import { type Logger, silentLogger } from '../capture/log.js';
+import type { CaptureEvent } from '../core/event.js';
+import { type Logger, silentLogger } from '../core/log.js';
 import { type HealthRecord, healthRow } from './health.js';
 import {
   type CaptureRun,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normaliseMac } from '../capture/attribution.js';
-import { silentLogger } from '../capture/log.js';
+import { silentLogger } from '../core/log.js';
 import {
   allPorts,
   applyTableUpdates,

@@ -13,7 +13,7 @@
  */
 import { hostname } from 'node:os';
 import { normaliseMac, type VmIdentity, type VmLookup } from '../capture/attribution.js';
-import { type Logger, silentLogger } from '../capture/log.js';
+import { type Logger, silentLogger } from '../core/log.js';
 import type { VmInventoryEntry } from '../ingest/rows.js';
 import { type OvsdbClient, OvsdbReplyError, type TableUpdates, type UpdateInfo } from './ovsdb/client.js';
 import {

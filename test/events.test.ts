@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../capture/analyze.js';
-import { type CaptureEvent, HEP_PROTO_SIP } from '../capture/event.js';
 import { generateCapture } from '../capture/generator/generate.js';
-import { decodeHep3, encodeHep3 } from '../capture/hep/hep3.js';
+import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
+import { decodeHep3, encodeHep3 } from '../core/hep3.js';
 import { haveTool, removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 import { runTshark } from './oracle/tshark.js';
 

@@ -13,9 +13,9 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
-import { HepSender } from '../capture/hep/sender.js';
+import type { CaptureEvent } from '../core/event.js';
 import { HepListener } from '../ingest/hep/listener.js';
+import { HepSender } from '../ingest/hep/sender.js';
 import { removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 
 const sngrepVersion = (() => {

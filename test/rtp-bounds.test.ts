@@ -12,7 +12,7 @@ import type { PacketRecord } from '../capture/file/record.js';
 import { Rng } from '../capture/generator/random.js';
 import { CapturePipeline } from '../capture/pipeline.js';
 import type { MediaTrackerOptions } from '../capture/rtp/media.js';
-import type { MediaStreamReport } from '../capture/rtp/report.js';
+import type { MediaStreamReport } from '../core/media-report.js';
 import { ipv4Udp, rawRecord } from './fixtures/packets.js';
 
 const HEP_RTP_QOS = 34;

@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../capture/analyze.js';
-import type { CaptureEvent } from '../capture/event.js';
 import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { LINKTYPE_RAW } from '../capture/file/record.js';
-import { decodeHep3, encodeHep3 } from '../capture/hep/hep3.js';
+import type { CaptureEvent } from '../core/event.js';
+import { decodeHep3, encodeHep3 } from '../core/hep3.js';
 import { ipv4Udp } from './fixtures/packets.js';
 import { haveTool, removeTmpDir, tmpDir } from './oracle/tools.js';
 import { streamKey, tsharkRtpStreams } from './oracle/tshark-rtp.js';

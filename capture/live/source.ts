@@ -24,8 +24,8 @@
  * keeps its socket and ring buffer (bufferSize bytes) until the process exits — once per deletion.
  */
 import { endianness } from 'node:os';
+import { type Logger, silentLogger } from '../../core/log.js';
 import { emptyPacketRecord, type PacketRecord } from '../file/record.js';
-import { type Logger, silentLogger } from '../log.js';
 import { PacketBacklog } from './backlog.js';
 import { LiveCaptureError, linkTypeNumber, loadPcap, type NativeSession } from './binding.js';
 import { readLinkState } from './link.js';

@@ -2,44 +2,10 @@
  * Capture health: the kernel's counters (pcap_stats) and ours, summed over every libpcap handle a
  * capture had (it reopens after errors), as cumulative figures and as deltas since the previous record.
  */
+import type { CaptureHealth } from '../../core/health.js';
 import type { PcapStat } from './binding.js';
 
-/** One capture-health record (every N seconds, and one at stop with `final`). */
-export interface CaptureHealth {
-  /** Wall-clock time of the sample, ns since the Unix epoch. */
-  timeNs: bigint;
-  interface: string;
-  /** Packets the kernel handed to the capture socket (passed the filter), dropped ones included. */
-  received: number;
-  /** Packets the kernel dropped: no room in the capture buffer (we read too slowly). */
-  droppedKernel: number;
-  /** Packets the interface or its driver dropped (rx_dropped since the capture opened; may stay 0). */
-  droppedInterface: number;
-  receivedDelta: number;
-  droppedKernelDelta: number;
-  droppedInterfaceDelta: number;
-  /** Packets and bytes (captured length) delivered to the pipeline. */
-  packets: number;
-  bytes: number;
-  packetsDelta: number;
-  bytesDelta: number;
-  /**
-   * Packets read but not decoded because one read had run past its time budget (the event loop must
-   * keep turning: signals, health, the store): an overload, counted like a drop.
-   */
-  droppedOverload: number;
-  droppedOverloadDelta: number;
-  /** Times the capture was reopened after an error (interface deleted and recreated, read errors). */
-  reopenings: number;
-  /** Times the interface was seen going down. */
-  linkDowns: number;
-  /** Packets whose onPacket callback threw (logged, then the capture went on). */
-  callbackErrors: number;
-  /** The interface is up and a capture handle is open. */
-  capturing: boolean;
-  /** The record written at stop. */
-  final: boolean;
-}
+export type { CaptureHealth } from '../../core/health.js';
 
 export type CaptureTotals = Omit<
   CaptureHealth,

@@ -6,15 +6,16 @@
  * Hot path: a packet of a known stream costs one numeric hash, a bucket walk and the statistics update;
  * strings are only built when a packet does not belong to a known stream.
  */
+
+import { formatIp, parseIp } from '../../core/address.js';
+import type { MediaEndReason, MediaStreamReport } from '../../core/media-report.js';
+import type { Sdp, SipMessage } from '../../core/sip-message.js';
 import type { PacketRecord } from '../file/record.js';
-import { formatIp, parseIp } from '../layers/address.js';
 import type { DecodedPacket } from '../packet.js';
 import { ntpMiddle32, parseRtcpCompound, type RtcpPacket, roundTripMs } from '../rtcp/rtcp.js';
 import { BoundedMap, ownedKeyPart } from '../sip/bounded-map.js';
-import type { Sdp, SipMessage } from '../sip/message.js';
 import { decodeRtpHeader, RtpHeader } from './header.js';
 import { clockRateOf, codecName, type DynamicPayload, payloadTypeName } from './payload-types.js';
-import type { MediaEndReason, MediaStreamReport } from './report.js';
 import { type IntervalResult, type MediaBinding, MediaStream } from './stream.js';
 
 export interface MediaTrackerOptions {

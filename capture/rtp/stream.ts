@@ -1,3 +1,4 @@
+import type { RtcpFigures } from '../../core/media-report.js';
 import type { RtpHeader } from './header.js';
 import {
   burstRatio,
@@ -7,7 +8,6 @@ import {
   mosFromR,
   rFactor,
 } from './quality.js';
-import type { RtcpFigures } from './report.js';
 import { RtpStreamStats } from './stream-stats.js';
 
 /** Window of recent sequence numbers kept per stream to tell duplicates, late packets and loss runs. */

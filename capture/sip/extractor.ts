@@ -1,7 +1,7 @@
+import { type CaptureEvent, HEP_PROTO_SIP, type TransportName } from '../../core/event.js';
+import { decodeHep3, hep3FrameLength } from '../../core/hep3.js';
 import type { TransportHandler } from '../decoder.js';
-import { type CaptureEvent, HEP_PROTO_SIP, type TransportName } from '../event.js';
 import type { PacketRecord } from '../file/record.js';
-import { decodeHep3, hep3FrameLength } from '../hep/hep3.js';
 import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END } from '../layers/sctp.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from '../layers/websocket.js';
 import type { DecodedPacket } from '../packet.js';

@@ -2,7 +2,7 @@
  * MIME multipart bodies (RFC 2046 §5.1) as SIP uses them (RFC 5621): SDP next to ISUP, PIDF or
  * resource lists. Parts are views into the packet; nested multiparts are flattened into their leaves.
  */
-import type { SipBodyPart } from './message.js';
+import type { SipBodyPart } from '../../core/sip-message.js';
 import type { Warn } from './name-addr.js';
 import { lowerSub, parseParams, type Src, skipWs, srcOf, trimEnd, unquoteValue } from './uri.js';
 

@@ -2,7 +2,7 @@
  * name-addr / addr-spec values (RFC 3261 §20.10, §25.1) as used by From, To, Contact, Refer-To and
  * P-Asserted-Identity. Lenient: malformed values still yield a result (uri null) plus a warning.
  */
-import type { SipNameAddr } from './message.js';
+import type { SipNameAddr } from '../../core/sip-message.js';
 import {
   listRanges,
   parseParams,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SipMessage } from './message.js';
+import type { SipMessage } from '../../core/sip-message.js';
 import { MAX_HEADER_LINE, MAX_HEADERS, parseSipMessage } from './parser.js';
 
 const CRLF = '\r\n';

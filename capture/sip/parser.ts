@@ -9,7 +9,7 @@
  * Scratch state (header records, list ranges, the warnings target) is module-level and reused: parsing
  * and lazy decoding are synchronous and never nested.
  */
-import { LOWER as LOWER_TABLE, TOKEN_CHARS as TOKEN_TABLE, validRange } from './detect.js';
+
 import type {
   Sdp,
   SipBodyPart,
@@ -20,7 +20,8 @@ import type {
   SipReason,
   SipUri,
   SipVia,
-} from './message.js';
+} from '../../core/sip-message.js';
+import { LOWER as LOWER_TABLE, TOKEN_CHARS as TOKEN_TABLE, validRange } from './detect.js';
 import { mediaTypeAt, multipartBoundary, parseMultipart } from './multipart.js';
 import { parseNameAddrAt, parseNameAddrListAt } from './name-addr.js';
 import { parseSdp } from './sdp.js';

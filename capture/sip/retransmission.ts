@@ -1,5 +1,5 @@
+import type { SipMessage } from '../../core/sip-message.js';
 import { BoundedMap, MAX_KEY_PART, ownedCopy, ownedKeyPart } from './bounded-map.js';
-import type { SipMessage } from './message.js';
 
 const NOTHING_SEEN = 0;
 const REQUEST_SEEN = 1;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SipBodyPart } from './message.js';
+import type { SipBodyPart } from '../../core/sip-message.js';
 import { mediaType, multipartBoundary, parseMultipart } from './multipart.js';
 import { parseSipMessage } from './parser.js';
 import { MAX_SDP_MEDIA, parseSdp } from './sdp.js';

@@ -3,7 +3,7 @@
  * addresses, media lines (RTP and T.38 `image udptl t38`), rtpmap/fmtp/ptime and direction. Works on the
  * body decoded once as latin1 and scanned as bytes; LF-only endings and junk lines are tolerated.
  */
-import type { Sdp, SdpConnection, SdpMedia } from './message.js';
+import type { Sdp, SdpConnection, SdpMedia } from '../../core/sip-message.js';
 import type { Warn } from './name-addr.js';
 import { parseUint, parseUintAt, type Src, sub } from './uri.js';
 

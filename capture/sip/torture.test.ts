@@ -4,8 +4,8 @@
  * must surface as warnings (or an error when there is no usable start line).
  */
 import { describe, expect, it } from 'vitest';
+import type { SipMessage, SipNameAddr, SipUri } from '../../core/sip-message.js';
 import { looksLikeSip } from './detect.js';
-import type { SipMessage, SipNameAddr, SipUri } from './message.js';
 import { parseMultipart } from './multipart.js';
 import { parseNameAddrList } from './name-addr.js';
 import { parseSipMessage } from './parser.js';

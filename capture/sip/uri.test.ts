@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SipNameAddr, SipVia } from './message.js';
+import type { SipNameAddr, SipVia } from '../../core/sip-message.js';
 import { parseNameAddr, parseNameAddrList } from './name-addr.js';
 import { parseHostPort, parseUri, srcOf } from './uri.js';
 import { parseVia } from './via.js';

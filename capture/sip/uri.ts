@@ -4,7 +4,7 @@
  * faster than charCodeAt on sliced strings); strings are cut from the latin1 decoding of the same bytes,
  * so one char is one byte and nothing is lost. Nothing here throws.
  */
-import type { SipUri } from './message.js';
+import type { SipUri } from '../../core/sip-message.js';
 
 const SP = 32;
 const HT = 9;

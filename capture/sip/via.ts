@@ -1,6 +1,7 @@
 /** Via header values (RFC 3261 §20.42, §18.2.1 received; RFC 3581 rport; RFC 5118 IPv6 sent-by). */
+
+import type { SipVia } from '../../core/sip-message.js';
 import { TOKEN_CHARS as TOKEN_TABLE } from './detect.js';
-import type { SipVia } from './message.js';
 import type { Warn } from './name-addr.js';
 import {
   hostPort,

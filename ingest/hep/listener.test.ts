@@ -2,11 +2,11 @@ import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../../capture/analyze.js';
-import type { CaptureEvent } from '../../capture/event.js';
-import { encodeHep3, HEP3_MAX_FRAME } from '../../capture/hep/hep3.js';
-import { HepSender } from '../../capture/hep/sender.js';
-import { createLogger } from '../../capture/log.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { encodeHep3, HEP3_MAX_FRAME } from '../../core/hep3.js';
+import { createLogger } from '../../core/log.js';
 import { HepListener, type HepListenerOptions } from './listener.js';
+import { HepSender } from './sender.js';
 import { HepTcpFramer } from './tcp-framer.js';
 
 const sample = new URL('../../capture/sample/calls.pcap', import.meta.url).pathname;

@@ -12,10 +12,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
-import { type CaptureEvent, HEP_PROTO_SIP } from '../../capture/event.js';
-import { decodeHep3 } from '../../capture/hep/hep3.js';
-import { type Logger, ProblemLog, silentLogger } from '../../capture/log.js';
 import { parseSipMessage } from '../../capture/sip/parser.js';
+import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
+import { decodeHep3 } from '../../core/hep3.js';
+import { type Logger, ProblemLog, silentLogger } from '../../core/log.js';
 import { HepTcpFramer } from './tcp-framer.js';
 
 export interface HepListenerOptions {

@@ -3,7 +3,7 @@
  * resynchronisation marker, so the first bytes that are not a HEP3 header make the rest of the stream
  * unreadable: the framer reports it and the caller closes the connection.
  */
-import { HEP3_MAX_FRAME, hep3FrameLength } from '../../capture/hep/hep3.js';
+import { HEP3_MAX_FRAME, hep3FrameLength } from '../../core/hep3.js';
 
 /** What `push` found wrong; the connection cannot be read further. */
 export type FramerError = 'not-hep3' | 'bad-frame-length';

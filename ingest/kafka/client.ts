@@ -4,7 +4,7 @@
  * spools) rather than after kafkajs's 30-s defaults.
  */
 import { Kafka, logLevel as KafkaLogLevel, type LogEntry, type RetryOptions } from 'kafkajs';
-import type { LogFields, Logger } from '../../capture/log.js';
+import type { LogFields, Logger } from '../../core/log.js';
 
 export interface KafkaClientOptions {
   /** `host:port` strings, or one comma-separated string (as `KAFKA_BROKERS` holds). */

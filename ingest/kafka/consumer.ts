@@ -14,9 +14,9 @@
  * dead-letter topic with the reason and its origin in headers, and is committed past.
  */
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import type { CaptureEvent } from '../../capture/event.js';
-import { decodeHep3 } from '../../capture/hep/hep3.js';
-import { type Logger, silentLogger } from '../../capture/log.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { decodeHep3 } from '../../core/hep3.js';
+import { type Logger, silentLogger } from '../../core/log.js';
 import { type BackoffOptions, backoffDelay, sleepWhile } from './backoff.js';
 import { DEFAULT_GROUP_ID, DEFAULT_TOPIC, deadLetterTopic } from './constants.js';
 import { type DeadLetter, DeadLetterPublisher } from './dead-letter.js';

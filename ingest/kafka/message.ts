@@ -4,8 +4,8 @@
  * keeps messages in the same form (key and value) so that a replay sends exactly what would have
  * been sent.
  */
-import type { CaptureEvent } from '../../capture/event.js';
-import { encodeHep3 } from '../../capture/hep/hep3.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { encodeHep3 } from '../../core/hep3.js';
 
 export interface EventMessage {
   /** Call-ID bytes (latin1, as the HEP correlation chunk carries them); null spreads round-robin. */

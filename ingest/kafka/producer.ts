@@ -21,8 +21,8 @@
  * by one batch in flight.
  */
 import { CompressionTypes, type Kafka, Partitioners, type Producer, type RetryOptions } from 'kafkajs';
-import type { CaptureEvent } from '../../capture/event.js';
-import { type Logger, silentLogger } from '../../capture/log.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { type Logger, silentLogger } from '../../core/log.js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { DEFAULT_TOPIC } from './constants.js';
 import { describeError, isBrokerUnavailable, KafkaTransportError } from './errors.js';

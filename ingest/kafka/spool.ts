@@ -36,7 +36,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { type Logger, silentLogger } from '../../capture/log.js';
+import { type Logger, silentLogger } from '../../core/log.js';
 import { crc32 } from './crc32.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';

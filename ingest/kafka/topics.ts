@@ -5,7 +5,7 @@
  * that the topic is in the cluster's metadata afterwards.
  */
 import type { Kafka } from 'kafkajs';
-import type { Logger } from '../../capture/log.js';
+import type { Logger } from '../../core/log.js';
 import { describeError, KafkaTransportError } from './errors.js';
 
 export interface TopicSpec {

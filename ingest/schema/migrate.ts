@@ -4,7 +4,7 @@
  * `IF NOT EXISTS`, and a version recorded twice collapses in schema_migrations).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Logger } from '../../capture/log.js';
+import type { Logger } from '../../core/log.js';
 import {
   alterTtlSql,
   createDatabaseSql,

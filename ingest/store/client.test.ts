@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../capture/log.js';
+import { createLogger } from '../../core/log.js';
 import { openStore, type Store } from './client.js';
 import { StoreError } from './errors.js';
 

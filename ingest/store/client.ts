@@ -12,7 +12,7 @@ import {
   type LogParams,
   type WarnLogParams,
 } from '@clickhouse/client';
-import { type Logger, silentLogger } from '../../capture/log.js';
+import { type Logger, silentLogger } from '../../core/log.js';
 import { EmbeddedStore } from './embedded.js';
 import { StoreError } from './errors.js';
 import { quoteIdentifier } from './formats.js';

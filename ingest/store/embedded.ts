@@ -5,7 +5,7 @@
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type Logger, silentLogger } from '../../capture/log.js';
+import { type Logger, silentLogger } from '../../core/log.js';
 import { ChdbEngine } from './engine.js';
 import { StoreError } from './errors.js';
 import { StoreHttpServer } from './http.js';

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import type { Logger } from '../../capture/log.js';
+import type { Logger } from '../../core/log.js';
 import { ClickHouseException, exceptionReply, StoreError } from './errors.js';
 import { contentTypeOf } from './formats.js';
 import {

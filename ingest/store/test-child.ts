@@ -42,7 +42,7 @@ export async function startStoreInChild(dataDir: string): Promise<{ url?: string
     const sources = readdirSync(here)
       .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'test-child.ts')
       .map((f) => `ingest/store/${f}`)
-      .concat('capture/log.ts');
+      .concat('core/log.ts');
     for (const source of sources) {
       const { outputText } = ts.transpileModule(readFileSync(join(root, source), 'utf8'), {
         compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },

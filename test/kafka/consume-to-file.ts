@@ -9,7 +9,7 @@
  * the write and its commit. SIGTERM stops it cleanly (committing what was written).
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
-import { createLogger, type LogLevel } from '../../capture/log.js';
+import { createLogger, type LogLevel } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventConsumer, type EventSink } from '../../ingest/kafka/consumer.js';
 import { eventId } from './event-id.js';

@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import { analyzeFile } from '../../capture/analyze.js';
-import type { CaptureEvent } from '../../capture/event.js';
-import { encodeHep3 } from '../../capture/hep/hep3.js';
-import { createLogger, type Logger, silentLogger } from '../../capture/log.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { encodeHep3 } from '../../core/hep3.js';
+import { createLogger, type Logger, silentLogger } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import type { SinkContext } from '../../ingest/kafka/consumer.js';
 import { ensureTopics } from '../../ingest/kafka/topics.js';

@@ -7,7 +7,7 @@
  *   write succeeds, heartbeats keep the membership, and nothing is lost or stored twice.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CaptureEvent } from '../../capture/event.js';
+import type { CaptureEvent } from '../../core/event.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventConsumer } from '../../ingest/kafka/consumer.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';

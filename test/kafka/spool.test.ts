@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../capture/log.js';
+import { createLogger } from '../../core/log.js';
 import { Spool, type SpoolOptions } from '../../ingest/kafka/spool.js';
 import { removeTmpDir, tmpDir } from '../oracle/tools.js';
 

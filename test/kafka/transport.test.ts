@@ -5,8 +5,8 @@
  * broker that refuses CreateTopics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CaptureEvent } from '../../capture/event.js';
-import { createLogger } from '../../capture/log.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { createLogger } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { HEADER_ERROR, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC } from '../../ingest/kafka/constants.js';
 import { EventConsumer } from '../../ingest/kafka/consumer.js';

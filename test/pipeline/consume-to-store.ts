@@ -15,7 +15,7 @@
  *   {"event":"stopped","consumer","sink"}             after SIGTERM: clean stop, everything committed
  */
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
-import { createLogger, type LogLevel } from '../../capture/log.js';
+import { createLogger, type LogLevel } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventConsumer } from '../../ingest/kafka/consumer.js';
 import { migrate } from '../../ingest/schema/migrate.js';

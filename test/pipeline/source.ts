@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path';
 import { type AnalyzeSummary, analyzeFile } from '../../capture/analyze.js';
-import type { CaptureEvent } from '../../capture/event.js';
 import { type GeneratorOptions, generateCapture } from '../../capture/generator/generate.js';
+import type { CaptureEvent } from '../../core/event.js';
 import { eventRows } from '../../ingest/rows.js';
 import type { EventTableName } from '../../ingest/schema/tables.js';
 

@@ -13,7 +13,7 @@
  * {"event":"error","message"}.
  */
 import { createInterface } from 'node:readline';
-import { createLogger, type LogLevel } from '../../capture/log.js';
+import { createLogger, type LogLevel } from '../../core/log.js';
 import { EmbeddedStore } from '../../ingest/store/embedded.js';
 
 const [dataDir, portArg] = process.argv.slice(2);

@@ -4,8 +4,8 @@
  */
 
 import { unzipSync } from 'node:zlib';
-import type { CaptureEvent, TransportName } from '../event.js';
-import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../layers/address.js';
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from './address.js';
+import type { CaptureEvent, TransportName } from './event.js';
 
 export interface HepEncodeOptions {
   authKey?: string;

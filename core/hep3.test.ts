@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { haveTool, SHARED_DIR } from '../../test/oracle/tools.js';
-import type { CaptureEvent } from '../event.js';
-import { formatIPv6, parseIPv4, parseIPv6 } from '../layers/address.js';
+import { haveTool, SHARED_DIR } from '../test/oracle/tools.js';
+import { formatIPv6, parseIPv4, parseIPv6 } from './address.js';
+import type { CaptureEvent } from './event.js';
 import { decodeHep3, encodeHep3, HEP3_MAX_FRAME, hep3FrameLength } from './hep3.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');

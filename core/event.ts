@@ -1,5 +1,5 @@
-import type { MediaStreamReport } from './rtp/report.js';
-import type { SipMessage } from './sip/message.js';
+import type { MediaStreamReport } from './media-report.js';
+import type { SipMessage } from './sip-message.js';
 
 /** HEP protocol-type values (chunk 0x000b) used by callscope. See docs/HEP.md. */
 export const HEP_PROTO_SIP = 1;

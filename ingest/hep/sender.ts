@@ -6,9 +6,9 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, isIPv6, type Socket } from 'node:net';
-import type { CaptureEvent } from '../event.js';
-import { type Logger, ProblemLog, silentLogger } from '../log.js';
-import { encodeHep3 } from './hep3.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { encodeHep3 } from '../../core/hep3.js';
+import { type Logger, ProblemLog, silentLogger } from '../../core/log.js';
 
 export interface HepSenderOptions {
   /** "udp:host:port" or "tcp:host:port"; an IPv6 host may be bracketed ("udp:[::1]:9060"). */

@@ -1,9 +1,9 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CaptureEvent } from '../event.js';
-import { createLogger } from '../log.js';
-import { decodeHep3, encodeHep3, HEP3_MAX_FRAME, hep3FrameLength } from './hep3.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { decodeHep3, encodeHep3, HEP3_MAX_FRAME, hep3FrameLength } from '../../core/hep3.js';
+import { createLogger } from '../../core/log.js';
 import { HepSender, type HepSenderOptions, parseHepTarget } from './sender.js';
 
 // The receivers here are plain sockets and the codec, not ingest/hep's listener: the sender is

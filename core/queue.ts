@@ -4,7 +4,7 @@
  * one batch at a time (the sink batches further); when the sink falls so far behind that `maxItems`
  * wait, new items are dropped, counted and logged (at most every 10 s), so memory stays bounded.
  */
-import type { Logger } from '../log.js';
+import type { Logger } from './log.js';
 
 export interface LiveQueueOptions {
   /** Items that may wait (default 100 000). */
