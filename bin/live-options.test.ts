@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Settings, UsageError } from './config.js';
-import { liveOptionsOf, MAX_DURATION_SEC } from './store-commands.js';
+import { liveOptionsOf, MAX_DURATION_SEC } from './flags.js';
 
 const optionsOf = (flags: Record<string, string>) => liveOptionsOf(new Settings(flags, {}), {});
 

@@ -38,8 +38,9 @@ import {
   OvsdbTransactionError,
 } from '../ovs/ovsdb/client.js';
 import { UnixctlClient, UnixctlError } from '../ovs/unixctl.js';
-import { COMMON, EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, loggerFor } from './common.js';
 import { Settings, UsageError } from './config.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE } from './errors.js';
+import { COMMON, loggerFor } from './flags.js';
 
 /** sysexits.h: input data incorrect (unknown VM, port, bridge; a looping mirror). */
 export const EXIT_VALIDATION = 65;

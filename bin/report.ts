@@ -1,4 +1,4 @@
-import type { AnalyzeSummary } from '../capture/analyze.js';
+import type { AnalyzeSummary } from '../analyze/summary.js';
 import { formatInt } from './progress.js';
 
 /** The terminal summary of `callscope analyze`: what a NOC engineer reads first. */

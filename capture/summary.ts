@@ -25,22 +25,23 @@ export function emptySipCounts(): SipCounts {
   };
 }
 
-/** Counts one SIP message: a request (method) or a response (status code). */
+/** Counts `n` equal SIP messages: requests (method) or responses (status code). */
 export function countSipMessage(
   counts: SipCounts,
   method: string | null,
   status: number | null,
   resent: boolean,
+  n = 1,
 ): void {
-  counts.messages++;
-  if (resent) counts.retransmissions++;
+  counts.messages += n;
+  if (resent) counts.retransmissions += n;
   if (method !== null) {
     const requests = counts.requests;
     let key = method;
     if (requests[key] === undefined && Object.keys(requests).length >= MAX_METHOD_KEYS) key = OTHER_METHODS;
-    requests[key] = (requests[key] ?? 0) + 1;
+    requests[key] = (requests[key] ?? 0) + n;
   } else if (status !== null) {
     const key = String(status);
-    counts.responses[key] = (counts.responses[key] ?? 0) + 1;
+    counts.responses[key] = (counts.responses[key] ?? 0) + n;
   }
 }

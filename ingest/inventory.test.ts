@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { VmAttribution } from '../capture/attribution.js';
 import { InventoryRecorder, type InventorySource } from './inventory.js';
 import type { VmInventoryEntry } from './rows.js';
-import type { StoreWriter } from './writer.js';
 
 /** A source whose entries() returns `generation` entries, and whose change listener the test fires. */
 function source(): { source: InventorySource; change: () => void; state: { generation: number } } {
@@ -23,16 +22,14 @@ function source(): { source: InventorySource; change: () => void; state: { gener
 
 const attribution = { ipsOf: () => [] } as unknown as VmAttribution;
 
-/** A writer whose inventory inserts wait until the test releases them. */
+/** Inventory writes that wait until the test releases them. */
 function hangingWriter() {
   const calls: Array<{ entries: number; release: () => void }> = [];
-  const writer = {
-    writeVmInventory: (entries: readonly VmInventoryEntry[]) =>
-      new Promise<void>((resolve) => {
-        calls.push({ entries: entries.length, release: resolve });
-      }),
-  } as unknown as StoreWriter;
-  return { writer, calls };
+  const write = (entries: readonly VmInventoryEntry[]) =>
+    new Promise<void>((resolve) => {
+      calls.push({ entries: entries.length, release: resolve });
+    });
+  return { write, calls };
 }
 
 afterEach(() => {
@@ -47,7 +44,7 @@ describe('InventoryRecorder', () => {
     const recorder = new InventoryRecorder({
       source: s.source,
       attribution,
-      writer: () => w.writer,
+      write: w.write,
       refreshMs: 1000,
     });
     await vi.advanceTimersByTimeAsync(0);
@@ -80,12 +77,10 @@ describe('InventoryRecorder', () => {
   it('counts a failed write and goes on', async () => {
     const s = source();
     let fail = true;
-    const writer = {
-      writeVmInventory: async () => {
-        if (fail) throw new Error('store down');
-      },
-    } as unknown as StoreWriter;
-    const recorder = new InventoryRecorder({ source: s.source, attribution, writer: () => writer });
+    const write = async () => {
+      if (fail) throw new Error('store down');
+    };
+    const recorder = new InventoryRecorder({ source: s.source, attribution, write });
     await new Promise((resolve) => setImmediate(resolve));
     fail = false;
     await recorder.stop();

@@ -6,7 +6,6 @@
 import type { VmAttribution } from '../capture/attribution.js';
 import type { Logger } from '../core/log.js';
 import type { VmInventoryEntry } from './rows.js';
-import type { StoreWriter } from './writer.js';
 
 /** Where inventory rows come from (bin/vms.ts builds one from --ovs-db or --vm-map). */
 export interface InventorySource {
@@ -17,8 +16,8 @@ export interface InventorySource {
 export interface InventoryRecorderOptions {
   source: InventorySource;
   attribution: VmAttribution;
-  /** The writer to use now (a live run may replace a failed one). */
-  writer: () => StoreWriter;
+  /** Stores the entries (the store sink: vm_inventory). */
+  write: (entries: VmInventoryEntry[]) => Promise<void>;
   logger?: Logger;
   /** Default 60 s. */
   refreshMs?: number;
@@ -89,7 +88,7 @@ export class InventoryRecorder {
     try {
       const current = source.entries((vmId) => attribution.ipsOf(vmId));
       entries = current.length;
-      await this.options.writer().writeVmInventory(current);
+      await this.options.write(current);
       this.rows += current.length;
     } catch (error) {
       this.failures++;

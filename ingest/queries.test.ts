@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
+import type { AnalyzeSummary } from '../analyze/summary.js';
 import type { CaptureEvent } from '../core/event.js';
 import { migrate } from './schema/migrate.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';

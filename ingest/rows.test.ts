@@ -1,14 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
 import { parseSipMessage } from '../capture/sip/parser.js';
 import type { CaptureEvent } from '../core/event.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import type { SipMessage } from '../core/sip-message.js';
 import { eventId, eventRows, mediaReportFromJson, TsvBuffer } from './rows.js';
 import { migrate } from './schema/migrate.js';
-import { columnNames, MEDIA_REPORTS, RTCP_REPORTS, SIP_MESSAGES } from './schema/tables.js';
+import { columnNames, HEP_LOGS, MEDIA_REPORTS, RTCP_REPORTS, SIP_MESSAGES } from './schema/tables.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';
+import { IngestSip } from './sip.js';
 import { StoreWriter } from './writer.js';
 
 const DB = 'rows_test';
@@ -193,16 +194,33 @@ describe('rows', () => {
     expect(fields).toHaveLength(columnNames(SIP_MESSAGES).length);
   });
 
-  it('parses SIP that arrives as payload only (HEP from other agents), and skips what is not SIP', () => {
+  it('stores SIP that arrived as payload only once it is parsed (ingest/sip.ts); skips it otherwise', () => {
     const raw = Buffer.from(
       'BYE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: hep-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n',
     );
     const { sip: _sip, ...rest } = sipEvent(hostileSip(0), raw);
-    const parsed = eventRows(rest);
-    expect(parsed.rows.sip_messages?.toString()).toContain('\thep-1\ttrue\tBYE\t0\t');
-    const junk = eventRows({ ...rest, payload: Buffer.from('not sip at all') });
-    expect(junk.skipped).toBe('unparsable SIP');
-    expect(eventRows({ ...rest, protoType: 100 }).skipped).toBe('protocol type 100');
+    expect(eventRows(rest).skipped).toBe('unparsable SIP');
+    const [prepared] = new IngestSip().prepare([{ ...rest }]);
+    expect(eventRows(prepared).rows.sip_messages?.toString()).toContain('\thep-1\ttrue\tBYE\t0\t');
+    const [junk] = new IngestSip().prepare([{ ...rest, payload: Buffer.from('not sip at all') }]);
+    expect(eventRows(junk).skipped).toBe('unparsable SIP');
+    expect(eventRows({ ...rest, protoType: 53 }).skipped).toBe('protocol type 53');
+  });
+
+  it('keeps HEP type-100 logs with their correlation id', () => {
+    const { sip: _sip, ...rest } = sipEvent(hostileSip(0), Buffer.alloc(0));
+    const log = {
+      ...rest,
+      protoType: 100,
+      correlationId: "call'1\t",
+      payload: Buffer.from('ds_next_dst: 503'),
+    };
+    const { rows, skipped } = eventRows(log, { runId: '' });
+    expect(skipped).toBeUndefined();
+    const fields = rows.hep_logs!.toString('latin1').replace(/\n$/, '').split('\t');
+    expect(fields).toHaveLength(columnNames(HEP_LOGS).length);
+    expect(fields[2]).toBe("call\\'1\\t");
+    expect(fields[7]).toBe('ds_next_dst: 503');
   });
 });
 
@@ -401,7 +419,12 @@ describe('rows in the store', () => {
     const writer = new StoreWriter(store.client, { database: DB });
     await writer.write([mediaEvent, viaJson, hep5]);
     await writer.close();
-    expect(writer.stats.rowsByTable).toEqual({ sip_messages: 0, media_reports: 2, rtcp_reports: 3 });
+    expect(writer.stats.rowsByTable).toEqual({
+      sip_messages: 0,
+      media_reports: 2,
+      rtcp_reports: 3,
+      hep_logs: 0,
+    });
 
     const media = await store.client.query({
       query: `SELECT kind, end_reason, hex(call_id) AS call_id, ip_family, vlan, ssrc, previous_ssrc, codec, payload_names,

@@ -7,11 +7,11 @@
  * bytes, invalid UTF-8 included. Column order follows the specs in schema/tables.ts.
  */
 import * as crypto from 'node:crypto';
-import type { AnalyzeSummary } from '../capture/analyze.js';
+import type { AnalyzeSummary } from '../analyze/summary.js';
 import type { MediaStats } from '../capture/rtp/media.js';
-import { parseSipMessage } from '../capture/sip/parser.js';
 import {
   type CaptureEvent,
+  HEP_PROTO_LOG,
   HEP_PROTO_RTCP_JSON,
   HEP_PROTO_RTP_QOS_JSON,
   HEP_PROTO_SIP,
@@ -381,6 +381,16 @@ export interface RowContext {
 
 export type EventRowSinks = Record<EventTableName, TsvBuffer>;
 
+/** One row buffer per event table. */
+export function emptyRowSinks(initialBytes?: number): EventRowSinks {
+  return {
+    sip_messages: new TsvBuffer(initialBytes),
+    media_reports: new TsvBuffer(initialBytes),
+    rtcp_reports: new TsvBuffer(initialBytes),
+    hep_logs: new TsvBuffer(initialBytes),
+  };
+}
+
 export interface EncodedEvent {
   eventId: bigint;
   /** Rows appended (0 when the event was skipped). */
@@ -393,8 +403,9 @@ export interface EncodedEvent {
 export function encodeEvent(event: CaptureEvent, sinks: EventRowSinks, context: RowContext): EncodedEvent {
   const id = eventId(event);
   if (event.protoType === HEP_PROTO_SIP) {
-    const sip = event.sip ?? parseSip(event);
-    if (sip === null) return { eventId: id, rows: 0, skipped: 'unparsable SIP' };
+    // Parsed by the capture, or once on the ingest side (ingest/sip.ts): a SIP event without it did not parse.
+    const sip = event.sip;
+    if (sip === undefined) return { eventId: id, rows: 0, skipped: 'unparsable SIP' };
     sipRow(event, sip, id, context, sinks.sip_messages);
     return { eventId: id, rows: 1 };
   }
@@ -410,6 +421,10 @@ export function encodeEvent(event: CaptureEvent, sinks: EventRowSinks, context: 
     rtcpRowFromHep(event, id, context, sinks.rtcp_reports);
     return { eventId: id, rows: 1 };
   }
+  if (event.protoType === HEP_PROTO_LOG) {
+    hepLogRow(event, id, context, sinks.hep_logs);
+    return { eventId: id, rows: 1 };
+  }
   return { eventId: id, rows: 0, skipped: `protocol type ${event.protoType}` };
 }
 
@@ -418,26 +433,13 @@ export function eventRows(
   event: CaptureEvent,
   context: RowContext = { runId: '' },
 ): { eventId: bigint; skipped?: string; rows: Partial<Record<EventTableName, Buffer>> } {
-  const sinks: EventRowSinks = {
-    sip_messages: new TsvBuffer(1024),
-    media_reports: new TsvBuffer(1024),
-    rtcp_reports: new TsvBuffer(1024),
-  };
+  const sinks = emptyRowSinks(1024);
   const encoded = encodeEvent(event, sinks, context);
   const rows: Partial<Record<EventTableName, Buffer>> = {};
   for (const [table, sink] of Object.entries(sinks) as Array<[EventTableName, TsvBuffer]>) {
     if (sink.rows > 0) rows[table] = sink.take();
   }
   return { eventId: encoded.eventId, skipped: encoded.skipped, rows };
-}
-
-/** SIP received as payload only (HEP from Kamailio, Asterisk, heplify): parsed here. */
-function parseSip(event: CaptureEvent): SipMessage | null {
-  const payload = event.payload;
-  const result = parseSipMessage(payload, 0, payload.length, {
-    transportIsStream: event.transport === 'tcp' || event.transport === 'tls',
-  });
-  return result.ok ? result.message : null;
 }
 
 const U16 = 0xffff;
@@ -639,6 +641,21 @@ function rtcpRowFromHep(event: CaptureEvent, id: bigint, context: RowContext, ou
   else out.int(lost);
   out.null().null().null().null().null().null();
   out.bytes(event.payload);
+  provenance(event, context, out);
+  out.endRow();
+}
+
+/** HEP type 100: a log line about the call named by the correlation id. */
+function hepLogRow(event: CaptureEvent, id: bigint, context: RowContext, out: TsvBuffer): void {
+  out
+    .bigUint(id)
+    .time(event.timestampNs)
+    .latin1(event.correlationId)
+    .utf8(event.srcIp)
+    .uint(event.srcPort, U16)
+    .utf8(event.dstIp)
+    .uint(event.dstPort, U16)
+    .bytes(event.payload);
   provenance(event, context, out);
   out.endRow();
 }

@@ -1,18 +1,23 @@
 /**
- * The ingest side's glue from a source (Kafka consumer, HEP listener) to the store: marks
- * retransmissions again (HEP carries no flag; `RetransmissionMarker`), writes each chunk through a
- * StoreWriter and, for Kafka, resolves only once the rows are stored (write + flush), so the consumer
- * commits only what the store holds.
+ * The store as a sink (core/sink.ts): events, capture health, the VM inventory and run records go
+ * through a StoreWriter (batched, deduplicating inserts) into the embedded chDB store or a
+ * ClickHouse server.
  *
  * A StoreWriter's failure is sticky (docs/STORE.md, "Writer"): once a batch is given up on (the store
- * was down longer than the writer's retries), every later call rejects. As the writer's docs ask of
- * a Kafka consumer, the sink then starts a new writer; the consumer retries the uncommitted chunk
- * with it, and deduplication (event ids, insert tokens, ReplacingMergeTree) makes the retry safe.
+ * was down longer than the writer's retries), every later call rejects. This is the one place that
+ * policy is answered: the failed writer's unsent events are counted lost ('store failed'), a new
+ * writer takes over, the events of the current write that the failed writer never took go to the new
+ * one. The driver sees the loss in the stats: a Kafka source then offers its uncommitted chunk again
+ * (deduplication by event id, insert token and ReplacingMergeTree makes that safe); the other sources
+ * count the loss and carry on.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { CaptureEvent } from '../core/event.js';
-import type { EventSink, SinkContext } from './kafka/consumer.js';
-import { RetransmissionMarker } from './retransmissions.js';
+import type { HealthRecord } from '../core/health.js';
+import { type Logger, silentLogger } from '../core/log.js';
+import { countReason, type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
+import type { VmInventoryEntry } from '../core/vm.js';
+import type { CaptureRun } from './rows.js';
 import {
   addWriterStats,
   emptyWriterStats,
@@ -21,86 +26,92 @@ import {
   type StoreWriterStats,
 } from './writer.js';
 
-export interface StoreSinkStats {
-  /** Sink calls, and those that rejected. */
-  calls: number;
-  failedCalls: number;
-  /** Events in the chunks the sink stored (a chunk stored twice counts twice). */
-  events: number;
+export interface StoreSinkOptions extends StoreWriterOptions {
+  /**
+   * Flushes asked for within this many ms of each other (chunks of several Kafka partitions consumed
+   * concurrently) share one flush and so one INSERT (default 10 ms). Without it, a broker handing out
+   * small fetches makes one tiny INSERT per chunk (measured: 465 events/s).
+   */
+  coalesceMs?: number;
+  /** Health writes that may wait for the store at once; beyond, health records are not stored (100). */
+  maxPendingHealthWrites?: number;
+}
+
+export interface StoreSinkStats extends SinkStats {
   /** Writers replaced after a sticky failure. */
   writersReplaced: number;
   lastError: string | null;
-  /** All writers' stats added up. */
+  healthRows: number;
+  inventoryRows: number;
+  /** All writers' figures added up. */
   writer: StoreWriterStats;
 }
 
-export interface StoreSinkHooks {
-  /**
-   * Wait until each chunk is stored before resolving (default true: a Kafka consumer commits after).
-   * A HEP listener has nothing to commit and lets the writer batch across chunks (false).
-   */
-  flushEachChunk?: boolean;
-  /**
-   * With flushEachChunk, chunks written within this many ms of each other (other partitions of the
-   * same fetch, consumed concurrently) share one flush and so one INSERT (default 10 ms). Without it,
-   * a broker handing out small fetches makes one tiny INSERT per chunk (measured: 465 events/s).
-   */
-  coalesceMs?: number;
-  /** After a chunk is stored, before the sink resolves (and so before its offsets are committed). */
-  afterStored?: (events: CaptureEvent[], context: SinkContext, totalEvents: number) => Promise<void> | void;
+const LOST_REASON = 'store failed';
+
+/** Events a writer accepted that the store never got. */
+function unstored(stats: StoreWriterStats): number {
+  return Math.max(0, stats.events - stats.skipped - stats.delivered);
 }
 
-export class StoreSink {
+export class StoreSink implements EventSink {
+  readonly name = 'store';
   private writer: StoreWriter;
-  /** One per process, as in `callscope ingest`: a restart forgets what it saw. */
-  private readonly marker = new RetransmissionMarker();
+  private readonly logger: Logger;
   private readonly retired = emptyWriterStats();
-  private counters = { calls: 0, failedCalls: 0, events: 0, writersReplaced: 0 };
-  private lastError: string | null = null;
+  private readonly lost: Record<string, number> = {};
+  private lastFailure: unknown = null;
+  private writersReplaced = 0;
+  private healthRows = 0;
+  private healthSkipped = 0;
+  private inventoryRows = 0;
+  private readonly healthWrites = new Set<Promise<void>>();
+  private sharedFlush: Promise<void> | null = null;
+  private closed = false;
 
   constructor(
     private readonly client: ClickHouseClient,
-    private readonly options: StoreWriterOptions,
-    private readonly hooks: StoreSinkHooks = {},
+    private readonly options: StoreSinkOptions,
   ) {
+    this.logger = options.logger ?? silentLogger;
     this.writer = new StoreWriter(client, options);
   }
 
-  readonly write: EventSink = async (events, context) => {
-    this.counters.calls++;
-    const writer = this.writer;
-    try {
-      await writer.write(this.marker.mark(events));
-      if (this.hooks.flushEachChunk !== false) await this.durable(writer);
-    } catch (error) {
-      this.counters.failedCalls++;
-      this.lastError = error instanceof Error ? error.message : String(error);
-      if (this.writer === writer) {
-        // Sticky: this writer will never work again. Its unsent rows belong to this chunk, which the
-        // consumer offers again (uncommitted) to the next writer.
-        addWriterStats(this.retired, writer.stats);
-        this.counters.writersReplaced++;
-        this.writer = new StoreWriter(this.client, this.options);
-        writer.close().catch(() => undefined);
+  async write(events: readonly CaptureEvent[]): Promise<void> {
+    let rest = events;
+    while (rest.length > 0) {
+      const writer = this.usable();
+      const before = writer.stats.events;
+      try {
+        await writer.write(rest);
+        return;
+      } catch (error) {
+        if (!failed(writer)) throw error;
+        // A fresh writer accepts at least one event before it can fail: this loop always advances.
+        rest = rest.slice(writer.stats.events - before);
+        this.retire(writer, error);
       }
-      throw error;
     }
-    this.counters.events += events.length;
-    await this.hooks.afterStored?.(events, context, this.counters.events);
-  };
+  }
 
-  private sharedFlush: Promise<void> | null = null;
-  private sharedWriter: StoreWriter | null = null;
-
-  /** One flush for every chunk written before it starts: the consumer commits each after it. */
-  private durable(writer: StoreWriter): Promise<void> {
-    if (this.sharedFlush === null || this.sharedWriter !== writer) {
-      this.sharedWriter = writer;
-      const flush = new Promise<void>((resolve) => setTimeout(resolve, this.hooks.coalesceMs ?? 10)).then(
-        () => {
-          // A chunk written from here on waits for the next flush.
+  /**
+   * Resolves once everything written is stored or counted lost. Flushes asked for close together
+   * share one (see coalesceMs).
+   */
+  flush(): Promise<void> {
+    if (this.sharedFlush === null) {
+      const flush = new Promise<void>((resolve) => setTimeout(resolve, this.options.coalesceMs ?? 10)).then(
+        async () => {
+          // A flush asked for from here on waits for the next one.
           if (this.sharedFlush === flush) this.sharedFlush = null;
-          return writer.flush();
+          const writer = this.writer;
+          try {
+            await writer.flush();
+          } catch (error) {
+            if (!failed(writer)) throw error;
+            this.retire(writer, error);
+          }
+          await Promise.all(this.healthWrites);
         },
       );
       this.sharedFlush = flush;
@@ -108,15 +119,110 @@ export class StoreSink {
     return this.sharedFlush;
   }
 
+  /**
+   * Stores a live capture's health record without waiting. While the store hangs, at most
+   * maxPendingHealthWrites are in flight; later ones are not stored (the final record always is).
+   */
+  writeHealth(record: HealthRecord): void {
+    const max = this.options.maxPendingHealthWrites ?? 100;
+    if (!record.final && this.healthWrites.size >= max) {
+      if (this.healthSkipped++ % 100 === 0)
+        this.logger.error('capture health not stored: the store does not answer', {
+          interface: record.interface,
+          pending: this.healthWrites.size,
+          skipped: this.healthSkipped,
+        });
+      return;
+    }
+    const done: Promise<void> = this.usable()
+      .writeHealth([record])
+      .then(
+        () => {
+          this.healthRows++;
+        },
+        (error: unknown) =>
+          this.logger.error('capture health not stored', {
+            interface: record.interface,
+            error: describe(error),
+          }),
+      )
+      .finally(() => this.healthWrites.delete(done));
+    this.healthWrites.add(done);
+  }
+
+  async writeInventory(entries: readonly VmInventoryEntry[]): Promise<void> {
+    await this.usable().writeVmInventory(entries);
+    this.inventoryRows += entries.length;
+  }
+
+  /** Stores (or replaces: the newest wins) the record of a capture run, once its events are stored. */
+  async recordRun(run: CaptureRun): Promise<void> {
+    await this.usable().writeCaptureRun(run);
+  }
+
+  /** Flushes (a loss is in the stats) and stops; the client stays open: it is the caller's. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      await this.writer.close().catch(() => undefined);
+    }
+  }
+
   stats(): StoreSinkStats {
+    // A writer that failed since the last call is replaced now, so that its loss is counted.
+    this.usable();
     const writer = emptyWriterStats();
     addWriterStats(writer, this.retired);
     addWriterStats(writer, this.writer.stats);
-    return { ...this.counters, lastError: this.lastError, writer };
+    const lost = { ...this.lost };
+    const pending = Math.max(0, writer.events - writer.skipped - writer.delivered - (lost[LOST_REASON] ?? 0));
+    return {
+      ...emptySinkStats(),
+      accepted: writer.events,
+      delivered: writer.delivered,
+      pending,
+      skipped: { ...writer.skippedByReason },
+      lost,
+      writersReplaced: this.writersReplaced,
+      lastError: this.lastFailure === null ? null : describe(this.lastFailure),
+      healthRows: this.healthRows,
+      inventoryRows: this.inventoryRows,
+      writer,
+    };
   }
 
-  /** Flushes the current writer (the client stays open: it is the caller's). */
-  close(): Promise<void> {
-    return this.writer.close();
+  /** The writer to use now: a failed one is replaced first. */
+  private usable(): StoreWriter {
+    if (failed(this.writer)) this.retire(this.writer, this.lastFailure);
+    return this.writer;
   }
+
+  private retire(writer: StoreWriter, error: unknown): void {
+    if (writer !== this.writer) return;
+    const lost = unstored(writer.stats);
+    addWriterStats(this.retired, writer.stats);
+    countReason(this.lost, LOST_REASON, lost);
+    this.lastFailure = error;
+    this.writersReplaced++;
+    this.writer = new StoreWriter(this.client, this.options);
+    // Stops its deadline timer; rejects with the failure, which the writer has logged.
+    writer.close().catch(() => undefined);
+    this.logger.warn('store writer failed; continuing with a new one', {
+      database: this.options.database,
+      lostEvents: lost,
+      error: describe(error),
+    });
+  }
+}
+
+/** A writer whose batch was lost: its failure is sticky, every later call rejects. */
+function failed(writer: StoreWriter): boolean {
+  return writer.stats.failures > 0;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

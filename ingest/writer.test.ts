@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
 import type { CaptureEvent } from '../core/event.js';
 import { migrate } from './schema/migrate.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';

@@ -18,12 +18,13 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
 import type { CaptureEvent } from '../core/event.js';
-import { type Logger, silentLogger } from '../core/log.js';
+import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
 import { type HealthRecord, healthRow } from './health.js';
 import {
   type CaptureRun,
   captureRunRow,
   type EventRowSinks,
+  emptyRowSinks,
   encodeEvent,
   type RowContext,
   TsvBuffer,
@@ -36,6 +37,7 @@ import {
   CAPTURE_RUNS,
   columnNames,
   type EventTableName,
+  HEP_LOGS,
   MEDIA_REPORTS,
   RTCP_REPORTS,
   SIP_MESSAGES,
@@ -83,6 +85,8 @@ export interface StoreWriterStats {
   /** Rows the store acknowledged, all tables. */
   rows: number;
   rowsByTable: Record<EventTableName, number>;
+  /** Events whose rows the store acknowledged. */
+  delivered: number;
   bytes: number;
   /** Batches the store acknowledged. */
   batches: number;
@@ -110,6 +114,7 @@ const EVENT_TABLES: ReadonlyArray<[EventTableName, TableSpec]> = [
   ['sip_messages', SIP_MESSAGES],
   ['media_reports', MEDIA_REPORTS],
   ['rtcp_reports', RTCP_REPORTS],
+  ['hep_logs', HEP_LOGS],
 ];
 
 /** ClickHouse error codes worth another attempt: overload, timeouts, replicas and Keeper. */
@@ -167,23 +172,23 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** Rows of one batch, per table, and each table's event ids (its deduplication token). */
 class Batch {
-  readonly sinks: EventRowSinks = {
-    sip_messages: new TsvBuffer(),
-    media_reports: new TsvBuffer(),
-    rtcp_reports: new TsvBuffer(),
-  };
+  readonly sinks: EventRowSinks = emptyRowSinks();
   private readonly ids: Record<EventTableName, bigint[]> = {
     sip_messages: [],
     media_reports: [],
     rtcp_reports: [],
+    hep_logs: [],
   };
   rows = 0;
   events = 0;
+  /** Events of the batch that made rows (the others were skipped). */
+  eventsWithRows = 0;
   /** When the first row arrived (the batch's deadline counts from it); 0 while empty. */
   firstRowAt = 0;
 
   get bytes(): number {
-    return this.sinks.sip_messages.length + this.sinks.media_reports.length + this.sinks.rtcp_reports.length;
+    const s = this.sinks;
+    return s.sip_messages.length + s.media_reports.length + s.rtcp_reports.length + s.hep_logs.length;
   }
 
   noteId(table: EventTableName, id: bigint): void {
@@ -208,7 +213,8 @@ export function emptyWriterStats(): StoreWriterStats {
     skipped: 0,
     skippedByReason: {},
     rows: 0,
-    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0 },
+    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0, hep_logs: 0 },
+    delivered: 0,
     bytes: 0,
     batches: 0,
     retries: 0,
@@ -223,6 +229,7 @@ export function addWriterStats(into: StoreWriterStats, s: StoreWriterStats): voi
   for (const [k, v] of Object.entries(s.skippedByReason))
     into.skippedByReason[k] = (into.skippedByReason[k] ?? 0) + v;
   into.rows += s.rows;
+  into.delivered += s.delivered;
   for (const table of Object.keys(into.rowsByTable) as Array<keyof StoreWriterStats['rowsByTable']>)
     into.rowsByTable[table] += s.rowsByTable[table];
   into.bytes += s.bytes;
@@ -237,6 +244,7 @@ export class StoreWriter {
   private readonly maxBytes: number;
   private readonly maxDelayMs: number;
   private readonly logger: Logger;
+  private readonly problems: ProblemLog;
   private readonly context: RowContext;
   private readonly attempts: number;
   private readonly initialDelayMs: number;
@@ -259,6 +267,7 @@ export class StoreWriter {
     this.maxBytes = positive(options.maxBytes ?? 8 * 1024 * 1024, 'maxBytes');
     this.maxDelayMs = positive(options.maxDelayMs ?? 1000, 'maxDelayMs');
     this.logger = options.logger ?? silentLogger;
+    this.problems = new ProblemLog(this.logger);
     this.context = { runId: options.runId ?? '' };
     this.attempts = positive(options.retry?.attempts ?? 6, 'retry.attempts');
     this.initialDelayMs = options.retry?.initialDelayMs ?? 200;
@@ -360,21 +369,27 @@ export class StoreWriter {
 
   private accept(event: CaptureEvent): void {
     const batch = this.current;
-    const before = [
-      batch.sinks.sip_messages.rows,
-      batch.sinks.media_reports.rows,
-      batch.sinks.rtcp_reports.rows,
-    ];
+    const before = EVENT_TABLES.map(([table]) => batch.sinks[table].rows);
     const encoded = encodeEvent(event, batch.sinks, this.context);
     this.stats.events++;
     batch.events++;
     if (encoded.skipped !== undefined) {
       this.stats.skipped++;
       this.stats.skippedByReason[encoded.skipped] = (this.stats.skippedByReason[encoded.skipped] ?? 0) + 1;
+      this.problems.report(`skipped:${encoded.skipped}`, 'event not stored: the store has no place for it', {
+        database: this.database,
+        reason: encoded.skipped,
+        callId: event.correlationId.slice(0, 256),
+        from: `${event.srcIp}:${event.srcPort}`,
+        file: event.source?.file,
+        interface: event.source?.interface,
+        packet: event.source?.packetNumber,
+      });
       return;
     }
     if (batch.rows === 0) batch.firstRowAt = Date.now();
     batch.rows += encoded.rows;
+    batch.eventsWithRows++;
     EVENT_TABLES.forEach(([table], i) => {
       if (batch.sinks[table].rows > before[i]!) batch.noteId(table, encoded.eventId);
     });
@@ -436,6 +451,7 @@ export class StoreWriter {
         this.stats.bytes += data.length;
       }
       this.stats.batches++;
+      this.stats.delivered += batch.eventsWithRows;
     } catch (error) {
       this.stats.failures++;
       this.failure =

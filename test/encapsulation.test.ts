@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
 import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { LINKTYPE_RAW } from '../capture/file/record.js';
 import { encapsulateCapture, sipOverSegmentedTcp, type Variant } from './fixtures/encapsulate.js';

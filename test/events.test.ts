@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
 import { generateCapture } from '../capture/generator/generate.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
 import { decodeHep3, encodeHep3 } from '../core/hep3.js';

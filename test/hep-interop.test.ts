@@ -12,7 +12,8 @@ import { createSocket } from 'node:dgram';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
+import type { AnalyzeSummary } from '../analyze/summary.js';
 import type { CaptureEvent } from '../core/event.js';
 import { HepListener } from '../ingest/hep/listener.js';
 import { HepSender } from '../ingest/hep/sender.js';
@@ -269,7 +270,14 @@ describe.skipIf(!haveSngrepHep)('our HepSender → sngrep -L', () => {
           }
         }
         await Promise.all([good.close(), wrong.close()]);
-        expect(good.stats).toEqual({ sent: events.length, dropped: 0, errors: 0, reconnects: 0 });
+        expect(good.stats).toEqual({
+          sent: events.length,
+          dropped: 0,
+          errors: 0,
+          unsendable: 0,
+          failed: 0,
+          reconnects: 0,
+        });
         // sngrep writes each message to the pcap as it stores it; wait until all are there.
         for (const until = Date.now() + 10_000; Date.now() < until; await sleep(100)) {
           if (!existsSync(out) || statSync(out).size <= 24) continue;

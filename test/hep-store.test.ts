@@ -22,15 +22,15 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
+import { storeSummary } from '../analyze/store-summary.js';
 import { parseSipMessage } from '../capture/sip/parser.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
 import { createLogger, type Logger, silentLogger } from '../core/log.js';
 import { HepListener } from '../ingest/hep/listener.js';
 import { HepSender } from '../ingest/hep/sender.js';
-import { RetransmissionMarker } from '../ingest/retransmissions.js';
 import { migrate } from '../ingest/schema/migrate.js';
-import { storeSummary } from '../ingest/stats.js';
+import { IngestSip } from '../ingest/sip.js';
 import { openStore, type Store } from '../ingest/store/client.js';
 import { StoreWriter } from '../ingest/writer.js';
 import { removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
@@ -88,14 +88,14 @@ async function query<T>(sql: string, params: Record<string, unknown>): Promise<T
 async function listenerIntoStore(database: string, transports: { udp: boolean; tcp: boolean }) {
   await migrate(store.client, { database, ttlDays: 0, logger });
   const writer = new StoreWriter(store.client, { database, logger });
-  const marker = new RetransmissionMarker();
+  const marker = new IngestSip();
   const listener = await HepListener.start({
     host: '127.0.0.1',
     port: 0,
     ...transports,
     logger,
     // Resolves once the events are in the writer's batch; the writer's backpressure pauses delivery.
-    onEvents: (events) => writer.write(marker.mark(events)),
+    onEvents: (events) => writer.write(marker.prepare(events)),
   });
   return { listener, writer };
 }

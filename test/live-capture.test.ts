@@ -12,15 +12,12 @@ import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AnalyzeInterfaceOptions,
-  type AnalyzeSummary,
-  analyzeFile,
-  analyzeInterface,
-} from '../capture/analyze.js';
+import { analyzeFile, analyzeInterface } from '../analyze/analyze.js';
+import type { AnalyzeSummary } from '../analyze/summary.js';
 import { generateCapture } from '../capture/generator/generate.js';
 import { LiveCaptureError, pcapAvailable } from '../capture/live/binding.js';
 import type { LiveCapture } from '../capture/live/source.js';
+import type { InterfaceSourceOptions as AnalyzeInterfaceOptions } from '../capture/sources.js';
 import type { SipCounts } from '../capture/summary.js';
 import { openStore } from '../ingest/store/client.js';
 import { VethPair, vethUnavailableReason } from './bench/veth.js';

@@ -27,17 +27,19 @@ import { join } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeSummary } from '../analyze/store-summary.js';
+import { drive } from '../core/drive.js';
 import type { CaptureEvent } from '../core/event.js';
 import { HEP_PROTO_SIP } from '../core/event.js';
 import { encodeHep3 } from '../core/hep3.js';
 import { createKafka } from '../ingest/kafka/client.js';
 import { HEADER_ERROR, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC } from '../ingest/kafka/constants.js';
-import { EventConsumer } from '../ingest/kafka/consumer.js';
+import type { ChunkContext } from '../ingest/kafka/consumer.js';
 import { eventMessage } from '../ingest/kafka/message.js';
 import { EventProducer } from '../ingest/kafka/producer.js';
+import { KafkaSource, type KafkaSourceOptions } from '../ingest/kafka/source.js';
 import { captureRunFromSummary } from '../ingest/rows.js';
 import { migrate } from '../ingest/schema/migrate.js';
-import { storeSummary } from '../ingest/stats.js';
 import { openStore, type Store } from '../ingest/store/client.js';
 import { StoreSink } from '../ingest/store-sink.js';
 import { StoreWriter } from '../ingest/writer.js';
@@ -152,7 +154,7 @@ async function expectAllCommitted(o: Awaited<ReturnType<typeof offsets>>): Promi
  * The exactness check every scenario ends with: per table, `count() FINAL` and the distinct event ids
  * equal the number of distinct events produced, the ids are exactly the expected ones, and the summary
  * recomputed from the store equals analyze's. Retransmission flags do not travel in HEP3: the ingest
- * side marks them again (RetransmissionMarker), which is exact while one process sees a call from its
+ * side marks them again (ingest/sip.ts), which is exact while one process sees a call from its
  * start; `retransmissions: 'checked-apart'` leaves that one figure to the caller.
  */
 async function expectExactStore(
@@ -182,6 +184,44 @@ async function expectExactStore(
   else
     expect(summary).toEqual({ ...source.summary, sip: { ...source.summary.sip, retransmissions: stored } });
   return { counts, retransmissions: stored };
+}
+
+/**
+ * `callscope ingest`'s Kafka path: a KafkaSource driven into `sink` until stopped. `delivered` counts
+ * the events of every chunk made durable (a chunk delivered twice counts twice).
+ */
+function ingestFrom(
+  sink: StoreSink,
+  options: Omit<KafkaSourceOptions, 'onStart'> & {
+    onDelivered?: (events: number, context: ChunkContext, total: number) => Promise<void> | void;
+  },
+) {
+  let delivered = 0;
+  let joined: () => void = () => {};
+  const started = new Promise<void>((resolve) => {
+    joined = resolve;
+  });
+  const source = new KafkaSource({
+    logger,
+    ...GROUP_TIMING,
+    ...options,
+    onStart: () => joined(),
+    onDelivered: async (events, context, total) => {
+      delivered = total;
+      await options.onDelivered?.(events, context, total);
+    },
+  });
+  const stop = new AbortController();
+  const driven = drive(source, [sink], { logger, signal: stop.signal });
+  return {
+    source,
+    started: Promise.race([started, driven.then(() => undefined)]),
+    delivered: () => delivered,
+    stop: async () => {
+      stop.abort();
+      await driven;
+    },
+  };
 }
 
 const brief = (c: StoreCounts) => EVENT_TABLES.map((t) => `${t} ${c[t].final} (raw ${c[t].raw})`).join(', ');
@@ -216,39 +256,31 @@ describe
         // is in the store, before its offsets are committed (the commit then fails, and that chunk is
         // read again once the brokers are back).
         let down = 0;
-        const sink = new StoreSink(
-          local.client,
-          { database, runId: RUN_ID, logger },
-          {
-            afterStored: async (_events, _context, total) => {
-              if (down !== 0 || total < cut1) return;
-              down = Date.now();
-              for (const id of mock.brokerIds) await mock.setDown(id);
-            },
-          },
-        );
-        const consumer = new EventConsumer({
+        const sink = new StoreSink(local.client, { database, runId: RUN_ID, logger });
+        const ingest = ingestFrom(sink, {
           kafka: kafkaOf(target),
           topic,
           groupId: target.name('pf-brokers'),
-          sink: sink.write,
-          logger,
-          ...GROUP_TIMING,
+          onDelivered: async (_events, _context, total) => {
+            if (down !== 0 || total < cut1) return;
+            down = Date.now();
+            for (const id of mock.brokerIds) await mock.setDown(id);
+          },
         });
         await producer.connect();
-        await consumer.start();
+        await ingest.started;
         try {
           await sendPaced(producer, events.slice(0, cut1), 400);
           await producer.flush();
           await waitFor(
             () => down !== 0,
             30_000,
-            () => `the first ${cut1} events in the store before the outage (have ${sink.stats().events})`,
+            () => `the first ${cut1} events in the store before the outage (have ${ingest.delivered()})`,
           );
           await sendPaced(producer, events.slice(cut1, cut2), (cut2 - cut1) / ((OUTAGE_MS - 2000) / 1000));
           await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down)));
           const inOutage = producer.stats();
-          const storedInOutage = sink.stats().events;
+          const storedInOutage = ingest.delivered();
           expect(inOutage.mode).toBe('spooling');
           expect(inOutage.spoolSize).toBeGreaterThan(0);
           for (const id of mock.brokerIds) await mock.setUp(id);
@@ -268,19 +300,19 @@ describe
           // The chunk whose commit failed was not read again: the consumer seeks past it and commits it
           // after rejoining (ingest/kafka/README.md), so the marker saw every message once and the
           // retransmission flags are exact too.
-          const redelivered = sink.stats().events - events.length;
+          const redelivered = ingest.delivered() - events.length;
           expect(redelivered).toBe(0);
           const { counts, retransmissions } = await expectExactStore(local.client, database);
           console.log(
             `[pipeline] brokers down ${up - down} ms: ${inOutage.spooled} events spooled during it (${stats.spooled} in all, ` +
               `${stats.replayed} replayed; ${storedInOutage} events stored when the brokers returned), ` +
               `spool drained ${drainedMs} ms and store complete ${completeMs} ms after the brokers returned; ` +
-              `store: ${brief(counts)}; consumer ${JSON.stringify(consumer.stats())}; ` +
+              `store: ${brief(counts)}; consumer ${JSON.stringify(ingest.source.stats())}; ` +
               `sink ${JSON.stringify({ ...sink.stats(), writer: undefined })}; ${redelivered} events redelivered; ` +
               `retransmissions stored ${retransmissions}, analyzed ${source.summary.sip.retransmissions}; ${Date.now() - started} ms in all`,
           );
         } finally {
-          await consumer.stop();
+          await ingest.stop();
           await producer.close();
           await sink.close().catch(() => undefined);
         }
@@ -321,24 +353,21 @@ describe
         logger,
         retry: { attempts: 3, initialDelayMs: 200, maxDelayMs: 1000 },
       });
-      const consumer = new EventConsumer({
+      const o = await offsets(kafka, groupId, topic);
+      const ingest = ingestFrom(sink, {
         kafka,
         topic,
         groupId,
-        sink: sink.write,
-        logger,
         maxEventsPerWrite: 1000,
         sinkRetry: { initialMs: 200, maxMs: 2000, jitter: 0.3 },
-        ...GROUP_TIMING,
       });
-      const o = await offsets(kafka, groupId, topic);
       await producer.connect();
-      await consumer.start();
+      await ingest.started;
       try {
         // A steady stream for ~50 s; the store goes down 8 s in, for 30 s.
         const sending = sendPaced(producer, source.events, source.events.length / 50);
         await sleep(8000);
-        const storedBefore = sink.stats().events;
+        const storedBefore = ingest.delivered();
         expect(storedBefore).toBeGreaterThan(0);
 
         const closeAt = host.lines.length;
@@ -346,13 +375,13 @@ describe
         await host.next((l) => l.event === 'closed', 30_000, closeAt);
         const outageStart = Date.now();
         await waitFor(
-          () => sink.stats().failedCalls > 0,
+          () => ingest.source.stats().sinkFailures > 0,
           15_000,
           () => 'a failed sink call after the store closed',
         );
         await sleep(1000); // a commit already under way when the store went down may still land
         const frozen = await o.committed();
-        const storedAtFreeze = sink.stats().events;
+        const storedAtFreeze = ingest.delivered();
         let checks = 0;
         while (Date.now() - outageStart < OUTAGE_MS - 1000) {
           // Nothing can be written, so nothing is committed.
@@ -361,8 +390,8 @@ describe
           await sleep(2000);
         }
         await sleep(Math.max(0, OUTAGE_MS - (Date.now() - outageStart)));
-        expect(sink.stats().events).toBe(storedAtFreeze);
-        const during = consumer.stats();
+        expect(ingest.delivered()).toBe(storedAtFreeze);
+        const during = ingest.source.stats();
         const openAt = host.lines.length;
         host.send('open');
         const reopened = await host.next((l) => l.event === 'open' || l.event === 'error', 60_000, openAt);
@@ -376,7 +405,7 @@ describe
         expect(final).not.toBeNull();
         await expectAllCommitted(o);
 
-        const stats = consumer.stats();
+        const stats = ingest.source.stats();
         const sinkStats = sink.stats();
         expect(during.sinkFailures).toBeGreaterThan(3);
         expect(sinkStats.writersReplaced).toBeGreaterThan(0);
@@ -391,7 +420,7 @@ describe
             `writer retries ${sinkStats.writer.retries}, failed batches ${sinkStats.writer.failures}; ${Date.now() - started} ms in all`,
         );
       } finally {
-        await consumer.stop();
+        await ingest.stop();
         await producer.close();
         await sink.close().catch(() => undefined);
         await o.close();
@@ -623,17 +652,10 @@ describe
       });
       const raw = kafka.producer({ allowAutoTopicCreation: false });
       const sink = new StoreSink(local.client, { database, runId: RUN_ID, logger });
-      const consumer = new EventConsumer({
-        kafka,
-        topic,
-        groupId: target.name('pf-poison'),
-        sink: sink.write,
-        logger,
-        ...GROUP_TIMING,
-      });
       await producer.connect();
       await raw.connect();
-      await consumer.start();
+      const ingest = ingestFrom(sink, { kafka, topic, groupId: target.name('pf-poison') });
+      await ingest.started;
       try {
         // Events at a steady rate, a poison message in between every quarter, the non-SIP one at the end.
         const quarter = Math.ceil(events.length / 4);
@@ -650,13 +672,14 @@ describe
         await producer.flush();
         const final = await waitForCounts(local.client, database, sizes(source.expected), 120_000);
         await waitFor(
-          () => consumer.stats().deadLettered >= poison.length && sink.stats().writer.skipped >= 1,
+          () => ingest.source.stats().deadLettered >= poison.length && sink.stats().writer.skipped >= 1,
           30_000,
           () =>
-            `${poison.length} dead letters and 1 skipped event (have ${JSON.stringify(consumer.stats())})`,
+            `${poison.length} dead letters and 1 skipped event (have ${JSON.stringify(ingest.source.stats())})`,
         );
         expect(final).not.toBeNull();
-        expect(consumer.stats().deadLettered).toBe(poison.length);
+        expect(ingest.source.stats().deadLettered).toBe(poison.length);
+        expect(ingest.source.stats().sip.unparsable).toBe(1);
         expect(sink.stats().writer.skippedByReason).toEqual({ 'unparsable SIP': 1 });
         const { counts } = await expectExactStore(local.client, database);
 
@@ -700,10 +723,10 @@ describe
         console.log(
           `[pipeline] poison: ${letters.length} dead letters (${letters.map((l) => JSON.stringify(l.headers[HEADER_ERROR])).join(', ')}), ` +
             `1 HEP event with unparsable SIP counted as skipped by the writer; store: ${brief(counts)}; ` +
-            `consumer ${JSON.stringify(consumer.stats())}; ${Date.now() - started} ms in all`,
+            `consumer ${JSON.stringify(ingest.source.stats())}; ${Date.now() - started} ms in all`,
         );
       } finally {
-        await consumer.stop();
+        await ingest.stop();
         await producer.close();
         await raw.disconnect();
         await sink.close().catch(() => undefined);

@@ -19,7 +19,8 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile, type RtpStreamSummary } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
+import type { RtpStreamSummary } from '../analyze/summary.js';
 import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { LINKTYPE_RAW } from '../capture/file/record.js';
 import { Rng } from '../capture/generator/random.js';

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
 import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { LINKTYPE_RAW } from '../capture/file/record.js';
 import type { CaptureEvent } from '../core/event.js';

@@ -6,7 +6,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type AnalyzeSummary, analyzeFile, type RtpStreamSummary } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
+import type { AnalyzeSummary, RtpStreamSummary } from '../analyze/summary.js';
 import { type CodecName, type GroundTruth, generateCapture } from '../capture/generator/generate.js';
 import type { CaptureEvent } from '../core/event.js';
 import { runSippCalls } from './oracle/sipp.js';

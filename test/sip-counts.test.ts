@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
+import { analyzeFile } from '../analyze/analyze.js';
 import { PacketDecoder } from '../capture/decoder.js';
 import { readCaptureFile } from '../capture/file/reader.js';
 import { LINKTYPE_ETHERNET, type PacketRecord } from '../capture/file/record.js';

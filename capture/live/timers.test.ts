@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { callAfter } from '../analyze.js';
+import { callAfter } from '../sources.js';
 import { LiveCaptureError } from './binding.js';
 import { MAX_TIMER_MS, validHealthIntervalMs } from './source.js';
 

@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../../capture/analyze.js';
+import { analyzeFile } from '../../analyze/analyze.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { encodeHep3, HEP3_MAX_FRAME } from '../../core/hep3.js';
 import { createLogger } from '../../core/log.js';
@@ -182,7 +182,7 @@ describe('HepSender → HepListener on loopback', () => {
         sipUnparsed: 0,
         tcpConnections: transport === 'tcp' ? 1 : 0,
       });
-      expect(s.stats).toEqual({ sent: 268, dropped: 0, errors: 0, reconnects: 0 });
+      expect(s.stats).toEqual({ sent: 268, dropped: 0, errors: 0, unsendable: 0, failed: 0, reconnects: 0 });
     });
   }
 

@@ -12,10 +12,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
-import { parseSipMessage } from '../../capture/sip/parser.js';
-import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
+import type { CaptureEvent } from '../../core/event.js';
 import { decodeHep3 } from '../../core/hep3.js';
 import { type Logger, ProblemLog, silentLogger } from '../../core/log.js';
+import { IngestSip } from '../sip.js';
 import { HepTcpFramer } from './tcp-framer.js';
 
 export interface HepListenerOptions {
@@ -110,6 +110,8 @@ export class HepListener {
   private readonly sockets = new Map<Socket, (force: boolean) => void>();
   private readonly logger: Logger;
   private readonly problems: ProblemLog;
+  /** Parses SIP payloads once and marks retransmissions (HEP carries no such flag). */
+  private readonly sip: IngestSip;
   private readonly authDigest: Buffer | null;
   private readonly maxTcp: number;
   private readonly maxQueue: number;
@@ -127,6 +129,7 @@ export class HepListener {
   private constructor(private readonly options: HepListenerOptions) {
     this.logger = options.logger ?? silentLogger;
     this.problems = new ProblemLog(this.logger);
+    this.sip = new IngestSip({ logger: this.logger });
     this.authDigest = options.authKey ? sha256(options.authKey) : null;
     this.maxTcp = options.maxTcpConnections ?? DEFAULT_MAX_TCP;
     this.maxQueue = Math.max(1, options.maxFrameQueue ?? DEFAULT_MAX_QUEUE);
@@ -383,7 +386,6 @@ export class HepListener {
     // docs/HEP.md: a frame without time chunks decodes as 0; the arrival time is the better guess.
     if (event.timestampNs === 0n) event.timestampNs = BigInt(Date.now()) * 1_000_000n;
     event.source = { interface: `hep:${transport}:${peer}`, packetNumber };
-    if (event.protoType === HEP_PROTO_SIP) this.parseSip(event, peer, transport);
     this.queue.push(event);
     this.queuedBytes += event.payload.length;
     this.schedule();
@@ -392,31 +394,6 @@ export class HepListener {
 
   private authorised(key: string | null): boolean {
     return key !== null && timingSafeEqual(sha256(key), this.authDigest!);
-  }
-
-  /**
-   * Gives a SIP event the same `sip` a local capture would. decodeHep3 copied the payload out of
-   * the socket buffer, and the parser's lazy fields read from it later, so it must be that copy.
-   */
-  private parseSip(event: CaptureEvent, peer: string, transport: string): void {
-    const result = parseSipMessage(event.payload, 0, event.payload.length, {
-      transportIsStream: event.transport === 'tcp',
-    });
-    if (!result.ok) {
-      this.stats.sipUnparsed++;
-      this.problems.report('sip-unparsed', 'HEP SIP payload does not parse; delivered without sip', {
-        peer,
-        transport,
-        frame: event.source?.packetNumber,
-        error: result.error,
-      });
-      return;
-    }
-    event.sip = result.message;
-    // Kafka keys by Call-ID: agents that send no chunk 17 still get one, as local capture does.
-    if (event.correlationId === '' && result.message.callId !== null) {
-      event.correlationId = result.message.callId;
-    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -454,7 +431,8 @@ export class HepListener {
       for (const w of waiters) w();
       return;
     }
-    const batch = this.queue;
+    const batch = this.sip.prepare(this.queue);
+    this.stats.sipUnparsed = this.sip.stats.unparsable;
     this.queue = [];
     this.queuedBytes = 0;
     this.stats.events += batch.length;

@@ -150,7 +150,7 @@ describe('UDP', () => {
       99,
       sip('u0').toString(),
     ]);
-    expect(s.stats).toEqual({ sent: 200, dropped: 0, errors: 0, reconnects: 0 });
+    expect(s.stats).toEqual({ sent: 200, dropped: 0, errors: 0, unsendable: 0, failed: 0, reconnects: 0 });
   });
 
   it('events too large for HEP, or for a UDP datagram, are errors: counted, logged, not thrown', async () => {

@@ -36,6 +36,10 @@ export interface HepSenderStats {
   dropped: number;
   /** Events that could not be encoded (too large for HEP, bad field) or sent, and connection errors. */
   errors: number;
+  /** Events no HEP frame (or, over UDP, no datagram) can carry. */
+  unsendable: number;
+  /** Frames whose UDP send failed. */
+  failed: number;
   /** TCP connection attempts after the first. */
   reconnects: number;
 }
@@ -72,7 +76,14 @@ interface TcpConnection {
 }
 
 export class HepSender {
-  readonly stats: HepSenderStats = { sent: 0, dropped: 0, errors: 0, reconnects: 0 };
+  readonly stats: HepSenderStats = {
+    sent: 0,
+    dropped: 0,
+    errors: 0,
+    unsendable: 0,
+    failed: 0,
+    reconnects: 0,
+  };
   readonly target: HepTarget;
   private readonly logger: Logger;
   private readonly problems: ProblemLog;
@@ -132,6 +143,7 @@ export class HepSender {
       frame = encodeHep3(e, { authKey: this.options.authKey });
     } catch (err) {
       this.stats.errors++;
+      this.stats.unsendable++;
       this.problems.report('encode', (err as Error).message, this.where(event));
       return false;
     }
@@ -140,6 +152,7 @@ export class HepSender {
       if (frame.length > max) {
         // A valid HEP frame, but no UDP datagram can carry it: only HEP over TCP can.
         this.stats.errors++;
+        this.stats.unsendable++;
         this.problems.report('too-big-for-udp', `HEP frame of ${frame.length} bytes exceeds a UDP datagram`, {
           ...this.where(event),
           max,
@@ -262,6 +275,7 @@ export class HepSender {
         this.pendingBytes -= frame.length;
         if (err) {
           this.stats.errors++;
+          this.stats.failed++;
           this.problems.report('udp-send', 'HEP UDP send failed', {
             target: this.options.target,
             error: err.message,

@@ -6,7 +6,7 @@
  * its offsets are committed only after the sink resolved. So a commit always means "written", and
  * whatever was not written is read again after a crash, a rebalance or a restart: delivery to the
  * sink is at-least-once, and the sink must be idempotent (the store deduplicates by event id; the
- * `SinkContext` offsets make a natural insert-deduplication token).
+ * `ChunkContext` offsets make a natural insert-deduplication token).
  *
  * When the sink rejects (store down), the partition is paused and the same chunk retried with
  * bounded, jittered exponential backoff, heartbeating all along so the group does not evict us;
@@ -23,7 +23,7 @@ import { type DeadLetter, DeadLetterPublisher } from './dead-letter.js';
 import { describeError, isRebalanceError, KafkaTransportError } from './errors.js';
 
 /** Where the events handed to the sink came from: enough for a deduplication token. */
-export interface SinkContext {
+export interface ChunkContext {
   topic: string;
   partition: number;
   /** Offsets (decimal strings) of the first and last message of this chunk. */
@@ -31,12 +31,15 @@ export interface SinkContext {
   lastOffset: string;
 }
 
-/** The store writer. Must resolve only once the events are durable, and tolerate being called again. */
-export type EventSink = (events: CaptureEvent[], context: SinkContext) => Promise<void>;
+/**
+ * Takes one chunk of decoded events (the driver's delivery to the sinks). Must resolve only once the
+ * events are durable, and tolerate being called again with the same chunk.
+ */
+export type ChunkHandler = (events: CaptureEvent[], context: ChunkContext) => Promise<void>;
 
 export interface EventConsumerOptions {
   kafka: Kafka;
-  sink: EventSink;
+  onChunk: ChunkHandler;
   topic?: string;
   groupId?: string;
   logger?: Logger;
@@ -108,7 +111,7 @@ export class EventConsumer {
   readonly topic: string;
   readonly groupId: string;
   private readonly kafka: Kafka;
-  private readonly sink: EventSink;
+  private readonly onChunk: ChunkHandler;
   private readonly logger: Logger;
   private readonly fromBeginning: boolean;
   private readonly maxEventsPerWrite: number;
@@ -139,7 +142,7 @@ export class EventConsumer {
 
   constructor(options: EventConsumerOptions) {
     this.kafka = options.kafka;
-    this.sink = options.sink;
+    this.onChunk = options.onChunk;
     this.topic = options.topic ?? DEFAULT_TOPIC;
     this.groupId = options.groupId ?? DEFAULT_GROUP_ID;
     this.logger = options.logger ?? silentLogger;
@@ -316,7 +319,7 @@ export class EventConsumer {
       // writing more would only make chunks nobody can commit until the rejoin.
       if (!payload.isRunning() || payload.isStale() || this.generationOver) return;
       const chunk = messages.slice(i, i + this.maxEventsPerWrite);
-      const context: SinkContext = {
+      const context: ChunkContext = {
         topic,
         partition,
         firstOffset: chunk[0].offset,
@@ -343,7 +346,7 @@ export class EventConsumer {
         }
       }
       if (events.length > 0) {
-        const ok = await this.retrying(payload, context, 'sink', () => this.sink(events, context));
+        const ok = await this.retrying(payload, context, 'sink', () => this.onChunk(events, context));
         if (!ok) return;
         this.counters.written += events.length;
       }
@@ -395,7 +398,7 @@ export class EventConsumer {
    */
   private async retrying(
     payload: EachBatchPayload,
-    context: SinkContext,
+    context: ChunkContext,
     what: string,
     attempt: () => Promise<void>,
   ): Promise<boolean> {

@@ -11,11 +11,11 @@ export {
   HEADER_TOPIC,
 } from './constants.js';
 export {
+  type ChunkContext,
+  type ChunkHandler,
   EventConsumer,
   type EventConsumerOptions,
   type EventConsumerStats,
-  type EventSink,
-  type SinkContext,
 } from './consumer.js';
 export { describeError, isBrokerUnavailable, KafkaTransportError } from './errors.js';
 export { EventProducer, type EventProducerOptions, type EventProducerStats } from './producer.js';

@@ -92,6 +92,7 @@ describe('migrate', () => {
       'rtcp_reports',
       'vm_inventory',
       'capture_health',
+      'hep_logs',
     ]);
     expect(await engineFull('m_ttl', 'sip_messages')).toContain('toIntervalDay(7)');
     expect((await migrate(store.client, { database: 'm_ttl', ttlDays: 7 })).ttlChanged).toEqual([]);

@@ -7,6 +7,7 @@ import { createTableSql, type SchemaOptions } from './ddl.js';
 import {
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
+  HEP_LOGS,
   MEDIA_REPORTS,
   RTCP_REPORTS,
   SIP_MESSAGES,
@@ -33,6 +34,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     name: 'capture_health',
     statements: (options) => createTableSql(CAPTURE_HEALTH, options),
+  },
+  {
+    version: 3,
+    name: 'hep_logs',
+    statements: (options) => createTableSql(HEP_LOGS, options),
   },
 ];
 

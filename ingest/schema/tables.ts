@@ -388,6 +388,35 @@ export const CAPTURE_HEALTH: TableSpec = {
   cluster: { kind: 'sharded', shardingKey: 'cityHash64(node, interface)' },
 };
 
+/** HEP type-100 logs (Kamailio's `hlog()`, agents' own log lines), linked to their call by correlation id. */
+export const HEP_LOGS: TableSpec = {
+  name: 'hep_logs',
+  comment: 'HEP type 100 log lines, kept with their correlation id so that a call ladder can show them',
+  columns: [
+    { name: 'event_id', type: 'UInt64', comment: 'hash of capture id, node, time, 5-tuple and payload' },
+    { name: 'time', type: TIME, comment: 'time the agent gave the log line' },
+    {
+      name: 'correlation_id',
+      type: 'String',
+      codec: 'ZSTD(1)',
+      comment: "HEP correlation id (chunk 17): the Call-ID of the call it is about; '' none",
+    },
+    { name: 'src_ip', type: 'LowCardinality(String)', comment: 'source address the agent gave' },
+    { name: 'src_port', type: 'UInt16', comment: 'source port' },
+    { name: 'dst_ip', type: 'LowCardinality(String)', comment: 'destination address' },
+    { name: 'dst_port', type: 'UInt16', comment: 'destination port' },
+    { name: 'text', type: 'String', codec: 'ZSTD(3)', comment: 'the log line, bytes as received' },
+    ...provenance,
+  ],
+  indexes: [],
+  partitionBy: 'toDate(time)',
+  primaryKey: '(toStartOfHour(time), correlation_id)',
+  orderBy: '(toStartOfHour(time), correlation_id, event_id)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: 'cityHash64(correlation_id)' },
+};
+
 /** Applied migration versions; concurrent runners may both record one (the table collapses them). */
 export const SCHEMA_MIGRATIONS: TableSpec = {
   name: 'schema_migrations',
@@ -412,9 +441,10 @@ export const DATA_TABLES: readonly TableSpec[] = [
   VM_INVENTORY,
   CAPTURE_RUNS,
   CAPTURE_HEALTH,
+  HEP_LOGS,
 ];
 
-export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports';
+export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs';
 
 /** Column names of a table in insert order. */
 /** The columns an insert lists (those the store fills itself are left out). */

@@ -16,7 +16,7 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { analyzeInterface } from '../../capture/analyze.js';
+import { analyzeInterface } from '../../analyze/analyze.js';
 import { pcapAvailable } from '../../capture/live/binding.js';
 import type { LiveCapture } from '../../capture/live/source.js';
 import { REPO_ROOT } from '../oracle/tools.js';

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyzeFile } from '../../capture/analyze.js';
+import { analyzeFile } from '../../analyze/analyze.js';
 import { PacketDecoder } from '../../capture/decoder.js';
 import { readCaptureFile } from '../../capture/file/reader.js';
 import { generateCapture } from '../../capture/generator/generate.js';

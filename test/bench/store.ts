@@ -31,14 +31,22 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
-import { analyzeFile } from '../../capture/analyze.js';
+import { analyzeFile } from '../../analyze/analyze.js';
 import { generateCapture } from '../../capture/generator/generate.js';
+import { drive } from '../../core/drive.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
 import { silentLogger } from '../../core/log.js';
+import { type EventSink, emptySinkStats } from '../../core/sink.js';
 import { createKafka } from '../../ingest/kafka/client.js';
-import { EventConsumer } from '../../ingest/kafka/consumer.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';
-import { type EventRowSinks, encodeEvent, eventId, TsvBuffer } from '../../ingest/rows.js';
+import { KafkaSource } from '../../ingest/kafka/source.js';
+import {
+  type EventRowSinks,
+  emptyRowSinks,
+  encodeEvent,
+  eventId,
+  type TsvBuffer,
+} from '../../ingest/rows.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { columnNames, DATA_TABLES, type EventTableName } from '../../ingest/schema/tables.js';
 import { openStore, type Store } from '../../ingest/store/client.js';
@@ -324,7 +332,7 @@ interface EncodedBatch {
 }
 
 function newSinks(): EventRowSinks {
-  return { sip_messages: new TsvBuffer(), media_reports: new TsvBuffer(), rtcp_reports: new TsvBuffer() };
+  return emptyRowSinks();
 }
 
 /**
@@ -405,26 +413,23 @@ async function streamRun(
 ): Promise<Run & { events: number }> {
   if (database !== null) await migrate(store.client, { database, ttlDays: 0 });
   const writer = database === null ? null : new StoreWriter(store.client, { database });
-  let queue: CaptureEvent[] = [];
   let events = 0;
-  const drain = (): Promise<void> => {
-    const chunk = queue;
-    queue = [];
-    return writer === null ? Promise.resolve() : writer.write(chunk);
+  // The SIP events of each read chunk go to the writer; the driver reads on once it took them.
+  const sipToWriter: EventSink = {
+    name: 'sip-writer',
+    write: async (batch) => {
+      const sip = batch.filter((e) => e.protoType === HEP_PROTO_SIP);
+      events += sip.length;
+      if (writer !== null) await writer.write(sip);
+    },
+    flush: async () => writer?.flush(),
+    close: async () => writer?.close(),
+    stats: () => emptySinkStats(),
   };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   try {
-    await analyzeFile(pcap, {
-      onEvent: (e) => {
-        if (e.protoType !== HEP_PROTO_SIP) return;
-        queue.push(e);
-        events++;
-      },
-      pause: () => (queue.length === 0 ? null : drain()),
-    });
-    await drain();
-    await writer?.flush();
+    await analyzeFile(pcap, { sinks: [sipToWriter] });
   } finally {
     await writer?.close().catch(() => {});
   }
@@ -642,8 +647,11 @@ async function pipelinePart(
 // Part 2: Kafka end to end
 
 interface IngestSide {
-  consumer: EventConsumer;
+  source: KafkaSource;
   sink: StoreSink;
+  stop: () => Promise<void>;
+  /** Chunks delivered (each a write and a flush of the sink). */
+  deliveries: () => number;
   joinMs: number;
   concurrency: number;
   /** Called after every stored chunk, with the events stored so far. */
@@ -666,16 +674,14 @@ async function startIngest(
 ): Promise<IngestSide> {
   await migrate(store.client, { database, ttlDays: 0 });
   let listener: (events: number) => void = () => {};
-  const sink = new StoreSink(
-    store.client,
-    { database },
-    {
-      coalesceMs: kind === 'per-chunk' ? 0 : undefined,
-      afterStored: (_events, _context, total) => listener(total),
-    },
-  );
+  let deliveries = 0;
+  const sink = new StoreSink(store.client, { database, coalesceMs: kind === 'per-chunk' ? 0 : undefined });
   const concurrency = kind === 'coalesced' ? partitions : 1;
-  const consumer = new EventConsumer({
+  let joined: () => void = () => {};
+  const started = new Promise<void>((resolve) => {
+    joined = resolve;
+  });
+  const source = new KafkaSource({
     kafka: createKafka({
       brokers: mock.bootstrap,
       logger: silentLogger,
@@ -686,19 +692,32 @@ async function startIngest(
     groupId: `bench-${topic}`,
     logger: silentLogger,
     partitionsConsumedConcurrently: concurrency,
-    sink: sink.write,
+    onStart: () => joined(),
+    onDelivered: (_events, _context, total) => {
+      deliveries++;
+      listener(total);
+    },
   });
+  const stopping = new AbortController();
+  const driven = drive(source, [sink], { signal: stopping.signal });
+  const stop = async () => {
+    stopping.abort();
+    await driven;
+  };
   const t0 = performance.now();
   try {
-    await timeBox('consumer group join', 60_000, consumer.start()); // the mock's first join takes ~3 s
+    // The mock's first join takes ~3 s.
+    await timeBox('consumer group join', 60_000, Promise.race([started, driven.then(() => undefined)]));
   } catch (error) {
-    await consumer.stop().catch(() => {});
+    await stop().catch(() => {});
     await sink.close().catch(() => {});
     throw error;
   }
   return {
-    consumer,
+    source,
     sink,
+    stop,
+    deliveries: () => deliveries,
     joinMs: Math.round(performance.now() - t0),
     concurrency,
     onStored: (fn) => {
@@ -781,7 +800,7 @@ async function kafkaPart(
     await timeBox(`storing ${n} events from Kafka`, 300_000, allStored);
     const run = { seconds: (storedAt - t0) / 1000, cpuSeconds: cpuSecondsSince(cpu0) };
     const stored = await countFinal(store.client, database);
-    const stats = ingest.consumer.stats();
+    const stats = ingest.source.stats();
     const endToEnd = rateOf(n, [run]);
     const inserts = ingest.sink.stats().writer.batches;
     return {
@@ -800,14 +819,14 @@ async function kafkaPart(
         written: stats.written,
         commits: stats.commits,
         sinkFailures: stats.sinkFailures,
-        sinkCalls: ingest.sink.stats().calls,
+        sinkCalls: ingest.deliveries(),
       },
       inserts,
       eventsPerInsert: Math.round(n / Math.max(1, inserts)),
       target: { eventsPerSecond: 50_000, met: endToEnd.perSecond >= 50_000 && stored === n },
     };
   } finally {
-    await ingest.consumer.stop().catch(() => {});
+    await ingest.stop().catch(() => {});
     await producer?.close().catch(() => {});
     await ingest.sink.close().catch(() => {});
     await drop(store.client, database);
@@ -998,7 +1017,7 @@ async function kafkaLatency(
     );
     return { ...figures, producerLingerMs: lingerMs };
   } finally {
-    await ingest.consumer.stop().catch(() => {});
+    await ingest.stop().catch(() => {});
     await producer?.close().catch(() => {});
     await ingest.sink.close().catch(() => {});
     await drop(store.client, database);

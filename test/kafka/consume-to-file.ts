@@ -11,7 +11,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { createLogger, type LogLevel } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
-import { EventConsumer, type EventSink } from '../../ingest/kafka/consumer.js';
+import { type ChunkHandler, EventConsumer } from '../../ingest/kafka/consumer.js';
 import { eventId } from './event-id.js';
 
 const [brokers, topic, groupId, outFile] = process.argv.slice(2);
@@ -36,7 +36,7 @@ if (existsSync(outFile)) {
 }
 const fd = openSync(outFile, 'a');
 
-const sink: EventSink = async (events, context) => {
+const sink: ChunkHandler = async (events, context) => {
   await new Promise((r) => setTimeout(r, delayBeforeMs));
   const chunk = `${context.partition}:${context.firstOffset}-${context.lastOffset}`;
   const lines = events.map((e) => JSON.stringify({ id: eventId(e), chunk, pid: process.pid })).join('\n');
@@ -56,7 +56,7 @@ const consumer = new EventConsumer({
   }),
   topic,
   groupId,
-  sink,
+  onChunk: sink,
   logger,
   maxEventsPerWrite: 200,
   sessionTimeout: 6000,

@@ -4,12 +4,12 @@
  * real one given in KAFKA_BROKERS).
  */
 import { join } from 'node:path';
-import { analyzeFile } from '../../capture/analyze.js';
+import { analyzeFile } from '../../analyze/analyze.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { encodeHep3 } from '../../core/hep3.js';
 import { createLogger, type Logger, silentLogger } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
-import type { SinkContext } from '../../ingest/kafka/consumer.js';
+import type { ChunkContext } from '../../ingest/kafka/consumer.js';
 import { ensureTopics } from '../../ingest/kafka/topics.js';
 import {
   haveMockKafka,
@@ -124,7 +124,7 @@ export class CollectingSink {
   /** Highest offset written, per partition (only successful calls). */
   readonly writtenOffsets = new Map<number, bigint>();
 
-  readonly write = async (events: CaptureEvent[], context: SinkContext): Promise<void> => {
+  readonly write = async (events: CaptureEvent[], context: ChunkContext): Promise<void> => {
     this.calls++;
     if (this.failing) {
       this.failedCalls++;

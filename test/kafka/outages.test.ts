@@ -73,7 +73,7 @@ describe.skipIf(!CAN_RUN_KAFKA).concurrent('Kafka outages', () => {
         kafka: kafka(),
         topic,
         groupId: target.name('outage'),
-        sink: sink.write,
+        onChunk: sink.write,
         logger,
         ...GROUP_TIMING,
       });
@@ -164,7 +164,7 @@ describe.skipIf(!CAN_RUN_KAFKA).concurrent('Kafka outages', () => {
       maxEventsPerWrite: 500,
       sinkRetry: { initialMs: 100, maxMs: 2000, jitter: 0.3 },
       ...GROUP_TIMING,
-      sink: async (batch, context) => {
+      onChunk: async (batch, context) => {
         if (++writes === 2 && !sink.failing) sink.failing = 'store unavailable (test)';
         await write(batch, context);
       },

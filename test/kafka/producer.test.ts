@@ -43,7 +43,7 @@ describe.skipIf(!haveMockKafka())('Kafka producer while brokers are down', () =>
       kafka: kafka(),
       topic,
       groupId: target.name('producer'),
-      sink: sink.write,
+      onChunk: sink.write,
       logger,
       ...GROUP_TIMING,
     });

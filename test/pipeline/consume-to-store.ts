@@ -1,6 +1,6 @@
 /**
- * The ingest process of the SIGKILL scenario: EventConsumer → StoreWriter → an embedded store that
- * this process owns (its data directory is locked to it) and serves on 127.0.0.1, so the test can
+ * The ingest process of the SIGKILL scenario, as `callscope ingest` wires it: KafkaSource → drive →
+ * StoreSink → an embedded store that this process owns (its data directory is locked to it) and serves on 127.0.0.1, so the test can
  * query it while it runs.
  *
  *   node consume-to-store.js '{"brokers","topic","groupId","dataDir","port","database","runId",
@@ -15,9 +15,10 @@
  *   {"event":"stopped","consumer","sink"}             after SIGTERM: clean stop, everything committed
  */
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import { drive } from '../../core/drive.js';
 import { createLogger, type LogLevel } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
-import { EventConsumer } from '../../ingest/kafka/consumer.js';
+import { KafkaSource } from '../../ingest/kafka/source.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { EmbeddedStore } from '../../ingest/store/embedded.js';
 import { StoreSink } from '../../ingest/store-sink.js';
@@ -44,22 +45,13 @@ const storeMs = Math.round(performance.now() - t0);
 const client = createClient({ url: store.url, log: { level: ClickHouseLogLevel.OFF } });
 await migrate(client, { database: config.database, ttlDays: 0, logger });
 
-const sink = new StoreSink(
-  client,
-  { database: config.database, runId: config.runId, logger },
-  {
-    afterStored: async (_events, context, total) => {
-      say({
-        event: 'stored',
-        total,
-        chunk: `${context.partition}:${context.firstOffset}-${context.lastOffset}`,
-      });
-      await new Promise((r) => setTimeout(r, config.holdAfterStoredMs));
-    },
-  },
-);
-
-const consumer = new EventConsumer({
+const sink = new StoreSink(client, { database: config.database, runId: config.runId, logger });
+const stop = new AbortController();
+let started: () => void = () => {};
+const joined = new Promise<void>((resolve) => {
+  started = resolve;
+});
+const source = new KafkaSource({
   kafka: createKafka({
     brokers: config.brokers,
     logger,
@@ -68,24 +60,34 @@ const consumer = new EventConsumer({
   }),
   topic: config.topic,
   groupId: config.groupId,
-  sink: sink.write,
   logger,
   maxEventsPerWrite: config.maxEventsPerWrite,
   sessionTimeout: 6000,
   heartbeatInterval: 500,
   maxWaitTimeInMs: 250,
+  onStart: () => started(),
+  onDelivered: async (_events, context, total) => {
+    say({
+      event: 'stored',
+      total,
+      chunk: `${context.partition}:${context.firstOffset}-${context.lastOffset}`,
+    });
+    await new Promise((r) => setTimeout(r, config.holdAfterStoredMs));
+  },
 });
+const driven = drive(source, [sink], { logger, signal: stop.signal });
 
 let stopping = false;
 process.on('SIGTERM', () => {
   if (stopping) return;
   stopping = true;
   (async () => {
-    await consumer.stop();
+    stop.abort();
+    const result = await driven;
     await sink.close();
     await client.close();
     await store.close();
-    say({ event: 'stopped', consumer: consumer.stats(), sink: sink.stats() });
+    say({ event: 'stopped', consumer: result.source, sink: sink.stats() });
     process.exit(0);
   })().catch((e) => {
     process.stderr.write(`stop failed: ${(e as Error).message}\n`);
@@ -93,5 +95,5 @@ process.on('SIGTERM', () => {
   });
 });
 
-await consumer.start();
+await joined;
 say({ event: 'started', url: store.url, port: Number(new URL(store.url).port), storeMs });

@@ -4,11 +4,15 @@
  * the rows its events make (the store's `event_id`, as decimal text).
  */
 import { join } from 'node:path';
-import { type AnalyzeSummary, analyzeFile } from '../../capture/analyze.js';
+import { analyzeFile } from '../../analyze/analyze.js';
+import type { AnalyzeSummary } from '../../analyze/summary.js';
 import { type GeneratorOptions, generateCapture } from '../../capture/generator/generate.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { eventRows } from '../../ingest/rows.js';
-import type { EventTableName } from '../../ingest/schema/tables.js';
+import type { EventTableName as StoredTableName } from '../../ingest/schema/tables.js';
+
+/** The tables these pipeline tests check (the capture makes no HEP logs). */
+export type EventTableName = Exclude<StoredTableName, 'hep_logs'>;
 
 export const EVENT_TABLES: readonly EventTableName[] = ['sip_messages', 'media_reports', 'rtcp_reports'];
 

@@ -4,7 +4,7 @@
  * themselves (as decimal text: 64-bit integers do not survive JSON numbers).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { EventTableName } from '../../ingest/schema/tables.js';
+import type { EventTableName } from './source.js';
 import { EVENT_TABLES } from './source.js';
 
 export interface TableCounts {

@@ -1,38 +1,40 @@
 /**
- * ingestInterface when the store loses a batch: the writer is replaced at once (not only when the next
- * event comes), the lost events are counted as dropped, events never tried go to the new writer, and
- * the health and run rows are still stored. The capture and the migration are stubbed; the store is a
- * fake client whose inserts fail on demand.
+ * storeCapture from a live source when the store loses a batch: the writer is replaced at once (not
+ * only when the next event comes), the lost events are counted as dropped, events never tried go to
+ * the new writer, and the health and run rows are still stored. The source is scripted (it replays
+ * the sample's events and facts as a live capture would); the store is a fake client whose inserts
+ * fail on demand, and the migration is stubbed.
  */
 import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
-import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { AnalyzeInterfaceOptions, AnalyzeSummary } from '../capture/analyze.js';
-import type { CaptureHealth } from '../capture/live/stats.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { type CaptureFacts, FileSource } from '../capture/sources.js';
+import { drive } from '../core/drive.js';
 import type { CaptureEvent } from '../core/event.js';
+import type { HealthRecord } from '../core/health.js';
+import { CallbackSink } from '../core/sink.js';
+import type { EventSource, SourceOutput } from '../core/source.js';
 import type { Store } from './store/client.js';
 
-const stub = vi.hoisted(() => ({
-  capture: null as null | ((options: AnalyzeInterfaceOptions) => Promise<void>),
-}));
-
 vi.mock('./schema/migrate.js', () => ({ migrate: vi.fn(async () => undefined) }));
-vi.mock('../capture/analyze.js', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../capture/analyze.js')>();
+
+const { storeCapture } = await import('./run.js');
+
+/** A live source that runs a script against its output, then reports the sample's facts. */
+function scripted(script: (output: SourceOutput) => Promise<void>): EventSource<CaptureFacts> {
   return {
-    ...real,
-    analyzeInterface: async (_name: string, options: AnalyzeInterfaceOptions) => {
-      await stub.capture?.(options);
-      return summary;
+    name: 'fake0',
+    pace: 'live',
+    redelivers: false,
+    run: async (output) => {
+      await script(output);
+      return facts;
     },
   };
-});
-
-const { analyzeFile } = await import('../capture/analyze.js');
-const { ingestInterface } = await import('./run.js');
+}
 
 const SAMPLE = fileURLToPath(new URL('../capture/sample/calls.pcap', import.meta.url));
-let summary: AnalyzeSummary;
+let facts: CaptureFacts;
 let sample: CaptureEvent[];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -69,7 +71,7 @@ function fakeStore(): { store: Store; inserts: Insert[]; failing: { on: boolean 
   return { store, inserts, failing };
 }
 
-function health(): CaptureHealth {
+function health(): HealthRecord {
   return {
     timeNs: BigInt(Date.now()) * 1_000_000n,
     interface: 'fake0',
@@ -90,6 +92,9 @@ function health(): CaptureHealth {
     callbackErrors: 0,
     capturing: true,
     final: false,
+    droppedEvents: 0,
+    captureId: 0,
+    nodeName: '',
   };
 }
 
@@ -98,37 +103,31 @@ const stored = (inserts: Insert[], table: string) =>
 
 beforeAll(async () => {
   sample = [];
-  summary = await analyzeFile(SAMPLE, { onEvent: (e) => sample.push(e) });
+  const result = await drive(new FileSource(SAMPLE), [new CallbackSink((e) => sample.push(e))]);
+  facts = result.source;
   expect(sample.length).toBeGreaterThan(10);
 });
 
-beforeEach(() => {
-  stub.capture = null;
-});
-
-describe('ingestInterface with a lost batch', () => {
+describe('storeCapture from a live source with a lost batch', () => {
   it('replaces the failed writer without a further event, counts the loss and stores health and run', async () => {
     const { store, inserts, failing } = fakeStore();
-    const healthDropped: number[] = [];
-    stub.capture = async (options) => {
+    const record = health();
+    const source = scripted(async (output) => {
       failing.on = true;
-      for (const e of sample) options.onEvent?.(e);
+      await output.events(sample);
       await sleep(1500); // the writer's batch deadline (1 s) passes: the batch is sent and lost
       failing.on = false;
       expect(inserts.some((i) => !i.ok)).toBe(true);
-      options.onHealth?.(health());
-    };
-    const result = await ingestInterface('fake0', {
-      store,
-      database: 'db',
-      ttlDays: 0,
-      onHealth: () => healthDropped.push(0),
+      output.health(record);
     });
+    const result = await storeCapture(source, { store, database: 'db', ttlDays: 0 });
     const expectedLost = result.writer.events - result.writer.skipped;
     expect(expectedLost).toBeGreaterThan(0);
     expect(result.droppedEvents).toBe(expectedLost);
+    expect(result.store.lost).toEqual({ 'store failed': expectedLost });
     expect(result.healthRows).toBe(1);
-    expect(healthDropped).toHaveLength(1);
+    // The driver stamps the health record with what was lost by then.
+    expect(record.droppedEvents).toBe(expectedLost);
     expect(stored(inserts, 'capture_health')).toBe(1);
     expect(stored(inserts, 'capture_runs')).toBe(1);
     expect(result.writer.failures).toBe(1);
@@ -137,15 +136,15 @@ describe('ingestInterface with a lost batch', () => {
   it('gives events after a failure to a new writer and counts only the lost batch', async () => {
     const { store, inserts, failing } = fakeStore();
     const half = Math.floor(sample.length / 2);
-    stub.capture = async (options) => {
+    const source = scripted(async (output) => {
       failing.on = true;
-      for (const e of sample.slice(0, half)) options.onEvent?.(e);
+      await output.events(sample.slice(0, half));
       await sleep(1500);
       failing.on = false;
-      for (const e of sample.slice(half)) options.onEvent?.(e);
+      await output.events(sample.slice(half));
       await sleep(10);
-    };
-    const result = await ingestInterface('fake0', { store, database: 'db', ttlDays: 0 });
+    });
+    const result = await storeCapture(source, { store, database: 'db', ttlDays: 0 });
     const tail = sample.slice(half);
     const sipTail = tail.filter((e) => e.sip !== undefined).length;
     const mediaTail = tail.length - sipTail;

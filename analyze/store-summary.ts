@@ -1,38 +1,36 @@
 /**
- * The analyze summary (`AnalyzeSummary`, capture/analyze.ts) as far as the store knows it: SIP counts,
- * endpoints and RTP streams computed by SQL from the event tables, and what only the capture knew
- * (packets, decode counters, media counters) from capture_runs. With a run id the summary covers that
- * run's rows (run_id); without, the whole store, run rows added up.
+ * The analyze summary (analyze/summary.ts) as far as the store knows it: SIP counts, endpoints, per-VM
+ * load and RTP streams from the event tables, fed into the same counter `analyze` uses (SummarySink)
+ * as groups of equal messages, and what only the capture knew (packets, decode and media counters)
+ * from capture_runs. A summary covers one run (run_id), or a time range and node: live data that
+ * came through Kafka or HEP has no capture run, and its summary says so (format 'store').
  *
  * Queries read with FINAL, so events stored twice (re-sent in another batch, not yet merged away)
  * count once. Values reach the SQL only as query parameters.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import {
-  type AnalyzeSummary,
-  MAX_SUMMARY_STREAMS,
-  type RtpStreamSummary,
-  type VmLoad,
-} from '../capture/analyze.js';
 import { emptyFragmentStats } from '../capture/reassembly/fragments.js';
 import { emptyTcpStats } from '../capture/reassembly/tcp.js';
 import { emptyMediaStats } from '../capture/rtp/media.js';
-import type { SipEndpointCounts } from '../capture/sip/extractor.js';
-import { MAX_METHOD_KEYS, OTHER_METHODS } from '../capture/summary.js';
 import type { TransportName } from '../core/event.js';
-import type { MediaEndReason, RtcpFigures } from '../core/media-report.js';
-import type { CaptureRun } from './rows.js';
-import { qualifiedName } from './schema/ddl.js';
+import type { MediaEndReason, MediaStreamReport, RtcpFigures } from '../core/media-report.js';
+import type { CaptureRun } from '../ingest/rows.js';
+import { qualifiedName } from '../ingest/schema/ddl.js';
+import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, SummarySink } from './summary.js';
 
 export interface StoreSummaryOptions {
   database: string;
-  /** Summarise one capture run; without it, everything in the store. */
+  /** Summarise one capture run; without it, every run and event in the scope below. */
   runId?: string;
+  /** Only events of this capture node (HEP node name / --node-name). */
+  node?: string;
+  /** Only events captured at or after `since` and before `until`. */
+  since?: Date;
+  until?: Date;
 }
 
 /** Call-IDs are counted by their first 256 bytes, as the capture counts them (MAX_KEY_PART). */
 const CALL_ID_KEY_BYTES = 256;
-const TOP_ENDPOINTS = 50;
 
 /** Settings for reading figures back exactly: NaN/inf as strings rather than null. */
 const READ_SETTINGS = 'SETTINGS output_format_json_quote_denormals = 1';
@@ -43,6 +41,17 @@ export class StoreSummaryError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StoreSummaryError';
+  }
+}
+
+/** `--run` names a run the store does not hold. */
+export class UnknownRunError extends StoreSummaryError {
+  constructor(
+    readonly runId: string,
+    readonly database: string,
+  ) {
+    super(`no capture run ${JSON.stringify(runId)} in ${database}.capture_runs`);
+    this.name = 'UnknownRunError';
   }
 }
 
@@ -95,11 +104,6 @@ function isoOf(text: unknown): string | null {
   return typeof text === 'string' ? `${text.replace(' ', 'T')}Z` : null;
 }
 
-/** Ascending by UTF-16 code units, as analyze sorts request and response keys. */
-function byKey([a]: [string, number], [b]: [string, number]): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 export async function storeSummary(
   client: ClickHouseClient,
   options: StoreSummaryOptions,
@@ -108,58 +112,54 @@ export async function storeSummary(
   const sip = qualifiedName(db, 'sip_messages');
   const media = qualifiedName(db, 'media_reports');
   const rtcp = qualifiedName(db, 'rtcp_reports');
-  const params: Record<string, unknown> = {};
-  let where = '1';
-  if (options.runId !== undefined) {
-    params.run = options.runId;
-    where = 'run_id = {run:String}';
+  const scope = scopeOf(options);
+  const run = await runFacts(client, db, options);
+  const counter = new SummarySink();
+
+  // Groups of equal messages in the order of their first message, so that the counter meets method
+  // names and endpoints in the order the capture met them.
+  const groups = await select<Row>(
+    client,
+    `SELECT is_request, hex(method) AS method, status, retransmission, transport, src_ip, src_port, dst_ip,
+       dst_port, src_vm, dst_vm, count() AS n, min(time) AS first
+     FROM ${sip} FINAL WHERE ${scope.where}
+     GROUP BY is_request, method, status, retransmission, transport, src_ip, src_port, dst_ip, dst_port,
+       src_vm, dst_vm
+     ORDER BY first, is_request DESC, method, status, src_ip, src_port, dst_ip, dst_port`,
+    scope.params,
+    'SIP messages',
+  );
+  for (const g of groups) {
+    const isRequest = g.is_request === true;
+    counter.addSip(
+      {
+        method: isRequest ? latin1(g.method) : null,
+        status: isRequest ? null : num(g.status),
+        retransmission: g.retransmission === true,
+        transport: g.transport as TransportName,
+        srcIp: String(g.src_ip),
+        srcPort: num(g.src_port),
+        dstIp: String(g.dst_ip),
+        dstPort: num(g.dst_port),
+        srcVm: String(g.src_vm),
+        dstVm: String(g.dst_vm),
+      },
+      num(g.n),
+    );
   }
-
-  const run = await runFacts(client, db, options.runId);
-
   const [totals] = await select<Row>(
     client,
-    `SELECT count() AS messages, countIf(retransmission) AS retransmissions,
-       uniqExact(substring(call_id, 1, ${CALL_ID_KEY_BYTES})) AS call_ids
-     FROM ${sip} FINAL WHERE ${where}`,
-    params,
-    'SIP totals',
+    `SELECT uniqExact(substring(call_id, 1, ${CALL_ID_KEY_BYTES})) AS call_ids, min(time) AS first, max(time) AS last
+     FROM ${sip} FINAL WHERE ${scope.where}`,
+    scope.params,
+    'Call-IDs',
   );
+  counter.setCallIds(num(totals?.call_ids ?? 0), run.callIdsCapped);
+  await streams(client, media, rtcp, scope, counter);
+  counter.addOmittedStreams(run.streamsOmitted);
 
-  const methodRows = await select<Row>(
-    client,
-    `SELECT hex(method) AS method, count() AS n, min(time) AS first
-     FROM ${sip} FINAL WHERE is_request AND ${where}
-     GROUP BY method ORDER BY first, method`,
-    params,
-    'SIP requests',
-  );
-  // The capture keeps the first MAX_METHOD_KEYS method names it meets and counts later ones together.
-  const requests: Record<string, number> = Object.create(null);
-  for (const row of methodRows) {
-    const name = latin1(row.method);
-    const key = Object.keys(requests).length < MAX_METHOD_KEYS ? name : OTHER_METHODS;
-    requests[key] = (requests[key] ?? 0) + num(row.n);
-  }
-
-  const statusRows = await select<Row>(
-    client,
-    `SELECT status, count() AS n FROM ${sip} FINAL WHERE NOT is_request AND status != 0 AND ${where} GROUP BY status`,
-    params,
-    'SIP responses',
-  );
-  const responses = Object.fromEntries(
-    statusRows.map((r) => [String(num(r.status)), num(r.n)] as [string, number]).sort(byKey),
-  );
-
-  const transportRows = await select<Row>(
-    client,
-    `SELECT transport, count() AS n FROM ${sip} FINAL WHERE ${where} GROUP BY transport ORDER BY transport`,
-    params,
-    'SIP transports',
-  );
-
-  return {
+  const counted = counter.counts();
+  const summary: AnalyzeSummary = {
     file: run.file,
     format: run.format,
     packets: run.packets,
@@ -168,143 +168,82 @@ export async function storeSummary(
     firstPacketTime: run.firstPacketTime,
     lastPacketTime: run.lastPacketTime,
     durationSec: run.durationSec,
-    sip: {
-      messages: num(totals?.messages ?? 0),
-      retransmissions: num(totals?.retransmissions ?? 0),
-      requests: Object.fromEntries(Object.entries(requests).sort(byKey)),
-      responses,
-      malformed: run.sipMalformed,
-      callIds: num(totals?.call_ids ?? 0),
-      callIdsCapped: run.callIdsCapped,
-      transports: Object.fromEntries(transportRows.map((r) => [String(r.transport), num(r.n)])),
-      endpoints: await topEndpoints(client, sip, where, params),
-    },
+    sip: { ...counted.sip, malformed: run.sipMalformed },
     decode: run.decode,
-    rtp: {
-      streams: await streams(client, media, rtcp, where, params),
-      streamsOmitted: run.streamsOmitted,
-      stats: run.rtpStats,
-    },
+    rtp: { ...counted.rtp, stats: run.rtpStats },
     elapsedMs: run.elapsedMs,
     packetsPerSecond: run.packetsPerSecond,
-    vms: await vmLoads(client, sip, media, where, params),
+    vms: counted.vms,
   };
+  if (run.format === 'store') {
+    // No capture run: the time span is the events' own.
+    const first = counted.sip.messages > 0 ? isoOf(totals.first) : null;
+    const last = counted.sip.messages > 0 ? isoOf(totals.last) : null;
+    summary.firstPacketTime = first;
+    summary.lastPacketTime = last;
+    summary.durationSec = first === null || last === null ? 0 : (Date.parse(last) - Date.parse(first)) / 1000;
+  }
+  return summary;
 }
 
-/** Per-VM load as analyze counts it; undefined when nothing is attributed. */
-async function vmLoads(
-  client: ClickHouseClient,
-  sip: string,
-  media: string,
-  where: string,
-  params: Record<string, unknown>,
-): Promise<VmLoad[] | undefined> {
-  const rows = await select<Row>(
-    client,
-    `SELECT vm, sum(sip_sent) AS sip_sent, sum(sip_received) AS sip_received,
-       sum(invites_sent) AS invites_sent, sum(invites_received) AS invites_received,
-       sum(streams_sent) AS streams_sent, sum(streams_received) AS streams_received
-     FROM (
-       SELECT e.1 AS vm, e.2 AS sip_sent, e.3 AS sip_received, e.2 * invite AS invites_sent,
-         e.3 * invite AS invites_received, 0 AS streams_sent, 0 AS streams_received
-       FROM (
-         SELECT arrayJoin([(src_vm, 1, 0), (dst_vm, 0, 1)]) AS e, is_request AND method = 'INVITE' AS invite
-         FROM ${sip} FINAL WHERE ${where} AND (src_vm != '' OR dst_vm != '')
-       ) WHERE e.1 != ''
-       UNION ALL
-       SELECT e.1, 0, 0, 0, 0, e.2, e.3
-       FROM (
-         SELECT arrayJoin([(src_vm, 1, 0), (dst_vm, 0, 1)]) AS e
-         FROM ${media} FINAL WHERE kind = 'final' AND ${where} AND (src_vm != '' OR dst_vm != '')
-       ) WHERE e.1 != ''
-     )
-     GROUP BY vm ORDER BY vm LIMIT 10000`,
-    params,
-    'per-VM load',
-  );
-  if (rows.length === 0) return undefined;
-  return rows.map((r) => ({
-    vm: String(r.vm),
-    sipSent: num(r.sip_sent),
-    sipReceived: num(r.sip_received),
-    invitesSent: num(r.invites_sent),
-    invitesReceived: num(r.invites_received),
-    streamsSent: num(r.streams_sent),
-    streamsReceived: num(r.streams_received),
-  }));
+/** The rows a summary covers: one run, or a time range and node (every row without either). */
+interface Scope {
+  where: string;
+  params: Record<string, unknown>;
 }
 
-/**
- * The busiest endpoints as the capture ranks them: most messages sent + received, then address; the
- * capture sorts its endpoint table in the order endpoints first appeared (sender before receiver of a
- * message), so candidates are fetched in that order and sorted with the capture's own comparison.
- */
-async function topEndpoints(
-  client: ClickHouseClient,
-  sip: string,
-  where: string,
-  params: Record<string, unknown>,
-): Promise<SipEndpointCounts[]> {
-  const rows = await select<Row>(
-    client,
-    `SELECT transport, ip, port, sent, received FROM (
-       SELECT transport, e.1 AS ip, e.2 AS port, sum(e.3) AS sent, sum(e.4) AS received,
-         min((time, e.4)) AS first_seen
-       FROM (
-         SELECT transport, time,
-           arrayJoin([(src_ip, src_port, 1, 0), (dst_ip, dst_port, 0, 1)]) AS e
-         FROM ${sip} FINAL WHERE ${where}
-       )
-       GROUP BY transport, ip, port
-       ORDER BY sent + received DESC
-       LIMIT ${TOP_ENDPOINTS} WITH TIES
-     )
-     ORDER BY first_seen, transport, ip, port`,
-    params,
-    'SIP endpoints',
-  );
-  const endpoints: SipEndpointCounts[] = rows.map((r) => ({
-    transport: r.transport as TransportName,
-    ip: String(r.ip),
-    port: num(r.port),
-    sent: num(r.sent),
-    received: num(r.received),
-  }));
-  return endpoints
-    .sort((a, b) => b.sent + b.received - (a.sent + a.received) || (a.ip < b.ip ? -1 : 1))
-    .slice(0, TOP_ENDPOINTS);
+function scopeOf(options: StoreSummaryOptions): Scope {
+  const conditions: string[] = [];
+  const params: Record<string, unknown> = {};
+  if (options.runId !== undefined) {
+    conditions.push('run_id = {run:String}');
+    params.run = options.runId;
+  }
+  if (options.node !== undefined) {
+    conditions.push('node = {node:String}');
+    params.node = options.node;
+  }
+  if (options.since !== undefined) {
+    conditions.push('time >= fromUnixTimestamp64Milli({since:Int64})');
+    params.since = options.since.getTime();
+  }
+  if (options.until !== undefined) {
+    conditions.push('time < fromUnixTimestamp64Milli({until:Int64})');
+    params.until = options.until.getTime();
+  }
+  return { where: conditions.length === 0 ? '1' : conditions.join(' AND '), params };
 }
 
-/** Final stream reports with their RTCP, as analyze lists them (ordered by start). */
+/** Final stream reports with their RTCP, counted in the order of their start. */
 async function streams(
   client: ClickHouseClient,
   media: string,
   rtcp: string,
-  where: string,
-  params: Record<string, unknown>,
-): Promise<RtpStreamSummary[]> {
+  scope: Scope,
+  counter: SummarySink,
+): Promise<void> {
   const rows = await select<Row>(
     client,
     `SELECT toString(event_id) AS id, end_reason, hex(call_id) AS call_id, discovery, ip_family, src_ip, src_port,
-       dst_ip, dst_port, vlan, ssrc, previous_ssrc, payload_type, hex(codec) AS codec, clock_rate, payload_types,
-       arrayMap(x -> hex(x), payload_names) AS payload_names,
+       dst_ip, dst_port, vlan, src_vm, dst_vm, ssrc, previous_ssrc, payload_type, hex(codec) AS codec, clock_rate,
+       payload_types, arrayMap(x -> hex(x), payload_names) AS payload_names,
        toString(toUnixTimestamp64Nano(start_time)) AS start_ns, toString(toUnixTimestamp64Nano(end_time)) AS end_ns,
        start_offset, end_offset, packets, expected, lost, loss_percent, sequence_errors, duplicates, out_of_order,
        wrong_timestamps, markers, min_delta_ms, mean_delta_ms, max_delta_ms, min_jitter_ms, mean_jitter_ms,
        max_jitter_ms, max_skew_ms, bytes, bitrate_kbps, problem, mos, min_mos, r_factor, loss_bursts, delay_over,
        has_rtcp
-     FROM ${media} FINAL WHERE kind = 'final' AND ${where}
+     FROM ${media} FINAL WHERE kind = 'final' AND ${scope.where}
      ORDER BY start_offset, time, event_id
      LIMIT ${MAX_SUMMARY_STREAMS}`,
-    params,
+    scope.params,
     'RTP streams',
   );
   const rtcpRows = await select<Row>(
     client,
     `SELECT toString(event_id) AS id, sender_reports, receiver_reports, fraction_lost, cumulative_lost, jitter_ms,
        round_trip_ms, xr_r_factor, xr_mos_lq, xr_mos_cq, cname
-     FROM ${rtcp} FINAL WHERE origin = 'media-report' AND report_kind = 'final' AND ${where}`,
-    params,
+     FROM ${rtcp} FINAL WHERE origin = 'media-report' AND report_kind = 'final' AND ${scope.where}`,
+    scope.params,
     'RTCP of RTP streams',
   );
   const rtcpById = new Map<string, RtcpFigures>();
@@ -324,9 +263,10 @@ async function streams(
   }
   const delayOver = (value: unknown): Record<string, number> =>
     Object.fromEntries(Object.entries((value ?? {}) as Record<string, unknown>).map(([k, v]) => [k, num(v)]));
-  return rows.map((r) => {
+  for (const r of rows) {
     const callId = latin1(r.call_id);
-    return {
+    const report: MediaStreamReport = {
+      kind: 'final',
       endReason: (r.end_reason === '' ? null : r.end_reason) as MediaEndReason | null,
       callId: callId === '' ? null : callId,
       discovery: r.discovery as 'sdp' | 'heuristic',
@@ -343,6 +283,8 @@ async function streams(
       clockRate: num(r.clock_rate),
       payloadTypes: (r.payload_types as unknown[]).map(num),
       payloadNames: (r.payload_names as unknown[]).map(latin1),
+      startNs: BigInt(String(r.start_ns)),
+      endNs: BigInt(String(r.end_ns)),
       startTime: num(r.start_offset),
       endTime: num(r.end_offset),
       packets: num(r.packets),
@@ -369,11 +311,11 @@ async function streams(
       rFactor: numOrNull(r.r_factor),
       lossBursts: (r.loss_bursts as unknown[]).map(num),
       delayOver: delayOver(r.delay_over),
+      interval: null,
       rtcp: r.has_rtcp === true ? (rtcpById.get(String(r.id)) ?? null) : null,
-      startNs: String(r.start_ns),
-      endNs: String(r.end_ns),
     };
-  });
+    counter.addStream(report, String(r.src_vm), String(r.dst_vm));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -385,24 +327,64 @@ type RunFacts = Omit<CaptureRun, 'runId' | 'source' | 'format' | 'captureId' | '
   format: AnalyzeSummary['format'];
 };
 
-async function runFacts(client: ClickHouseClient, db: string, runId: string | undefined): Promise<RunFacts> {
+/**
+ * The capture runs a summary covers: the named run (an error if there is none), else the runs of the
+ * node whose packets overlap the time range. None (events from Kafka or HEP): format 'store'.
+ */
+async function runFacts(
+  client: ClickHouseClient,
+  db: string,
+  options: StoreSummaryOptions,
+): Promise<RunFacts> {
+  const conditions: string[] = [];
+  const params: Record<string, unknown> = {};
+  if (options.runId !== undefined) {
+    conditions.push('run_id = {run:String}');
+    params.run = options.runId;
+  }
+  if (options.node !== undefined) {
+    conditions.push('node = {node:String}');
+    params.node = options.node;
+  }
+  if (options.since !== undefined) {
+    conditions.push('last_packet_time >= fromUnixTimestamp64Milli({since:Int64})');
+    params.since = options.since.getTime();
+  }
+  if (options.until !== undefined) {
+    conditions.push('first_packet_time < fromUnixTimestamp64Milli({until:Int64})');
+    params.until = options.until.getTime();
+  }
   const rows = await select<Row>(
     client,
     `SELECT run_id, source, format, packets, malformed_packets, truncated_packets, first_packet_time,
        last_packet_time, duration_sec, sip_malformed, call_ids_capped, streams_omitted, decode, rtp_stats,
        elapsed_ms, packets_per_second
      FROM ${qualifiedName(db, 'capture_runs')} FINAL
-     WHERE ${runId === undefined ? '1' : 'run_id = {run:String}'}
+     WHERE ${conditions.length === 0 ? '1' : conditions.join(' AND ')}
      ORDER BY first_packet_time, run_id`,
-    runId === undefined ? {} : { run: runId },
+    params,
     'capture runs',
   );
-  if (runId !== undefined && rows.length === 0) {
-    throw new StoreSummaryError(`no capture run ${JSON.stringify(runId)} in ${db}.capture_runs`);
+  if (options.runId !== undefined && rows.length === 0) {
+    throw new UnknownRunError(options.runId, db);
   }
   const facts = rows.map(runRowFacts);
   if (facts.length === 1) return facts[0]!;
-  return combineRuns(facts);
+  const combined = combineRuns(facts);
+  if (facts.length === 0) {
+    combined.format = 'store';
+    combined.file = describeScope(db, options);
+  }
+  return combined;
+}
+
+/** What a summary without capture runs covers, for its `file` line. */
+function describeScope(db: string, options: StoreSummaryOptions): string {
+  const parts = [`store ${db}`];
+  if (options.node !== undefined) parts.push(`node ${options.node}`);
+  if (options.since !== undefined) parts.push(`since ${options.since.toISOString()}`);
+  if (options.until !== undefined) parts.push(`until ${options.until.toISOString()}`);
+  return parts.join(', ');
 }
 
 function parseJson<T>(text: unknown, what: string): T {
@@ -512,6 +494,7 @@ function emptyDecode(): AnalyzeSummary['decode'] {
     tcpStreams: emptyTcpStats(),
     errors: {},
     unsupportedLinkTypes: {},
+    truncatedRecords: 0,
     fileWarnings: [],
   };
 }

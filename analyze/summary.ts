@@ -1,0 +1,365 @@
+/**
+ * The summary of `analyze` and `stats`: SIP messages per method and status (counted as tshark counts
+ * them), Call-IDs, transports, the busiest endpoints, per-VM load and every RTP stream's final figures,
+ * next to what only the capture knows (packets, decoding counters).
+ *
+ * One counter serves both: SummarySink counts events as a sink of the capture (`analyze`, `run`,
+ * `capture`), and the store summary (analyze/store-summary.ts) feeds it the same facts grouped by SQL,
+ * each group with its count. What it counts and how is written once, here.
+ */
+
+import type { FragmentStats } from '../capture/reassembly/fragments.js';
+import type { TcpStats } from '../capture/reassembly/tcp.js';
+import type { MediaStats } from '../capture/rtp/media.js';
+import { MAX_KEY_PART, ownedKeyPart } from '../capture/sip/bounded-map.js';
+import type { CaptureFacts } from '../capture/sources.js';
+import { countSipMessage, emptySipCounts, type SipCounts } from '../capture/summary.js';
+import type { CaptureEvent, TransportName } from '../core/event.js';
+import type { MediaStreamReport } from '../core/media-report.js';
+import { type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
+
+/** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
+export const MAX_SUMMARY_STREAMS = 100_000;
+/** Distinct Call-IDs counted exactly; past this the count stops growing (callIdsCapped). */
+export const MAX_COUNTED_CALL_IDS = 1_000_000;
+/** Endpoints counted; messages of endpoints beyond are counted in untrackedEndpointMessages. */
+export const MAX_COUNTED_ENDPOINTS = 10_000;
+/** VMs counted (HEP-borne VM ids are attacker-controlled text). */
+export const MAX_COUNTED_VMS = 10_000;
+/** Endpoints listed in a summary. */
+export const TOP_ENDPOINTS = 50;
+
+/** One RTP stream as the summary lists it: its final report, nanosecond times as decimal strings. */
+export type RtpStreamSummary = Omit<
+  MediaStreamReport,
+  'kind' | 'interval' | 'source' | 'startNs' | 'endNs'
+> & {
+  startNs: string;
+  endNs: string;
+};
+
+/** SIP traffic of one address, port and transport. */
+export interface SipEndpointCounts {
+  transport: TransportName;
+  ip: string;
+  port: number;
+  sent: number;
+  received: number;
+}
+
+/** What one VM sent and received: SIP messages (retransmissions included), INVITEs, RTP streams. */
+export interface VmLoad {
+  vm: string;
+  sipSent: number;
+  sipReceived: number;
+  invitesSent: number;
+  invitesReceived: number;
+  streamsSent: number;
+  streamsReceived: number;
+}
+
+export interface AnalyzeSummary {
+  /** File path, the interface of a live capture, or what part of the store a store summary covers. */
+  file: string;
+  /** 'store': events that came through Kafka or HEP, with no capture run recorded for them. */
+  format: 'pcap' | 'pcapng' | 'live' | 'store';
+  packets: number;
+  /**
+   * Packets we could not use: undecodable headers, corrupt or cut-off file records, and payloads
+   * that started like SIP but could not be parsed.
+   */
+  malformedPackets: number;
+  /** Packets shorter than on the wire (snaplen); still decoded as far as they go. */
+  truncatedPackets: number;
+  firstPacketTime: string | null;
+  lastPacketTime: string | null;
+  durationSec: number;
+  sip: SipCounts & {
+    malformed: number;
+    callIds: number;
+    /** True when more distinct Call-IDs arrived than are counted exactly. */
+    callIdsCapped: boolean;
+    transports: Record<string, number>;
+    /** The 50 busiest SIP endpoints (address, port, transport): shows SIP on unexpected ports. */
+    endpoints: SipEndpointCounts[];
+  };
+  decode: {
+    ipv4: number;
+    ipv6: number;
+    udp: number;
+    tcp: number;
+    sctp: number;
+    nonIp: number;
+    tunnelled: { ipip: number; gre: number; erspan: number; vxlan: number };
+    fragments: FragmentStats;
+    tcpStreams: TcpStats;
+    errors: Record<string, number>;
+    unsupportedLinkTypes: Record<string, number>;
+    /** Records cut off by the end of the file: the capture file was cut short. */
+    truncatedRecords: number;
+    fileWarnings: string[];
+  };
+  rtp: {
+    /** Every stream's final figures, in order of first packet. */
+    streams: RtpStreamSummary[];
+    streamsOmitted: number;
+    stats: MediaStats;
+  };
+  /** How long decoding took, and its speed: our processing rate, not the traffic's. */
+  elapsedMs: number;
+  packetsPerSecond: number;
+  /** Per-VM load, VM id order; present when events were attributed (--ovs-db, --vm-map). */
+  vms?: VmLoad[];
+  /** Live captures only: the kernel's figures (pcap_stats) summed over every handle the capture had. */
+  capture?: CaptureFacts['capture'];
+}
+
+/** A SIP message as the summary counts it (one event, or a group of equal ones from the store). */
+export interface SipFacts {
+  /** The method of a request; null for a response. */
+  method: string | null;
+  /** The status code of a response; null for a request. */
+  status: number | null;
+  retransmission: boolean;
+  transport: TransportName;
+  srcIp: string;
+  srcPort: number;
+  dstIp: string;
+  dstPort: number;
+  srcVm: string | undefined;
+  dstVm: string | undefined;
+}
+
+/** Counts events (or groups of them) into the parts of a summary that come from events. */
+export class SummarySink implements EventSink {
+  readonly name = 'summary';
+  private readonly sipCounts = emptySipCounts();
+  private readonly transports: Record<string, number> = {};
+  private readonly callIdKeys = new Set<string>();
+  private callIdCount = 0;
+  private callIdsCapped = false;
+  private readonly endpoints = new Map<string, SipEndpointCounts>();
+  /** Messages whose endpoint did not fit in the bounded endpoint table. */
+  untrackedEndpointMessages = 0;
+  private readonly vms = new Map<string, VmLoad>();
+  private readonly streams: RtpStreamSummary[] = [];
+  private streamsOmitted = 0;
+  private accepted = 0;
+
+  async write(events: readonly CaptureEvent[]): Promise<void> {
+    for (const event of events) this.add(event);
+  }
+
+  /** Counts one event synchronously. */
+  add(event: CaptureEvent): void {
+    this.accepted++;
+    const sip = event.sip;
+    if (sip !== undefined) {
+      this.addSip(
+        {
+          method: sip.isRequest ? (sip.method ?? '') : null,
+          status: sip.isRequest ? null : sip.statusCode,
+          retransmission: event.retransmission,
+          transport: event.transport,
+          srcIp: event.srcIp,
+          srcPort: event.srcPort,
+          dstIp: event.dstIp,
+          dstPort: event.dstPort,
+          srcVm: event.srcVm,
+          dstVm: event.dstVm,
+        },
+        1,
+      );
+      this.addCallId(sip.callId ?? '');
+      return;
+    }
+    const report = event.media;
+    if (report !== undefined && report.kind === 'final') this.addStream(report, event.srcVm, event.dstVm);
+  }
+
+  /** Counts `n` equal SIP messages. */
+  addSip(m: SipFacts, n: number): void {
+    countSipMessage(this.sipCounts, m.method, m.status, m.retransmission, n);
+    this.transports[m.transport] = (this.transports[m.transport] ?? 0) + n;
+    this.countEndpoint(m.transport, m.srcIp, m.srcPort, n, 0);
+    this.countEndpoint(m.transport, m.dstIp, m.dstPort, 0, n);
+    const invite = m.method === 'INVITE' ? n : 0;
+    const src = this.vm(m.srcVm);
+    if (src !== undefined) {
+      src.sipSent += n;
+      src.invitesSent += invite;
+    }
+    const dst = this.vm(m.dstVm);
+    if (dst !== undefined) {
+      dst.sipReceived += n;
+      dst.invitesReceived += invite;
+    }
+  }
+
+  /** Counts a Call-ID by its first MAX_KEY_PART characters, as the capture's state keys it. */
+  addCallId(callId: string): void {
+    const key = callId.length > MAX_KEY_PART ? callId.slice(0, MAX_KEY_PART) : callId;
+    if (this.callIdKeys.has(key)) return;
+    if (this.callIdKeys.size < MAX_COUNTED_CALL_IDS) {
+      this.callIdKeys.add(ownedKeyPart(key));
+      this.callIdCount++;
+    } else this.callIdsCapped = true;
+  }
+
+  /** Distinct Call-IDs counted elsewhere (the store counts them by SQL). */
+  setCallIds(count: number, capped: boolean): void {
+    this.callIdCount = count;
+    this.callIdsCapped = capped;
+  }
+
+  /** A stream's final report. */
+  addStream(report: MediaStreamReport, srcVm: string | undefined, dstVm: string | undefined): void {
+    if (this.streams.length < MAX_SUMMARY_STREAMS) this.streams.push(streamSummary(report));
+    else this.streamsOmitted++;
+    const src = this.vm(srcVm);
+    if (src !== undefined) src.streamsSent++;
+    const dst = this.vm(dstVm);
+    if (dst !== undefined) dst.streamsReceived++;
+  }
+
+  /** Streams counted elsewhere beyond those listed (the store's summary adds the run's). */
+  addOmittedStreams(n: number): void {
+    this.streamsOmitted += n;
+  }
+
+  /** The parts of a summary that come from events. */
+  counts(): Pick<AnalyzeSummary, 'vms'> & {
+    sip: Omit<AnalyzeSummary['sip'], 'malformed'>;
+    rtp: Omit<AnalyzeSummary['rtp'], 'stats'>;
+  } {
+    return {
+      sip: {
+        messages: this.sipCounts.messages,
+        retransmissions: this.sipCounts.retransmissions,
+        requests: sortedCounts(this.sipCounts.requests),
+        responses: sortedCounts(this.sipCounts.responses),
+        callIds: this.callIdCount,
+        callIdsCapped: this.callIdsCapped,
+        transports: sortedCounts(this.transports),
+        endpoints: this.topEndpoints(TOP_ENDPOINTS),
+      },
+      rtp: {
+        streams: [...this.streams].sort((a, b) => a.startTime - b.startTime),
+        streamsOmitted: this.streamsOmitted,
+      },
+      vms: this.vms.size === 0 ? undefined : [...this.vms.values()].sort((a, b) => byText(a.vm, b.vm)),
+    };
+  }
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  stats(): SinkStats {
+    return { ...emptySinkStats(), accepted: this.accepted, delivered: this.accepted };
+  }
+
+  /** The busiest SIP endpoints, most messages first (ties: address, then first seen). */
+  private topEndpoints(limit: number): SipEndpointCounts[] {
+    return [...this.endpoints.values()]
+      .sort((a, b) => b.sent + b.received - (a.sent + a.received) || (a.ip < b.ip ? -1 : 1))
+      .slice(0, limit)
+      .map((e) => ({ ...e }));
+  }
+
+  private countEndpoint(transport: TransportName, ip: string, port: number, sent: number, received: number) {
+    const key = `${transport} ${ip} ${port}`;
+    let e = this.endpoints.get(key);
+    if (e === undefined) {
+      if (this.endpoints.size >= MAX_COUNTED_ENDPOINTS) {
+        this.untrackedEndpointMessages += sent + received;
+        return;
+      }
+      e = { transport, ip, port, sent: 0, received: 0 };
+      this.endpoints.set(key, e);
+    }
+    e.sent += sent;
+    e.received += received;
+  }
+
+  private vm(id: string | undefined): VmLoad | undefined {
+    if (id === undefined || id === '') return undefined;
+    let load = this.vms.get(id);
+    if (load === undefined) {
+      if (this.vms.size >= MAX_COUNTED_VMS) return undefined;
+      load = {
+        vm: id,
+        sipSent: 0,
+        sipReceived: 0,
+        invitesSent: 0,
+        invitesReceived: 0,
+        streamsSent: 0,
+        streamsReceived: 0,
+      };
+      this.vms.set(id, load);
+    }
+    return load;
+  }
+}
+
+/** The summary of a finished capture: its facts and what its events counted. */
+export function summarize(facts: CaptureFacts, counted: SummarySink): AnalyzeSummary {
+  const d = facts.decoder;
+  const s = facts.sip;
+  const first = facts.firstTimestamp;
+  const last = facts.lastTimestamp;
+  const c = counted.counts();
+  const summary: AnalyzeSummary = {
+    file: facts.file,
+    format: facts.format,
+    packets: facts.packets,
+    malformedPackets:
+      d.malformed + s.malformed + s.malformedHep + facts.malformedRecords + facts.truncatedRecords,
+    truncatedPackets: d.truncated,
+    firstPacketTime: isoTime(first),
+    lastPacketTime: isoTime(last),
+    durationSec: first === null || last === null ? 0 : Math.round((last - first) * 1e6) / 1e6,
+    sip: { ...c.sip, malformed: s.malformed },
+    decode: {
+      ipv4: d.ipv4,
+      ipv6: d.ipv6,
+      udp: d.udp,
+      tcp: d.tcp,
+      sctp: d.sctp,
+      nonIp: d.nonIp,
+      tunnelled: { ...d.tunnelled },
+      fragments: facts.fragments,
+      tcpStreams: facts.tcpStreams,
+      errors: { ...d.errors },
+      unsupportedLinkTypes: { ...d.unsupportedLinkTypes },
+      truncatedRecords: facts.truncatedRecords,
+      fileWarnings: facts.warnings,
+    },
+    rtp: { ...c.rtp, stats: facts.media },
+    elapsedMs: Math.round(facts.elapsedMs * 10) / 10,
+    packetsPerSecond: facts.elapsedMs > 0 ? Math.round(facts.packets / (facts.elapsedMs / 1000)) : 0,
+    vms: c.vms,
+  };
+  if (facts.capture !== undefined) summary.capture = facts.capture;
+  return summary;
+}
+
+/** ISO text of a capture time; null when absent or outside what a Date holds (hostile timestamps). */
+function isoTime(seconds: number | null): string | null {
+  if (seconds === null || !Number.isFinite(seconds) || Math.abs(seconds) > 8.64e12) return null;
+  return new Date(seconds * 1000).toISOString();
+}
+
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Ascending by UTF-16 code units. */
+function sortedCounts(counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => byText(a, b)));
+}
+
+function streamSummary(report: MediaStreamReport): RtpStreamSummary {
+  const { kind: _kind, interval: _interval, source: _source, startNs, endNs, ...rest } = report;
+  return { ...rest, startNs: startNs.toString(), endNs: endNs.toString() };
+}

@@ -1,0 +1,69 @@
+/** `callscope analyze FILE`: a capture file → the summary (nothing stored). */
+import { parseArgs } from 'node:util';
+import { SummarySink, summarize } from '../../analyze/summary.js';
+import { FileSource } from '../../capture/sources.js';
+import { drive } from '../../core/drive.js';
+import type { Command } from '../command.js';
+import { Settings, UsageError } from '../config.js';
+import { EXIT_OK } from '../errors.js';
+import {
+  COMMON,
+  COMMON_HELP,
+  captureOptionsOf,
+  EXIT_CODES_HELP,
+  loggerFor,
+  MEDIA_FLAGS,
+  MEDIA_HELP,
+  progressFor,
+} from '../flags.js';
+import { formatSummary } from '../report.js';
+import { VM_FLAGS, VM_HELP, vmSourceFor } from '../vms.js';
+
+export const analyzeCommand: Command = {
+  name: 'analyze',
+  summary: 'summarise a pcap/pcapng capture: SIP per method and status, RTP streams worst first',
+  help: `Usage: callscope analyze FILE [--json] [options]
+
+Decode a pcap/pcapng capture and summarise its SIP (messages per method and status, retransmissions
+counted as tshark counts them, Call-IDs, the busiest endpoints) and its RTP streams (tshark's RTP
+Streams figures per stream, plus loss bursts, delay variation, RTCP and MOS), worst first. Nothing is
+stored: the ClickHouse engine is not even loaded.
+
+${COMMON_HELP}
+${MEDIA_HELP}
+${VM_HELP}
+${EXIT_CODES_HELP}`,
+
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { ...COMMON, ...MEDIA_FLAGS, ...VM_FLAGS },
+    });
+    if (values.help) {
+      process.stdout.write(this.help);
+      return EXIT_OK;
+    }
+    if (positionals.length !== 1) throw new UsageError('analyze takes exactly one capture file');
+    const settings = new Settings(values);
+    const logger = loggerFor(settings);
+    const file = positionals[0];
+    const vms = await vmSourceFor(settings, logger);
+    const progress = progressFor('analyze', values);
+    try {
+      const summary = new SummarySink();
+      const source = new FileSource(file, {
+        ...captureOptionsOf(settings, logger, vms),
+        onProgress: (done, total, packets) => progress.update(done, total, packets),
+      });
+      const result = await drive(source, [summary], { logger });
+      progress.done();
+      const s = summarize(result.source, summary);
+      process.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatSummary(s)}\n`);
+      return EXIT_OK;
+    } finally {
+      progress.done();
+      await vms?.close();
+    }
+  },
+};

@@ -1,0 +1,166 @@
+/**
+ * `callscope capture`: the capture agent of split mode. The source is a file or a live interface; the
+ * sinks are Kafka (HEP3-encoded, keyed by Call-ID, spooled on disk while the brokers are down) and/or
+ * HEP to an existing HOMER, and the summary.
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SummarySink, summarize } from '../../analyze/summary.js';
+import { drive } from '../../core/drive.js';
+import type { EventSink } from '../../core/sink.js';
+import { parseHepTarget } from '../../ingest/hep/sender.js';
+import { HepSink } from '../../ingest/hep/sink.js';
+import { createKafka } from '../../ingest/kafka/client.js';
+import { KafkaSink } from '../../ingest/kafka/sink.js';
+import { captureInputFor } from '../capture-source.js';
+import type { Command } from '../command.js';
+import { Settings, UsageError } from '../config.js';
+import { EXIT_OK } from '../errors.js';
+import {
+  COMMON,
+  COMMON_HELP,
+  captureIdOf,
+  captureOptionsOf,
+  EXIT_CODES_HELP,
+  KAFKA_FLAGS,
+  KAFKA_HELP,
+  LIVE_FLAGS,
+  LIVE_HELP,
+  loggerFor,
+  MEDIA_FLAGS,
+  MEDIA_HELP,
+  topicOf,
+} from '../flags.js';
+import { provisionTopics } from '../kafka.js';
+import { VM_FLAGS, VM_HELP, vmReport, vmSourceFor } from '../vms.js';
+
+export const captureCommand: Command = {
+  name: 'capture',
+  summary: 'capture agent (split mode): decode and send every event to Kafka and/or HEP',
+  help: `Usage: callscope capture --pcap FILE | --interface IFACE [--kafka BROKERS] [--hep-to udp|tcp:HOST:PORT] [--json]
+
+Capture agent of split mode: decode the file (or capture live until SIGINT/SIGTERM or --duration) and
+send every event HEP3-encoded to Kafka (keyed by Call-ID; spooled on disk while the brokers are down)
+and/or as HEP to an existing HOMER, heplify-server or sngrep. \`callscope ingest\` writes them into the
+store. VM ids (--ovs-db, --vm-map) travel with each event.
+
+${LIVE_HELP}
+${KAFKA_HELP}  --spool-dir DIR        where events wait while Kafka is down (./callscope-spool)
+  --hep-to udp|tcp:HOST:PORT   also send HEP3 to an existing HOMER / heplify-server
+
+${COMMON_HELP}
+${MEDIA_HELP}
+${VM_HELP}
+${EXIT_CODES_HELP}`,
+
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...COMMON,
+        ...KAFKA_FLAGS,
+        ...LIVE_FLAGS,
+        ...MEDIA_FLAGS,
+        ...VM_FLAGS,
+        'spool-dir': { type: 'string' },
+        'hep-to': { type: 'string' },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(this.help);
+      return EXIT_OK;
+    }
+    if (positionals.length > 0)
+      throw new UsageError('capture takes no positional arguments (use --pcap FILE or --interface IFACE)');
+    const settings = new Settings(values);
+    const brokers = settings.string('kafka');
+    const hepTo = settings.string('hep-to');
+    if (!brokers && !hepTo)
+      throw new UsageError('capture needs somewhere to send: --kafka BROKERS and/or --hep-to TARGET');
+    if (hepTo) {
+      try {
+        parseHepTarget(hepTo);
+      } catch (e) {
+        throw new UsageError(`--hep-to: ${(e as Error).message}`);
+      }
+    }
+    const logger = loggerFor(settings);
+    const input = captureInputFor('capture', settings, values, logger);
+    const sinks: EventSink[] = [];
+    try {
+      const vms = await vmSourceFor(settings, logger);
+      try {
+        let kafka: KafkaSink | null = null;
+        if (brokers) {
+          const client = createKafka({ brokers, logger, clientId: 'callscope-capture' });
+          // Brokers down at start: the producer spools, and provisioning is the ingest side's job too.
+          await provisionTopics(settings, logger, client).catch((e: Error) =>
+            logger.warn('topics not provisioned', { error: e.message }),
+          );
+          kafka = new KafkaSink({
+            kafka: client,
+            topic: topicOf(settings),
+            spool: { dir: settings.string('spool-dir', join('.', 'callscope-spool')) },
+            logger,
+          });
+          sinks.push(kafka);
+          await kafka.connect();
+        }
+        const hep = hepTo
+          ? new HepSink({
+              target: hepTo,
+              authKey: settings.string('hep-auth-key'),
+              captureId: captureIdOf(settings),
+              logger,
+            })
+          : null;
+        if (hep) sinks.push(hep);
+        const summary = new SummarySink();
+        const result = await drive(
+          input.source(captureOptionsOf(settings, logger, vms)),
+          [...sinks, summary],
+          {
+            logger,
+            signal: input.signal,
+            maxQueuedEvents: input.maxQueuedEvents,
+          },
+        );
+        input.done();
+        for (const sink of sinks) await sink.close();
+        const s = summarize(result.source, summary);
+        const out = {
+          [input.live ? 'interface' : 'file']: input.name,
+          packets: s.packets,
+          sipMessages: s.sip.messages,
+          rtpStreams: s.rtp.streams.length,
+          kafka: kafka ? kafka.producer.stats() : null,
+          hep: hep ? { ...hep.sender.stats } : null,
+          sinks: result.sinks,
+          droppedEvents: result.droppedEvents,
+          capture: s.capture,
+          vms: vmReport(vms),
+        };
+        if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+        else {
+          const parts = [
+            `${input.name}: ${s.packets} packets, ${s.sip.messages} SIP messages, ${s.rtp.streams.length} RTP streams`,
+          ];
+          if (out.kafka)
+            parts.push(
+              `kafka: ${out.kafka.sent} sent, ${out.kafka.spooled} spooled (${out.kafka.spoolSize} waiting)`,
+            );
+          if (out.hep) parts.push(`hep: ${out.hep.sent} sent, ${out.hep.dropped} dropped`);
+          if (result.droppedEvents > 0) parts.push(`${result.droppedEvents} events DROPPED (sinks too slow)`);
+          process.stdout.write(`${parts.join('; ')}\n`);
+        }
+        return EXIT_OK;
+      } finally {
+        for (const sink of sinks) await sink.close().catch(() => undefined);
+        await vms?.close();
+      }
+    } finally {
+      input.done();
+    }
+  },
+};

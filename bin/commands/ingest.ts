@@ -1,0 +1,165 @@
+/**
+ * `callscope ingest`: the ingest service of split mode. Sources: a Kafka consumer group and/or a HEP3
+ * listener; each is driven into a store sink of its own until SIGINT/SIGTERM.
+ */
+import { parseArgs } from 'node:util';
+import { drive } from '../../core/drive.js';
+import type { EventSource } from '../../core/source.js';
+import { HepSource } from '../../ingest/hep/source.js';
+import { createKafka } from '../../ingest/kafka/client.js';
+import { DEFAULT_GROUP_ID } from '../../ingest/kafka/constants.js';
+import { KafkaSource } from '../../ingest/kafka/source.js';
+import { migrate } from '../../ingest/schema/migrate.js';
+import { StoreSink } from '../../ingest/store-sink.js';
+import type { Command } from '../command.js';
+import { Settings, UsageError } from '../config.js';
+import { EXIT_OK } from '../errors.js';
+import {
+  COMMON,
+  COMMON_HELP,
+  databaseOf,
+  EXIT_CODES_HELP,
+  GROUP_HELP,
+  KAFKA_FLAGS,
+  KAFKA_HELP,
+  loggerFor,
+  partitionsOf,
+  STORE_FLAGS,
+  STORE_HELP,
+  topicOf,
+  ttlDaysOf,
+} from '../flags.js';
+import { provisionTopics } from '../kafka.js';
+import { stopOnSignals } from '../live.js';
+import { storeFor } from '../store.js';
+
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:(.*):)?(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port > 65535) throw new UsageError(`--hep-listen expects [HOST:]PORT, got "${text}"`);
+  return { host: m[1]?.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+export const ingestCommand: Command = {
+  name: 'ingest',
+  summary: 'ingest service (split mode): Kafka and/or HEP3 → store',
+  help: `Usage: callscope ingest [--kafka BROKERS] [--hep-listen [HOST:]PORT] [store options]
+
+Ingest service of split mode: a Kafka consumer group (offsets committed only once the store holds the
+events) and/or a HEP3 listener on UDP and TCP (heplify, Kamailio siptrace, Asterisk res_hep,
+FreeSWITCH, sngrep, \`callscope capture --hep-to\`) writing into the store until SIGINT/SIGTERM.
+SIP arriving as payload only is parsed once here; HEP type-100 logs are stored with their
+correlation id (hep_logs); events the store has no table for are counted and logged.
+
+${KAFKA_HELP}${GROUP_HELP}  --hep-listen [HOST:]PORT   accept HEP3 on UDP and TCP (e.g. 9060)
+
+${STORE_HELP}
+${COMMON_HELP}
+${EXIT_CODES_HELP}`,
+
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...COMMON,
+        ...STORE_FLAGS,
+        ...KAFKA_FLAGS,
+        group: { type: 'string' },
+        'hep-listen': { type: 'string' },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(this.help);
+      return EXIT_OK;
+    }
+    if (positionals.length > 0) throw new UsageError('ingest takes no positional arguments');
+    const settings = new Settings(values);
+    const brokers = settings.string('kafka');
+    const listen = settings.string('hep-listen');
+    if (!brokers && !listen)
+      throw new UsageError('ingest needs a source: --kafka BROKERS and/or --hep-listen PORT');
+    const hepAddress = listen ? parseListen(listen) : null;
+    const partitions = partitionsOf(settings);
+    const database = databaseOf(settings);
+    const ttlDays = ttlDaysOf(settings);
+    const logger = loggerFor(settings);
+    const store = await storeFor(settings, logger);
+    const stop = stopOnSignals(logger);
+    try {
+      await migrate(store.client, { database, ttlDays, logger });
+      const ready = {
+        store: store.displayUrl,
+        database,
+        kafka: brokers ? topicOf(settings) : null,
+        hep: null as null | { udp: number; tcp: number },
+      };
+      const started: Promise<void>[] = [];
+      const sources: EventSource<unknown>[] = [];
+      if (brokers) {
+        const kafka = createKafka({ brokers, logger, clientId: 'callscope-ingest' });
+        await provisionTopics(settings, logger, kafka);
+        let onStart: () => void = () => {};
+        started.push(new Promise((resolve) => (onStart = resolve)));
+        sources.push(
+          new KafkaSource({
+            kafka,
+            topic: topicOf(settings),
+            groupId: settings.string('group', DEFAULT_GROUP_ID),
+            logger,
+            // Partitions in parallel; their chunks share one INSERT (the store sink coalesces flushes).
+            partitionsConsumedConcurrently: partitions,
+            onStart: () => onStart(),
+          }),
+        );
+      }
+      if (hepAddress) {
+        let onStart: () => void = () => {};
+        started.push(new Promise((resolve) => (onStart = resolve)));
+        sources.push(
+          new HepSource({
+            ...hepAddress,
+            authKey: settings.string('hep-auth-key'),
+            logger,
+            onStart: (listener) => {
+              ready.hep = { udp: listener.udpPort, tcp: listener.tcpPort };
+              onStart();
+            },
+          }),
+        );
+      }
+      // A source that fails (Kafka unreachable, port in use) stops the others and ends the service.
+      const all = new AbortController();
+      stop.signal.addEventListener('abort', () => all.abort(), { once: true });
+      const sinks = sources.map(() => new StoreSink(store.client, { database, logger }));
+      const runs = sources.map((source, i) =>
+        drive(source, [sinks[i]], { logger, signal: all.signal })
+          .catch((error: unknown) => {
+            all.abort();
+            throw error;
+          })
+          .finally(() => sinks[i].close()),
+      );
+      const ended = Promise.allSettled(runs);
+      const up = await Promise.race([Promise.all(started).then(() => true), ended.then(() => false)]);
+      if (up)
+        process.stdout.write(
+          values.json
+            ? `${JSON.stringify(ready)}\n`
+            : `callscope ingest: ${JSON.stringify(ready)}; Ctrl-C stops\n`,
+        );
+      const settled = await ended;
+      const failure = settled.find((r) => r.status === 'rejected');
+      if (failure) throw failure.reason;
+      const results = settled.map((r) => (r as PromiseFulfilledResult<Awaited<(typeof runs)[number]>>).value);
+      logger.info('ingest stopped', {
+        sources: sources.map((s) => s.name).join(','),
+        stored: results.reduce((n, r) => n + (r.sinks.store?.delivered ?? 0), 0),
+      });
+      return EXIT_OK;
+    } finally {
+      stop.dispose();
+      await store.close();
+    }
+  },
+};

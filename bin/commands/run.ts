@@ -1,0 +1,137 @@
+/**
+ * `callscope run`: capture → store in one process. The source is a file or a live interface; the
+ * sinks are the store (embedded chDB or a ClickHouse server) and the summary; the run's record goes to
+ * capture_runs at the end (ingest/run.ts).
+ */
+import { parseArgs } from 'node:util';
+import { storeCapture } from '../../ingest/run.js';
+import { captureInputFor } from '../capture-source.js';
+import type { Command } from '../command.js';
+import { Settings, UsageError } from '../config.js';
+import { EXIT_OK } from '../errors.js';
+import {
+  COMMON,
+  COMMON_HELP,
+  captureOptionsOf,
+  databaseOf,
+  EXIT_CODES_HELP,
+  LIVE_FLAGS,
+  LIVE_HELP,
+  loggerFor,
+  MEDIA_FLAGS,
+  MEDIA_HELP,
+  STORE_FLAGS,
+  STORE_HELP,
+  ttlDaysOf,
+} from '../flags.js';
+import { storeFor } from '../store.js';
+import { VM_FLAGS, VM_HELP, vmReport, vmSourceFor } from '../vms.js';
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'capture (a file or an interface) → store in one process',
+  help: `Usage: callscope run --pcap FILE | --interface IFACE [--json] [options]
+
+Capture → store in one process: decode the file (or capture live on the interface until SIGINT/SIGTERM
+or --duration) and write every SIP message, media report, HEP log and, live, the capture's health into
+the store (embedded chDB in --data-dir unless --clickhouse URL). The summary of the run is stored in
+capture_runs; \`callscope stats\` prints it.
+
+${LIVE_HELP}
+${STORE_HELP}
+${COMMON_HELP}
+${MEDIA_HELP}
+${VM_HELP}
+${EXIT_CODES_HELP}`,
+
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { ...COMMON, ...STORE_FLAGS, ...LIVE_FLAGS, ...MEDIA_FLAGS, ...VM_FLAGS },
+    });
+    if (values.help) {
+      process.stdout.write(this.help);
+      return EXIT_OK;
+    }
+    if (positionals.length > 0)
+      throw new UsageError('run takes no positional arguments (use --pcap FILE or --interface IFACE)');
+    const settings = new Settings(values);
+    const logger = loggerFor(settings);
+    const database = databaseOf(settings);
+    const ttlDays = ttlDaysOf(settings);
+    const input = captureInputFor('run', settings, values, logger);
+    try {
+      const vms = await vmSourceFor(settings, logger);
+      try {
+        const store = await storeFor(settings, logger);
+        try {
+          const options = captureOptionsOf(settings, logger, vms);
+          const result = await storeCapture(input.source(options), {
+            ...options,
+            store,
+            database,
+            ttlDays,
+            inventory: vms ?? undefined,
+            maxQueuedEvents: input.maxQueuedEvents,
+            signal: input.signal,
+          });
+          input.done();
+          const s = result.summary;
+          const w = result.writer;
+          const out = {
+            runId: result.runId,
+            [input.live ? 'interface' : 'file']: input.name,
+            store: { mode: store.mode, url: store.displayUrl, database },
+            packets: s.packets,
+            sipMessages: s.sip.messages,
+            rtpStreams: s.rtp.streams.length,
+            capture: s.capture,
+            events: w.events,
+            stored: result.store.delivered,
+            skipped: result.store.skipped,
+            lost: result.store.lost,
+            droppedEvents: result.droppedEvents,
+            rows: w.rowsByTable,
+            healthRows: result.healthRows,
+            batches: w.batches,
+            retries: w.retries,
+            vms: vmReport(vms),
+          };
+          if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+          else {
+            const rows = Object.entries(w.rowsByTable)
+              .filter(([, n]) => n > 0)
+              .map(([t, n]) => `${t} ${n}`)
+              .join(', ');
+            const skipped = Object.entries(result.store.skipped)
+              .map(([why, n]) => `${n} ${why}`)
+              .join(', ');
+            const c = s.capture;
+            const kernel = c
+              ? ` (kernel: ${c.received} received, ${c.droppedKernel} dropped; ${c.reopenings} reopenings)`
+              : '';
+            process.stdout.write(
+              `${input.live ? 'captured' : 'stored'} ${input.name}: ${s.packets} packets${kernel}, ` +
+                `${s.sip.messages} SIP messages → ${w.rows} rows (${rows || 'none'}` +
+                `${input.live ? `, capture_health ${result.healthRows}` : ''}) in ${store.mode} store ` +
+                `${store.displayUrl}, run ${result.runId}` +
+                (skipped ? `; not stored: ${skipped}` : '') +
+                (result.droppedEvents > 0
+                  ? `; ${result.droppedEvents} events DROPPED (store too slow or failed)`
+                  : '') +
+                '\n',
+            );
+          }
+          return EXIT_OK;
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await vms?.close();
+      }
+    } finally {
+      input.done();
+    }
+  },
+};

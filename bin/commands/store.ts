@@ -1,0 +1,85 @@
+/** `callscope store`: serve the embedded store over the ClickHouse HTTP interface. */
+import { parseArgs } from 'node:util';
+import { DEFAULT_DATA_DIR } from '../../ingest/store/client.js';
+import { EmbeddedStore } from '../../ingest/store/embedded.js';
+import type { Command } from '../command.js';
+import { Settings, UsageError } from '../config.js';
+import { EXIT_OK } from '../errors.js';
+import { COMMON, COMMON_HELP, EXIT_CODES_HELP, loggerFor } from '../flags.js';
+import { stopOnSignals } from '../live.js';
+
+/**
+ * Started through `npx`/`npm exec`, this process is npm's child, and killing npm's process (the PID a
+ * shell's `&` reports) does not reach it: without a watch it would keep serving, orphaned. It follows
+ * its parent's life instead. Started directly it does not: a store left running on purpose survives
+ * the shell that started it.
+ */
+function whenOrphaned(onOrphaned: () => void): () => void {
+  if (process.env.npm_command !== 'exec') return () => {};
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) onOrphaned();
+  }, 500);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export const storeCommand: Command = {
+  name: 'store',
+  summary: 'serve the embedded store over the ClickHouse HTTP interface on 127.0.0.1',
+  help: `Usage: callscope store [--data-dir DIR] [--port 8123] [--json]
+
+Serve the embedded store (chDB) in --data-dir over the ClickHouse HTTP interface on 127.0.0.1, for
+clickhouse-client, Grafana's ClickHouse plugin or another callscope process (--clickhouse URL). Its
+default database is callscope's, so \`SHOW TABLES\` lists callscope's tables. Runs until SIGINT or
+SIGTERM; started with npx, it also stops when npx is killed.
+
+  --data-dir DIR         embedded store directory (${DEFAULT_DATA_DIR})  env CALLSCOPE_DATA_DIR
+  --port N               TCP port on 127.0.0.1 (8123; 0 picks a free one)  env CALLSCOPE_PORT
+
+${COMMON_HELP}
+${EXIT_CODES_HELP}`,
+
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { ...COMMON, 'data-dir': { type: 'string' }, port: { type: 'string' } },
+    });
+    if (values.help) {
+      process.stdout.write(this.help);
+      return EXIT_OK;
+    }
+    if (positionals.length > 0) throw new UsageError('store takes no positional arguments');
+    const settings = new Settings(values);
+    const logger = loggerFor(settings);
+    const port = settings.number('port', 8123);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new UsageError(`--port must be 0..65535, got ${port}`);
+    const store = await EmbeddedStore.start({
+      dataDir: settings.string('data-dir', DEFAULT_DATA_DIR),
+      port,
+      logger,
+    });
+    const stop = stopOnSignals(logger);
+    const unwatch = whenOrphaned(() => {
+      logger.info('npx that started the store is gone: stopping');
+      process.kill(process.pid, 'SIGTERM');
+    });
+    try {
+      process.stdout.write(
+        values.json
+          ? `${JSON.stringify({ url: store.url, dataDir: store.dataDir, pid: process.pid })}\n`
+          : `callscope store: ${store.dataDir} served at ${store.url} (ClickHouse HTTP interface), pid ${process.pid}; Ctrl-C stops\n`,
+      );
+      await new Promise<void>((resolve) =>
+        stop.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+    } finally {
+      unwatch();
+      stop.dispose();
+      await store.close();
+    }
+    return EXIT_OK;
+  },
+};
