@@ -587,7 +587,7 @@ describe('parseRtcpCompound: compound structure', () => {
     });
   });
 
-  it('length field: beyond the datagram, trailing bytes, version of a later packet', () => {
+  it('length field: beyond the datagram, version of a later packet', () => {
     const rr = rrPacket({ type: 'rr', ssrc: 1, reports: [] });
     // Packet 2 says 40 bytes (length field 9), 28 remain.
     const second = rtcp(202, 0, new Array(24).fill(0), { lengthField: 9 });
@@ -595,11 +595,6 @@ describe('parseRtcpCompound: compound structure', () => {
       ok: false,
       error: 'rtcp: length 40 exceeds 28 remaining bytes in the 2nd RTCP packet of the compound',
       packets: [{ type: 'rr', ssrc: 1, reports: [] }],
-    });
-    expect(parse(buf(rr, [0x80, 0xca]))).toMatchObject({
-      ok: false,
-      error: 'rtcp: 2 trailing bytes after the 1st RTCP packet of the compound',
-      packets: [{ type: 'rr' }],
     });
     expect(parse(buf(rr, rtcp(202, 0, [], { version: 1 })))).toMatchObject({
       ok: false,
@@ -613,6 +608,44 @@ describe('parseRtcpCompound: compound structure', () => {
       error: 'rtcp: 2-byte datagram is shorter than a header',
     });
     expect(parse(Buffer.alloc(0))).toMatchObject({ ok: false, error: 'rtcp: empty datagram' });
+  });
+
+  it('1..3 bytes after the last packet: the packets stand, with a warning instead of an error', () => {
+    // RFC 3550 A.2 wants the lengths to add up to the datagram, but 1..3 bytes can be neither a packet
+    // (§6.4.1: lengths are whole 32-bit words) nor padding (counted inside the last packet's length).
+    const rr: Rr = { type: 'rr', ssrc: 1, reports: [report(2)] };
+    for (const tail of [[0x80], [0x80, 0xca], [0, 0, 0]]) {
+      expect(parse(buf(srPacket(sr1), rrPacket(rr), tail))).toEqual({
+        ok: true,
+        packets: [sr1, rr],
+        trailingBytes: tail.length,
+        warning: `rtcp: ${tail.length} trailing bytes after the 2nd RTCP packet of the compound`,
+      });
+    }
+    // A padded packet followed by too few bytes for another packet is still the last one.
+    expect(parse(buf(rrPacket(rr, { padding: 4 }), [0, 0]))).toEqual({
+      ok: true,
+      packets: [rr],
+      trailingBytes: 2,
+      warning: 'rtcp: 2 trailing bytes after the 1st RTCP packet of the compound',
+    });
+    // Four bytes or more must be the next packet's header.
+    expect(parse(buf(rrPacket(rr), [0, 0, 0, 0]))).toEqual({
+      ok: false,
+      error: 'rtcp: version 0 in the 2nd RTCP packet of the compound',
+      packets: [rr],
+    });
+    expect(parse(buf(rrPacket(rr, { padding: 4 }), [0x80, 0xc9, 0, 0]))).toMatchObject({
+      ok: false,
+      error: 'rtcp: padding bit on the 1st RTCP packet of the compound, which is not the last',
+    });
+    // 1..3 bytes alone are no RTCP; a compound without trailing bytes has no warning.
+    expect(parse(Buffer.from([0x80, 0xc9, 0]))).toEqual({
+      ok: false,
+      error: 'rtcp: 3-byte datagram is shorter than a header',
+      packets: [],
+    });
+    expect(parse(buf(srPacket(sr1), rrPacket(rr)))).toEqual({ ok: true, packets: [sr1, rr] });
   });
 
   it('names a packet by its place in the compound, so that no bare number reads like a capture packet', () => {
@@ -1251,6 +1284,14 @@ function shapeProblem(r: RtcpParseResult): string | null {
     if (typeof r.error !== 'string' || !r.error.startsWith('rtcp: ') || r.error.length > 120)
       return `error ${r.error}`;
   } else if (r.ok !== true || r.packets.length === 0) return 'ok without packets';
+  else if (r.trailingBytes !== undefined || r.warning !== undefined) {
+    if (!isU(r.trailingBytes, 3) || r.trailingBytes === 0) return `trailingBytes ${r.trailingBytes}`;
+    const m = /^rtcp: ([123]) trailing bytes after the (\d+)(st|nd|rd|th) RTCP packet of the compound$/.exec(
+      r.warning ?? '',
+    );
+    if (m === null || Number(m[1]) !== r.trailingBytes || Number(m[2]) !== r.packets.length)
+      return `warning ${r.warning}`;
+  }
   for (const p of r.packets) {
     switch (p.type) {
       case 'sr':

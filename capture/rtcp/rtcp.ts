@@ -87,7 +87,13 @@ export type RtcpPacket =
   | { type: 'other'; packetType: number; length: number };
 
 export type RtcpParseResult =
-  | { ok: true; packets: RtcpPacket[] }
+  | {
+      ok: true;
+      packets: RtcpPacket[];
+      /** 1..3 bytes after the last packet: tolerated (see parseRtcpCompound), reported as `warning`. */
+      trailingBytes?: number;
+      warning?: string;
+    }
   /** `packets` holds the packets decoded before the problem. */
   | { ok: false; error: string; packets: RtcpPacket[] };
 
@@ -331,9 +337,16 @@ function packet(
 
 /**
  * Decodes a compound RTCP packet in buf[off, end). Never throws, on any input. The first packet must
- * be of type 200..207; later unknown types come back as 'other'. Tolerated, as RFC 3550 allows or real
- * stacks do: bytes after SR/RR report blocks (profile extensions) and after the last SDES chunk, and
- * non-zero octets where SDES/BYE pad to 32 bits. Strict: a missing SDES terminator is an error.
+ * be of type 200..207 (not necessarily SR/RR: RFC 5506 reduced-size RTCP); later unknown types come
+ * back as 'other'. Tolerated, as RFC 3550 allows or real stacks do: bytes after SR/RR report blocks
+ * (profile extensions) and after the last SDES chunk, and non-zero octets where SDES/BYE pad to 32
+ * bits. Strict: a missing SDES terminator is an error.
+ *
+ * 1..3 bytes after the last packet: RFC 3550 A.2 wants the packet lengths to add up to the datagram,
+ * but such bytes cannot hold a packet (§6.4.1 lengths are whole 32-bit words) or padding (counted
+ * inside the last packet's length), and every packet before them is complete. So the result is ok,
+ * with `trailingBytes` and a `warning` (tshark's length check passes too). Four or more bytes are read
+ * as the next packet's header and must be one.
  */
 export function parseRtcpCompound(buf: Uint8Array, off: number, end: number): RtcpParseResult {
   const packets: RtcpPacket[] = [];
@@ -349,11 +362,16 @@ export function parseRtcpCompound(buf: Uint8Array, off: number, end: number): Rt
   for (let n = 1; p < end; n++) {
     const remaining = end - p;
     if (remaining < 4) {
-      const error =
-        n === 1
-          ? `rtcp: ${remaining}-byte datagram is shorter than a header`
-          : `rtcp: ${remaining} trailing bytes after ${nth(n - 1)}`;
-      return { ok: false, error, packets };
+      if (n === 1)
+        return { ok: false, error: `rtcp: ${remaining}-byte datagram is shorter than a header`, packets };
+      // Fewer than 4 bytes can be neither an RTCP packet (lengths are whole 32-bit words) nor its
+      // padding (counted in the packet's length): the packets before them stand.
+      return {
+        ok: true,
+        packets,
+        trailingBytes: remaining,
+        warning: `rtcp: ${remaining} trailing bytes after ${nth(n - 1)}`,
+      };
     }
     const first = buf[p];
     const version = first >> 6;
@@ -375,7 +393,8 @@ export function parseRtcpCompound(buf: Uint8Array, off: number, end: number): Rt
     let e = p + length;
     if (first & 0x20) {
       // RFC 3550 §6.4.1: only the last packet of a compound may be padded; the count includes itself.
-      if (e !== end)
+      // Trailing bytes too few for another packet leave this one the last.
+      if (end - e >= 4)
         return { ok: false, error: `rtcp: padding bit on ${nth(n)}, which is not the last`, packets };
       const pad = buf[e - 1];
       if (pad === 0 || pad > length - 4) {

@@ -45,6 +45,8 @@ export interface MediaStats {
   rtpPackets: number;
   rtcpPackets: number;
   rtcpMalformed: number;
+  /** RTCP compounds with 1..3 bytes after their last packet: decoded, counted here, not malformed. */
+  rtcpTrailingBytes: number;
   udptlPackets: number;
   streamsStarted: number;
   streamsFromSdp: number;
@@ -65,6 +67,7 @@ export function emptyMediaStats(): MediaStats {
     rtpPackets: 0,
     rtcpPackets: 0,
     rtcpMalformed: 0,
+    rtcpTrailingBytes: 0,
     udptlPackets: 0,
     streamsStarted: 0,
     streamsFromSdp: 0,
@@ -345,6 +348,9 @@ export class MediaTracker {
     if (!result.ok) {
       this.stats.rtcpMalformed++;
       this.options.onProblem?.('malformed-rtcp', result.error, record.number);
+    } else if (result.warning !== undefined) {
+      this.stats.rtcpTrailingBytes++;
+      this.options.onProblem?.('rtcp-trailing-bytes', result.warning, record.number);
     }
     const arrival = ntpMiddle32(record.tsSec, record.tsNsec);
     for (const packet of result.packets) this.rtcpPacket(packet, arrival);
