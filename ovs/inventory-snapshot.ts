@@ -84,12 +84,14 @@ export function noBadRows(): BadRows {
   return { count: 0, first: null };
 }
 
+/** Counts one skipped row in `bad` (when given), keeping the first reason. */
 export function countBad(bad: BadRows | undefined, why: string): void {
   if (!bad) return;
   bad.count++;
   bad.first ??= why;
 }
 
+/** A JSON object: not null, not an array. */
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);
 
