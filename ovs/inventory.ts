@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { normaliseMac, type VmIdentity, type VmLookup } from '../capture/attribution.js';
 import { type Logger, silentLogger } from '../core/log.js';
-import type { VmInventoryEntry } from '../ingest/rows.js';
+import type { VmInventoryEntry } from '../core/vm.js';
 import {
   allPorts,
   type BadRows,
