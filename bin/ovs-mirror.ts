@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from '../core/log.js';
-import { type InventoryPort, type InventorySnapshot, readInventory } from '../ovs/inventory.js';
+import { type InventoryPort, type InventorySnapshot, readInventory } from '../ovs/inventory-snapshot.js';
 import {
   applyMirror,
   clearMirrors,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildSnapshot, emptyTables, type InventorySnapshot, type RawTables } from './inventory.js';
+import { buildSnapshot, emptyTables, type InventorySnapshot, type RawTables } from './inventory-snapshot.js';
 import {
   applyMirror,
   defaultMirrorName,

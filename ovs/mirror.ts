@@ -22,7 +22,7 @@ import {
   type OvsdbTransactor,
   type OvsRow,
   selectTables,
-} from './inventory.js';
+} from './inventory-snapshot.js';
 import {
   asUuid,
   decodeSetLenient,

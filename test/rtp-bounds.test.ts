@@ -332,7 +332,7 @@ describe('malformed RTCP', () => {
       ['SR declaring 2 report blocks, carrying 1', senderReport(1, 2)],
       ['SR declaring 31 report blocks, carrying none', senderReport(0, 31)],
       ['RR declaring 3 report blocks, carrying 1', rr(1, 3)],
-      ['valid SR then 2 trailing bytes', Buffer.concat([senderReport(1), Buffer.from([0x81, 0xc9])])],
+      ['valid SR then 4 bytes that are no RTCP header', Buffer.concat([senderReport(1), Buffer.alloc(4)])],
       [
         'valid SR then an RR whose length runs past the datagram',
         Buffer.concat([senderReport(0), header(0, 201, 40), Buffer.alloc(4)]),
@@ -358,6 +358,21 @@ describe('malformed RTCP', () => {
     });
     expect(stats.rtcpPackets).toBe(1 + cases.length);
     expect(stats.streamsStarted).toBe(0);
+  });
+
+  it('1..3 bytes after the last RTCP packet are a warning, not malformed, and the packets still count', () => {
+    const h = harness({});
+    const stats = h.pipeline.media.stats;
+    const media = { ...tuple, srcPort: 30000, dstPort: 31000 };
+    for (let i = 0; i < 5; i++) h.feed(ipv4Udp(rtp({ seq: i, ts: i * 160, ssrc: SSRC }), media), i * 20_000);
+    h.feed(ipv4Udp(Buffer.concat([senderReport(1), Buffer.from([0x81, 0xc9])]), tuple), 100_000);
+    h.pipeline.finish();
+    expect(stats).toMatchObject({ rtcpPackets: 1, rtcpMalformed: 0, rtcpTrailingBytes: 1 });
+    const counts = h.pipeline.problems.counts();
+    expect(counts['rtcp-trailing-bytes']).toBe(1);
+    expect(counts['malformed-rtcp']).toBeUndefined();
+    const final = h.reports.find((r) => r.ssrc === SSRC && r.kind === 'final');
+    expect(final?.rtcp?.senderReports).toBe(1);
   });
 
   // DISAGREEMENT with the brief ("broken lengths … counted in rtcpMalformed"): when the FIRST packet's

@@ -296,19 +296,19 @@ describe('parseRtcpCompound: packet types', () => {
     b[0] = (b[0] & 0xe0) | 3;
     expect(parse(b)).toEqual({
       ok: false,
-      error: 'rtcp: RR with 3 report blocks needs 76 bytes, has 52 in packet 1',
+      error: 'rtcp: RR with 3 report blocks needs 76 bytes, has 52 in the 1st RTCP packet of the compound',
       packets: [],
     });
     const s = buf(srPacket({ ...sr1, reports: [] }));
     s[0] |= 1;
     expect(parse(s)).toMatchObject({
       ok: false,
-      error: 'rtcp: SR with 1 report blocks needs 48 bytes, has 24 in packet 1',
+      error: 'rtcp: SR with 1 report blocks needs 48 bytes, has 24 in the 1st RTCP packet of the compound',
     });
     // An SR too short even for its sender info.
     expect(parse(buf(rtcp(200, 0, new Bytes().u32(1).u32(2).a)))).toMatchObject({
       ok: false,
-      error: 'rtcp: SR with 0 report blocks needs 24 bytes, has 8 in packet 1',
+      error: 'rtcp: SR with 0 report blocks needs 24 bytes, has 8 in the 1st RTCP packet of the compound',
     });
   });
 
@@ -393,26 +393,26 @@ describe('parseRtcpCompound: packet types', () => {
     expect(parse(buf(rtcp(202, 1, new Bytes().u32(1).u8(1).u8(20).raw([0x61, 0x62, 0, 0, 0, 0]).a)))).toEqual(
       {
         ok: false,
-        error: 'rtcp: SDES item length 20 exceeds 6 remaining bytes in packet 1',
+        error: 'rtcp: SDES item length 20 exceeds 6 remaining bytes in the 1st RTCP packet of the compound',
         packets: [],
       },
     );
     // Items fill the chunk exactly, no null octet.
     expect(parse(buf(rtcp(202, 1, new Bytes().u32(1).u8(1).u8(2).raw([0x61, 0x62]).a)))).toMatchObject({
       ok: false,
-      error: 'rtcp: SDES chunk 1 not terminated in packet 1',
+      error: 'rtcp: SDES chunk 1 not terminated in the 1st RTCP packet of the compound',
     });
     // An item header cut after its type octet.
     expect(parse(buf(rtcp(202, 1, new Bytes().u32(1).u8(1).u8(1).raw([0x61, 2]).a)))).toMatchObject({
       ok: false,
-      error: 'rtcp: SDES chunk 1 not terminated in packet 1',
+      error: 'rtcp: SDES chunk 1 not terminated in the 1st RTCP packet of the compound',
     });
     // Source count 2, one chunk present.
     const one = sdesPacket([{ ssrc: 1, items: [[1, 'a']] }]);
     one[0] = (one[0] & 0xe0) | 2;
     expect(parse(buf(one))).toMatchObject({
       ok: false,
-      error: 'rtcp: SDES chunk 2 of 2 missing in packet 1',
+      error: 'rtcp: SDES chunk 2 of 2 missing in the 1st RTCP packet of the compound',
     });
   });
 
@@ -434,11 +434,11 @@ describe('parseRtcpCompound: packet types', () => {
     b[0] = (b[0] & 0xe0) | 2;
     expect(parse(b)).toMatchObject({
       ok: false,
-      error: 'rtcp: BYE with 2 sources needs 8 bytes, has 4 in packet 1',
+      error: 'rtcp: BYE with 2 sources needs 8 bytes, has 4 in the 1st RTCP packet of the compound',
     });
     expect(parse(buf(rtcp(203, 1, new Bytes().u32(1).u8(9).raw([0x61, 0x62, 0x63]).a)))).toMatchObject({
       ok: false,
-      error: 'rtcp: BYE reason length 9 exceeds 3 remaining bytes in packet 1',
+      error: 'rtcp: BYE reason length 9 exceeds 3 remaining bytes in the 1st RTCP packet of the compound',
     });
   });
 
@@ -448,7 +448,7 @@ describe('parseRtcpCompound: packet types', () => {
     ]);
     expect(parse(buf(rtcp(204, 0, [0, 0, 0, 1])))).toMatchObject({
       ok: false,
-      error: 'rtcp: APP needs 8 bytes, has 4 in packet 1',
+      error: 'rtcp: APP needs 8 bytes, has 4 in the 1st RTCP packet of the compound',
     });
   });
 
@@ -476,22 +476,23 @@ describe('parseRtcpCompound: packet types', () => {
     long[3] = 5;
     expect(parse(buf(xrPacket(1, [long])))).toMatchObject({
       ok: false,
-      error: 'rtcp: XR block 1 length 24 exceeds 12 remaining bytes in packet 1',
+      error: 'rtcp: XR block 1 length 24 exceeds 12 remaining bytes in the 1st RTCP packet of the compound',
     });
     const v = voipBlock(metrics).slice(0, 32);
     v[3] = 7;
     expect(parse(buf(xrPacket(1, [rrtBlock(1, 2), v])))).toMatchObject({
       ok: false,
-      error: 'rtcp: XR VoIP metrics block 2 length 7 words, expected 8 in packet 1',
+      error:
+        'rtcp: XR VoIP metrics block 2 length 7 words, expected 8 in the 1st RTCP packet of the compound',
     });
     expect(parse(buf(rtcp(207, 0, [])))).toMatchObject({
       ok: false,
-      error: 'rtcp: XR needs 4 bytes, has 0 in packet 1',
+      error: 'rtcp: XR needs 4 bytes, has 0 in the 1st RTCP packet of the compound',
     });
     // Padding of 2 leaves a 2-byte stub after the SSRC.
     expect(parse(buf(rtcp(207, 0, [0, 0, 0, 1, 7, 0], { padding: 2 })))).toMatchObject({
       ok: false,
-      error: 'rtcp: XR block 1 header cut short (2 bytes) in packet 1',
+      error: 'rtcp: XR block 1 header cut short (2 bytes) in the 1st RTCP packet of the compound',
     });
   });
 
@@ -563,55 +564,111 @@ describe('parseRtcpCompound: compound structure', () => {
     const rr: Rr = { type: 'rr', ssrc: 1, reports: [] };
     expect(parse(buf(srPacket(sr1), rrPacket(rr, { padding: 4 }), byePacket([1], null)))).toEqual({
       ok: false,
-      error: 'rtcp: padding bit on packet 2, which is not the last',
+      error: 'rtcp: padding bit on the 2nd RTCP packet of the compound, which is not the last',
       packets: [sr1],
     });
     const zero = buf(rrPacket(rr, { padding: 4 }));
     zero[zero.length - 1] = 0;
     expect(parse(zero)).toMatchObject({
       ok: false,
-      error: 'rtcp: padding count 0 does not fit the 12-byte packet 1',
+      error: 'rtcp: padding count 0 does not fit the 1st RTCP packet of the compound (12 bytes)',
     });
     const big = buf(rrPacket(rr, { padding: 4 }));
     big[big.length - 1] = 9;
     expect(parse(big)).toMatchObject({
       ok: false,
-      error: 'rtcp: padding count 9 does not fit the 12-byte packet 1',
+      error: 'rtcp: padding count 9 does not fit the 1st RTCP packet of the compound (12 bytes)',
     });
     // All of the body may be padding; the RR then lacks its SSRC.
     big[big.length - 1] = 8;
     expect(parse(big)).toMatchObject({
       ok: false,
-      error: 'rtcp: RR with 0 report blocks needs 4 bytes, has 0 in packet 1',
+      error: 'rtcp: RR with 0 report blocks needs 4 bytes, has 0 in the 1st RTCP packet of the compound',
     });
   });
 
-  it('length field: beyond the datagram, trailing bytes, version of a later packet', () => {
+  it('length field: beyond the datagram, version of a later packet', () => {
     const rr = rrPacket({ type: 'rr', ssrc: 1, reports: [] });
     // Packet 2 says 40 bytes (length field 9), 28 remain.
     const second = rtcp(202, 0, new Array(24).fill(0), { lengthField: 9 });
     expect(parse(buf(rr, second))).toEqual({
       ok: false,
-      error: 'rtcp: length 40 exceeds 28 remaining bytes in packet 2',
+      error: 'rtcp: length 40 exceeds 28 remaining bytes in the 2nd RTCP packet of the compound',
       packets: [{ type: 'rr', ssrc: 1, reports: [] }],
-    });
-    expect(parse(buf(rr, [0x80, 0xca]))).toMatchObject({
-      ok: false,
-      error: 'rtcp: 2 trailing bytes after packet 1',
-      packets: [{ type: 'rr' }],
     });
     expect(parse(buf(rr, rtcp(202, 0, [], { version: 1 })))).toMatchObject({
       ok: false,
-      error: 'rtcp: version 1 in packet 2',
+      error: 'rtcp: version 1 in the 2nd RTCP packet of the compound',
       packets: [{ type: 'rr' }],
     });
     expect(parse(buf(rtcp(201, 0, [0, 0, 0, 1], { version: 3 })))).toMatchObject({
-      error: 'rtcp: version 3 in packet 1',
+      error: 'rtcp: version 3 in the 1st RTCP packet of the compound',
     });
     expect(parse(Buffer.from([0x80, 0xc9]))).toMatchObject({
       error: 'rtcp: 2-byte datagram is shorter than a header',
     });
     expect(parse(Buffer.alloc(0))).toMatchObject({ ok: false, error: 'rtcp: empty datagram' });
+  });
+
+  it('1..3 bytes after the last packet: the packets stand, with a warning instead of an error', () => {
+    // RFC 3550 A.2 wants the lengths to add up to the datagram, but 1..3 bytes can be neither a packet
+    // (§6.4.1: lengths are whole 32-bit words) nor padding (counted inside the last packet's length).
+    const rr: Rr = { type: 'rr', ssrc: 1, reports: [report(2)] };
+    for (const tail of [[0x80], [0x80, 0xca], [0, 0, 0]]) {
+      expect(parse(buf(srPacket(sr1), rrPacket(rr), tail))).toEqual({
+        ok: true,
+        packets: [sr1, rr],
+        trailingBytes: tail.length,
+        warning: `rtcp: ${tail.length} trailing bytes after the 2nd RTCP packet of the compound`,
+      });
+    }
+    // A padded packet followed by too few bytes for another packet is still the last one.
+    expect(parse(buf(rrPacket(rr, { padding: 4 }), [0, 0]))).toEqual({
+      ok: true,
+      packets: [rr],
+      trailingBytes: 2,
+      warning: 'rtcp: 2 trailing bytes after the 1st RTCP packet of the compound',
+    });
+    // Four bytes or more must be the next packet's header.
+    expect(parse(buf(rrPacket(rr), [0, 0, 0, 0]))).toEqual({
+      ok: false,
+      error: 'rtcp: version 0 in the 2nd RTCP packet of the compound',
+      packets: [rr],
+    });
+    expect(parse(buf(rrPacket(rr, { padding: 4 }), [0x80, 0xc9, 0, 0]))).toMatchObject({
+      ok: false,
+      error: 'rtcp: padding bit on the 1st RTCP packet of the compound, which is not the last',
+    });
+    // 1..3 bytes alone are no RTCP; a compound without trailing bytes has no warning.
+    expect(parse(Buffer.from([0x80, 0xc9, 0]))).toEqual({
+      ok: false,
+      error: 'rtcp: 3-byte datagram is shorter than a header',
+      packets: [],
+    });
+    expect(parse(buf(srPacket(sr1), rrPacket(rr)))).toEqual({ ok: true, packets: [sr1, rr] });
+  });
+
+  it('names a packet by its place in the compound, so that no bare number reads like a capture packet', () => {
+    const empty = rrPacket({ type: 'rr', ssrc: 1, reports: [] });
+    const bad = rtcp(201, 0, [0, 0, 0, 1], { version: 1 });
+    for (const [place, word] of [
+      [1, '1st'],
+      [4, '4th'],
+      [11, '11th'],
+      [12, '12th'],
+      [13, '13th'],
+      [21, '21st'],
+      [22, '22nd'],
+      [23, '23rd'],
+      [111, '111th'],
+      [112, '112th'],
+    ] as const) {
+      const r = parse(buf(...new Array(place - 1).fill(empty), bad));
+      expect(r).toMatchObject({
+        ok: false,
+        error: `rtcp: version 1 in the ${word} RTCP packet of the compound`,
+      });
+    }
   });
 
   it('reads only [off, end) and never throws on a bad range', () => {
@@ -1227,6 +1284,14 @@ function shapeProblem(r: RtcpParseResult): string | null {
     if (typeof r.error !== 'string' || !r.error.startsWith('rtcp: ') || r.error.length > 120)
       return `error ${r.error}`;
   } else if (r.ok !== true || r.packets.length === 0) return 'ok without packets';
+  else if (r.trailingBytes !== undefined || r.warning !== undefined) {
+    if (!isU(r.trailingBytes, 3) || r.trailingBytes === 0) return `trailingBytes ${r.trailingBytes}`;
+    const m = /^rtcp: ([123]) trailing bytes after the (\d+)(st|nd|rd|th) RTCP packet of the compound$/.exec(
+      r.warning ?? '',
+    );
+    if (m === null || Number(m[1]) !== r.trailingBytes || Number(m[2]) !== r.packets.length)
+      return `warning ${r.warning}`;
+  }
   for (const p of r.packets) {
     switch (p.type) {
       case 'sr':

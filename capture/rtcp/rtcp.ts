@@ -3,7 +3,9 @@
  * block; RFC 5761 rtcp-mux detection). Decodes straight from the bytes: only the result objects and
  * the SDES/BYE strings are allocated. Text (SDES items, BYE reason) is UTF-8 as RFC 3550 §6.5 says;
  * invalid sequences become U+FFFD. Every packet of the compound is checked (RFC 3550 A.2): version 2,
- * length inside the datagram, counts that fit the length, padding only on the last packet.
+ * length inside the datagram, counts that fit the length, padding only on the last packet. Messages
+ * name a packet by its place in the compound ("the 2nd RTCP packet of the compound"), never by a bare
+ * number that reads like the capture's packet number beside it in a log.
  */
 
 export interface RtcpReportBlock {
@@ -85,7 +87,13 @@ export type RtcpPacket =
   | { type: 'other'; packetType: number; length: number };
 
 export type RtcpParseResult =
-  | { ok: true; packets: RtcpPacket[] }
+  | {
+      ok: true;
+      packets: RtcpPacket[];
+      /** 1..3 bytes after the last packet: tolerated (see parseRtcpCompound), reported as `warning`. */
+      trailingBytes?: number;
+      warning?: string;
+    }
   /** `packets` holds the packets decoded before the problem. */
   | { ok: false; error: string; packets: RtcpPacket[] };
 
@@ -111,6 +119,22 @@ const SENDER_INFO = 20;
 const NTP_UNIX_OFFSET = 2_208_988_800;
 
 const utf8 = new TextDecoder('utf-8');
+
+/** 1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st. */
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const units = n % 10;
+  if (tens >= 11 && tens <= 13) return `${n}th`;
+  if (units === 1) return `${n}st`;
+  if (units === 2) return `${n}nd`;
+  if (units === 3) return `${n}rd`;
+  return `${n}th`;
+}
+
+/** Packet `n` (1-based) of a compound, in words a log reader cannot take for a capture packet number. */
+function nth(n: number): string {
+  return `the ${ordinal(n)} RTCP packet of the compound`;
+}
 
 function u16(b: Uint8Array, i: number): number {
   return (b[i] << 8) | b[i + 1];
@@ -184,7 +208,7 @@ function voipMetrics(b: Uint8Array, i: number): RtcpXrVoipMetrics {
 function sdes(b: Uint8Array, p: number, i: number, e: number, count: number, n: number): RtcpPacket | string {
   const chunks: RtcpSdesChunk[] = [];
   for (let k = 1; k <= count; k++) {
-    if (e - i < 4) return `rtcp: SDES chunk ${k} of ${count} missing in packet ${n}`;
+    if (e - i < 4) return `rtcp: SDES chunk ${k} of ${count} missing in ${nth(n)}`;
     const ssrc = u32(b, i);
     i += 4;
     let cname: string | null = null;
@@ -201,52 +225,52 @@ function sdes(b: Uint8Array, p: number, i: number, e: number, count: number, n: 
       if (e - i < 2) break;
       const len = b[i + 1];
       const s = i + 2;
-      if (s + len > e) return `rtcp: SDES item length ${len} exceeds ${e - s} remaining bytes in packet ${n}`;
+      if (s + len > e) return `rtcp: SDES item length ${len} exceeds ${e - s} remaining bytes in ${nth(n)}`;
       // The first occurrence wins: RFC 3550 §6.5.1 allows exactly one CNAME.
       if (type === SDES_CNAME) cname ??= text(b, s, s + len);
       else if (type === SDES_NAME) name ??= text(b, s, s + len);
       else if (type === SDES_TOOL) tool ??= text(b, s, s + len);
       i = s + len;
     }
-    if (!ended) return `rtcp: SDES chunk ${k} not terminated in packet ${n}`;
+    if (!ended) return `rtcp: SDES chunk ${k} not terminated in ${nth(n)}`;
     i += (4 - ((i - p) & 3)) & 3;
     chunks.push({ ssrc, cname, name, tool });
   }
   // The terminator's padding can run past a packet cut short by the padding count.
-  if (i > e) return `rtcp: SDES chunk ${count} padding runs past the end of packet ${n}`;
+  if (i > e) return `rtcp: SDES chunk ${count} padding runs past the end of ${nth(n)}`;
   return { type: 'sdes', chunks };
 }
 
 function bye(b: Uint8Array, i: number, e: number, count: number, n: number): RtcpPacket | string {
   if (e - i < count * 4)
-    return `rtcp: BYE with ${count} sources needs ${count * 4} bytes, has ${e - i} in packet ${n}`;
+    return `rtcp: BYE with ${count} sources needs ${count * 4} bytes, has ${e - i} in ${nth(n)}`;
   const ssrcs: number[] = [];
   for (let k = 0; k < count; k++, i += 4) ssrcs.push(u32(b, i));
   let reason: string | null = null;
   if (i < e) {
     const len = b[i];
     if (i + 1 + len > e)
-      return `rtcp: BYE reason length ${len} exceeds ${e - i - 1} remaining bytes in packet ${n}`;
+      return `rtcp: BYE reason length ${len} exceeds ${e - i - 1} remaining bytes in ${nth(n)}`;
     reason = text(b, i + 1, i + 1 + len);
   }
   return { type: 'bye', ssrcs, reason };
 }
 
 function xr(b: Uint8Array, i: number, e: number, n: number): RtcpPacket | string {
-  if (e - i < 4) return `rtcp: XR needs 4 bytes, has ${e - i} in packet ${n}`;
+  if (e - i < 4) return `rtcp: XR needs 4 bytes, has ${e - i} in ${nth(n)}`;
   const ssrc = u32(b, i);
   i += 4;
   const metrics: RtcpXrVoipMetrics[] = [];
   for (let k = 1; i < e; k++) {
-    if (e - i < 4) return `rtcp: XR block ${k} header cut short (${e - i} bytes) in packet ${n}`;
+    if (e - i < 4) return `rtcp: XR block ${k} header cut short (${e - i} bytes) in ${nth(n)}`;
     const blockType = b[i];
     const words = u16(b, i + 2);
     const size = 4 + words * 4;
     if (size > e - i)
-      return `rtcp: XR block ${k} length ${size} exceeds ${e - i} remaining bytes in packet ${n}`;
+      return `rtcp: XR block ${k} length ${size} exceeds ${e - i} remaining bytes in ${nth(n)}`;
     if (blockType === XR_VOIP_METRICS) {
       if (words !== XR_VOIP_METRICS_WORDS) {
-        return `rtcp: XR VoIP metrics block ${k} length ${words} words, expected 8 in packet ${n}`;
+        return `rtcp: XR VoIP metrics block ${k} length ${words} words, expected 8 in ${nth(n)}`;
       }
       metrics.push(voipMetrics(b, i + 4));
     }
@@ -271,7 +295,7 @@ function packet(
       const need = 4 + SENDER_INFO + count * REPORT_BLOCK;
       // Bytes after the report blocks are profile-specific extensions (RFC 3550 §6.4.1): allowed, skipped.
       if (e - i < need)
-        return `rtcp: SR with ${count} report blocks needs ${need} bytes, has ${e - i} in packet ${n}`;
+        return `rtcp: SR with ${count} report blocks needs ${need} bytes, has ${e - i} in ${nth(n)}`;
       return {
         type: 'sr',
         ssrc: u32(b, i),
@@ -288,7 +312,7 @@ function packet(
     case RTCP_RR: {
       const need = 4 + count * REPORT_BLOCK;
       if (e - i < need)
-        return `rtcp: RR with ${count} report blocks needs ${need} bytes, has ${e - i} in packet ${n}`;
+        return `rtcp: RR with ${count} report blocks needs ${need} bytes, has ${e - i} in ${nth(n)}`;
       return { type: 'rr', ssrc: u32(b, i), reports: reportBlocks(b, i + 4, count) };
     }
     case RTCP_SDES:
@@ -296,7 +320,7 @@ function packet(
     case RTCP_BYE:
       return bye(b, i, e, count, n);
     case RTCP_APP:
-      if (e - i < 8) return `rtcp: APP needs 8 bytes, has ${e - i} in packet ${n}`;
+      if (e - i < 8) return `rtcp: APP needs 8 bytes, has ${e - i} in ${nth(n)}`;
       // The name is four ASCII characters (RFC 3550 §6.7); one char per byte keeps any byte visible.
       return {
         type: 'app',
@@ -313,9 +337,16 @@ function packet(
 
 /**
  * Decodes a compound RTCP packet in buf[off, end). Never throws, on any input. The first packet must
- * be of type 200..207; later unknown types come back as 'other'. Tolerated, as RFC 3550 allows or real
- * stacks do: bytes after SR/RR report blocks (profile extensions) and after the last SDES chunk, and
- * non-zero octets where SDES/BYE pad to 32 bits. Strict: a missing SDES terminator is an error.
+ * be of type 200..207 (not necessarily SR/RR: RFC 5506 reduced-size RTCP); later unknown types come
+ * back as 'other'. Tolerated, as RFC 3550 allows or real stacks do: bytes after SR/RR report blocks
+ * (profile extensions) and after the last SDES chunk, and non-zero octets where SDES/BYE pad to 32
+ * bits. Strict: a missing SDES terminator is an error.
+ *
+ * 1..3 bytes after the last packet: RFC 3550 A.2 wants the packet lengths to add up to the datagram,
+ * but such bytes cannot hold a packet (§6.4.1 lengths are whole 32-bit words) or padding (counted
+ * inside the last packet's length), and every packet before them is complete. So the result is ok,
+ * with `trailingBytes` and a `warning` (tshark's length check passes too). Four or more bytes are read
+ * as the next packet's header and must be one.
  */
 export function parseRtcpCompound(buf: Uint8Array, off: number, end: number): RtcpParseResult {
   const packets: RtcpPacket[] = [];
@@ -331,15 +362,20 @@ export function parseRtcpCompound(buf: Uint8Array, off: number, end: number): Rt
   for (let n = 1; p < end; n++) {
     const remaining = end - p;
     if (remaining < 4) {
-      const error =
-        n === 1
-          ? `rtcp: ${remaining}-byte datagram is shorter than a header`
-          : `rtcp: ${remaining} trailing bytes after packet ${n - 1}`;
-      return { ok: false, error, packets };
+      if (n === 1)
+        return { ok: false, error: `rtcp: ${remaining}-byte datagram is shorter than a header`, packets };
+      // Fewer than 4 bytes can be neither an RTCP packet (lengths are whole 32-bit words) nor its
+      // padding (counted in the packet's length): the packets before them stand.
+      return {
+        ok: true,
+        packets,
+        trailingBytes: remaining,
+        warning: `rtcp: ${remaining} trailing bytes after ${nth(n - 1)}`,
+      };
     }
     const first = buf[p];
     const version = first >> 6;
-    if (version !== 2) return { ok: false, error: `rtcp: version ${version} in packet ${n}`, packets };
+    if (version !== 2) return { ok: false, error: `rtcp: version ${version} in ${nth(n)}`, packets };
     const pt = buf[p + 1];
     // An unknown type is skipped inside a compound, but a datagram that starts with one is not RTCP.
     if (n === 1 && (pt < RTCP_SR || pt > RTCP_XR)) {
@@ -350,20 +386,21 @@ export function parseRtcpCompound(buf: Uint8Array, off: number, end: number): Rt
     if (length > remaining) {
       return {
         ok: false,
-        error: `rtcp: length ${length} exceeds ${remaining} remaining bytes in packet ${n}`,
+        error: `rtcp: length ${length} exceeds ${remaining} remaining bytes in ${nth(n)}`,
         packets,
       };
     }
     let e = p + length;
     if (first & 0x20) {
       // RFC 3550 §6.4.1: only the last packet of a compound may be padded; the count includes itself.
-      if (e !== end)
-        return { ok: false, error: `rtcp: padding bit on packet ${n}, which is not the last`, packets };
+      // Trailing bytes too few for another packet leave this one the last.
+      if (end - e >= 4)
+        return { ok: false, error: `rtcp: padding bit on ${nth(n)}, which is not the last`, packets };
       const pad = buf[e - 1];
       if (pad === 0 || pad > length - 4) {
         return {
           ok: false,
-          error: `rtcp: padding count ${pad} does not fit the ${length}-byte packet ${n}`,
+          error: `rtcp: padding count ${pad} does not fit ${nth(n)} (${length} bytes)`,
           packets,
         };
       }

@@ -1,22 +1,24 @@
 /**
- * Media tracking: finds RTP streams (from SDP offers/answers, and by a strict header heuristic where no
- * signalling is visible), keeps tshark-compatible statistics and quality per stream (5-tuple + SSRC),
- * reads RTCP beside them, and reports each stream every interval and when it ends.
+ * The media tracker: finds RTP streams (from SDP offers/answers, ./sdp-bindings.ts, and by a strict
+ * header heuristic where no signalling is visible, ./heuristic.ts), keeps tshark-compatible statistics
+ * and quality per stream (5-tuple + SSRC), reads RTCP beside them, and reports each stream every
+ * interval and when it ends (./reports.ts builds the reports).
  *
  * Hot path: a packet of a known stream costs one numeric hash, a bucket walk and the statistics update;
  * strings are only built when a packet does not belong to a known stream.
  */
-
-import { formatIp, parseIp } from '../../core/address.js';
 import type { MediaEndReason, MediaStreamReport } from '../../core/media-report.js';
 import type { Sdp, SipMessage } from '../../core/sip-message.js';
 import type { PacketRecord } from '../file/record.js';
 import type { DecodedPacket } from '../packet.js';
 import { ntpMiddle32, parseRtcpCompound, type RtcpPacket, roundTripMs } from '../rtcp/rtcp.js';
-import { BoundedMap, ownedKeyPart } from '../sip/bounded-map.js';
+import { ownedKeyPart } from '../sip/bounded-map.js';
 import { decodeRtpHeader, RtpHeader } from './header.js';
-import { clockRateOf, codecName, type DynamicPayload, payloadTypeName } from './payload-types.js';
-import { type IntervalResult, type MediaBinding, MediaStream } from './stream.js';
+import { RtpCandidates } from './heuristic.js';
+import { clockRateOf, type DynamicPayload } from './payload-types.js';
+import { codecOf, MediaReportBuilder } from './reports.js';
+import { SdpBindings } from './sdp-bindings.js';
+import { type MediaBinding, MediaStream } from './stream.js';
 
 export interface MediaTrackerOptions {
   /** Find RTP with no visible SDP by its headers (default true). */
@@ -43,6 +45,8 @@ export interface MediaStats {
   rtpPackets: number;
   rtcpPackets: number;
   rtcpMalformed: number;
+  /** RTCP compounds with 1..3 bytes after their last packet: decoded, counted here, not malformed. */
+  rtcpTrailingBytes: number;
   udptlPackets: number;
   streamsStarted: number;
   streamsFromSdp: number;
@@ -63,6 +67,7 @@ export function emptyMediaStats(): MediaStats {
     rtpPackets: 0,
     rtcpPackets: 0,
     rtcpMalformed: 0,
+    rtcpTrailingBytes: 0,
     udptlPackets: 0,
     streamsStarted: 0,
     streamsFromSdp: 0,
@@ -79,26 +84,6 @@ export function emptyMediaStats(): MediaStats {
   };
 }
 
-interface Candidate {
-  hash: number;
-  key: string;
-  count: number;
-  lastMs: number;
-  times: number[];
-  seqs: number[];
-  timestamps: number[];
-  pts: number[];
-  markers: boolean[];
-  lengths: number[];
-}
-
-const MAX_PT_GAP = 3;
-
-/** Payload types a heuristic accepts: registered static audio/video types and the dynamic range. */
-function plausiblePayloadType(pt: number): boolean {
-  return pt <= 19 || pt === 25 || pt === 26 || pt === 28 || (pt >= 31 && pt <= 34) || pt >= 96;
-}
-
 export class MediaTracker {
   readonly stats: MediaStats = emptyMediaStats();
   private readonly heuristic: boolean;
@@ -106,8 +91,6 @@ export class MediaTracker {
   private readonly idleTimeoutMs: number;
   private readonly byeGraceMs: number;
   private readonly maxStreams: number;
-  private readonly maxCandidates: number;
-  private readonly probation: number;
   private readonly header = new RtpHeader();
   /** Probation packets of a heuristic stream are fed again through this one. */
   private readonly replay = new RtpHeader();
@@ -115,18 +98,14 @@ export class MediaTracker {
   private streamCount = 0;
   private readonly bySsrc = new Map<number, MediaStream>();
   private readonly byCall = new Map<string, MediaStream>();
-  private readonly endpoints: BoundedMap<MediaBinding>;
-  /** Announced port → the one call announcing it, or null once two calls did (ambiguous). */
-  private readonly portCalls = new BoundedMap<string | null>(100_000);
-  private candidates = new Map<number, Candidate>();
-  private oldCandidates = new Map<number, Candidate>();
+  private readonly bindings: SdpBindings;
+  private readonly candidates: RtpCandidates;
+  private readonly reports = new MediaReportBuilder();
   private originSec = -1;
   private originNsec = 0;
-  private originNs = 0n;
   private nowMs = 0;
   private nextSweepMs = 1000;
   private lastFullSweepMs = Number.NEGATIVE_INFINITY;
-  private readonly scratch = new Uint8Array(16);
 
   constructor(private readonly options: MediaTrackerOptions = {}) {
     this.heuristic = options.heuristic ?? true;
@@ -134,9 +113,12 @@ export class MediaTracker {
     this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
     this.byeGraceMs = options.byeGraceMs ?? 2_000;
     this.maxStreams = options.maxStreams ?? 50_000;
-    this.maxCandidates = options.maxCandidates ?? 10_000;
-    this.probation = Math.max(1, Math.min(8, options.probation ?? 3));
-    this.endpoints = new BoundedMap(options.maxEndpoints ?? 100_000);
+    this.candidates = new RtpCandidates(
+      options.maxCandidates ?? 10_000,
+      Math.max(1, Math.min(8, options.probation ?? 3)),
+      this.stats,
+    );
+    this.bindings = new SdpBindings(options.maxEndpoints ?? 100_000, this.stats);
   }
 
   /** Streams being tracked now. */
@@ -149,7 +131,7 @@ export class MediaTracker {
     if (this.originSec < 0) {
       this.originSec = record.tsSec;
       this.originNsec = record.tsNsec;
-      this.originNs = BigInt(record.tsSec) * 1_000_000_000n + BigInt(record.tsNsec);
+      this.reports.startAt(record.tsSec, record.tsNsec);
     }
     return (record.tsSec - this.originSec) * 1000 + (record.tsNsec - this.originNsec) / 1e6;
   }
@@ -215,7 +197,7 @@ export class MediaTracker {
     }
     h.timeMs = this.nowMs;
     if (s === null) {
-      const binding = this.bindingFor(p);
+      const binding = this.bindings.forDatagram(p);
       if (binding !== null && binding.kind === 'udptl') {
         this.stats.udptlPackets++;
         return true;
@@ -223,7 +205,7 @@ export class MediaTracker {
       if (binding !== null && binding.kind === 'rtcp') return false;
       if (binding === null) {
         if (!this.heuristic) return false;
-        const cand = this.candidate((hash ^ Math.imul(ssrc, 0x2545f491)) | 0, p, h.timeMs);
+        const cand = this.candidates.offer((hash ^ Math.imul(ssrc, 0x2545f491)) | 0, p, h, h.timeMs);
         if (cand === null) return false;
         s = this.newStream(
           hash,
@@ -238,7 +220,7 @@ export class MediaTracker {
           dD,
           ports,
           ssrc,
-          this.portBinding(p),
+          this.bindings.byPort(p),
           'heuristic',
         );
         if (s === null) return false;
@@ -269,76 +251,6 @@ export class MediaTracker {
     let dynamic: DynamicPayload | undefined;
     if (pt >= 96 && s.binding !== null) dynamic = s.binding.rtpmap.get(pt);
     s.packet(h, clockRateOf(pt, dynamic));
-  }
-
-  /**
-   * Heuristic probation: the same 5-tuple and SSRC over `probation` packets, each with a sequence
-   * number 1..3 ahead of the previous one, a timestamp not behind it, one plausible payload type, and
-   * no more than 5 s between packets. Returns the candidate once it qualifies (then forgotten).
-   */
-  private candidate(hash: number, p: DecodedPacket, timeMs: number): Candidate | null {
-    const h = this.header;
-    if (!plausiblePayloadType(h.payloadType) || h.badPadding) {
-      this.stats.candidatesRejected++;
-      return null;
-    }
-    const key = `${p.ipVersion}|${p.srcIp()}|${p.srcPort}|${p.dstIp()}|${p.dstPort}|${h.ssrc}`;
-    let c = this.candidates.get(hash);
-    if (c === undefined) {
-      c = this.oldCandidates.get(hash);
-      if (c !== undefined) {
-        this.oldCandidates.delete(hash);
-        this.candidates.set(hash, c);
-      }
-    }
-    if (c !== undefined && c.key !== key) c = undefined;
-    if (c !== undefined) {
-      const i = c.count - 1;
-      const seqStep = (h.sequence - c.seqs[i]) & 0xffff;
-      const tsStep = (h.timestamp - c.timestamps[i]) >>> 0;
-      if (
-        seqStep < 1 ||
-        seqStep > MAX_PT_GAP ||
-        tsStep >= 0x80000000 ||
-        h.payloadType !== c.pts[i] ||
-        timeMs - c.lastMs > 5000 ||
-        timeMs < c.lastMs
-      ) {
-        c.count = 0;
-      }
-    } else {
-      if (this.candidates.size >= Math.max(1, this.maxCandidates >> 1)) {
-        this.stats.candidatesForgotten += this.oldCandidates.size;
-        this.oldCandidates = this.candidates;
-        this.candidates = new Map();
-      }
-      c = {
-        hash,
-        key,
-        count: 0,
-        lastMs: timeMs,
-        times: [],
-        seqs: [],
-        timestamps: [],
-        pts: [],
-        markers: [],
-        lengths: [],
-      };
-      this.candidates.set(hash, c);
-    }
-    const i = c.count++;
-    c.times[i] = timeMs;
-    c.seqs[i] = h.sequence;
-    c.timestamps[i] = h.timestamp;
-    c.pts[i] = h.payloadType;
-    c.markers[i] = h.marker;
-    c.lengths[i] = h.dataLength;
-    c.lastMs = timeMs;
-    if (c.count < this.probation) return null;
-    this.candidates.delete(hash);
-    // The packet being handled is fed by the caller: hand back only the earlier ones.
-    c.count--;
-    return c;
   }
 
   private newStream(
@@ -399,35 +311,10 @@ export class MediaTracker {
     return s;
   }
 
-  /** The SDP endpoint a datagram is addressed to (preferred) or sent from. */
-  private bindingFor(p: DecodedPacket): MediaBinding | null {
-    if (this.endpoints.size === 0) return null;
-    const dst = this.endpoints.get(`${p.dstIp()}:${p.dstPort}`);
-    if (dst !== undefined) return dst;
-    return this.endpoints.get(`${p.srcIp()}:${p.srcPort}`) ?? null;
-  }
-
-  /**
-   * A heuristic stream from or to an address no SDP announced (NAT, latching) still belongs to a call
-   * when exactly one call announced its destination or source port.
-   */
-  private portBinding(p: DecodedPacket): MediaBinding | null {
-    if (this.portCalls.size === 0) return null;
-    for (const port of [p.dstPort, p.srcPort]) {
-      const callId = this.portCalls.get(String(port));
-      if (callId) return { callId, rtpmap: new Map(), kind: 'rtp', rtcpMux: false };
-    }
-    return null;
-  }
-
   private maybeUdptl(p: DecodedPacket): boolean {
-    if (this.endpoints.size === 0) return false;
-    const b = this.bindingFor(p);
-    if (b !== null && b.kind === 'udptl') {
-      this.stats.udptlPackets++;
-      return true;
-    }
-    return false;
+    if (!this.bindings.isUdptl(p)) return false;
+    this.stats.udptlPackets++;
+    return true;
   }
 
   /** SIP message seen: SDP bodies announce endpoints; BYE and CANCEL end the call's streams. */
@@ -452,54 +339,7 @@ export class MediaTracker {
       return;
     }
     if (sdp === null) return;
-    this.announce(ownedKeyPart(callId), sdp);
-  }
-
-  private announce(callId: string, sdp: Sdp): void {
-    for (const m of sdp.media) {
-      if (m.port === 0) continue;
-      const conn = m.connection ?? sdp.connection;
-      if (conn === null) continue;
-      const bytes = parseIp(conn.address);
-      // 0.0.0.0 is the old way to put a call on hold (RFC 2543): nothing to bind.
-      if (bytes === null || bytes.every((b) => b === 0)) continue;
-      const ip = formatIp(bytes.length === 16 ? 6 : 4, bytes);
-      const proto = m.proto.toLowerCase();
-      const udptl = proto === 'udptl' || proto.endsWith('/udptl');
-      if (!udptl && !proto.startsWith('rtp/') && !proto.includes('/rtp/')) continue;
-      const rtpmap = new Map<number, { encoding: string; clockRate: number }>();
-      for (const [pt, map] of Object.entries(m.rtpmap)) {
-        const n = Number(pt);
-        if (n >= 96 && n <= 127) rtpmap.set(n, { encoding: map.encoding, clockRate: map.clockRate });
-      }
-      let rtcpMux = false;
-      let rtcpPort = m.port + 1;
-      for (const [name, value] of m.attributes) {
-        if (name === 'rtcp-mux') rtcpMux = true;
-        else if (name === 'rtcp' && value !== null) {
-          const n = Number.parseInt(value, 10);
-          if (n > 0 && n < 65536) rtcpPort = n;
-        }
-      }
-      const binding: MediaBinding = { callId, rtpmap, kind: udptl ? 'udptl' : 'rtp', rtcpMux };
-      this.setEndpoint(`${ip}:${m.port}`, binding);
-      if (!udptl && !rtcpMux && rtcpPort !== m.port) {
-        this.setEndpoint(`${ip}:${rtcpPort}`, { callId, rtpmap, kind: 'rtcp', rtcpMux: false });
-      }
-      if (!udptl) {
-        const key = String(m.port);
-        const known = this.portCalls.get(key);
-        if (known === undefined) this.portCalls.set(key, callId);
-        else if (known !== null && known !== callId) this.portCalls.set(key, null);
-      }
-    }
-  }
-
-  private setEndpoint(key: string, binding: MediaBinding): void {
-    const before = this.endpoints.forgotten;
-    if (!this.endpoints.has(key)) this.stats.sdpEndpoints++;
-    this.endpoints.set(key, binding);
-    this.stats.endpointsForgotten += this.endpoints.forgotten - before;
+    this.bindings.announce(ownedKeyPart(callId), sdp);
   }
 
   private rtcp(p: DecodedPacket, record: PacketRecord): void {
@@ -508,6 +348,9 @@ export class MediaTracker {
     if (!result.ok) {
       this.stats.rtcpMalformed++;
       this.options.onProblem?.('malformed-rtcp', result.error, record.number);
+    } else if (result.warning !== undefined) {
+      this.stats.rtcpTrailingBytes++;
+      this.options.onProblem?.('rtcp-trailing-bytes', result.warning, record.number);
     }
     const arrival = ntpMiddle32(record.tsSec, record.tsNsec);
     for (const packet of result.packets) this.rtcpPacket(packet, arrival);
@@ -653,117 +496,13 @@ export class MediaTracker {
     reason: MediaEndReason | null,
     atMs: number,
   ): void {
-    const codec = this.codecOf(s, s.payloadType);
+    const codec = codecOf(s, s.payloadType);
     const interval = s.packets > 0 ? s.closeInterval(atMs, codec) : null;
     if (kind === 'interval') this.stats.intervalReports++;
     else this.stats.finalReports++;
     const onReport = this.options.onReport;
     if (!onReport) return;
-    onReport(this.toReport(s, kind, reason, interval, codec));
-  }
-
-  private codecOf(s: MediaStream, pt: number): string | null {
-    return codecName(pt, pt >= 96 && s.binding !== null ? s.binding.rtpmap.get(pt) : undefined);
-  }
-
-  private nsAt(ms: number): bigint {
-    return this.originNs + BigInt(Math.round(ms * 1e6));
-  }
-
-  private address(family: 4 | 6, a: number, b: number, c: number, d: number): string {
-    const x = this.scratch;
-    const words = [a, b, c, d];
-    for (let i = 0; i < (family === 6 ? 4 : 1); i++) {
-      const w = words[i];
-      x[i * 4] = w >>> 24;
-      x[i * 4 + 1] = (w >>> 16) & 0xff;
-      x[i * 4 + 2] = (w >>> 8) & 0xff;
-      x[i * 4 + 3] = w & 0xff;
-    }
-    return formatIp(family, x);
-  }
-
-  private toReport(
-    s: MediaStream,
-    kind: 'interval' | 'final',
-    reason: MediaEndReason | null,
-    interval: IntervalResult | null,
-    codec: string | null,
-  ): MediaStreamReport {
-    const pts = s.payloadTypeList();
-    const durationMs = s.lastTimeMs - s.firstTimeMs;
-    const expected = s.expected;
-    const voice = s.clockRate > 0 && s.mosIntervals > 0;
-    return {
-      kind,
-      endReason: reason,
-      callId: s.binding?.callId ?? null,
-      discovery: s.discovery,
-      ipFamily: s.ipFamily,
-      src: this.address(s.ipFamily, s.srcA, s.srcB, s.srcC, s.srcD),
-      srcPort: s.ports >>> 16,
-      dst: this.address(s.ipFamily, s.dstA, s.dstB, s.dstC, s.dstD),
-      dstPort: s.ports & 0xffff,
-      vlan: s.vlan,
-      ssrc: s.ssrc,
-      previousSsrc: s.previousSsrc,
-      payloadType: s.payloadType,
-      codec,
-      clockRate: s.clockRate,
-      payloadTypes: pts,
-      payloadNames: pts.map((pt) => {
-        const dyn = pt >= 96 && s.binding !== null ? s.binding.rtpmap.get(pt) : undefined;
-        if (dyn) return dyn.encoding;
-        // With SDP, Wireshark names dynamic types from the rtpmap only (no default for 101).
-        if (pt >= 96 && s.discovery === 'sdp') return `RTPType-${pt}`;
-        return payloadTypeName(pt);
-      }),
-      startNs: this.nsAt(s.firstTimeMs),
-      endNs: this.nsAt(s.lastTimeMs),
-      startTime: s.firstTimeMs / 1000,
-      endTime: s.lastTimeMs / 1000,
-      packets: s.packets,
-      expected,
-      lost: s.lost,
-      lossPercent: expected > 0 ? (100 * s.lost) / (expected >>> 0) : 0,
-      sequenceErrors: s.sequenceErrors,
-      duplicates: s.duplicates,
-      outOfOrder: s.outOfOrder,
-      wrongTimestamps: s.wrongTimestamps,
-      markers: s.markers,
-      minDeltaMs: s.minDeltaMs,
-      meanDeltaMs: s.meanDeltaMs,
-      maxDeltaMs: s.maxDeltaMs,
-      minJitterMs: s.minJitterMs,
-      meanJitterMs: s.meanJitterMs,
-      maxJitterMs: s.maxJitterMs,
-      maxSkewMs: s.maxSkewMs,
-      bytes: s.bytes,
-      bitrateKbps: durationMs > 0 ? (s.bytes * 8) / durationMs : 0,
-      problem: s.problem,
-      mos: voice ? s.meanMos : null,
-      minMos: voice ? s.minMos : null,
-      rFactor: voice ? s.lastR : null,
-      lossBursts: s.lossBurstCounts(),
-      delayOver: s.delay.shares(),
-      interval:
-        interval === null
-          ? null
-          : {
-              startNs: this.nsAt(interval.startMs),
-              endNs: this.nsAt(interval.endMs),
-              packets: interval.packets,
-              expected: interval.expected,
-              lost: interval.lost,
-              lossPercent: interval.lossPercent,
-              jitterMs: interval.jitterMs,
-              maxJitterMs: interval.maxJitterMs,
-              burstR: interval.burstR,
-              rFactor: interval.rFactor,
-              mos: interval.mos,
-            },
-      rtcp: s.rtcp === null ? null : { ...s.rtcp },
-    };
+    onReport(this.reports.build(s, kind, reason, interval, codec));
   }
 }
 
