@@ -9,10 +9,11 @@
  *   temporary tables, transactions): a ClickHouse server gives each request a fresh session.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { drainPending, type RawInsertFormat, Session } from 'chdb';
-import { ClickHouseException, StoreError } from './errors.js';
+import { lockHolder } from './datadir.js';
+import { ClickHouseException, StoreError, StoreLockedError } from './errors.js';
 import {
   DEFAULT_OUTPUT_FORMAT,
   type InsertStatement,
@@ -269,32 +270,14 @@ function rawSettingValue(value: string): string | number {
   return value;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
- * chDB only says "Failed to create connection" (the engine prints the reason on stderr). The lock
- * it failed on is ClickHouse's `status` file, which names the process holding it.
+ * chDB only says "Failed to create connection" (the engine prints the reason on stderr). A lock
+ * held by another process is told by the kernel's lock table (or ClickHouse's `status` file).
  */
 function diagnoseOpenFailure(dataDir: string, error: unknown): StoreError {
   const message = error instanceof Error ? error.message : String(error);
-  const statusFile = join(dataDir, 'status');
-  if (existsSync(statusFile)) {
-    const pid = Number(/^PID:\s*(\d+)/m.exec(readFileSync(statusFile, 'utf8'))?.[1]);
-    if (pid && pid !== process.pid && pidAlive(pid)) {
-      return new StoreError(
-        `data directory ${dataDir} is in use by another callscope store (chDB lock)`,
-        { dataDir, pid },
-        { cause: error },
-      );
-    }
-  }
+  const holder = lockHolder(dataDir);
+  if (holder && holder.pid !== process.pid) return new StoreLockedError(dataDir, holder, { cause: error });
   if (/one active data directory per process/.test(message)) {
     return new StoreError(
       `cannot open ${dataDir}: chDB serves one data directory per process and this process has another open`,

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Logger } from '../../core/log.js';
-import { ClickHouseException, exceptionReply, StoreError } from './errors.js';
+import { ClickHouseException, exceptionReply, StoreError, StorePortInUseError } from './errors.js';
 import { contentTypeOf } from './formats.js';
 import {
   type Compression,
@@ -65,11 +65,13 @@ export class StoreHttpServer {
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException) =>
         reject(
-          new StoreError(
-            `cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}`,
-            { port },
-            { cause: error },
-          ),
+          error.code === 'EADDRINUSE'
+            ? new StorePortInUseError(port, { cause: error })
+            : new StoreError(
+                `cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}`,
+                { port },
+                { cause: error },
+              ),
         );
       this.server.once('error', onError);
       this.server.listen(port, '127.0.0.1', () => {
