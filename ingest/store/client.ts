@@ -13,7 +13,7 @@ import {
   type WarnLogParams,
 } from '@clickhouse/client';
 import { type Logger, silentLogger } from '../../core/log.js';
-import { EmbeddedStore } from './embedded.js';
+import { DEFAULT_DATABASE, EmbeddedStore } from './embedded.js';
 import { StoreConfigError, StoreError, StoreUnreachableError } from './errors.js';
 import { quoteIdentifier } from './formats.js';
 
@@ -28,8 +28,11 @@ export interface OpenStoreOptions {
   clickhouseUrl?: string;
   username?: string;
   password?: string;
+  /** The client's database; unset, the server's default (the embedded store's `defaultDatabase`). */
   database?: string;
   dataDir?: string;
+  /** Embedded mode: the database of requests that name none (default `database`, else 'callscope'). */
+  defaultDatabase?: string;
   /** Embedded mode: open only a directory that holds a store, else throw StoreNotFoundError. */
   mustExist?: boolean;
   logger?: Logger;
@@ -107,14 +110,16 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     return storeOf(client, 'server', displayUrl, null);
   }
 
+  const defaultDatabase = options.defaultDatabase ?? options.database ?? DEFAULT_DATABASE;
   const embedded = await EmbeddedStore.start({
     dataDir: options.dataDir ?? DEFAULT_DATA_DIR,
+    defaultDatabase,
     mustExist: options.mustExist,
     logger,
   });
   try {
-    const database = options.database ?? 'default';
-    if (database !== 'default') {
+    const database = options.database;
+    if (database !== undefined && database !== defaultDatabase) {
       // The store is ours, so the database is created on first use; a server's is the admin's.
       const bootstrap = createClient({ url: embedded.url, log: clientLog(logger) });
       try {

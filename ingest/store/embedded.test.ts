@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate } from '../schema/migrate.js';
 import { EmbeddedStore } from './embedded.js';
 import { StoreError, StoreExit, StoreLockedError, StoreNotFoundError } from './errors.js';
 import { holdStoreInChild, startStoreInChild } from './test-child.js';
@@ -95,6 +96,45 @@ describe('embedded store over HTTP', () => {
         .end();
     });
     expect(rebound).toBe(403);
+  });
+
+  it("serves callscope's database to requests that name none, created on a fresh store", async () => {
+    expect(store.defaultDatabase).toBe('callscope');
+    // Fresh: nothing migrated yet, and still no UNKNOWN_DATABASE.
+    expect(await scalar('SHOW TABLES')).toBe('');
+    await migrate(client, { database: 'callscope', ttlDays: 0 });
+    expect(await scalar('SELECT currentDatabase()')).toBe('callscope');
+    expect((await scalar('SHOW TABLES')).split('\n')).toContain('sip_messages');
+    const columns = await rows<{ name: string }>('DESCRIBE TABLE sip_messages');
+    expect(columns.map((c) => c.name)).toContain('call_id');
+
+    // What curl or Grafana send: no database parameter, no header.
+    const post = (body: string, path = '/', headers: Record<string, string> = {}) =>
+      raw(path, { method: 'POST', body, headers }).then(async (r) => ({
+        status: r.status,
+        text: await r.text(),
+      }));
+    expect(await post('SELECT currentDatabase()')).toEqual({ status: 200, text: 'callscope\n' });
+    expect((await post('SHOW TABLES')).text.split('\n')).toContain('sip_messages');
+    const described = await raw(`/?query=${encodeURIComponent('DESCRIBE TABLE sip_messages')}`);
+    expect(described.status).toBe(200);
+    expect(await described.text()).toMatch(/^event_id\tUInt64/m);
+  });
+
+  it('still serves the database a request names, by parameter or header (the header first)', async () => {
+    const current = (path: string, headers: Record<string, string> = {}) =>
+      raw(path, { method: 'POST', body: 'SELECT currentDatabase()', headers }).then((r) => r.text());
+    expect(await current('/?database=system')).toBe('system\n');
+    expect(await current('/?database=default')).toBe('default\n');
+    expect(await current('/', { 'X-ClickHouse-Database': 'system' })).toBe('system\n');
+    expect(await current('/?database=default', { 'X-ClickHouse-Database': 'system' })).toBe('system\n');
+    const other = connect({ database: 'system' });
+    try {
+      const rs = await other.query({ query: 'SELECT currentDatabase() AS db', format: 'JSONEachRow' });
+      expect(await rs.json()).toEqual([{ db: 'system' }]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('runs DDL commands', async () => {
@@ -526,6 +566,8 @@ describe('embedded store over HTTP', () => {
         `data directory ${held} is in use by another callscope process (pid ${holder.pid}); ` +
           `stop it, or point --clickhouse at the store it serves: --clickhouse ${holder.url}`,
       );
+      const answer = await fetch(`${holder.url}/`, { method: 'POST', body: 'SELECT currentDatabase()' });
+      expect(await answer.text()).toBe('callscope\n');
     } finally {
       await holder.stop();
     }

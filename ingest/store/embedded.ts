@@ -11,6 +11,9 @@ import { ChdbEngine } from './engine.js';
 import { StoreError, StoreLockedError, StoreNotFoundError } from './errors.js';
 import { StoreHttpServer } from './http.js';
 
+/** callscope's database: the `--database` default, and what the HTTP interface serves by default. */
+export const DEFAULT_DATABASE = 'callscope';
+
 export interface EmbeddedStoreOptions {
   dataDir: string;
   /**
@@ -18,6 +21,11 @@ export interface EmbeddedStoreOptions {
    * StoreNotFoundError and create nothing. Default false: the directory is created if missing.
    */
   mustExist?: boolean;
+  /**
+   * The database of HTTP requests that name none, created if missing (default 'callscope'), so
+   * `SHOW TABLES` and unqualified names in clickhouse-client or Grafana find callscope's tables.
+   */
+  defaultDatabase?: string;
   /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
   port?: number;
   logger?: Logger;
@@ -42,6 +50,8 @@ export class EmbeddedStore {
   private constructor(
     readonly url: string,
     readonly dataDir: string,
+    /** The database of requests that name none. */
+    readonly defaultDatabase: string,
     private readonly engine: ChdbEngine,
     private readonly http: StoreHttpServer,
     private readonly logger: Logger,
@@ -55,6 +65,7 @@ export class EmbeddedStore {
   static async start(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     const logger = options.logger ?? silentLogger;
     const started = performance.now();
+    const defaultDatabase = options.defaultDatabase ?? DEFAULT_DATABASE;
     if (options.mustExist) {
       const state = dataDirState(options.dataDir);
       if (state !== 'store') throw new StoreNotFoundError(options.dataDir, state);
@@ -85,17 +96,27 @@ export class EmbeddedStore {
     let http: StoreHttpServer | undefined;
     try {
       engine = await ChdbEngine.open(dataDir, { concurrency: options.concurrency });
+      await engine.createDatabase(defaultDatabase);
       http = new StoreHttpServer(engine, {
         maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
         maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+        defaultDatabase,
         logger,
       });
       const port = await http.listen(options.port ?? 0);
-      const store = new EmbeddedStore(`http://127.0.0.1:${port}`, dataDir, engine, http, logger);
+      const store = new EmbeddedStore(
+        `http://127.0.0.1:${port}`,
+        dataDir,
+        defaultDatabase,
+        engine,
+        http,
+        logger,
+      );
       publishServedUrl(dataDir, store.url);
       logger.info('embedded store started', {
         dataDir,
         url: store.url,
+        defaultDatabase,
         chdb: engine.version,
         ms: Math.round(performance.now() - started),
       });

@@ -19,6 +19,7 @@ import {
   type InsertStatement,
   isPlainIdentifier,
   isRawInsertFormat,
+  quoteIdentifier,
   trailingFormat,
 } from './formats.js';
 import { bindValue, placeholderTypes } from './params.js';
@@ -83,6 +84,11 @@ export class ChdbEngine {
       primary.close();
       throw new StoreError(`chDB opened ${dataDir} but cannot query it`, { dataDir }, { cause: error });
     }
+  }
+
+  /** Creates `database` unless it exists. */
+  async createDatabase(database: string): Promise<void> {
+    await this.primary.queryAsync(`CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)}`);
   }
 
   /** Executes one request; `signal` abandons it while it still waits for a connection. */

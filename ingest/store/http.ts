@@ -35,6 +35,8 @@ export interface HttpServerOptions {
   maxBodyBytes: number;
   /** Requests handled at once (reading, queued or executing); more are refused with 503. */
   maxInFlight: number;
+  /** The database of requests that name none (no `database` parameter or header). */
+  defaultDatabase: string;
   logger: Logger;
 }
 
@@ -160,7 +162,7 @@ export class StoreHttpServer {
     let queryId = queryIdFrom(search);
     try {
       const body = await readBody(req, this.options.maxBodyBytes);
-      const request = toStoreRequest(req, search, body);
+      const request = toStoreRequest(req, search, body, this.options.defaultDatabase);
       queryId = request.queryId;
       if (!HEADER_SAFE.test(queryId)) {
         queryId = undefined;
