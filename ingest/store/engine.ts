@@ -7,11 +7,15 @@
  * - anything else runs after a `SET` on its borrowed connection, which is then closed rather than
  *   reused. So is a connection after any statement that may change session state (SET, USE,
  *   temporary tables, transactions): a ClickHouse server gives each request a fresh session.
+ *
+ * chDB itself is loaded when the first engine opens, not when this module is imported: the library
+ * is 566 MB to map, and commands that never open a store (analyze) import this module through
+ * the command table.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { drainPending, type RawInsertFormat, Session } from 'chdb';
+import type { RawInsertFormat, Session } from 'chdb';
 import { lockHolder } from './datadir.js';
 import { ClickHouseException, StoreError, StoreLockedError } from './errors.js';
 import {
@@ -51,6 +55,24 @@ export interface EngineOptions {
   concurrency?: number;
 }
 
+export type Chdb = typeof import('chdb');
+
+// Process-wide cache of the loaded native library: it is loaded once, by the first store opened.
+let chdbModule: Promise<Chdb> | undefined;
+
+/** The chDB module, loaded (and its native library mapped) on first call. */
+export function loadChdb(): Promise<Chdb> {
+  chdbModule ??= import('chdb').catch((error: unknown) => {
+    chdbModule = undefined;
+    throw new StoreError(
+      `cannot load the chDB engine (npm package chdb): ${error instanceof Error ? error.message : String(error)}`,
+      {},
+      { cause: error },
+    );
+  });
+  return chdbModule;
+}
+
 const STATEFUL_SQL = /\b(?:SET|USE|TEMPORARY|BEGIN|COMMIT|ROLLBACK)\b/i;
 const READONLY_GET =
   'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries';
@@ -58,6 +80,7 @@ const READONLY_GET =
 export class ChdbEngine {
   private constructor(
     readonly dataDir: string,
+    private readonly chdb: Chdb,
     private readonly primary: Session,
     private readonly pool: ConnectionPool,
     /** Engine version, as `SELECT version()`. */
@@ -68,9 +91,10 @@ export class ChdbEngine {
   /** Opens `dataDir` (created if missing). The directory must not be open in another process. */
   static async open(dataDir: string, options: EngineOptions = {}): Promise<ChdbEngine> {
     mkdirSync(dataDir, { recursive: true });
+    const chdb = await loadChdb();
     let primary: Session;
     try {
-      primary = new Session(dataDir);
+      primary = new chdb.Session(dataDir);
     } catch (error) {
       throw diagnoseOpenFailure(dataDir, error);
     }
@@ -79,7 +103,8 @@ export class ChdbEngine {
       const [version, timezone] = info.text().trim().split('\t');
       const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
       const size = options.concurrency ?? Math.max(1, threads - 1);
-      return new ChdbEngine(dataDir, primary, new ConnectionPool(dataDir, size), version, timezone);
+      const pool = new ConnectionPool(dataDir, size, (dir) => new chdb.Session(dir));
+      return new ChdbEngine(dataDir, chdb, primary, pool, version, timezone);
     } catch (error) {
       primary.close();
       throw new StoreError(`chDB opened ${dataDir} but cannot query it`, { dataDir }, { cause: error });
@@ -122,7 +147,7 @@ export class ChdbEngine {
     this.primary.close();
     // close() defers tearing a connection down while any native operation runs; wait for it, so
     // the directory is free (and its lock released) when this resolves.
-    await drainPending();
+    await this.chdb.drainPending();
   }
 
   private needsSettings(request: StoreRequest): boolean {
