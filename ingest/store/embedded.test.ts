@@ -554,27 +554,30 @@ describe('embedded store over HTTP', () => {
 
   it('reports a directory a running store holds as StoreLockedError, naming its pid and URL', async () => {
     const held = mkdtempSync(join(tmpdir(), 'callscope-held-'));
-    const holder = await holdStoreInChild(held);
     try {
-      const error = await EmbeddedStore.start({ dataDir: held }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(StoreLockedError);
-      const locked = error as StoreLockedError;
-      expect(locked.code).toBe('STORE_LOCKED');
-      expect(locked.exitCode).toBe(StoreExit.TEMP_FAIL);
-      expect(locked.holder).toEqual({ pid: holder.pid, url: holder.url });
-      expect(locked.message).toBe(
-        `data directory ${held} is in use by another callscope process (pid ${holder.pid}); ` +
-          `stop it, or point --clickhouse at the store it serves: --clickhouse ${holder.url}`,
-      );
-      const answer = await fetch(`${holder.url}/`, { method: 'POST', body: 'SELECT currentDatabase()' });
-      expect(await answer.text()).toBe('callscope\n');
+      const holder = await holdStoreInChild(held);
+      try {
+        const error = await EmbeddedStore.start({ dataDir: held }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StoreLockedError);
+        const locked = error as StoreLockedError;
+        expect(locked.code).toBe('STORE_LOCKED');
+        expect(locked.exitCode).toBe(StoreExit.TEMP_FAIL);
+        expect(locked.holder).toEqual({ pid: holder.pid, url: holder.url });
+        expect(locked.message).toBe(
+          `data directory ${held} is in use by another callscope process (pid ${holder.pid}); ` +
+            `stop it, or point --clickhouse at the store it serves: --clickhouse ${holder.url}`,
+        );
+        const answer = await fetch(`${holder.url}/`, { method: 'POST', body: 'SELECT currentDatabase()' });
+        expect(await answer.text()).toBe('callscope\n');
+      } finally {
+        await holder.stop();
+      }
+      // Released: ClickHouse's status file (the lock) and the published URL go with the store.
+      expect(readdirSync(held)).not.toContain('status');
+      expect(readdirSync(held)).not.toContain('callscope-serving.json');
     } finally {
-      await holder.stop();
+      rmSync(held, { recursive: true, force: true });
     }
-    // Released: ClickHouse's status file (the lock) and the published URL go with the store.
-    expect(readdirSync(held)).not.toContain('status');
-    expect(readdirSync(held)).not.toContain('callscope-serving.json');
-    rmSync(held, { recursive: true, force: true });
   });
 
   it('reports a port in use as StorePortInUseError', async () => {
