@@ -6,8 +6,11 @@ export function formatSummary(s: AnalyzeSummary): string {
   const lines: string[] = [];
   const sip = s.sip;
   lines.push(`${s.file} (${s.format})`);
+  // The traffic's own rate, from capture times; how fast callscope decoded it is the last line.
+  const captureRate =
+    s.durationSec > 0 ? ` (${formatInt(s.packets / s.durationSec)} packets/s in the capture)` : '';
   lines.push(
-    `  packets      ${formatInt(s.packets)} over ${s.durationSec.toFixed(3)} s` +
+    `  packets      ${formatInt(s.packets)} over ${s.durationSec.toFixed(3)} s${captureRate}` +
       (s.firstPacketTime ? `, from ${s.firstPacketTime}` : '') +
       `; ${formatInt(s.malformedPackets)} malformed, ${formatInt(s.truncatedPackets)} truncated`,
   );
@@ -71,7 +74,11 @@ export function formatSummary(s: AnalyzeSummary): string {
   lines.push('');
   lines.push(...formatMedia(s));
   lines.push('');
-  lines.push(`analysed in ${s.elapsedMs.toFixed(0)} ms (${formatInt(s.packetsPerSecond)} packets/s)`);
+  if (s.elapsedMs > 0) {
+    lines.push(
+      `decoded in ${(s.elapsedMs / 1000).toFixed(2)} s (${formatInt(s.packetsPerSecond)} packets/s processing)`,
+    );
+  }
   return lines.join('\n');
 }
 
@@ -97,27 +104,43 @@ function formatMedia(s: AnalyzeSummary): string[] {
     (a, b) =>
       (a.minMos ?? 9) - (b.minMos ?? 9) || b.lossPercent - a.lossPercent || b.maxJitterMs - a.maxJitterMs,
   );
+  const listed = worst.slice(0, LISTED_STREAMS);
   lines.push(
-    '  worst streams                                     codec      packets   lost       jitter ms   MOS',
+    '  worst streams                                     codec      packets   lost       jitter ms   MOS           problems',
   );
   lines.push(
     '                                                                                    mean   max  mean min',
   );
-  for (const r of worst.slice(0, LISTED_STREAMS)) {
+  for (const r of listed) {
     const where = `${endpoint(r.src, r.srcPort)} > ${endpoint(r.dst, r.dstPort)}`;
     const lost = `${formatInt(r.lost)} (${r.lossPercent.toFixed(1)}%)`;
     const mos = r.mos === null ? '   -    -' : `${r.mos.toFixed(2)} ${r.minMos!.toFixed(2)}`;
     lines.push(
       `    ${where.padEnd(46)} ${(r.codec ?? `PT ${r.payloadType}`).padEnd(9)} ${formatInt(r.packets).padStart(8)} ` +
         `${lost.padStart(13)} ${r.meanJitterMs.toFixed(2).padStart(6)} ${r.maxJitterMs.toFixed(2).padStart(6)}  ${mos}` +
-        (r.problem ? ' !' : ''),
+        (r.problem ? `  ${problems(r)}` : ''),
     );
     lines.push(
       `      ssrc 0x${r.ssrc.toString(16).padStart(8, '0')}  call ${r.callId ?? '(no signalling seen)'}`,
     );
   }
   if (worst.length > LISTED_STREAMS) lines.push(`  ... ${worst.length - LISTED_STREAMS} more with --json`);
+  if (listed.some((r) => r.problem)) lines.push(...PROBLEMS_LEGEND);
   return lines;
+}
+
+// What the problems column holds: the reasons tshark's RTP Streams has for its "Problems?" mark.
+const PROBLEMS_LEGEND = [
+  `  problems: why tshark marks the stream in "Problems?": seq N = N packets out of sequence`,
+  `            (after a gap, i.e. loss, or duplicated or late); ts N = N timestamps before the stream's first`,
+];
+
+/** Why tshark would mark the stream (`problem`): sequence errors, timestamps before the first. */
+function problems(r: AnalyzeSummary['rtp']['streams'][number]): string {
+  const parts: string[] = [];
+  if (r.sequenceErrors > 0) parts.push(`seq ${formatInt(r.sequenceErrors)}`);
+  if (r.wrongTimestamps > 0) parts.push(`ts ${formatInt(r.wrongTimestamps)}`);
+  return parts.join(', ');
 }
 
 function endpoint(ip: string, port: number): string {

@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../core/log.js';
 import { openStore, type Store } from './client.js';
-import { StoreError } from './errors.js';
+import { StoreConfigError, StoreExit, StoreNotFoundError, StoreUnreachableError } from './errors.js';
 
 // Both modes through openStore; "server mode" talks to this process's embedded store, which is
 // what a ClickHouse server looks like to the client.
@@ -58,10 +58,47 @@ describe('openStore', () => {
     }
   });
 
-  it('fails with a StoreError naming the redacted URL when the server is unreachable', async () => {
-    const error = await openStore({ clickhouseUrl: 'http://admin:pw@127.0.0.1:1' }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(StoreError);
-    expect((error as StoreError).message).toMatch(/^cannot reach ClickHouse at http:\/\/127\.0\.0\.1:1\//);
-    expect((error as StoreError).message).not.toMatch(/pw/);
+  it('fails with StoreUnreachableError naming the redacted URL when the server does not answer', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'debug', write: (line) => lines.push(line) });
+    for (const options of [
+      { clickhouseUrl: 'http://admin:pw-in-url@127.0.0.1:1' },
+      { clickhouseUrl: 'http://127.0.0.1:1', username: 'admin', password: 'pw-as-option' },
+    ]) {
+      const error = await openStore({ ...options, logger }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUnreachableError);
+      const unreachable = error as StoreUnreachableError;
+      expect(unreachable.code).toBe('STORE_UNREACHABLE');
+      expect(unreachable.exitCode).toBe(StoreExit.UNAVAILABLE);
+      expect(unreachable.url).toBe('http://127.0.0.1:1/');
+      expect(unreachable.message).toBe(
+        'ClickHouse at http://127.0.0.1:1/ does not answer (connect ECONNREFUSED 127.0.0.1:1); ' +
+          'check --clickhouse and that the server is running',
+      );
+    }
+    // The client's own report of the failed ping stays at debug level, and nothing logs a password.
+    expect(lines.map((l) => JSON.parse(l).level)).not.toContain('warn');
+    expect(lines.join('\n')).not.toMatch(/pw-/);
+  });
+
+  it('fails with StoreConfigError, redacted, for a URL the client refuses', async () => {
+    const error = await openStore({
+      clickhouseUrl: 'http://admin:pw-url@127.0.0.1:1/?password=pw-query',
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreConfigError);
+    expect((error as StoreConfigError).exitCode).toBe(StoreExit.USAGE);
+    expect((error as StoreConfigError).message).toBe(
+      'cannot use --clickhouse http://127.0.0.1:1/: Unknown URL parameters: password',
+    );
+  });
+
+  it('opens only an existing store with mustExist, creating nothing otherwise', async () => {
+    const missing = join(dir, 'typo');
+    const error = await openStore({ dataDir: missing, mustExist: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreNotFoundError);
+    expect((error as StoreNotFoundError).message).toMatch(
+      /^no callscope store at .*typo \(no such directory\)/,
+    );
+    expect(existsSync(missing)).toBe(false);
   });
 });

@@ -13,8 +13,8 @@ import {
   type WarnLogParams,
 } from '@clickhouse/client';
 import { type Logger, silentLogger } from '../../core/log.js';
-import { EmbeddedStore } from './embedded.js';
-import { StoreError } from './errors.js';
+import { DEFAULT_DATABASE, EmbeddedStore } from './embedded.js';
+import { StoreConfigError, StoreError, StoreUnreachableError } from './errors.js';
 import { quoteIdentifier } from './formats.js';
 
 export interface StoreConnection {
@@ -28,8 +28,13 @@ export interface OpenStoreOptions {
   clickhouseUrl?: string;
   username?: string;
   password?: string;
+  /** The client's database; unset, the server's default (the embedded store's `defaultDatabase`). */
   database?: string;
   dataDir?: string;
+  /** Embedded mode: the database of requests that name none (default `database`, else 'callscope'). */
+  defaultDatabase?: string;
+  /** Embedded mode: open only a directory that holds a store, else throw StoreNotFoundError. */
+  mustExist?: boolean;
   logger?: Logger;
 }
 
@@ -82,15 +87,21 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const logger = options.logger ?? silentLogger;
   if (options.clickhouseUrl) {
     const displayUrl = redactUrl(options.clickhouseUrl);
-    const client = createClient({
-      url: options.clickhouseUrl,
-      username: options.username,
-      password: options.password,
-      database: options.database,
-      log: clientLog(logger),
-    });
+    const secrets = [options.password, urlPassword(options.clickhouseUrl)];
+    let client: ClickHouseClient;
     try {
-      await ensureReachable(client, displayUrl);
+      client = createClient({
+        url: options.clickhouseUrl,
+        username: options.username,
+        password: options.password,
+        database: options.database,
+        log: clientLog(logger),
+      });
+    } catch (error) {
+      throw new StoreConfigError(displayUrl, scrub((error as Error).message, secrets), { cause: error });
+    }
+    try {
+      await ensureReachable(client, displayUrl, secrets);
     } catch (error) {
       await client.close();
       throw error;
@@ -99,10 +110,16 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     return storeOf(client, 'server', displayUrl, null);
   }
 
-  const embedded = await EmbeddedStore.start({ dataDir: options.dataDir ?? DEFAULT_DATA_DIR, logger });
+  const defaultDatabase = options.defaultDatabase ?? options.database ?? DEFAULT_DATABASE;
+  const embedded = await EmbeddedStore.start({
+    dataDir: options.dataDir ?? DEFAULT_DATA_DIR,
+    defaultDatabase,
+    mustExist: options.mustExist,
+    logger,
+  });
   try {
-    const database = options.database ?? 'default';
-    if (database !== 'default') {
+    const database = options.database;
+    if (database !== undefined && database !== defaultDatabase) {
       // The store is ours, so the database is created on first use; a server's is the admin's.
       const bootstrap = createClient({ url: embedded.url, log: clientLog(logger) });
       try {
@@ -113,7 +130,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     }
     // Credentials are not passed: the embedded store listens on loopback only and has no users.
     const client = createClient({ url: embedded.url, database, log: clientLog(logger) });
-    await ensureReachable(client, embedded.url);
+    await ensureReachable(client, embedded.url, []);
     return storeOf(client, 'embedded', embedded.url, embedded);
   } catch (error) {
     await embedded.close();
@@ -142,7 +159,9 @@ function clientLog(logger: Logger): { LoggerClass: new () => ClientLogger; level
       logger.info(`clickhouse client: ${p.message}`, fields(p));
     }
     warn(p: WarnLogParams) {
-      logger.warn(`clickhouse client: ${p.message}`, fields(p));
+      // A failed ping is thrown to the caller by ensureReachable, with context.
+      const level = p.message.startsWith('Ping:') ? 'debug' : 'warn';
+      logger[level](`clickhouse client: ${p.message}`, fields(p));
     }
     error(p: ErrorLogParams) {
       logger.debug(`clickhouse client: ${p.message}`, fields(p));
@@ -151,16 +170,59 @@ function clientLog(logger: Logger): { LoggerClass: new () => ClientLogger; level
   return { LoggerClass: Bridge, level: ClickHouseLogLevel.WARN };
 }
 
-async function ensureReachable(client: ClickHouseClient, displayUrl: string): Promise<void> {
-  // A SELECT, unlike /ping, also checks credentials and the database.
+// Failures that mean nothing answered (or a proxy in front of nothing), not a refusal by ClickHouse.
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+]);
+
+/** Whether a ping failure means the server did not answer at all. */
+function isUnreachable(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== undefined && UNREACHABLE_CODES.has(code)) return true;
+  return /^Timeout error/i.test(error.message) || /socket hang up/i.test(error.message);
+}
+
+async function ensureReachable(
+  client: ClickHouseClient,
+  displayUrl: string,
+  secrets: Array<string | undefined>,
+): Promise<void> {
+  // A SELECT, unlike /ping, also checks credentials.
   const ping = await client.ping({ select: true });
-  if (!ping.success) {
-    throw new StoreError(
-      `cannot reach ClickHouse at ${displayUrl}: ${ping.error.message}`,
-      { url: displayUrl },
-      { cause: ping.error },
-    );
+  if (ping.success) return;
+  const detail = scrub(ping.error.message, secrets);
+  if (isUnreachable(ping.error)) throw new StoreUnreachableError(displayUrl, detail, { cause: ping.error });
+  const message = `ClickHouse at ${displayUrl} refused the connection check: ${detail}`;
+  throw new StoreError(message, { url: displayUrl }, { cause: ping.error });
+}
+
+function urlPassword(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
   }
+}
+
+/** `text` with every secret replaced: an error may quote what it was sent. */
+function scrub(text: string, secrets: Array<string | undefined>): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (!secret) continue;
+    out = out.split(secret).join('***');
+    const encoded = encodeURIComponent(secret);
+    if (encoded !== secret) out = out.split(encoded).join('***');
+  }
+  return out;
 }
 
 function storeOf(

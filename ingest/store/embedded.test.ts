@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,8 +6,10 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { type ClickHouseClient, ClickHouseError, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate } from '../schema/migrate.js';
 import { EmbeddedStore } from './embedded.js';
-import { startStoreInChild } from './test-child.js';
+import { StoreError, StoreExit, StoreLockedError, StoreNotFoundError } from './errors.js';
+import { holdStoreInChild, startStoreInChild } from './test-child.js';
 
 // Real chDB behind the real @clickhouse/client: every test goes through the HTTP interface.
 let dir: string;
@@ -16,8 +18,8 @@ let client: ClickHouseClient;
 
 const MAX_BODY = 8 * 1024 * 1024;
 
-async function start(): Promise<void> {
-  store = await EmbeddedStore.start({ dataDir: dir, maxBodyBytes: MAX_BODY });
+async function start(options: { mustExist?: boolean } = {}): Promise<void> {
+  store = await EmbeddedStore.start({ dataDir: dir, maxBodyBytes: MAX_BODY, ...options });
   client = connect();
 }
 
@@ -94,6 +96,45 @@ describe('embedded store over HTTP', () => {
         .end();
     });
     expect(rebound).toBe(403);
+  });
+
+  it("serves callscope's database to requests that name none, created on a fresh store", async () => {
+    expect(store.defaultDatabase).toBe('callscope');
+    // Fresh: nothing migrated yet, and still no UNKNOWN_DATABASE.
+    expect(await scalar('SHOW TABLES')).toBe('');
+    await migrate(client, { database: 'callscope', ttlDays: 0 });
+    expect(await scalar('SELECT currentDatabase()')).toBe('callscope');
+    expect((await scalar('SHOW TABLES')).split('\n')).toContain('sip_messages');
+    const columns = await rows<{ name: string }>('DESCRIBE TABLE sip_messages');
+    expect(columns.map((c) => c.name)).toContain('call_id');
+
+    // What curl or Grafana send: no database parameter, no header.
+    const post = (body: string, path = '/', headers: Record<string, string> = {}) =>
+      raw(path, { method: 'POST', body, headers }).then(async (r) => ({
+        status: r.status,
+        text: await r.text(),
+      }));
+    expect(await post('SELECT currentDatabase()')).toEqual({ status: 200, text: 'callscope\n' });
+    expect((await post('SHOW TABLES')).text.split('\n')).toContain('sip_messages');
+    const described = await raw(`/?query=${encodeURIComponent('DESCRIBE TABLE sip_messages')}`);
+    expect(described.status).toBe(200);
+    expect(await described.text()).toMatch(/^event_id\tUInt64/m);
+  });
+
+  it('still serves the database a request names, by parameter or header (the header first)', async () => {
+    const current = (path: string, headers: Record<string, string> = {}) =>
+      raw(path, { method: 'POST', body: 'SELECT currentDatabase()', headers }).then((r) => r.text());
+    expect(await current('/?database=system')).toBe('system\n');
+    expect(await current('/?database=default')).toBe('default\n');
+    expect(await current('/', { 'X-ClickHouse-Database': 'system' })).toBe('system\n');
+    expect(await current('/?database=default', { 'X-ClickHouse-Database': 'system' })).toBe('system\n');
+    const other = connect({ database: 'system' });
+    try {
+      const rs = await other.query({ query: 'SELECT currentDatabase() AS db', format: 'JSONEachRow' });
+      expect(await rs.json()).toEqual([{ db: 'system' }]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('runs DDL commands', async () => {
@@ -496,14 +537,94 @@ describe('embedded store over HTTP', () => {
   });
 
   it('refuses a second store on the same directory, in this process and in another', async () => {
-    await expect(EmbeddedStore.start({ dataDir: dir })).rejects.toThrow(
-      `data directory ${store.dataDir} is in use by another callscope store (chDB lock)`,
+    const inProcess = await EmbeddedStore.start({ dataDir: dir }).catch((e: unknown) => e);
+    expect(inProcess).toBeInstanceOf(StoreLockedError);
+    expect((inProcess as StoreLockedError).message).toBe(
+      `data directory ${store.dataDir} is already open in this process: close that store first`,
     );
+    // The other process is told who holds the directory and where it is served.
     const child = await startStoreInChild(dir);
+    expect(child.code).toBe('STORE_LOCKED');
     expect(child.error).toBe(
-      `data directory ${store.dataDir} is in use by another callscope store (chDB lock)`,
+      `data directory ${store.dataDir} is in use by another callscope process (pid ${process.pid}); ` +
+        `stop it, or point --clickhouse at the store it serves: --clickhouse ${store.url}`,
     );
     expect((await client.ping()).success).toBe(true);
+  });
+
+  it('reports a directory a running store holds as StoreLockedError, naming its pid and URL', async () => {
+    const held = mkdtempSync(join(tmpdir(), 'callscope-held-'));
+    try {
+      const holder = await holdStoreInChild(held);
+      try {
+        const error = await EmbeddedStore.start({ dataDir: held }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StoreLockedError);
+        const locked = error as StoreLockedError;
+        expect(locked.code).toBe('STORE_LOCKED');
+        expect(locked.exitCode).toBe(StoreExit.TEMP_FAIL);
+        expect(locked.holder).toEqual({ pid: holder.pid, url: holder.url });
+        expect(locked.message).toBe(
+          `data directory ${held} is in use by another callscope process (pid ${holder.pid}); ` +
+            `stop it, or point --clickhouse at the store it serves: --clickhouse ${holder.url}`,
+        );
+        const answer = await fetch(`${holder.url}/`, { method: 'POST', body: 'SELECT currentDatabase()' });
+        expect(await answer.text()).toBe('callscope\n');
+      } finally {
+        await holder.stop();
+      }
+      // Released: ClickHouse's status file (the lock) and the published URL go with the store.
+      expect(readdirSync(held)).not.toContain('status');
+      expect(readdirSync(held)).not.toContain('callscope-serving.json');
+    } finally {
+      rmSync(held, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a port in use as StorePortInUseError', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'callscope-port-'));
+    try {
+      const port = Number(new URL(store.url).port);
+      const child = await startStoreInChild(other, port);
+      expect(child.code).toBe('STORE_PORT_IN_USE');
+      expect(child.error).toBe(
+        `port ${port} on 127.0.0.1 is already in use (another callscope store or a ClickHouse server?); ` +
+          'choose another with --port, or --port 0 for any free one',
+      );
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('with mustExist, refuses a directory without a store and creates nothing', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'callscope-typo-'));
+    try {
+      const missing = join(base, 'typo');
+      const empty = join(base, 'empty');
+      const file = join(base, 'file');
+      mkdirSync(empty);
+      writeFileSync(file, 'not a store');
+      const cases = [
+        [missing, 'nothing', 'no such directory'],
+        [empty, 'no store', 'no store in it'],
+        [file, 'not a directory', 'not a directory'],
+      ] as const;
+      for (const [path, found, what] of cases) {
+        const error = await EmbeddedStore.start({ dataDir: path, mustExist: true }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(StoreNotFoundError);
+        expect(error).toBeInstanceOf(StoreError);
+        const notFound = error as StoreNotFoundError;
+        expect(notFound.found).toBe(found);
+        expect(notFound.code).toBe('STORE_NOT_FOUND');
+        expect(notFound.exitCode).toBe(StoreExit.NO_INPUT);
+        expect(notFound.message).toBe(
+          `no callscope store at ${path} (${what}): run \`callscope run --pcap FILE --data-dir ${path}\` first, or check --data-dir`,
+        );
+      }
+      expect(existsSync(missing)).toBe(false);
+      expect(readdirSync(empty)).toEqual([]);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 
   it('keeps data across close() and start() on the same directory', async () => {
@@ -519,7 +640,7 @@ describe('embedded store over HTTP', () => {
     await stop();
     await first.close(); // idempotent
     await expect(fetch(`${first.url}/ping`)).rejects.toThrow();
-    await start();
+    await start({ mustExist: true }); // a store is there now
     expect(await rows('SELECT id, s FROM kept')).toEqual([{ id: 1, s: 'survives' }]);
     expect(await scalar('SELECT count() FROM cs.events')).toBe('0');
   });

@@ -6,12 +6,26 @@
 import { mkdirSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Logger, silentLogger } from '../../core/log.js';
+import { dataDirState, lockHolder, publishServedUrl, withdrawServedUrl } from './datadir.js';
 import { ChdbEngine } from './engine.js';
-import { StoreError } from './errors.js';
+import { StoreError, StoreLockedError, StoreNotFoundError } from './errors.js';
 import { StoreHttpServer } from './http.js';
+
+/** callscope's database: the `--database` default, and what the HTTP interface serves by default. */
+export const DEFAULT_DATABASE = 'callscope';
 
 export interface EmbeddedStoreOptions {
   dataDir: string;
+  /**
+   * Open only a directory that already holds a store (for read-only commands): otherwise throw
+   * StoreNotFoundError and create nothing. Default false: the directory is created if missing.
+   */
+  mustExist?: boolean;
+  /**
+   * The database of HTTP requests that name none, created if missing (default 'callscope'), so
+   * `SHOW TABLES` and unqualified names in clickhouse-client or Grafana find callscope's tables.
+   */
+  defaultDatabase?: string;
   /** TCP port on 127.0.0.1; 0 (default) picks a free one. */
   port?: number;
   logger?: Logger;
@@ -36,6 +50,8 @@ export class EmbeddedStore {
   private constructor(
     readonly url: string,
     readonly dataDir: string,
+    /** The database of requests that name none. */
+    readonly defaultDatabase: string,
     private readonly engine: ChdbEngine,
     private readonly http: StoreHttpServer,
     private readonly logger: Logger,
@@ -49,9 +65,14 @@ export class EmbeddedStore {
   static async start(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     const logger = options.logger ?? silentLogger;
     const started = performance.now();
+    const defaultDatabase = options.defaultDatabase ?? DEFAULT_DATABASE;
+    if (options.mustExist) {
+      const state = dataDirState(options.dataDir);
+      if (state !== 'store') throw new StoreNotFoundError(options.dataDir, state);
+    }
     let dataDir: string;
     try {
-      mkdirSync(options.dataDir, { recursive: true });
+      if (!options.mustExist) mkdirSync(options.dataDir, { recursive: true });
       dataDir = realpathSync(resolve(options.dataDir));
     } catch (error) {
       throw new StoreError(
@@ -60,12 +81,10 @@ export class EmbeddedStore {
         { cause: error },
       );
     }
-    if (openDir === dataDir) {
-      throw new StoreError(`data directory ${dataDir} is in use by another callscope store (chDB lock)`, {
-        dataDir,
-        pid: process.pid,
-      });
-    }
+    if (openDir === dataDir) throw new StoreLockedError(dataDir, { pid: process.pid });
+    // Checked before chDB is loaded: it would only fail, and print the engine's reason on stderr.
+    const holder = lockHolder(dataDir);
+    if (holder) throw new StoreLockedError(dataDir, holder);
     if (openDir) {
       throw new StoreError(
         `cannot open ${dataDir}: chDB serves one data directory per process and this process serves ${openDir}; close that store first`,
@@ -74,23 +93,36 @@ export class EmbeddedStore {
     }
     openDir = dataDir;
     let engine: ChdbEngine | undefined;
+    let http: StoreHttpServer | undefined;
     try {
       engine = await ChdbEngine.open(dataDir, { concurrency: options.concurrency });
-      const http = new StoreHttpServer(engine, {
+      await engine.createDatabase(defaultDatabase);
+      http = new StoreHttpServer(engine, {
         maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
         maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+        defaultDatabase,
         logger,
       });
       const port = await http.listen(options.port ?? 0);
-      const store = new EmbeddedStore(`http://127.0.0.1:${port}`, dataDir, engine, http, logger);
+      const store = new EmbeddedStore(
+        `http://127.0.0.1:${port}`,
+        dataDir,
+        defaultDatabase,
+        engine,
+        http,
+        logger,
+      );
+      publishServedUrl(dataDir, store.url);
       logger.info('embedded store started', {
         dataDir,
         url: store.url,
+        defaultDatabase,
         chdb: engine.version,
         ms: Math.round(performance.now() - started),
       });
       return store;
     } catch (error) {
+      await http?.close().catch(() => undefined);
       await engine?.close().catch(() => undefined);
       openDir = undefined;
       throw error;
@@ -104,6 +136,7 @@ export class EmbeddedStore {
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
+        withdrawServedUrl(this.dataDir);
         await this.http.close();
         await this.engine.close();
       } finally {

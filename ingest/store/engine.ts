@@ -7,17 +7,23 @@
  * - anything else runs after a `SET` on its borrowed connection, which is then closed rather than
  *   reused. So is a connection after any statement that may change session state (SET, USE,
  *   temporary tables, transactions): a ClickHouse server gives each request a fresh session.
+ *
+ * chDB itself is loaded when the first engine opens, not when this module is imported: the library
+ * is 566 MB to map, and commands that never open a store (analyze) import this module through
+ * the command table.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { drainPending, type RawInsertFormat, Session } from 'chdb';
-import { ClickHouseException, StoreError } from './errors.js';
+import type { RawInsertFormat, Session } from 'chdb';
+import { lockHolder } from './datadir.js';
+import { ClickHouseException, StoreError, StoreLockedError } from './errors.js';
 import {
   DEFAULT_OUTPUT_FORMAT,
   type InsertStatement,
   isPlainIdentifier,
   isRawInsertFormat,
+  quoteIdentifier,
   trailingFormat,
 } from './formats.js';
 import { bindValue, placeholderTypes } from './params.js';
@@ -49,6 +55,24 @@ export interface EngineOptions {
   concurrency?: number;
 }
 
+export type Chdb = typeof import('chdb');
+
+// Process-wide cache of the loaded native library: it is loaded once, by the first store opened.
+let chdbModule: Promise<Chdb> | undefined;
+
+/** The chDB module, loaded (and its native library mapped) on first call. */
+export function loadChdb(): Promise<Chdb> {
+  chdbModule ??= import('chdb').catch((error: unknown) => {
+    chdbModule = undefined;
+    throw new StoreError(
+      `cannot load the chDB engine (npm package chdb): ${error instanceof Error ? error.message : String(error)}`,
+      {},
+      { cause: error },
+    );
+  });
+  return chdbModule;
+}
+
 const STATEFUL_SQL = /\b(?:SET|USE|TEMPORARY|BEGIN|COMMIT|ROLLBACK)\b/i;
 const READONLY_GET =
   'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries';
@@ -56,6 +80,7 @@ const READONLY_GET =
 export class ChdbEngine {
   private constructor(
     readonly dataDir: string,
+    private readonly chdb: Chdb,
     private readonly primary: Session,
     private readonly pool: ConnectionPool,
     /** Engine version, as `SELECT version()`. */
@@ -66,9 +91,10 @@ export class ChdbEngine {
   /** Opens `dataDir` (created if missing). The directory must not be open in another process. */
   static async open(dataDir: string, options: EngineOptions = {}): Promise<ChdbEngine> {
     mkdirSync(dataDir, { recursive: true });
+    const chdb = await loadChdb();
     let primary: Session;
     try {
-      primary = new Session(dataDir);
+      primary = new chdb.Session(dataDir);
     } catch (error) {
       throw diagnoseOpenFailure(dataDir, error);
     }
@@ -77,11 +103,17 @@ export class ChdbEngine {
       const [version, timezone] = info.text().trim().split('\t');
       const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4;
       const size = options.concurrency ?? Math.max(1, threads - 1);
-      return new ChdbEngine(dataDir, primary, new ConnectionPool(dataDir, size), version, timezone);
+      const pool = new ConnectionPool(dataDir, size, (dir) => new chdb.Session(dir));
+      return new ChdbEngine(dataDir, chdb, primary, pool, version, timezone);
     } catch (error) {
       primary.close();
       throw new StoreError(`chDB opened ${dataDir} but cannot query it`, { dataDir }, { cause: error });
     }
+  }
+
+  /** Creates `database` unless it exists. */
+  async createDatabase(database: string): Promise<void> {
+    await this.primary.queryAsync(`CREATE DATABASE IF NOT EXISTS ${quoteIdentifier(database)}`);
   }
 
   /** Executes one request; `signal` abandons it while it still waits for a connection. */
@@ -115,7 +147,7 @@ export class ChdbEngine {
     this.primary.close();
     // close() defers tearing a connection down while any native operation runs; wait for it, so
     // the directory is free (and its lock released) when this resolves.
-    await drainPending();
+    await this.chdb.drainPending();
   }
 
   private needsSettings(request: StoreRequest): boolean {
@@ -269,32 +301,14 @@ function rawSettingValue(value: string): string | number {
   return value;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
- * chDB only says "Failed to create connection" (the engine prints the reason on stderr). The lock
- * it failed on is ClickHouse's `status` file, which names the process holding it.
+ * chDB only says "Failed to create connection" (the engine prints the reason on stderr). A lock
+ * held by another process is told by the kernel's lock table (or ClickHouse's `status` file).
  */
 function diagnoseOpenFailure(dataDir: string, error: unknown): StoreError {
   const message = error instanceof Error ? error.message : String(error);
-  const statusFile = join(dataDir, 'status');
-  if (existsSync(statusFile)) {
-    const pid = Number(/^PID:\s*(\d+)/m.exec(readFileSync(statusFile, 'utf8'))?.[1]);
-    if (pid && pid !== process.pid && pidAlive(pid)) {
-      return new StoreError(
-        `data directory ${dataDir} is in use by another callscope store (chDB lock)`,
-        { dataDir, pid },
-        { cause: error },
-      );
-    }
-  }
+  const holder = lockHolder(dataDir);
+  if (holder && holder.pid !== process.pid) return new StoreLockedError(dataDir, holder, { cause: error });
   if (/one active data directory per process/.test(message)) {
     return new StoreError(
       `cannot open ${dataDir}: chDB serves one data directory per process and this process has another open`,

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Logger } from '../../core/log.js';
-import { ClickHouseException, exceptionReply, StoreError } from './errors.js';
+import { ClickHouseException, exceptionReply, StoreError, StorePortInUseError } from './errors.js';
 import { contentTypeOf } from './formats.js';
 import {
   type Compression,
@@ -35,6 +35,8 @@ export interface HttpServerOptions {
   maxBodyBytes: number;
   /** Requests handled at once (reading, queued or executing); more are refused with 503. */
   maxInFlight: number;
+  /** The database of requests that name none (no `database` parameter or header). */
+  defaultDatabase: string;
   logger: Logger;
 }
 
@@ -65,11 +67,13 @@ export class StoreHttpServer {
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException) =>
         reject(
-          new StoreError(
-            `cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}`,
-            { port },
-            { cause: error },
-          ),
+          error.code === 'EADDRINUSE'
+            ? new StorePortInUseError(port, { cause: error })
+            : new StoreError(
+                `cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}`,
+                { port },
+                { cause: error },
+              ),
         );
       this.server.once('error', onError);
       this.server.listen(port, '127.0.0.1', () => {
@@ -158,7 +162,7 @@ export class StoreHttpServer {
     let queryId = queryIdFrom(search);
     try {
       const body = await readBody(req, this.options.maxBodyBytes);
-      const request = toStoreRequest(req, search, body);
+      const request = toStoreRequest(req, search, body, this.options.defaultDatabase);
       queryId = request.queryId;
       if (!HEADER_SAFE.test(queryId)) {
         queryId = undefined;

@@ -5,7 +5,7 @@
  * current database and temporary tables. So requests borrow a connection each, up to `size` at
  * once; a connection whose state a request may have changed is closed instead of reused.
  */
-import { Session } from 'chdb';
+import type { Session } from 'chdb';
 import { ClickHouseException } from './errors.js';
 import { quoteIdentifier } from './formats.js';
 
@@ -31,6 +31,8 @@ export class ConnectionPool {
     private readonly dataDir: string,
     /** Connections running queries at once; each occupies one libuv thread while it runs. */
     readonly size: number,
+    /** Opens a connection; chDB's Session constructor, from the module the engine loaded. */
+    private readonly connect: (dataDir: string) => Session,
   ) {}
 
   /** A connection whose current database is `database`; waits while `size` are busy. */
@@ -110,7 +112,7 @@ export class ConnectionPool {
 
   private async open(database: string): Promise<Session> {
     // Cheap (about 2 ms) while the process already serves this directory.
-    const session = new Session(this.dataDir);
+    const session = this.connect(this.dataDir);
     if (database !== 'default') {
       try {
         await session.queryAsync(`USE ${quoteIdentifier(database)}`);

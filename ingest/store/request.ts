@@ -206,18 +206,29 @@ function acceptedCompression(acceptEncoding: string | undefined): Compression | 
 // Setting and parameter names are identifiers; checked before they reach SQL or a JS object.
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Builds the StoreRequest from the parameters (URL, then multipart fields) and the body. */
-export function toStoreRequest(req: IncomingMessage, search: string, body: Buffer): StoreRequest {
+/**
+ * Builds the StoreRequest from the parameters (URL, then multipart fields) and the body. The
+ * database is the `X-ClickHouse-Database` header's, else the `database` parameter's (as a server
+ * ranks them), else `defaultDatabase`.
+ */
+export function toStoreRequest(
+  req: IncomingMessage,
+  search: string,
+  body: Buffer,
+  defaultDatabase: string,
+): StoreRequest {
   const pairs = parseQueryString(search);
   const boundary = req.method === 'POST' ? multipartBoundary(req.headers['content-type']) : undefined;
   if (boundary !== undefined) {
     for (const [name, value] of parseMultipartFields(body, boundary)) pairs.push([name, value]);
     body = Buffer.alloc(0);
   }
+  const header = req.headers['x-clickhouse-database'];
+  const headerDatabase = typeof header === 'string' && header !== '' ? header : undefined;
   const request: StoreRequest = {
     readOnly: req.method === 'GET' || req.method === 'HEAD',
     queryId: randomUUID(),
-    database: 'default',
+    database: headerDatabase ?? defaultDatabase,
     body,
     params: new Map(),
     settings: new Map(),
@@ -253,7 +264,7 @@ export function toStoreRequest(req: IncomingMessage, search: string, body: Buffe
         request.query = queryText(value);
         break;
       case 'database':
-        if (text !== '') request.database = text;
+        if (text !== '' && headerDatabase === undefined) request.database = text;
         break;
       case 'default_format':
         if (!isFormatName(text)) {
