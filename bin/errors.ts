@@ -50,3 +50,20 @@ export function describeFailure(error: unknown, program: string): { code: number
     text: `${program}: ${error instanceof Error ? (error.stack ?? message) : message}\n`,
   };
 }
+
+/**
+ * A capture file that ends in the middle of a packet, as tshark reports it: everything before the cut
+ * was used, and the command still exits 2 so that a script notices. Returns the exit code.
+ */
+export function cutShortExit(
+  file: string,
+  summary: { decode: { truncatedRecords: number; fileWarnings: string[] } },
+): number {
+  if (summary.decode.truncatedRecords === 0) return EXIT_OK;
+  const where = summary.decode.fileWarnings.find((w) => w.includes('cut off by end of file'));
+  process.stderr.write(
+    `callscope: ${file} appears to have been cut short in the middle of a packet; everything before it was used` +
+      `${where ? ` (${where})` : ''}\n`,
+  );
+  return EXIT_UNUSABLE_INPUT;
+}

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type AnalyzeSummary, analyzeFile } from '../capture/analyze.js';
+import { type AnalyzeSummary, analyzeFile } from '../analyze/summary.js';
 import { formatSummary } from './report.js';
 
 const sample = join(new URL('..', import.meta.url).pathname, 'capture/sample/calls.pcap');

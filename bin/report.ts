@@ -6,14 +6,29 @@ export function formatSummary(s: AnalyzeSummary): string {
   const lines: string[] = [];
   const sip = s.sip;
   lines.push(`${s.file} (${s.format})`);
-  // The traffic's own rate, from capture times; how fast callscope decoded it is the last line.
-  const captureRate =
-    s.durationSec > 0 ? ` (${formatInt(s.packets / s.durationSec)} packets/s in the capture)` : '';
-  lines.push(
-    `  packets      ${formatInt(s.packets)} over ${s.durationSec.toFixed(3)} s${captureRate}` +
-      (s.firstPacketTime ? `, from ${s.firstPacketTime}` : '') +
-      `; ${formatInt(s.malformedPackets)} malformed, ${formatInt(s.truncatedPackets)} truncated`,
-  );
+  if (s.format === 'store') {
+    // Events that came through Kafka or HEP: the store knows no packets, only events and their times.
+    lines.push(
+      `  events       over ${s.durationSec.toFixed(3)} s` +
+        (s.firstPacketTime ? `, from ${s.firstPacketTime} to ${s.lastPacketTime}` : '') +
+        ' (no capture run: packet counts unknown)',
+    );
+  } else {
+    // The traffic's own rate, from capture times; how fast callscope decoded it is the last line.
+    const captureRate =
+      s.durationSec > 0 ? ` (${formatInt(s.packets / s.durationSec)} packets/s in the capture)` : '';
+    lines.push(
+      `  packets      ${formatInt(s.packets)} over ${s.durationSec.toFixed(3)} s${captureRate}` +
+        (s.firstPacketTime ? `, from ${s.firstPacketTime}` : '') +
+        `; ${formatInt(s.malformedPackets)} malformed, ${formatInt(s.truncatedPackets)} cut by the snaplen`,
+    );
+  }
+  if (s.decode.truncatedRecords > 0) {
+    const where = s.decode.fileWarnings.find((w) => w.includes('cut off by end of file'));
+    lines.push(
+      `  FILE CUT SHORT in the middle of a packet: everything before it is counted${where ? ` (${where})` : ''}`,
+    );
+  }
   lines.push(
     `  decoded      IPv4 ${formatInt(s.decode.ipv4)}, IPv6 ${formatInt(s.decode.ipv6)}, UDP ${formatInt(s.decode.udp)}, ` +
       `TCP ${formatInt(s.decode.tcp)}, SCTP ${formatInt(s.decode.sctp)}, non-IP ${formatInt(s.decode.nonIp)}`,
@@ -93,6 +108,9 @@ function formatMedia(s: AnalyzeSummary): string[] {
       `(${formatInt(m.streamsFromSdp)} from SDP, ${formatInt(m.streamsFromHeuristic)} by heuristic), ` +
       `${formatInt(m.rtpPackets)} packets; RTCP ${formatInt(m.rtcpPackets)}` +
       (m.rtcpMalformed ? ` (${formatInt(m.rtcpMalformed)} malformed)` : '') +
+      (m.rtcpTrailingBytes
+        ? ` (${formatInt(m.rtcpTrailingBytes)} with stray bytes after the last packet)`
+        : '') +
       (m.udptlPackets ? `; T.38 UDPTL ${formatInt(m.udptlPackets)}` : '') +
       (m.streamsEvicted + m.streamsRefused
         ? `; ${formatInt(m.streamsEvicted)} evicted, ${formatInt(m.streamsRefused)} refused at the stream limit`

@@ -5,7 +5,7 @@ import { FileSource } from '../../capture/sources.js';
 import { drive } from '../../core/drive.js';
 import type { Command } from '../command.js';
 import { Settings, UsageError } from '../config.js';
-import { EXIT_OK } from '../errors.js';
+import { cutShortExit, EXIT_OK } from '../errors.js';
 import {
   COMMON,
   COMMON_HELP,
@@ -60,7 +60,7 @@ ${EXIT_CODES_HELP}`,
       progress.done();
       const s = summarize(result.source, summary);
       process.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatSummary(s)}\n`);
-      return EXIT_OK;
+      return cutShortExit(file, s);
     } finally {
       progress.done();
       await vms?.close();

@@ -15,7 +15,7 @@ import { KafkaSink } from '../../ingest/kafka/sink.js';
 import { captureInputFor } from '../capture-source.js';
 import type { Command } from '../command.js';
 import { Settings, UsageError } from '../config.js';
-import { EXIT_OK } from '../errors.js';
+import { cutShortExit, EXIT_OK } from '../errors.js';
 import {
   COMMON,
   COMMON_HELP,
@@ -154,7 +154,7 @@ ${EXIT_CODES_HELP}`,
           if (result.droppedEvents > 0) parts.push(`${result.droppedEvents} events DROPPED (sinks too slow)`);
           process.stdout.write(`${parts.join('; ')}\n`);
         }
-        return EXIT_OK;
+        return input.live ? EXIT_OK : cutShortExit(input.name, s);
       } finally {
         for (const sink of sinks) await sink.close().catch(() => undefined);
         await vms?.close();

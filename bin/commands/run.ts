@@ -8,7 +8,7 @@ import { storeCapture } from '../../ingest/run.js';
 import { captureInputFor } from '../capture-source.js';
 import type { Command } from '../command.js';
 import { Settings, UsageError } from '../config.js';
-import { EXIT_OK } from '../errors.js';
+import { cutShortExit, EXIT_OK } from '../errors.js';
 import {
   COMMON,
   COMMON_HELP,
@@ -123,7 +123,7 @@ ${EXIT_CODES_HELP}`,
                 '\n',
             );
           }
-          return EXIT_OK;
+          return input.live ? EXIT_OK : cutShortExit(input.name, s);
         } finally {
           await store.close();
         }

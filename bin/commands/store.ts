@@ -5,7 +5,7 @@ import { EmbeddedStore } from '../../ingest/store/embedded.js';
 import type { Command } from '../command.js';
 import { Settings, UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
-import { COMMON, COMMON_HELP, EXIT_CODES_HELP, loggerFor } from '../flags.js';
+import { COMMON, COMMON_HELP, databaseOf, EXIT_CODES_HELP, loggerFor } from '../flags.js';
 import { stopOnSignals } from '../live.js';
 
 /**
@@ -36,6 +36,7 @@ SIGTERM; started with npx, it also stops when npx is killed.
 
   --data-dir DIR         embedded store directory (${DEFAULT_DATA_DIR})  env CALLSCOPE_DATA_DIR
   --port N               TCP port on 127.0.0.1 (8123; 0 picks a free one)  env CALLSCOPE_PORT
+  --database NAME        the database served as the default (callscope)    env CALLSCOPE_DATABASE
 
 ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
@@ -44,7 +45,12 @@ ${EXIT_CODES_HELP}`,
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { ...COMMON, 'data-dir': { type: 'string' }, port: { type: 'string' } },
+      options: {
+        ...COMMON,
+        'data-dir': { type: 'string' },
+        port: { type: 'string' },
+        database: { type: 'string' },
+      },
     });
     if (values.help) {
       process.stdout.write(this.help);
@@ -59,6 +65,7 @@ ${EXIT_CODES_HELP}`,
     const store = await EmbeddedStore.start({
       dataDir: settings.string('data-dir', DEFAULT_DATA_DIR),
       port,
+      defaultDatabase: databaseOf(settings),
       logger,
     });
     const stop = stopOnSignals(logger);

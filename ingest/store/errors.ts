@@ -20,9 +20,9 @@ export const StoreExit = {
   USAGE: 64,
   /** EX_NOINPUT: the data directory a read-only command was given holds no store. */
   NO_INPUT: 66,
-  /** EX_UNAVAILABLE: the ClickHouse server does not answer, or the port to serve on is taken. */
+  /** EX_UNAVAILABLE: the ClickHouse server does not answer. */
   UNAVAILABLE: 69,
-  /** EX_TEMPFAIL: another process holds the data directory; retrying after it ends succeeds. */
+  /** EX_TEMPFAIL: another process holds the data directory or the port; retrying after it ends succeeds. */
   TEMP_FAIL: 75,
 } as const;
 
@@ -112,7 +112,7 @@ function lockedMessage(dataDir: string, holder: LockHolder): string {
 /** The port to serve the embedded store on is taken. */
 export class StorePortInUseError extends StoreError {
   override readonly code = 'STORE_PORT_IN_USE';
-  override readonly exitCode = StoreExit.UNAVAILABLE;
+  override readonly exitCode = StoreExit.TEMP_FAIL;
 
   constructor(
     readonly port: number,
