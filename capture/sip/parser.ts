@@ -22,6 +22,7 @@ import type {
   SipVia,
 } from '../../core/sip-message.js';
 import { LOWER as LOWER_TABLE, TOKEN_CHARS as TOKEN_TABLE, validRange } from './detect.js';
+import * as headerTable from './headers.js';
 import { mediaTypeAt, multipartBoundary, parseMultipart } from './multipart.js';
 import { parseNameAddrAt, parseNameAddrListAt } from './name-addr.js';
 import { parseSdp } from './sdp.js';
@@ -42,9 +43,31 @@ import {
 import { parseViaListAt } from './via.js';
 
 // Module-local aliases: some loaders (vitest's module runner) turn every use of an imported binding into a
-// property read, which would cost a lookup per byte in the scanning loops.
+// property read, which would cost a lookup per byte in the scanning loops (and per header for the header
+// table).
 const LOWER = LOWER_TABLE;
 const TOKEN_CHARS = TOKEN_TABLE;
+const {
+  CORRELATION,
+  DEF_ID,
+  H_CALL_ID,
+  H_CONTACT,
+  H_CONTENT_LENGTH,
+  H_CONTENT_TYPE,
+  H_CORR,
+  H_CSEQ,
+  H_FROM,
+  H_MAX_FORWARDS,
+  H_OTHER,
+  H_PAI,
+  H_REASON,
+  H_SERVER,
+  H_TO,
+  H_USER_AGENT,
+  H_VIA,
+  HEADER_DEFS,
+  lookupHeader,
+} = headerTable;
 
 export interface SipParseOptions {
   /** TCP/TLS/SCTP stream framing: a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -66,184 +89,6 @@ const HT = 9;
 const COLON = 58;
 
 const EMPTY = Buffer.alloc(0);
-
-// Header ids for the fields the model extracts.
-const H_OTHER = 0;
-const H_VIA = 1;
-const H_FROM = 2;
-const H_TO = 3;
-const H_CALL_ID = 4;
-const H_CSEQ = 5;
-const H_CONTACT = 6;
-const H_MAX_FORWARDS = 7;
-const H_CONTENT_TYPE = 8;
-const H_CONTENT_LENGTH = 9;
-const H_REASON = 10;
-const H_USER_AGENT = 11;
-const H_SERVER = 12;
-const H_PAI = 13;
-/** X-CID .. X-Leg-Call-ID: id - H_CORR is the priority (lower wins). */
-const H_CORR = 20;
-
-interface HeaderDef {
-  /** Canonical spelling, or null to keep the sender's (unknown-to-RFC headers such as X-CID). */
-  canonical: string | null;
-  lower: string;
-  id: number;
-}
-
-const COMPACT: Record<string, string> = {
-  i: 'Call-ID',
-  f: 'From',
-  t: 'To',
-  v: 'Via',
-  m: 'Contact',
-  l: 'Content-Length',
-  c: 'Content-Type',
-  k: 'Supported',
-  s: 'Subject',
-  e: 'Content-Encoding',
-  o: 'Event',
-  u: 'Allow-Events',
-  r: 'Refer-To',
-  b: 'Referred-By',
-  x: 'Session-Expires',
-  a: 'Accept-Contact',
-  j: 'Reject-Contact',
-  d: 'Request-Disposition',
-  y: 'Identity',
-  n: 'Identity-Info',
-};
-
-const SPECIAL: Record<string, number> = {
-  Via: H_VIA,
-  From: H_FROM,
-  To: H_TO,
-  'Call-ID': H_CALL_ID,
-  CSeq: H_CSEQ,
-  Contact: H_CONTACT,
-  'Max-Forwards': H_MAX_FORWARDS,
-  'Content-Type': H_CONTENT_TYPE,
-  'Content-Length': H_CONTENT_LENGTH,
-  Reason: H_REASON,
-  'User-Agent': H_USER_AGENT,
-  Server: H_SERVER,
-  'P-Asserted-Identity': H_PAI,
-};
-
-/** Registered names whose canonical spelling we restore (RFC 3261 §20 and common extensions). */
-const KNOWN = [
-  ...Object.values(COMPACT),
-  ...Object.keys(SPECIAL),
-  'Accept',
-  'Accept-Encoding',
-  'Accept-Language',
-  'Alert-Info',
-  'Allow',
-  'Authentication-Info',
-  'Authorization',
-  'Call-Info',
-  'Content-Disposition',
-  'Content-Language',
-  'Date',
-  'Error-Info',
-  'Expires',
-  'In-Reply-To',
-  'Min-Expires',
-  'MIME-Version',
-  'Organization',
-  'Priority',
-  'Proxy-Authenticate',
-  'Proxy-Authorization',
-  'Proxy-Require',
-  'Record-Route',
-  'Reply-To',
-  'Require',
-  'Retry-After',
-  'Route',
-  'Timestamp',
-  'Unsupported',
-  'Warning',
-  'WWW-Authenticate',
-  'P-Preferred-Identity',
-  'P-Charging-Vector',
-  'P-Access-Network-Info',
-  'P-Called-Party-ID',
-  'Privacy',
-  'RAck',
-  'RSeq',
-  'Min-SE',
-  'Replaces',
-  'Path',
-  'Service-Route',
-  'Diversion',
-  'History-Info',
-  'Remote-Party-ID',
-  'Subscription-State',
-  'SIP-ETag',
-  'SIP-If-Match',
-];
-
-/** Correlation headers of B2BUA legs, in priority order. */
-const CORRELATION = ['X-CID', 'X-Call-ID', 'X-Correlation-ID', 'X-Orig-Call-ID', 'X-Leg-Call-ID'];
-
-const HEADER_DEFS: HeaderDef[] = [];
-/** Lower-case name bytes per definition, for comparing against the packet without allocating. */
-const HEADER_BYTES: Uint8Array[] = [];
-/**
- * Open-addressing table keyed by a name's length, first and last bytes (lower-cased), which already tell
- * the known names almost apart, so scanning a name costs no per-byte hashing; candidates are compared in
- * full. TABLE_IDX holds HEADER_DEFS index + 1 (0 = empty), TABLE_KEY the key for a quick reject.
- */
-const TABLE_BITS = 10;
-const TABLE_MASK = (1 << TABLE_BITS) - 1;
-const TABLE_IDX = new Int32Array(1 << TABLE_BITS);
-const TABLE_KEY = new Int32Array(1 << TABLE_BITS);
-
-function nameKey(n: number, first: number, last: number): number {
-  return ((n & 0xff) << 16) | (first << 8) | last;
-}
-
-function slotOf(key: number): number {
-  return Math.imul(key, 0x9e3779b1) >>> (32 - TABLE_BITS);
-}
-
-function addDef(def: HeaderDef): void {
-  if (HEADER_DEFS.some((d) => d.lower === def.lower)) return;
-  HEADER_DEFS.push(def);
-  const bytes = Buffer.from(def.lower, 'latin1');
-  HEADER_BYTES.push(bytes);
-  const key = nameKey(bytes.length, bytes[0], bytes[bytes.length - 1]);
-  let slot = slotOf(key);
-  while (TABLE_IDX[slot] !== 0) slot = (slot + 1) & TABLE_MASK;
-  TABLE_IDX[slot] = HEADER_DEFS.length;
-  TABLE_KEY[slot] = key;
-}
-for (const name of KNOWN)
-  addDef({ canonical: name, lower: name.toLowerCase(), id: SPECIAL[name] ?? H_OTHER });
-for (const [c, name] of Object.entries(COMPACT))
-  addDef({ canonical: name, lower: c, id: SPECIAL[name] ?? H_OTHER });
-CORRELATION.forEach((name, k) => {
-  addDef({ canonical: null, lower: name.toLowerCase(), id: H_CORR + k });
-});
-/** Model field id per HEADER_DEFS index. */
-const DEF_ID = Int32Array.from(HEADER_DEFS, (d) => d.id);
-
-/** Looks the header name buf[s,e) (s < e) up case-insensitively without allocating; HEADER_DEFS index or -1. */
-function lookupHeader(buf: Buffer, s: number, e: number): number {
-  const n = e - s;
-  const key = nameKey(n, LOWER[buf[s]], LOWER[buf[e - 1]]);
-  for (let slot = slotOf(key); TABLE_IDX[slot] !== 0; slot = (slot + 1) & TABLE_MASK) {
-    if (TABLE_KEY[slot] !== key) continue;
-    const idx = TABLE_IDX[slot] - 1;
-    const lower = HEADER_BYTES[idx];
-    if (lower.length !== n) continue; // a name longer than 255 bytes sharing the key
-    let k = 1;
-    while (k < n && LOWER[buf[s + k]] === lower[k]) k++;
-    if (k === n) return idx;
-  }
-  return -1;
-}
 
 function parseCSeq(src: Src, s: number, e: number, warn: (w: string) => void): SipCSeq | null {
   const buf = src.buf;
