@@ -6,7 +6,7 @@
  * retransmission right after one may be missed.
  */
 
-import { parseSipMessage } from '../capture/sip/parser.js';
+import { SipParser } from '../capture/sip/parser.js';
 import { RetransmissionTracker } from '../capture/sip/retransmission.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
 
@@ -14,6 +14,7 @@ export class RetransmissionMarker {
   private readonly tracker: RetransmissionTracker;
   /** A sink retried after a store outage hands the same events again: each is marked once. */
   private readonly marked = new WeakSet<CaptureEvent>();
+  private readonly parser = new SipParser();
 
   constructor(maxDirections?: number) {
     this.tracker = new RetransmissionTracker(maxDirections);
@@ -28,7 +29,7 @@ export class RetransmissionMarker {
     for (const e of events) {
       if (e.protoType !== HEP_PROTO_SIP || e.transport !== 'udp' || this.marked.has(e)) continue;
       if (e.sip === undefined) {
-        const parsed = parseSipMessage(e.payload, 0, e.payload.length);
+        const parsed = this.parser.parse(e.payload, 0, e.payload.length);
         if (!parsed.ok) continue;
         e.sip = parsed.message;
       }

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../capture/analyze.js';
-import { parseSipMessage } from '../capture/sip/parser.js';
+import { SipParser } from '../capture/sip/parser.js';
 import type { CaptureEvent } from '../core/event.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import type { SipMessage } from '../core/sip-message.js';
@@ -10,6 +10,8 @@ import { migrate } from './schema/migrate.js';
 import { columnNames, MEDIA_REPORTS, RTCP_REPORTS, SIP_MESSAGES } from './schema/tables.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';
 import { StoreWriter } from './writer.js';
+
+const parser = new SipParser();
 
 const DB = 'rows_test';
 
@@ -188,7 +190,7 @@ describe('event ids', () => {
 describe('rows', () => {
   it('has one field per column in every table, whatever the values', () => {
     const e = sipEvent(hostileSip(0), allBytes(70_000));
-    const { rows } = eventRows(e, { runId: 'r\t1' });
+    const { rows } = eventRows(e, { runId: 'r\t1', parser: new SipParser() });
     const fields = rows.sip_messages!.toString('latin1').replace(/\n$/, '').split('\t');
     expect(fields).toHaveLength(columnNames(SIP_MESSAGES).length);
   });
@@ -241,7 +243,7 @@ describe('rows in the store', () => {
         'Reason: Q.850;cause=16;text="No\\"rm\' \x00\x0c"\r\nX-CID: x\x08c\x0cid\r\nContent-Length: 0\r\n\r\n',
       'latin1',
     );
-    const parsed = parseSipMessage(parsedRaw, 0, parsedRaw.length);
+    const parsed = parser.parse(parsedRaw, 0, parsedRaw.length);
     if (!parsed.ok) throw new Error(parsed.error);
     expect(parsed.message.callId).toContain('\x00');
     const events = [

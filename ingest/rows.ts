@@ -9,7 +9,7 @@
 import * as crypto from 'node:crypto';
 import type { AnalyzeSummary } from '../capture/analyze.js';
 import type { MediaStats } from '../capture/rtp/media.js';
-import { parseSipMessage } from '../capture/sip/parser.js';
+import { SipParser } from '../capture/sip/parser.js';
 import {
   type CaptureEvent,
   HEP_PROTO_RTCP_JSON,
@@ -377,6 +377,8 @@ export function eventId(event: CaptureEvent): bigint {
 export interface RowContext {
   /** Capture run the rows belong to ('' for live streams); see capture_runs. */
   runId: string;
+  /** Parses SIP that arrives as payload only. */
+  parser: SipParser;
 }
 
 export type EventRowSinks = Record<EventTableName, TsvBuffer>;
@@ -393,7 +395,7 @@ export interface EncodedEvent {
 export function encodeEvent(event: CaptureEvent, sinks: EventRowSinks, context: RowContext): EncodedEvent {
   const id = eventId(event);
   if (event.protoType === HEP_PROTO_SIP) {
-    const sip = event.sip ?? parseSip(event);
+    const sip = event.sip ?? parseSip(event, context.parser);
     if (sip === null) return { eventId: id, rows: 0, skipped: 'unparsable SIP' };
     sipRow(event, sip, id, context, sinks.sip_messages);
     return { eventId: id, rows: 1 };
@@ -416,7 +418,7 @@ export function encodeEvent(event: CaptureEvent, sinks: EventRowSinks, context: 
 /** The rows one event becomes, per table (a convenience over encodeEvent for tests and tools). */
 export function eventRows(
   event: CaptureEvent,
-  context: RowContext = { runId: '' },
+  context: RowContext = { runId: '', parser: new SipParser() },
 ): { eventId: bigint; skipped?: string; rows: Partial<Record<EventTableName, Buffer>> } {
   const sinks: EventRowSinks = {
     sip_messages: new TsvBuffer(1024),
@@ -432,9 +434,9 @@ export function eventRows(
 }
 
 /** SIP received as payload only (HEP from Kamailio, Asterisk, heplify): parsed here. */
-function parseSip(event: CaptureEvent): SipMessage | null {
+function parseSip(event: CaptureEvent, parser: SipParser): SipMessage | null {
   const payload = event.payload;
-  const result = parseSipMessage(payload, 0, payload.length, {
+  const result = parser.parse(payload, 0, payload.length, {
     transportIsStream: event.transport === 'tcp' || event.transport === 'tls',
   });
   return result.ok ? result.message : null;

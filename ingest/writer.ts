@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
+import { SipParser } from '../capture/sip/parser.js';
 import type { CaptureEvent } from '../core/event.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { type HealthRecord, healthRow } from './health.js';
@@ -259,7 +260,7 @@ export class StoreWriter {
     this.maxBytes = positive(options.maxBytes ?? 8 * 1024 * 1024, 'maxBytes');
     this.maxDelayMs = positive(options.maxDelayMs ?? 1000, 'maxDelayMs');
     this.logger = options.logger ?? silentLogger;
-    this.context = { runId: options.runId ?? '' };
+    this.context = { runId: options.runId ?? '', parser: new SipParser() };
     this.attempts = positive(options.retry?.attempts ?? 6, 'retry.attempts');
     this.initialDelayMs = options.retry?.initialDelayMs ?? 200;
     this.maxRetryDelayMs = options.retry?.maxDelayMs ?? 10_000;

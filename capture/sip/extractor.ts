@@ -14,7 +14,7 @@ import {
 import { countSipMessage, emptySipCounts, type SipCounts } from '../summary.js';
 import { MAX_KEY_PART, ownedKeyPart } from './bounded-map.js';
 import { isHep3, looksLikeSip } from './detect.js';
-import { parseSipMessage } from './parser.js';
+import { SipParser } from './parser.js';
 import { RetransmissionTracker } from './retransmission.js';
 import { SipStream } from './tcp-stream.js';
 
@@ -103,6 +103,7 @@ export class SipExtractor implements TransportHandler {
   readonly tcpStreams: TcpReassembler;
   readonly retransmissions: RetransmissionTracker;
   readonly sctpMessages = new SctpMessageReassembler();
+  private readonly parser = new SipParser();
   readonly stats: SipExtractorStats = {
     counts: emptySipCounts(),
     malformed: 0,
@@ -236,7 +237,7 @@ export class SipExtractor implements TransportHandler {
     owned = false,
   ): void {
     const payload = owned && off === 0 && end === buf.length ? buf : Buffer.from(buf.subarray(off, end));
-    const result = parseSipMessage(payload, 0, payload.length, {
+    const result = this.parser.parse(payload, 0, payload.length, {
       transportIsStream: transport === 'tcp' || transport === 'tls',
     });
     if (!result.ok) {

@@ -12,7 +12,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
-import { parseSipMessage } from '../../capture/sip/parser.js';
+import { SipParser } from '../../capture/sip/parser.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
 import { decodeHep3 } from '../../core/hep3.js';
 import { type Logger, ProblemLog, silentLogger } from '../../core/log.js';
@@ -123,6 +123,7 @@ export class HepListener {
   private closed = false;
   private closing: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
+  private readonly parser = new SipParser();
 
   private constructor(private readonly options: HepListenerOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -399,7 +400,7 @@ export class HepListener {
    * the socket buffer, and the parser's lazy fields read from it later, so it must be that copy.
    */
   private parseSip(event: CaptureEvent, peer: string, transport: string): void {
-    const result = parseSipMessage(event.payload, 0, event.payload.length, {
+    const result = this.parser.parse(event.payload, 0, event.payload.length, {
       transportIsStream: event.transport === 'tcp',
     });
     if (!result.ok) {
