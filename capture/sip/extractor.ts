@@ -45,6 +45,7 @@ export interface SipProblem {
     | 'sip-warning'
     | 'stream-overflow'
     | 'stream-resync'
+    | 'stream-truncated'
     | 'websocket-error'
     | 'malformed-hep';
   message: string;
@@ -65,6 +66,10 @@ export interface SipExtractorStats {
   callIdsCapped: boolean;
   streamOverflows: number;
   streamResyncs: number;
+  /** Incomplete SIP or HEP messages a TCP stream still held when it ended (FIN, RST, idle, end of capture). */
+  streamTruncated: number;
+  /** Their bytes. */
+  streamTruncatedBytes: number;
   webSocketErrors: number;
   parseWarnings: number;
   /** HEP3 frames found in the capture (a HOMER server's traffic); their SIP is counted like any other. */
@@ -103,7 +108,8 @@ export class SipExtractor implements TransportHandler {
   readonly tcpStreams: TcpReassembler;
   readonly retransmissions: RetransmissionTracker;
   readonly sctpMessages = new SctpMessageReassembler();
-  private readonly parser = new SipParser();
+  /** Parses every SIP message of this source (and the headers of one a TCP stream lost at its end). */
+  readonly parser = new SipParser();
   readonly stats: SipExtractorStats = {
     counts: emptySipCounts(),
     malformed: 0,
@@ -112,6 +118,8 @@ export class SipExtractor implements TransportHandler {
     callIdsCapped: false,
     streamOverflows: 0,
     streamResyncs: 0,
+    streamTruncated: 0,
+    streamTruncatedBytes: 0,
     webSocketErrors: 0,
     parseWarnings: 0,
     hepFrames: 0,

@@ -6,7 +6,7 @@
 import type { TransportName } from '../../core/event.js';
 import { hep3FrameLength } from '../../core/hep3.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from '../layers/websocket.js';
-import type { TcpSegmentMeta, TcpStreamSink } from '../reassembly/tcp.js';
+import type { TcpEndReason, TcpSegmentMeta, TcpStreamSink } from '../reassembly/tcp.js';
 import { isHep3, looksLikeSip } from './detect.js';
 import type { Endpoint, SipExtractor } from './extractor.js';
 import { sipMessageTotalLength, skipKeepalive } from './framing.js';
@@ -43,8 +43,10 @@ export class SipStream implements TcpStreamSink {
   /** Bytes of an incomplete message carried between segments; grows by doubling, so appends are amortised O(1). */
   private pending: Buffer | null = null;
   private pendingLength = 0;
-  /** Total length of the incomplete SIP message once its headers are in (0 while unknown). */
+  /** Total length of the incomplete SIP message once its headers are in, or of the HEP frame (0 while unknown). */
   private need = 0;
+  /** Packet of the last segment that brought bytes, for the report when the stream ends inside a message. */
+  private lastPacketNumber = 0;
   private websocket: WebSocketDeframer | null = null;
   private transport: TransportName = 'tcp';
 
@@ -54,6 +56,7 @@ export class SipStream implements TcpStreamSink {
   ) {}
 
   data(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): void {
+    this.lastPacketNumber = meta.packetNumber;
     if (this.pendingLength > 0) {
       const before = this.pendingLength;
       if (before + (end - off) > this.owner.maxStreamMessageBytes + 65536) {
@@ -126,7 +129,11 @@ export class SipStream implements TcpStreamSink {
     this.keep(buf, consumed, end);
   }
 
-  /** Keeps buf[from, end) as the pending bytes (moving them to the front when buf is the pending buffer). */
+  /**
+   * Keeps buf[from, end) as the pending bytes (moving them to the front when buf is the pending buffer).
+   * The known length of the message they start (`need`) is kept too, so the segment that completes it
+   * frames it.
+   */
   private keep(buf: Buffer, from: number, end: number): void {
     const n = end - from;
     if (n <= 0) {
@@ -138,7 +145,7 @@ export class SipStream implements TcpStreamSink {
       this.pendingLength = n;
       return;
     }
-    this.dropPending();
+    this.releasePending();
     if (!this.append(buf, from, end)) {
       this.overflow(0, 'stream buffers of all connections exceed their budget; dropped');
     }
@@ -162,11 +169,17 @@ export class SipStream implements TcpStreamSink {
     return true;
   }
 
+  /** Forgets the pending bytes and the length of the message they start. */
   private dropPending(): void {
+    this.releasePending();
+    this.need = 0;
+  }
+
+  /** Returns the pending buffer to the shared budget. */
+  private releasePending(): void {
     if (this.pending) this.owner.pendingStreamBytes -= this.pending.length;
     this.pending = null;
     this.pendingLength = 0;
-    this.need = 0;
   }
 
   /** The stream's share of the shared budget ran out: its partial message is lost, counted and logged. */
@@ -335,7 +348,31 @@ export class SipStream implements TcpStreamSink {
     else if (this.mode === MODE_HEP) this.mode = MODE_OTHER;
   }
 
-  end(): void {
+  end(reason: TcpEndReason): void {
+    if (this.pendingLength > 0 && (this.mode === MODE_SIP || this.mode === MODE_HEP)) this.truncated(reason);
     this.dropPending();
+  }
+
+  /** The stream ended inside a message: its bytes are lost, counted and logged (with its Call-ID if known). */
+  private truncated(reason: TcpEndReason): void {
+    const bytes = this.pendingLength;
+    const stats = this.owner.stats;
+    stats.streamTruncated++;
+    stats.streamTruncatedBytes += bytes;
+    const sip = this.mode === MODE_SIP;
+    let callId: string | undefined;
+    // A known length means the header section is complete, so the Call-ID line is whole.
+    if (sip && this.need > 0) {
+      const parsed = this.owner.parser.parse(this.pending!, 0, bytes, { transportIsStream: true });
+      if (parsed.ok) callId = parsed.message.callId ?? undefined;
+    }
+    this.owner.problem(
+      'stream-truncated',
+      `TCP stream ended (${reason}) inside a ${sip ? 'SIP message' : 'HEP frame'}: ${bytes} bytes lost`,
+      this.lastPacketNumber,
+      this.transport,
+      this.endpoint,
+      callId,
+    );
   }
 }
