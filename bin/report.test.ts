@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type AnalyzeSummary, analyzeFile } from '../analyze/summary.js';
+import { analyzeFile } from '../analyze/analyze.js';
+import type { AnalyzeSummary } from '../analyze/summary.js';
 import { formatSummary } from './report.js';
 
 const sample = join(new URL('..', import.meta.url).pathname, 'capture/sample/calls.pcap');

@@ -86,7 +86,7 @@ export interface SipBodyPart {
 }
 
 /**
- * One parsed message. What call analysis reads is decoded by parseSipMessage; the members marked "lazy"
+ * One parsed message. What call analysis reads is decoded by SipParser.parse; the members marked "lazy"
  * are decoded from the message's bytes when first read and then cached (they read like, and can be
  * assigned like, plain properties). Hence the parser's contract: the buffer it was given must stay
  * unchanged while the message is used, as for `body`. Because lazy members are accessors, object spread

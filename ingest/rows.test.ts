@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../analyze/analyze.js';
-import { parseSipMessage } from '../capture/sip/parser.js';
+import { SipParser } from '../capture/sip/parser.js';
 import type { CaptureEvent } from '../core/event.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import type { SipMessage } from '../core/sip-message.js';
@@ -11,6 +11,8 @@ import { columnNames, HEP_LOGS, MEDIA_REPORTS, RTCP_REPORTS, SIP_MESSAGES } from
 import { openTestStore, type TestStore } from './schema/test-store.js';
 import { IngestSip } from './sip.js';
 import { StoreWriter } from './writer.js';
+
+const parser = new SipParser();
 
 const DB = 'rows_test';
 
@@ -259,7 +261,7 @@ describe('rows in the store', () => {
         'Reason: Q.850;cause=16;text="No\\"rm\' \x00\x0c"\r\nX-CID: x\x08c\x0cid\r\nContent-Length: 0\r\n\r\n',
       'latin1',
     );
-    const parsed = parseSipMessage(parsedRaw, 0, parsedRaw.length);
+    const parsed = parser.parse(parsedRaw, 0, parsedRaw.length);
     if (!parsed.ok) throw new Error(parsed.error);
     expect(parsed.message.callId).toContain('\x00');
     const events = [

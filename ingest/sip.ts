@@ -9,7 +9,7 @@
  * Payloads that do not parse as SIP are counted and logged here; the store then skips them by reason.
  */
 
-import { parseSipMessage } from '../capture/sip/parser.js';
+import { SipParser } from '../capture/sip/parser.js';
 import { RetransmissionTracker } from '../capture/sip/retransmission.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
 import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
@@ -25,6 +25,7 @@ export interface IngestSipStats {
 
 export class IngestSip {
   readonly stats: IngestSipStats = { parsed: 0, unparsable: 0, retransmissions: 0 };
+  private readonly parser = new SipParser();
   private readonly tracker: RetransmissionTracker;
   private readonly problems: ProblemLog;
   /** A batch offered again (Kafka after a store outage) holds the same events: each is prepared once. */
@@ -41,7 +42,7 @@ export class IngestSip {
       if (e.protoType !== HEP_PROTO_SIP || this.prepared.has(e)) continue;
       this.prepared.add(e);
       if (e.sip === undefined) {
-        const result = parseSipMessage(e.payload, 0, e.payload.length, {
+        const result = this.parser.parse(e.payload, 0, e.payload.length, {
           transportIsStream: e.transport === 'tcp' || e.transport === 'tls',
         });
         if (!result.ok) {

@@ -24,7 +24,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../analyze/analyze.js';
 import { storeSummary } from '../analyze/store-summary.js';
-import { parseSipMessage } from '../capture/sip/parser.js';
+import { SipParser } from '../capture/sip/parser.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
 import { createLogger, type Logger, silentLogger } from '../core/log.js';
 import { HepListener } from '../ingest/hep/listener.js';
@@ -35,6 +35,8 @@ import { openStore, type Store } from '../ingest/store/client.js';
 import { StoreWriter } from '../ingest/writer.js';
 import { removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 import { HAVE_SNGREP_HEP, SNGREP_MISSING, sngrepSendHep, udpDrops } from './pipeline/sngrep.js';
+
+const parser = new SipParser();
 
 if (!HAVE_SNGREP_HEP) console.warn(`hep-store.test: sngrep replays SKIPPED: ${SNGREP_MISSING}`);
 if (SHARED_PCAPS === null)
@@ -477,7 +479,7 @@ describe('hostile SIP values through HEP into the store', () => {
     let byParameter = 0;
     for (const [i, h] of messages.entries()) {
       // What the SIP parser makes of the message is what the store must hold, byte for byte...
-      const parsed = parseSipMessage(payloads[i], 0, payloads[i].length);
+      const parsed = parser.parse(payloads[i], 0, payloads[i].length);
       expect(parsed.ok, h.name).toBe(true);
       const sip = parsed.ok ? parsed.message : null;
       // ...and the parser does carry the hostile bytes into those fields (else this proves little).

@@ -122,3 +122,8 @@ function isAlpha(c: number): boolean {
 export function firstLineEnd(buf: Buffer, off: number, end: number): number {
   return lineEnd(buf, off, Math.min(end, off + MAX_START_LINE));
 }
+
+/** True when buf[off] starts a HEP3 frame ("HEP3"); the caller has checked 4 bytes are there. */
+export function isHep3(buf: Buffer, off: number): boolean {
+  return buf[off] === 0x48 && buf[off + 1] === 0x45 && buf[off + 2] === 0x50 && buf[off + 3] === 0x33;
+}

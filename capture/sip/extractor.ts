@@ -1,9 +1,8 @@
 import { type CaptureEvent, HEP_PROTO_SIP, type TransportName } from '../../core/event.js';
-import { decodeHep3, hep3FrameLength } from '../../core/hep3.js';
+import { decodeHep3 } from '../../core/hep3.js';
 import type { TransportHandler } from '../decoder.js';
 import type { PacketRecord } from '../file/record.js';
 import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END } from '../layers/sctp.js';
-import { parseWebSocketUpgrade, WebSocketDeframer } from '../layers/websocket.js';
 import type { DecodedPacket } from '../packet.js';
 import { SctpMessageReassembler } from '../reassembly/sctp.js';
 import {
@@ -14,10 +13,10 @@ import {
 } from '../reassembly/tcp.js';
 import { countSipMessage, emptySipCounts, type SipCounts } from '../summary.js';
 import { MAX_KEY_PART, ownedKeyPart } from './bounded-map.js';
-import { looksLikeSip } from './detect.js';
-import { sipMessageTotalLength, skipKeepalive } from './framing.js';
-import { parseSipMessage } from './parser.js';
+import { isHep3, looksLikeSip } from './detect.js';
+import { SipParser } from './parser.js';
 import { RetransmissionTracker } from './retransmission.js';
+import { SipStream } from './tcp-stream.js';
 
 export interface SipExtractorOptions {
   captureId?: number;
@@ -46,6 +45,7 @@ export interface SipProblem {
     | 'sip-warning'
     | 'stream-overflow'
     | 'stream-resync'
+    | 'stream-truncated'
     | 'websocket-error'
     | 'malformed-hep';
   message: string;
@@ -66,6 +66,10 @@ export interface SipExtractorStats {
   callIdsCapped: boolean;
   streamOverflows: number;
   streamResyncs: number;
+  /** Incomplete SIP or HEP messages a TCP stream still held when it ended (FIN, RST, idle, end of capture). */
+  streamTruncated: number;
+  /** Their bytes. */
+  streamTruncatedBytes: number;
   webSocketErrors: number;
   parseWarnings: number;
   /** HEP3 frames found in the capture (a HOMER server's traffic); their SIP is counted like any other. */
@@ -86,7 +90,7 @@ export interface SipEndpointCounts {
 }
 
 /** Per-direction endpoint facts captured when a TCP stream starts (the packet is gone later). */
-interface Endpoint {
+export interface Endpoint {
   ipFamily: 4 | 6;
   srcIp: string;
   dstIp: string;
@@ -104,6 +108,8 @@ export class SipExtractor implements TransportHandler {
   readonly tcpStreams: TcpReassembler;
   readonly retransmissions: RetransmissionTracker;
   readonly sctpMessages = new SctpMessageReassembler();
+  /** Parses every SIP message of this source (and the headers of one a TCP stream lost at its end). */
+  readonly parser = new SipParser();
   readonly stats: SipExtractorStats = {
     counts: emptySipCounts(),
     malformed: 0,
@@ -112,6 +118,8 @@ export class SipExtractor implements TransportHandler {
     callIdsCapped: false,
     streamOverflows: 0,
     streamResyncs: 0,
+    streamTruncated: 0,
+    streamTruncatedBytes: 0,
     webSocketErrors: 0,
     parseWarnings: 0,
     hepFrames: 0,
@@ -237,7 +245,7 @@ export class SipExtractor implements TransportHandler {
     owned = false,
   ): void {
     const payload = owned && off === 0 && end === buf.length ? buf : Buffer.from(buf.subarray(off, end));
-    const result = parseSipMessage(payload, 0, payload.length, {
+    const result = this.parser.parse(payload, 0, payload.length, {
       transportIsStream: transport === 'tcp' || transport === 'tls',
     });
     if (!result.ok) {
@@ -397,25 +405,6 @@ export class SipExtractor implements TransportHandler {
   }
 }
 
-function hasLineFeed(buf: Buffer, from: number, end: number): boolean {
-  for (let i = from; i < end; i++) if (buf[i] === 10) return true;
-  return false;
-}
-
-/** True when buf[from - 3, end) holds an empty line (LF LF or LF CR LF): a header section may have ended. */
-function hasEmptyLine(buf: Buffer, from: number, end: number): boolean {
-  for (let i = Math.max(from - 3, 0); i < end; i++) {
-    if (buf[i] !== 10) continue;
-    if ((i + 1 < end && buf[i + 1] === 10) || (i + 2 < end && buf[i + 1] === 13 && buf[i + 2] === 10))
-      return true;
-  }
-  return false;
-}
-
-function isHep3(buf: Buffer, off: number): boolean {
-  return buf[off] === 0x48 && buf[off + 1] === 0x45 && buf[off + 2] === 0x50 && buf[off + 3] === 0x33;
-}
-
 function endpointOf(p: DecodedPacket): Endpoint {
   return {
     ipFamily: p.ipVersion === 6 ? 6 : 4,
@@ -425,318 +414,4 @@ function endpointOf(p: DecodedPacket): Endpoint {
     dstPort: p.dstPort,
     vlan: p.outerVlan(),
   };
-}
-
-const MODE_DETECT = 0;
-const MODE_SIP = 1;
-const MODE_WEBSOCKET = 2;
-const MODE_OTHER = 3;
-const MODE_HEP = 4;
-/** A SIP stream that lost bytes: looking for the next line that starts a SIP message. */
-const MODE_RESYNC = 5;
-
-/**
- * One direction of a TCP connection: decides from the first bytes whether it carries SIP, a
- * WebSocket (after an HTTP Upgrade) or something else, then frames SIP messages by Content-Length.
- */
-class SipStream implements TcpStreamSink {
-  private mode = MODE_DETECT;
-  /** Bytes of an incomplete message carried between segments; grows by doubling, so appends are amortised O(1). */
-  private pending: Buffer | null = null;
-  private pendingLength = 0;
-  /** Total length of the incomplete SIP message once its headers are in (0 while unknown). */
-  private need = 0;
-  private websocket: WebSocketDeframer | null = null;
-  private transport: TransportName = 'tcp';
-
-  constructor(
-    private readonly owner: SipExtractor,
-    private readonly endpoint: Endpoint,
-  ) {}
-
-  data(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): void {
-    if (this.pendingLength > 0) {
-      const before = this.pendingLength;
-      if (before + (end - off) > this.owner.maxStreamMessageBytes + 65536) {
-        this.owner.stats.streamOverflows++;
-        this.owner.problem(
-          'stream-overflow',
-          'buffered stream data exceeds limit; dropped',
-          meta.packetNumber,
-          this.transport,
-          this.endpoint,
-        );
-        this.dropPending();
-        this.mode = MODE_DETECT;
-      } else if (!this.append(buf, off, end)) {
-        this.overflow(meta.packetNumber, 'stream buffers of all connections exceed their budget; dropped');
-        return;
-      } else {
-        // While a SIP message is incomplete, look again only when it can have completed: its known
-        // length is reached, or an empty line (the end of its headers) arrived in the new bytes.
-        if (this.need > 0 && this.pendingLength < this.need) return;
-        if (
-          this.need === 0 &&
-          this.mode === MODE_SIP &&
-          !hasEmptyLine(this.pending!, before, this.pendingLength)
-        ) {
-          return;
-        }
-        buf = this.pending!;
-        off = 0;
-        end = this.pendingLength;
-      }
-    }
-    let consumed = off;
-    for (let guard = 0; guard < 4 && consumed < end; guard++) {
-      if (this.mode === MODE_RESYNC) {
-        const start = looksLikeSip(buf, consumed, end) ? consumed : this.nextSipLine(buf, consumed, end);
-        if (start < 0) {
-          this.dropPending();
-          return;
-        }
-        this.mode = MODE_SIP;
-        consumed = start;
-        continue;
-      }
-      if (this.mode === MODE_DETECT || this.mode === MODE_OTHER) {
-        const detected = this.detect(buf, consumed, end);
-        if (detected === 'wait') break;
-        if (detected === 'other') {
-          this.mode = MODE_OTHER;
-          this.dropPending();
-          return;
-        }
-        consumed = detected;
-        continue;
-      }
-      if (this.mode === MODE_SIP) {
-        consumed = this.frameSip(buf, consumed, end, meta);
-        break;
-      }
-      if (this.mode === MODE_HEP) {
-        consumed = this.frameHep(buf, consumed, end, meta);
-        break;
-      }
-      if (this.mode === MODE_WEBSOCKET) {
-        this.dropPending();
-        this.feedWebSocket(buf, consumed, end, meta);
-        return;
-      }
-    }
-    this.keep(buf, consumed, end);
-  }
-
-  /** Keeps buf[from, end) as the pending bytes (moving them to the front when buf is the pending buffer). */
-  private keep(buf: Buffer, from: number, end: number): void {
-    const n = end - from;
-    if (n <= 0) {
-      this.dropPending();
-      return;
-    }
-    if (buf === this.pending) {
-      if (from > 0) buf.copy(buf, 0, from, end);
-      this.pendingLength = n;
-      return;
-    }
-    this.dropPending();
-    if (!this.append(buf, from, end)) {
-      this.overflow(0, 'stream buffers of all connections exceed their budget; dropped');
-    }
-  }
-
-  /** Appends to the pending bytes; false (and nothing kept) when the shared budget is exhausted. */
-  private append(buf: Buffer, off: number, end: number): boolean {
-    const n = end - off;
-    const needed = this.pendingLength + n;
-    if (!this.pending || this.pending.length < needed) {
-      const capacity = this.pending ? Math.max(needed, this.pending.length * 2) : needed;
-      const growth = capacity - (this.pending?.length ?? 0);
-      if (this.owner.pendingStreamBytes + growth > this.owner.maxPendingStreamBytes) return false;
-      const grown = Buffer.allocUnsafe(capacity);
-      if (this.pending) this.pending.copy(grown, 0, 0, this.pendingLength);
-      this.owner.pendingStreamBytes += growth;
-      this.pending = grown;
-    }
-    buf.copy(this.pending, this.pendingLength, off, end);
-    this.pendingLength = needed;
-    return true;
-  }
-
-  private dropPending(): void {
-    if (this.pending) this.owner.pendingStreamBytes -= this.pending.length;
-    this.pending = null;
-    this.pendingLength = 0;
-    this.need = 0;
-  }
-
-  /** The stream's share of the shared budget ran out: its partial message is lost, counted and logged. */
-  private overflow(packetNumber: number, why: string): void {
-    this.owner.stats.streamOverflows++;
-    this.owner.problem('stream-overflow', why, packetNumber, this.transport, this.endpoint);
-    this.dropPending();
-    if (this.mode === MODE_SIP || this.mode === MODE_HEP) this.mode = MODE_RESYNC;
-  }
-
-  /** Returns the offset where the detected protocol starts, 'wait' for more bytes, or 'other'. */
-  private detect(buf: Buffer, off: number, end: number): number | 'wait' | 'other' {
-    const start = skipKeepalive(buf, off, end);
-    if (start >= end) return end;
-    if (looksLikeSip(buf, start, end)) {
-      this.mode = MODE_SIP;
-      return start;
-    }
-    if (end - start >= 4 && isHep3(buf, start)) {
-      this.mode = MODE_HEP;
-      return start;
-    }
-    const upgrade = parseWebSocketUpgrade(buf, start, end);
-    if (upgrade === 'incomplete') return this.mode === MODE_OTHER ? 'other' : 'wait';
-    // A response switches to WebSocket framing only when it accepts the upgrade (101).
-    if (upgrade !== null && (upgrade.isRequest || upgrade.statusCode === 101)) {
-      this.mode = MODE_WEBSOCKET;
-      this.transport = 'ws';
-      this.websocket = new WebSocketDeframer({ maxMessageBytes: this.owner.maxStreamMessageBytes });
-      return start + upgrade.headerLength;
-    }
-    // A first line may arrive split; wait for a full line before giving up on this stream.
-    if (this.mode === MODE_DETECT && end - start < 1024 && !hasLineFeed(buf, start, end)) return 'wait';
-    return 'other';
-  }
-
-  private frameSip(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): number {
-    this.need = 0;
-    while (off < end) {
-      off = skipKeepalive(buf, off, end);
-      if (off >= end) break;
-      const length = sipMessageTotalLength(buf, off, end);
-      if (length === -1 || (length > 0 && off + length > end)) {
-        if (end - off > this.owner.maxStreamMessageBytes) {
-          this.owner.stats.streamOverflows++;
-          this.owner.problem(
-            'stream-overflow',
-            'SIP message exceeds limit; resynchronising',
-            meta.packetNumber,
-            'tcp',
-            this.endpoint,
-          );
-          return this.resync(buf, off + 1, end);
-        }
-        // Headers complete, body still arriving: wait for exactly that many bytes.
-        if (length > 0) this.need = length;
-        return off;
-      }
-      if (length <= 0) {
-        this.owner.stats.streamResyncs++;
-        this.owner.problem(
-          'stream-resync',
-          'bytes that are not SIP inside a SIP stream',
-          meta.packetNumber,
-          'tcp',
-          this.endpoint,
-        );
-        off = this.resync(buf, off + 1, end);
-        continue;
-      }
-      this.owner.message(
-        buf,
-        off,
-        off + length,
-        'tcp',
-        this.endpoint,
-        6,
-        meta.tsSec,
-        meta.tsNsec,
-        meta.packetNumber,
-      );
-      off += length;
-    }
-    return off;
-  }
-
-  private frameHep(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): number {
-    this.need = 0;
-    while (off < end) {
-      const length = hep3FrameLength(buf, off, end);
-      if (length === -1) {
-        // The frame length is in its header: wait for all of it before looking again.
-        if (end - off >= 6) this.need = buf.readUInt16BE(off + 4);
-        return off;
-      }
-      if (length < 0) {
-        // Lost framing: look for the next frame start on a later segment.
-        this.owner.stats.malformedHep++;
-        this.owner.problem(
-          'malformed-hep',
-          'bytes that are not HEP3 inside a HEP stream',
-          meta.packetNumber,
-          'tcp',
-          this.endpoint,
-        );
-        this.mode = MODE_OTHER;
-        return end;
-      }
-      this.owner.hep(buf, off, off + length, this.endpoint, 'tcp', meta.packetNumber);
-      off += length;
-    }
-    return off;
-  }
-
-  /** Skips to the next line that starts a SIP message; without one, waits for it in later segments. */
-  private resync(buf: Buffer, off: number, end: number): number {
-    const next = this.nextSipLine(buf, off, end);
-    if (next >= 0) return next;
-    this.mode = MODE_RESYNC;
-    return end;
-  }
-
-  /** Offset of the first line after `off` that starts a SIP message, or -1; never reads past `end`. */
-  private nextSipLine(buf: Buffer, off: number, end: number): number {
-    for (let i = off; i + 1 < end; i++) {
-      if (buf[i] === 10 && looksLikeSip(buf, i + 1, end)) return i + 1;
-    }
-    return -1;
-  }
-
-  private feedWebSocket(buf: Buffer, off: number, end: number, meta: TcpSegmentMeta): void {
-    const ws = this.websocket!;
-    const errorsBefore = ws.errors;
-    ws.feed(buf, off, end, (payload) => {
-      if (payload.length >= 12 && looksLikeSip(payload, 0, payload.length)) {
-        this.owner.message(
-          payload,
-          0,
-          payload.length,
-          'ws',
-          this.endpoint,
-          6,
-          meta.tsSec,
-          meta.tsNsec,
-          meta.packetNumber,
-          true,
-        );
-      }
-    });
-    if (ws.errors !== errorsBefore) {
-      this.owner.stats.webSocketErrors += ws.errors - errorsBefore;
-      this.owner.problem(
-        'websocket-error',
-        'WebSocket framing error',
-        meta.packetNumber,
-        'ws',
-        this.endpoint,
-      );
-    }
-  }
-
-  gap(_bytes: number): void {
-    // Lost bytes break the partial message; later bytes are searched for the next message start.
-    this.dropPending();
-    if (this.mode === MODE_SIP) this.mode = MODE_RESYNC;
-    else if (this.mode === MODE_HEP) this.mode = MODE_OTHER;
-  }
-
-  end(): void {
-    this.dropPending();
-  }
 }

@@ -7,7 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { looksLikeSip } from './detect.js';
 import { sipMessageLength, skipKeepalive } from './framing.js';
-import { MAX_HEADERS, parseSipMessage } from './parser.js';
+import { MAX_HEADERS, SipParser } from './parser.js';
+
+const parser = new SipParser();
 
 const CRLF = '\r\n';
 const sdp = [
@@ -187,7 +189,7 @@ function mutate(r: (n: number) => number): Buffer {
 
 function check(buf: Buffer, off: number, end: number, iteration: number): void {
   for (const transportIsStream of [false, true]) {
-    const r = parseSipMessage(buf, off, end, { transportIsStream });
+    const r = parser.parse(buf, off, end, { transportIsStream });
     if (!r.ok) {
       if (r.error.startsWith('internal')) throw new Error(`iteration ${iteration}: ${r.error}`);
       continue;
@@ -235,7 +237,7 @@ describe('fuzz', () => {
         end = off + r(buf.length - off + 1);
       }
       check(buf, off, end, i);
-      if (parseSipMessage(buf, off, end).ok) parsed++;
+      if (parser.parse(buf, off, end).ok) parsed++;
     }
     console.log(`fuzz: ${N} inputs, ${parsed} parsed as SIP, ${Math.round(performance.now() - t0)} ms`);
     expect(parsed).toBeGreaterThan(N / 10); // the mutations must keep exercising the deep paths

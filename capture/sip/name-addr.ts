@@ -4,7 +4,7 @@
  */
 import type { SipNameAddr } from '../../core/sip-message.js';
 import {
-  listRanges,
+  listRangesFor,
   parseParams,
   parseUriAt,
   quotedEnd,
@@ -93,18 +93,22 @@ export function parseNameAddrAt(src: Src, start: number, end: number, warn?: War
   return result;
 }
 
-/** Parses a comma-separated list (Contact, P-Asserted-Identity) in [start,end), appending to `out`. */
+/**
+ * Parses a comma-separated list (Contact, P-Asserted-Identity) in [start,end), appending to `out`.
+ * `ranges` is the list-splitting scratch (see splitListAt).
+ */
 export function parseNameAddrListAt(
   src: Src,
   start: number,
   end: number,
   out: SipNameAddr[],
+  ranges: Int32Array,
   warn?: Warn,
   max = 64,
 ): void {
-  const n = splitListAt(src.buf, start, end, max - out.length);
-  // parseNameAddrAt does not split lists, so listRanges stays valid through the loop.
-  for (let k = 0; k < 2 * n; k += 2) out.push(parseNameAddrAt(src, listRanges[k], listRanges[k + 1], warn));
+  const n = splitListAt(src.buf, start, end, ranges, max - out.length);
+  // parseNameAddrAt does not split lists, so `ranges` stays valid through the loop.
+  for (let k = 0; k < 2 * n; k += 2) out.push(parseNameAddrAt(src, ranges[k], ranges[k + 1], warn));
 }
 
 /** parseNameAddrAt for a string. */
@@ -114,5 +118,5 @@ export function parseNameAddr(s: string, warn?: Warn): SipNameAddr {
 
 /** parseNameAddrListAt for a string. */
 export function parseNameAddrList(s: string, out: SipNameAddr[], warn?: Warn, max = 64): void {
-  parseNameAddrListAt(srcOf(s), 0, s.length, out, warn, max);
+  parseNameAddrListAt(srcOf(s), 0, s.length, out, listRangesFor(max), warn, max);
 }

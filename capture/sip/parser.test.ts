@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { SipMessage } from '../../core/sip-message.js';
-import { MAX_HEADER_LINE, MAX_HEADERS, parseSipMessage } from './parser.js';
+import { MAX_HEADER_LINE, MAX_HEADERS, SipParser } from './parser.js';
+
+const parser = new SipParser();
 
 const CRLF = '\r\n';
 
 /** Parses and reads every lazily decoded member, so `warnings` holds the warnings of all parts. */
 function parseBuf(buf: Buffer, opts?: { transportIsStream?: boolean }): SipMessage {
-  const r = parseSipMessage(buf, 0, buf.length, opts);
+  const r = parser.parse(buf, 0, buf.length, opts);
   if (!r.ok) throw new Error(r.error);
   const m = r.message;
   void [m.requestUri, m.headers, m.contact, m.pAssertedIdentity, m.bodyParts, m.sdp];
@@ -281,7 +283,7 @@ describe('body and Content-Length', () => {
     const buf = Buffer.from(`GARBAGE\r\n${inner}TRAILING-BYTES`, 'latin1');
     const off = 9;
     const end = off + inner.length;
-    const r = parseSipMessage(buf, off, end);
+    const r = parser.parse(buf, off, end);
     expect(r.ok).toBe(true);
     if (r.ok) {
       expect(r.message.body.toString()).toBe('hello');
@@ -290,7 +292,7 @@ describe('body and Content-Length', () => {
     // Without Content-Length the datagram body stops at `end`, not at the buffer's end.
     const noCl = `${base.join(CRLF)}${CRLF}${CRLF}body`;
     const buf2 = Buffer.from(`${noCl}XYZ`, 'latin1');
-    const r2 = parseSipMessage(buf2, 0, noCl.length);
+    const r2 = parser.parse(buf2, 0, noCl.length);
     expect(r2.ok && r2.message.body.toString()).toBe('body');
   });
 
@@ -310,7 +312,7 @@ describe('errors', () => {
   it('returns {ok:false} for unusable input', () => {
     const err = (s: string | Buffer) => {
       const buf = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
-      const r = parseSipMessage(buf, 0, buf.length);
+      const r = parser.parse(buf, 0, buf.length);
       return r.ok ? 'ok' : r.error;
     };
     expect(err('')).toBe('empty message');
@@ -326,10 +328,10 @@ describe('errors', () => {
     );
     expect(err(`INVITE sip:${'a'.repeat(MAX_HEADER_LINE)}@b SIP/2.0\r\n\r\n`)).toBe('start line too long');
     const buf = Buffer.from(message(base));
-    expect(parseSipMessage(buf, 10, 5)).toEqual({ ok: false, error: 'invalid buffer range' });
-    expect(parseSipMessage(buf, 0, buf.length + 1)).toEqual({ ok: false, error: 'invalid buffer range' });
-    expect(parseSipMessage(buf, 0.5, 3)).toEqual({ ok: false, error: 'invalid buffer range' });
-    expect(parseSipMessage('not a buffer' as unknown as Buffer, 0, 3)).toEqual({
+    expect(parser.parse(buf, 10, 5)).toEqual({ ok: false, error: 'invalid buffer range' });
+    expect(parser.parse(buf, 0, buf.length + 1)).toEqual({ ok: false, error: 'invalid buffer range' });
+    expect(parser.parse(buf, 0.5, 3)).toEqual({ ok: false, error: 'invalid buffer range' });
+    expect(parser.parse('not a buffer' as unknown as Buffer, 0, 3)).toEqual({
       ok: false,
       error: 'invalid buffer range',
     });
@@ -430,5 +432,140 @@ describe('hostile values', () => {
     );
     expect(m.contact).toHaveLength(1);
     expect(performance.now() - t0).toBeLessThan(2000);
+  });
+});
+
+describe('one SipParser, many messages', () => {
+  const sdpBody = (ip: string, port: number) =>
+    ['v=0', `o=- 1 1 IN IP4 ${ip}`, 's=-', `c=IN IP4 ${ip}`, 't=0 0', `m=audio ${port} RTP/AVP 0`, ''].join(
+      CRLF,
+    );
+  const boundary = 'b0undary';
+  const multipartBody = [
+    `--${boundary}`,
+    'Content-Type: application/sdp',
+    '',
+    sdpBody('198.51.100.3', 30000),
+    `--${boundary}`,
+    'Content-Type: application/isup',
+    '',
+    'ISUP',
+    `--${boundary}--`,
+    '',
+  ].join(CRLF);
+  // Each message gives its lazy members different values, and some of them warn only when decoded.
+  const raws = [
+    message(
+      [
+        ...base,
+        'Contact: <sip:alice@192.0.2.1:5060>, "Bad" <not a uri>',
+        'P-Asserted-Identity: <sip:+15550001@atlanta.example.com>',
+        'Content-Type: application/sdp',
+      ],
+      sdpBody('192.0.2.1', 10000),
+    ),
+    message(
+      [
+        'SIP/2.0 200 OK',
+        'Via: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bKa',
+        'To: <sip:b@h>;tag=2',
+        'From: <sip:a@h>;tag=1',
+        'Call-ID: second',
+        'CSeq: 1 INVITE',
+        'Contact: <sip:bob@192.0.2.2;transport=tcp>',
+        'Content-Type: application/sdp',
+      ],
+      sdpBody('192.0.2.2', 20000),
+    ),
+    message(
+      [
+        'INVITE <sip:carol@example.org> SIP/2.0',
+        'Via: SIP/2.0/UDP 192.0.2.3;branch=z9hG4bKb, SIP/2.0/UDP 192.0.2.4;branch=z9hG4bKc',
+        'To: <sip:carol@example.org>',
+        'From: <sip:dave@example.org>;tag=3',
+        'Call-ID: third',
+        'CSeq: 7 INVITE',
+        'Contact: <sip:dave@192.0.2.3>,',
+        ' <sip:dave@192.0.2.33>',
+        'P-Asserted-Identity: "Dave" <sip:dave@example.org>, <tel:+15550003>',
+        `Content-Type: multipart/mixed;boundary=${boundary}`,
+      ],
+      multipartBody,
+    ),
+    message(
+      [
+        'BYE sip:erin@example.net SIP/2.0',
+        'Via: SIP/2.0/UDP 192.0.2.5;branch=z9hG4bKd',
+        'To: <sip:erin@example.net>;tag=4',
+        'From: <sip:frank@example.net>;tag=5',
+        'Call-ID: fourth',
+        'CSeq: 8 BYE',
+        'Reason: Q.850;cause=16;text="Normal"',
+      ],
+      '',
+    ),
+  ];
+  const bufs = raws.map((r) => Buffer.from(r, 'latin1'));
+
+  /** The message as JSON, warnings sorted: lazy warnings join in the order members are first read. */
+  const snapshot = (m: SipMessage) => {
+    const json = JSON.parse(JSON.stringify(m)) as SipMessage;
+    json.warnings.sort();
+    return json;
+  };
+  const alone = bufs.map((b) => {
+    const r = new SipParser().parse(b, 0, b.length);
+    if (!r.ok) throw new Error(r.error);
+    return snapshot(r.message);
+  });
+
+  it('decodes lazy members correctly when read after the parser has parsed other messages', () => {
+    // The references are what they should be, so the comparison below proves something.
+    expect(alone[0].contact.map((c) => c.uri?.host ?? null)).toEqual(['192.0.2.1', null]);
+    expect(alone[0].warnings).toContain('unparsable uri in name-addr');
+    expect(alone[1].sdp?.media[0].port).toBe(20000);
+    expect(alone[2].warnings).toContain('invalid Request-URI');
+    expect(alone[2].contact.map((c) => c.uri?.host)).toEqual(['192.0.2.3', '192.0.2.33']);
+    expect(alone[2].bodyParts.map((p) => p.contentType)).toEqual(['application/sdp', 'application/isup']);
+    expect(alone[2].sdp?.media[0].port).toBe(30000);
+
+    const shared = new SipParser();
+    const parse = (k: number) => {
+      const r = shared.parse(bufs[k], 0, bufs[k].length);
+      if (!r.ok) throw new Error(r.error);
+      return r.message;
+    };
+    const [a, b, c] = [parse(0), parse(1), parse(2)];
+    // Lazy reads interleaved with parses and with each other, each message's members in its own order.
+    expect(b.contact[0].uri?.params.transport).toBe('tcp');
+    const d = parse(3);
+    expect(a.sdp?.media[0].port).toBe(10000);
+    expect(c.requestUri?.user).toBe('carol');
+    expect(d.headers.length).toBe(7);
+    expect(a.contact.length).toBe(2);
+    const again = parse(0);
+    expect(c.pAssertedIdentity.map((p) => p.uri?.scheme)).toEqual(['sip', 'tel']);
+    expect(b.headers[0]).toEqual(['Via', 'SIP/2.0/TCP 192.0.2.9;branch=z9hG4bKa']);
+    expect(again.pAssertedIdentity[0].uri?.user).toBe('+15550001');
+    expect(c.bodyParts.length).toBe(2);
+    expect(a.requestUri?.host).toBe('biloxi.example.com');
+    parse(1);
+    // A lazy warning lands on the message being decoded, never on the one parsed last.
+    expect(d.warnings).toEqual([]);
+    expect(b.warnings).toEqual([]);
+    expect([a, b, c, d, again].map(snapshot)).toEqual([alone[0], alone[1], alone[2], alone[3], alone[0]]);
+  });
+
+  it('keeps parsers independent', () => {
+    const p1 = new SipParser();
+    const p2 = new SipParser();
+    const r1 = p1.parse(bufs[2], 0, bufs[2].length);
+    const r2 = p2.parse(bufs[0], 0, bufs[0].length);
+    p1.parse(bufs[1], 0, bufs[1].length);
+    if (!r1.ok || !r2.ok) throw new Error('parse failed');
+    expect(r2.message.contact.length).toBe(2);
+    expect(r1.message.contact.length).toBe(2);
+    expect(snapshot(r1.message)).toEqual(alone[2]);
+    expect(snapshot(r2.message)).toEqual(alone[0]);
   });
 });

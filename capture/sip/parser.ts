@@ -6,8 +6,9 @@
  *
  * Only what call analysis needs is decoded up front; the rest (Request-URI, the header list, Contact,
  * P-Asserted-Identity, body parts, SDP) is decoded from the same bytes on first read (ParsedSipMessage).
- * Scratch state (header records, list ranges, the warnings target) is module-level and reused: parsing
- * and lazy decoding are synchronous and never nested.
+ * Scratch state (header records, start-line offsets, list ranges, the warnings target) belongs to the
+ * SipParser a caller creates and is reused from one message to the next; the messages a parser returns
+ * use its scratch again for their lazy decoding.
  */
 
 import type {
@@ -22,11 +23,12 @@ import type {
   SipVia,
 } from '../../core/sip-message.js';
 import { LOWER as LOWER_TABLE, TOKEN_CHARS as TOKEN_TABLE, validRange } from './detect.js';
+import * as headerTable from './headers.js';
 import { mediaTypeAt, multipartBoundary, parseMultipart } from './multipart.js';
 import { parseNameAddrAt, parseNameAddrListAt } from './name-addr.js';
 import { parseSdp } from './sdp.js';
 import {
-  listRanges,
+  listRangesFor,
   parseParams,
   parseUint,
   parseUintAt,
@@ -42,9 +44,31 @@ import {
 import { parseViaListAt } from './via.js';
 
 // Module-local aliases: some loaders (vitest's module runner) turn every use of an imported binding into a
-// property read, which would cost a lookup per byte in the scanning loops.
+// property read, which would cost a lookup per byte in the scanning loops (and per header for the header
+// table).
 const LOWER = LOWER_TABLE;
 const TOKEN_CHARS = TOKEN_TABLE;
+const {
+  CORRELATION,
+  DEF_ID,
+  H_CALL_ID,
+  H_CONTACT,
+  H_CONTENT_LENGTH,
+  H_CONTENT_TYPE,
+  H_CORR,
+  H_CSEQ,
+  H_FROM,
+  H_MAX_FORWARDS,
+  H_OTHER,
+  H_PAI,
+  H_REASON,
+  H_SERVER,
+  H_TO,
+  H_USER_AGENT,
+  H_VIA,
+  HEADER_DEFS,
+  lookupHeader,
+} = headerTable;
 
 export interface SipParseOptions {
   /** TCP/TLS/SCTP stream framing: a missing Content-Length means an empty body (RFC 3261 §18.3). */
@@ -66,184 +90,6 @@ const HT = 9;
 const COLON = 58;
 
 const EMPTY = Buffer.alloc(0);
-
-// Header ids for the fields the model extracts.
-const H_OTHER = 0;
-const H_VIA = 1;
-const H_FROM = 2;
-const H_TO = 3;
-const H_CALL_ID = 4;
-const H_CSEQ = 5;
-const H_CONTACT = 6;
-const H_MAX_FORWARDS = 7;
-const H_CONTENT_TYPE = 8;
-const H_CONTENT_LENGTH = 9;
-const H_REASON = 10;
-const H_USER_AGENT = 11;
-const H_SERVER = 12;
-const H_PAI = 13;
-/** X-CID .. X-Leg-Call-ID: id - H_CORR is the priority (lower wins). */
-const H_CORR = 20;
-
-interface HeaderDef {
-  /** Canonical spelling, or null to keep the sender's (unknown-to-RFC headers such as X-CID). */
-  canonical: string | null;
-  lower: string;
-  id: number;
-}
-
-const COMPACT: Record<string, string> = {
-  i: 'Call-ID',
-  f: 'From',
-  t: 'To',
-  v: 'Via',
-  m: 'Contact',
-  l: 'Content-Length',
-  c: 'Content-Type',
-  k: 'Supported',
-  s: 'Subject',
-  e: 'Content-Encoding',
-  o: 'Event',
-  u: 'Allow-Events',
-  r: 'Refer-To',
-  b: 'Referred-By',
-  x: 'Session-Expires',
-  a: 'Accept-Contact',
-  j: 'Reject-Contact',
-  d: 'Request-Disposition',
-  y: 'Identity',
-  n: 'Identity-Info',
-};
-
-const SPECIAL: Record<string, number> = {
-  Via: H_VIA,
-  From: H_FROM,
-  To: H_TO,
-  'Call-ID': H_CALL_ID,
-  CSeq: H_CSEQ,
-  Contact: H_CONTACT,
-  'Max-Forwards': H_MAX_FORWARDS,
-  'Content-Type': H_CONTENT_TYPE,
-  'Content-Length': H_CONTENT_LENGTH,
-  Reason: H_REASON,
-  'User-Agent': H_USER_AGENT,
-  Server: H_SERVER,
-  'P-Asserted-Identity': H_PAI,
-};
-
-/** Registered names whose canonical spelling we restore (RFC 3261 §20 and common extensions). */
-const KNOWN = [
-  ...Object.values(COMPACT),
-  ...Object.keys(SPECIAL),
-  'Accept',
-  'Accept-Encoding',
-  'Accept-Language',
-  'Alert-Info',
-  'Allow',
-  'Authentication-Info',
-  'Authorization',
-  'Call-Info',
-  'Content-Disposition',
-  'Content-Language',
-  'Date',
-  'Error-Info',
-  'Expires',
-  'In-Reply-To',
-  'Min-Expires',
-  'MIME-Version',
-  'Organization',
-  'Priority',
-  'Proxy-Authenticate',
-  'Proxy-Authorization',
-  'Proxy-Require',
-  'Record-Route',
-  'Reply-To',
-  'Require',
-  'Retry-After',
-  'Route',
-  'Timestamp',
-  'Unsupported',
-  'Warning',
-  'WWW-Authenticate',
-  'P-Preferred-Identity',
-  'P-Charging-Vector',
-  'P-Access-Network-Info',
-  'P-Called-Party-ID',
-  'Privacy',
-  'RAck',
-  'RSeq',
-  'Min-SE',
-  'Replaces',
-  'Path',
-  'Service-Route',
-  'Diversion',
-  'History-Info',
-  'Remote-Party-ID',
-  'Subscription-State',
-  'SIP-ETag',
-  'SIP-If-Match',
-];
-
-/** Correlation headers of B2BUA legs, in priority order. */
-const CORRELATION = ['X-CID', 'X-Call-ID', 'X-Correlation-ID', 'X-Orig-Call-ID', 'X-Leg-Call-ID'];
-
-const HEADER_DEFS: HeaderDef[] = [];
-/** Lower-case name bytes per definition, for comparing against the packet without allocating. */
-const HEADER_BYTES: Uint8Array[] = [];
-/**
- * Open-addressing table keyed by a name's length, first and last bytes (lower-cased), which already tell
- * the known names almost apart, so scanning a name costs no per-byte hashing; candidates are compared in
- * full. TABLE_IDX holds HEADER_DEFS index + 1 (0 = empty), TABLE_KEY the key for a quick reject.
- */
-const TABLE_BITS = 10;
-const TABLE_MASK = (1 << TABLE_BITS) - 1;
-const TABLE_IDX = new Int32Array(1 << TABLE_BITS);
-const TABLE_KEY = new Int32Array(1 << TABLE_BITS);
-
-function nameKey(n: number, first: number, last: number): number {
-  return ((n & 0xff) << 16) | (first << 8) | last;
-}
-
-function slotOf(key: number): number {
-  return Math.imul(key, 0x9e3779b1) >>> (32 - TABLE_BITS);
-}
-
-function addDef(def: HeaderDef): void {
-  if (HEADER_DEFS.some((d) => d.lower === def.lower)) return;
-  HEADER_DEFS.push(def);
-  const bytes = Buffer.from(def.lower, 'latin1');
-  HEADER_BYTES.push(bytes);
-  const key = nameKey(bytes.length, bytes[0], bytes[bytes.length - 1]);
-  let slot = slotOf(key);
-  while (TABLE_IDX[slot] !== 0) slot = (slot + 1) & TABLE_MASK;
-  TABLE_IDX[slot] = HEADER_DEFS.length;
-  TABLE_KEY[slot] = key;
-}
-for (const name of KNOWN)
-  addDef({ canonical: name, lower: name.toLowerCase(), id: SPECIAL[name] ?? H_OTHER });
-for (const [c, name] of Object.entries(COMPACT))
-  addDef({ canonical: name, lower: c, id: SPECIAL[name] ?? H_OTHER });
-CORRELATION.forEach((name, k) => {
-  addDef({ canonical: null, lower: name.toLowerCase(), id: H_CORR + k });
-});
-/** Model field id per HEADER_DEFS index. */
-const DEF_ID = Int32Array.from(HEADER_DEFS, (d) => d.id);
-
-/** Looks the header name buf[s,e) (s < e) up case-insensitively without allocating; HEADER_DEFS index or -1. */
-function lookupHeader(buf: Buffer, s: number, e: number): number {
-  const n = e - s;
-  const key = nameKey(n, LOWER[buf[s]], LOWER[buf[e - 1]]);
-  for (let slot = slotOf(key); TABLE_IDX[slot] !== 0; slot = (slot + 1) & TABLE_MASK) {
-    if (TABLE_KEY[slot] !== key) continue;
-    const idx = TABLE_IDX[slot] - 1;
-    const lower = HEADER_BYTES[idx];
-    if (lower.length !== n) continue; // a name longer than 255 bytes sharing the key
-    let k = 1;
-    while (k < n && LOWER[buf[s + k]] === lower[k]) k++;
-    if (k === n) return idx;
-  }
-  return -1;
-}
 
 function parseCSeq(src: Src, s: number, e: number, warn: (w: string) => void): SipCSeq | null {
   const buf = src.buf;
@@ -312,30 +158,61 @@ function isAnySipVersion(buf: Buffer, s: number, e: number): boolean {
   return dot && digits > 0;
 }
 
-/**
- * scanStartLine's result as offsets (module-level: parsing is not re-entrant): request → method
- * [startA, startB), Request-URI [startC, startD); response → reason phrase [startC, startD).
- */
-let startStatus = 0; // 0 for requests
-let startA = 0;
-let startB = 0;
-let startC = 0;
-let startD = 0;
+/** Per header: name start/end, value start/end (buffer offsets), HEADER_DEFS index or -1, folded flag. */
+const REC = 6;
+/** Warnings kept per message. */
+const MAX_WARNINGS = 32;
 
-function setStart(status: number, a: number, b: number, c: number, d: number): null {
-  startStatus = status;
-  startA = a;
-  startB = b;
-  startC = c;
-  startD = d;
+/**
+ * What a SipParser reuses from one message to the next, so that scanning allocates nothing. Parsing and
+ * the lazy decoding of the parser's messages are synchronous and never nested, so one scratch serves them
+ * all; each result below is valid only until the next scan.
+ */
+class ParserScratch {
+  /** scanHeaders' header records, REC numbers per header. */
+  readonly records = new Int32Array(MAX_HEADERS * REC);
+  /** scanHeaders' first body byte (-1 when the empty line is missing). */
+  bodyStart = -1;
+  /** scanHeaders' end of the last kept value (-1 when none). */
+  textEnd = -1;
+  /**
+   * scanStartLine's result as offsets: request → status 0, method [startA, startB), Request-URI
+   * [startC, startD); response → status code, reason phrase [startC, startD).
+   */
+  startStatus = 0;
+  startA = 0;
+  startB = 0;
+  startC = 0;
+  startD = 0;
+  /** splitListAt's ranges for list headers (Via, Contact, P-Asserted-Identity, Reason). */
+  readonly listRanges = listRangesFor();
+  /** The warnings list `warn` appends to: the message being decoded. */
+  warnings: string[] = [];
+  /**
+   * Records a warning once (hostile input can repeat the same fault thousands of times). One closure per
+   * parser, handed to the sub-parsers, instead of one per message.
+   */
+  readonly warn = (w: string): void => {
+    const list = this.warnings;
+    if (list.length < MAX_WARNINGS && !list.includes(w)) list.push(w);
+  };
+}
+
+function setStart(st: ParserScratch, status: number, a: number, b: number, c: number, d: number): null {
+  st.startStatus = status;
+  st.startA = a;
+  st.startB = b;
+  st.startC = c;
+  st.startD = d;
   return null;
 }
 
 /**
  * Validates the start line buf[s,e) (CR/LF excluded) on bytes; returns an error string when it is not SIP,
- * else null with the offsets in start*.
+ * else null with the offsets in st.start*.
  */
-function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => void): string | null {
+function scanStartLine(st: ParserScratch, buf: Buffer, s: number, e: number): string | null {
+  const warn = st.warn;
   // Trailing SP is invalid (RFC 4475 trws) but harmless.
   let le = e;
   while (le > s && (buf[le - 1] === SP || buf[le - 1] === HT)) le--;
@@ -354,7 +231,7 @@ function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => v
     if (p < le && buf[p] !== SP && buf[p] !== HT) return 'invalid status code';
     const statusCode = (buf[cs] - 0x30) * 100 + (buf[cs + 1] - 0x30) * 10 + (buf[cs + 2] - 0x30);
     // The reason phrase loses only trailing whitespace (RFC 4475 noreason: `SIP/2.0 100 `).
-    return setStart(statusCode, 0, 0, p < le ? p + 1 : le, le);
+    return setStart(st, statusCode, 0, 0, p < le ? p + 1 : le, le);
   }
   for (let i = s; i < sp1; i++) if (TOKEN_CHARS[buf[i]] !== 1) return 'invalid method';
   let vs = le;
@@ -370,7 +247,7 @@ function scanStartLine(buf: Buffer, s: number, e: number, warn: (w: string) => v
   while (us < ue && (buf[us] === SP || buf[us] === HT)) us++;
   while (ue > us && (buf[ue - 1] === SP || buf[ue - 1] === HT)) ue--;
   if (ue <= us) return 'invalid request line';
-  return setStart(0, s, sp1, us, ue);
+  return setStart(st, 0, s, sp1, us, ue);
 }
 
 /** Request-URI from text[s,e); RFC 4475 ltgtruri (<> around it) is parsed anyway, with a warning. */
@@ -385,28 +262,33 @@ function requestUriOf(src: Src, s: number, e: number, warn: (w: string) => void)
 }
 
 /**
- * Parses one SIP message in buf[off,end). Datagram semantics by default: the body runs to the end of the
- * datagram when Content-Length is absent; with a Content-Length larger than the bytes present, the
- * headers are still parsed and the body is what is present ("content-length mismatch" warning).
- *
- * What call analysis reads is decoded here; `requestUri`, `headers`, `contact`, `pAssertedIdentity`,
- * `bodyParts` and `sdp` are decoded from `buf` when first read (then cached), so **buf[off,end) must stay
- * unchanged while the message is used** — the same contract as for `body`, which is a view. Callers that
- * keep messages past a packet pass a buffer they own (the extractor copies the payload first). Warnings of
- * those parts join `message.warnings` when they are decoded.
+ * Parses SIP messages. The caller creates one and keeps it for as many messages as it likes (an extractor,
+ * a listener, a row encoder each own one); it holds the scratch space scanning reuses. The messages it
+ * returns decode their lazy members with that scratch too, whenever they are read: parsing is synchronous,
+ * so a parser never has two decodes in flight.
  */
-export function parseSipMessage(
-  buf: Buffer,
-  off: number,
-  end: number,
-  options?: SipParseOptions,
-): SipParseResult {
-  if (!validRange(buf, off, end)) return { ok: false, error: 'invalid buffer range' };
-  try {
-    return parseUnchecked(buf, off, end, options?.transportIsStream === true);
-  } catch (err) {
-    // Not expected (the fuzz tests look for this text); keeps one bad packet from stopping a capture.
-    return { ok: false, error: internalError(err) };
+export class SipParser {
+  readonly #scratch = new ParserScratch();
+
+  /**
+   * Parses one SIP message in buf[off,end). Datagram semantics by default: the body runs to the end of the
+   * datagram when Content-Length is absent; with a Content-Length larger than the bytes present, the
+   * headers are still parsed and the body is what is present ("content-length mismatch" warning).
+   *
+   * What call analysis reads is decoded here; `requestUri`, `headers`, `contact`, `pAssertedIdentity`,
+   * `bodyParts` and `sdp` are decoded from `buf` when first read (then cached), so **buf[off,end) must stay
+   * unchanged while the message is used** — the same contract as for `body`, which is a view. Callers that
+   * keep messages past a packet pass a buffer they own (the extractor copies the payload first). Warnings
+   * of those parts join `message.warnings` when they are decoded.
+   */
+  parse(buf: Buffer, off: number, end: number, options?: SipParseOptions): SipParseResult {
+    if (!validRange(buf, off, end)) return { ok: false, error: 'invalid buffer range' };
+    try {
+      return parseUnchecked(this.#scratch, buf, off, end, options?.transportIsStream === true);
+    } catch (err) {
+      // Not expected (the fuzz tests look for this text); keeps one bad packet from stopping a capture.
+      return { ok: false, error: internalError(err) };
+    }
   }
 }
 
@@ -414,38 +296,21 @@ function internalError(err: unknown): string {
   return `internal error: ${(err as Error)?.message ?? String(err)}`;
 }
 
-/** Warnings kept per message. */
-const MAX_WARNINGS = 32;
-/**
- * The warnings list `warn` appends to: the message being decoded. Decoding (here, or later in a lazy
- * getter) is synchronous and never interleaves two messages, so one module-level target replaces a
- * closure per message.
- */
-let warnTarget: string[] = [];
-
-/** Records a warning once (hostile input can repeat the same fault thousands of times). */
-function warn(w: string): void {
-  const list = warnTarget;
-  if (list.length < MAX_WARNINGS && !list.includes(w)) list.push(w);
-}
-
-/** Per header: name start/end, value start/end (buffer offsets), HEADER_DEFS index or -1, folded flag. */
-const REC = 6;
-/**
- * Reused between calls (decoding is synchronous and not re-entrant), so scanning allocates nothing. Only
- * valid until the next scan: messages never keep it, lazy decoding scans again.
- */
-const records = new Int32Array(MAX_HEADERS * REC);
-/** scanHeaders' other results: first body byte (-1 when the empty line is missing), end of the last kept value (-1 when none). */
-let scanBodyStart = -1;
-let scanTextEnd = -1;
-
 /**
  * Pass 1 over the header section bytes from `p` (just past the start line) to `end`, examining at most
- * up to `limit`: fills `records` and returns the number of kept headers. Depends only on the bytes, so lazy
- * decoding runs it again (report = false: its warnings were given at parse time) instead of keeping a copy.
+ * up to `limit`: fills `st.records` and returns the number of kept headers. Depends only on the bytes, so
+ * lazy decoding runs it again (report = false: its warnings were given at parse time).
  */
-function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report: boolean): number {
+function scanHeaders(
+  st: ParserScratch,
+  buf: Buffer,
+  p: number,
+  end: number,
+  limit: number,
+  report: boolean,
+): number {
+  const records = st.records;
+  const warn = st.warn;
   let bodyStart = -1;
   let textEnd = -1;
   let count = 0;
@@ -508,8 +373,8 @@ function scanHeaders(buf: Buffer, p: number, end: number, limit: number, report:
     textEnd = valueEnd;
   }
   if (report && bodyStart < 0 && p < end) warn('header section too long');
-  scanBodyStart = bodyStart;
-  scanTextEnd = textEnd;
+  st.bodyStart = bodyStart;
+  st.textEnd = textEnd;
   return count;
 }
 
@@ -534,7 +399,7 @@ function recordName(main: Src, recs: number[], k: number): string {
 }
 
 /**
- * The message returned by parseSipMessage. Plain fields are decoded eagerly; the members most consumers
+ * The message returned by SipParser.parse. Plain fields are decoded eagerly; the members most consumers
  * never read are getters that decode from the message's bytes on first read and cache the result (they can
  * be assigned, which replaces the cached value). Lazy decoding never throws: an unexpected failure gives
  * an empty result and an "internal error" warning.
@@ -559,6 +424,8 @@ class ParsedSipMessage implements SipMessage {
   body: Buffer = EMPTY;
   warnings: string[];
 
+  /** The parser's scratch, for lazy decoding. */
+  readonly #scratch: ParserScratch;
   /** Header section bytes and their latin1 decoding (from the start line to the last kept value). */
   readonly #main: Src;
   /** First byte after the start line, end of the message, and the header scan limit. */
@@ -578,29 +445,37 @@ class ParsedSipMessage implements SipMessage {
   /** Copy of the header records, made on the first lazy read that needs them. */
   #records: number[] | undefined = undefined;
 
-  /** Takes the start line from scanStartLine's results (start*). */
-  constructor(main: Src, headersAt: number, end: number, limit: number, warnings: string[]) {
-    const isRequest = startStatus === 0;
+  /** Takes the start line from scanStartLine's results and the warnings list from the scratch. */
+  constructor(st: ParserScratch, main: Src, headersAt: number, end: number, limit: number) {
+    const isRequest = st.startStatus === 0;
     const text = main.text;
     const base = main.base;
     this.isRequest = isRequest;
-    this.method = isRequest ? text.substring(startA - base, startB - base) : null;
-    this.statusCode = isRequest ? null : startStatus;
-    this.reasonPhrase = isRequest ? null : text.substring(startC - base, startD - base);
-    this.warnings = warnings;
+    this.method = isRequest ? text.substring(st.startA - base, st.startB - base) : null;
+    this.statusCode = isRequest ? null : st.startStatus;
+    this.reasonPhrase = isRequest ? null : text.substring(st.startC - base, st.startD - base);
+    this.warnings = st.warnings;
+    this.#scratch = st;
     this.#main = main;
     this.#headersAt = headersAt;
     this.#end = end;
     this.#limit = limit;
-    this.#uriStart = startC;
-    this.#uriEnd = startD;
+    this.#uriStart = st.startC;
+    this.#uriEnd = st.startD;
+  }
+
+  /** The parser's warn, now appending to this message's warnings. */
+  #warn(): (w: string) => void {
+    const st = this.#scratch;
+    st.warnings = this.warnings;
+    return st.warn;
   }
 
   get requestUri(): SipUri | null {
     if (this.#requestUri === undefined) {
       let uri: SipUri | null = null;
       if (this.isRequest) {
-        warnTarget = this.warnings;
+        const warn = this.#warn();
         try {
           uri = requestUriOf(this.#main, this.#uriStart, this.#uriEnd, warn);
         } catch (err) {
@@ -625,8 +500,7 @@ class ParsedSipMessage implements SipMessage {
         for (let k = 0; k < recs.length / REC; k++)
           out.push([recordName(main, recs, k), recordValue(main, recs, k)]);
       } catch (err) {
-        warnTarget = this.warnings;
-        warn(internalError(err));
+        this.#warn()(internalError(err));
       }
       this.#headers = out;
     }
@@ -700,12 +574,14 @@ class ParsedSipMessage implements SipMessage {
 
   /**
    * The header records of this message: the section is scanned again on the first lazy read that needs
-   * them (the shared `records` belong to whichever message was parsed last) and kept as a copy.
+   * them (the scratch records belong to whichever message the parser scanned last) and kept as a copy.
    */
   #recs(): number[] {
     let recs = this.#records;
     if (recs === undefined) {
-      const count = scanHeaders(this.#main.buf, this.#headersAt, this.#end, this.#limit, false);
+      const st = this.#scratch;
+      const count = scanHeaders(st, this.#main.buf, this.#headersAt, this.#end, this.#limit, false);
+      const records = st.records;
       recs = [];
       for (let i = 0; i < count * REC; i++) recs.push(records[i]);
       this.#records = recs;
@@ -716,7 +592,8 @@ class ParsedSipMessage implements SipMessage {
   /** Every name-addr of the headers with model id `id` (Contact, P-Asserted-Identity), in order. */
   #nameAddrs(id: number): SipNameAddr[] {
     const out: SipNameAddr[] = [];
-    warnTarget = this.warnings;
+    const warn = this.#warn();
+    const ranges = this.#scratch.listRanges;
     try {
       const main = this.#main;
       const recs = this.#recs();
@@ -724,10 +601,10 @@ class ParsedSipMessage implements SipMessage {
         if (recordId(recs, k) !== id) continue;
         const r = k * REC;
         if (recs[r + 5] === 0) {
-          parseNameAddrListAt(main, recs[r + 2], recs[r + 3], out, warn, MAX_LIST_ITEMS);
+          parseNameAddrListAt(main, recs[r + 2], recs[r + 3], out, ranges, warn, MAX_LIST_ITEMS);
         } else {
           const value = unfold(main, recs[r + 2], recs[r + 3]);
-          parseNameAddrListAt(srcOf(value), 0, value.length, out, warn, MAX_LIST_ITEMS);
+          parseNameAddrListAt(srcOf(value), 0, value.length, out, ranges, warn, MAX_LIST_ITEMS);
         }
       }
     } catch (err) {
@@ -751,7 +628,7 @@ class ParsedSipMessage implements SipMessage {
     let sdp: Sdp | null = null;
     const body = this.body;
     if (body.length > 0) {
-      warnTarget = this.warnings;
+      const warn = this.#warn();
       try {
         const type = this.contentType;
         if (type?.startsWith('multipart/')) {
@@ -790,11 +667,16 @@ function lineFeed(buf: Buffer, p: number, end: number): number {
   return i < 0 || i > end ? end : i;
 }
 
-function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean): SipParseResult {
+function parseUnchecked(
+  st: ParserScratch,
+  whole: Buffer,
+  off: number,
+  end: number,
+  stream: boolean,
+): SipParseResult {
   // A view ending with the message keeps every search inside it (same memory, same offsets).
   const buf = end === whole.length ? whole : whole.subarray(0, end);
-  const warnings: string[] = [];
-  warnTarget = warnings;
+  st.warnings = [];
   let p = off;
   // RFC 3261 §7.5: CRLFs before the start line are ignored (stream keep-alives).
   while (p < end && (buf[p] === CR || buf[p] === LF)) p++;
@@ -806,21 +688,21 @@ function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean
   let se = lineEnd;
   if (se > p && buf[se - 1] === CR) se--;
   // Validate on bytes first, so non-SIP input costs no string decoding.
-  const startError = scanStartLine(buf, p, se, warn);
+  const startError = scanStartLine(st, buf, p, se);
   if (startError !== null) return { ok: false, error: startError };
   const headersAt = lineEnd + 1;
 
   // Pass 1 over bytes: find header lines and the end of the header section.
   const limit = Math.min(end, base + MAX_HEADER_SECTION);
-  const count = scanHeaders(buf, headersAt, end, limit, true);
-  const sectionEnd = scanBodyStart;
+  const count = scanHeaders(st, buf, headersAt, end, limit, true);
+  const sectionEnd = st.bodyStart;
   // One latin1 decode for the header section (up to the last kept header); every header string is a
   // substring of it.
-  const text = buf.toString('latin1', base, count > 0 ? scanTextEnd : se);
+  const text = buf.toString('latin1', base, count > 0 ? st.textEnd : se);
   const main: Src = { buf, text, base };
-  const msg = new ParsedSipMessage(main, headersAt, end, limit, warnings);
-  decodeFields(msg, main, count);
-  finish(msg, buf, sectionEnd, end, stream);
+  const msg = new ParsedSipMessage(st, main, headersAt, end, limit);
+  decodeFields(st, msg, main, count);
+  finish(st.warn, msg, buf, sectionEnd, end, stream);
   return { ok: true, message: msg };
 }
 
@@ -829,8 +711,11 @@ function parseUnchecked(whole: Buffer, off: number, end: number, stream: boolean
  * from `main.text`; headers decoded lazily (Contact, P-Asserted-Identity) and those the model does not
  * extract are skipped. (Separate from parseUnchecked: smaller functions get optimised sooner.)
  */
-function decodeFields(msg: ParsedSipMessage, main: Src, count: number): void {
+function decodeFields(st: ParserScratch, msg: ParsedSipMessage, main: Src, count: number): void {
   const buf = main.buf;
+  const records = st.records;
+  const ranges = st.listRanges;
+  const warn = st.warn;
   let ctSeen = false;
   let corrPriority = CORRELATION.length;
   let clSeen = false;
@@ -861,7 +746,7 @@ function decodeFields(msg: ParsedSipMessage, main: Src, count: number): void {
           if (comma !== -1 && comma < vs) comma = buf.indexOf(0x2c, vs);
           noComma = comma < 0 || comma >= ve;
         }
-        parseViaListAt(src, vs, ve, msg.via, warn, MAX_LIST_ITEMS, noComma);
+        parseViaListAt(src, vs, ve, msg.via, ranges, warn, MAX_LIST_ITEMS, noComma);
         break;
       }
       case H_FROM:
@@ -907,9 +792,9 @@ function decodeFields(msg: ParsedSipMessage, main: Src, count: number): void {
         break;
       }
       case H_REASON: {
-        const n = splitListAt(src.buf, vs, ve, 8);
+        const n = splitListAt(src.buf, vs, ve, ranges, 8);
         for (let j = 0; j < 2 * n; j += 2) {
-          const rv = parseReasonValue(src, listRanges[j], listRanges[j + 1]);
+          const rv = parseReasonValue(src, ranges[j], ranges[j + 1]);
           // Several protocols may be listed (RFC 3326); the Q.850 cause is what a NOC reports.
           if (msg.reason === null || (!isQ850(msg.reason.protocol) && isQ850(rv.protocol))) msg.reason = rv;
         }
@@ -933,7 +818,14 @@ function decodeFields(msg: ParsedSipMessage, main: Src, count: number): void {
 }
 
 /** Body bounds from Content-Length and the transport, and the checks over the decoded fields. */
-function finish(msg: ParsedSipMessage, buf: Buffer, sectionEnd: number, end: number, stream: boolean): void {
+function finish(
+  warn: (w: string) => void,
+  msg: ParsedSipMessage,
+  buf: Buffer,
+  sectionEnd: number,
+  end: number,
+  stream: boolean,
+): void {
   let bodyStart = sectionEnd;
   if (bodyStart < 0) {
     // Datagram cut inside the header section (or a stream message without the empty line).

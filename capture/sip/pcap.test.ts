@@ -8,7 +8,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { looksLikeSip } from './detect.js';
-import { parseSipMessage } from './parser.js';
+import { SipParser } from './parser.js';
+
+const parser = new SipParser();
 
 const PCAPS = fileURLToPath(new URL('../../../shared/pcaps/', import.meta.url));
 
@@ -85,7 +87,7 @@ describe.skipIf(!available)('real captures vs tshark', () => {
       expect(rows).toHaveLength(count);
       for (const row of rows) {
         expect(looksLikeSip(row.payload, 0, row.payload.length)).toBe(true);
-        const r = parseSipMessage(row.payload, 0, row.payload.length);
+        const r = parser.parse(row.payload, 0, row.payload.length);
         expect(r.ok).toBe(true);
         if (!r.ok) continue;
         const m = r.message;

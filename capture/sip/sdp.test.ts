@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { SipBodyPart } from '../../core/sip-message.js';
 import { mediaType, multipartBoundary, parseMultipart } from './multipart.js';
-import { parseSipMessage } from './parser.js';
+import { SipParser } from './parser.js';
 import { MAX_SDP_MEDIA, parseSdp } from './sdp.js';
+
+const parser = new SipParser();
 
 function sdp(text: string, warnings: string[] = []) {
   const buf = Buffer.from(text, 'latin1');
@@ -230,7 +232,7 @@ describe('multipart', () => {
       body,
     ].join('\r\n');
     const buf = Buffer.from(raw, 'latin1');
-    const r = parseSipMessage(buf, 0, buf.length);
+    const r = parser.parse(buf, 0, buf.length);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.message.bodyParts.map((p) => p.contentType)).toEqual([
@@ -252,7 +254,7 @@ describe('multipart', () => {
         body,
       ].join('\r\n');
       const buf = Buffer.from(raw, 'latin1');
-      const r = parseSipMessage(buf, 0, buf.length);
+      const r = parser.parse(buf, 0, buf.length);
       return r.ok ? r.message : null;
     };
     expect(mk(null, 'v=0\r\nm=audio 1 RTP/AVP 0\r\n')?.sdp?.media).toHaveLength(1);

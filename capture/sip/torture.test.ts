@@ -8,9 +8,11 @@ import type { SipMessage, SipNameAddr, SipUri } from '../../core/sip-message.js'
 import { looksLikeSip } from './detect.js';
 import { parseMultipart } from './multipart.js';
 import { parseNameAddrList } from './name-addr.js';
-import { parseSipMessage } from './parser.js';
+import { SipParser } from './parser.js';
 import { parseSdp } from './sdp.js';
 import { parseUri } from './uri.js';
+
+const parser = new SipParser();
 
 const CRLF = '\r\n';
 
@@ -21,7 +23,7 @@ const seen: Array<{ raw: string; opts?: Opts }> = [];
 
 function parseLazy(raw: string, opts?: Opts): SipMessage {
   const buf = Buffer.from(raw, 'latin1');
-  const r = parseSipMessage(buf, 0, buf.length, opts);
+  const r = parser.parse(buf, 0, buf.length, opts);
   if (!r.ok) throw new Error(r.error);
   return r.message;
 }
@@ -359,7 +361,7 @@ describe('RFC 4475 §3.1.1 valid messages', () => {
       reason,
       Buffer.from(CRLF + message([...common('INVITE')]), 'latin1'),
     ]);
-    const r = parseSipMessage(raw, 0, raw.length);
+    const r = parser.parse(raw, 0, raw.length);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.message.statusCode).toBe(200);
@@ -562,7 +564,7 @@ describe('RFC 4475 §3.1.2 invalid messages: no crash, problems reported', () =>
     const buf = Buffer.from(
       message(['SIP/2.0 4294967301 better not break the receiver', ...common('INVITE')]),
     );
-    const r = parseSipMessage(buf, 0, buf.length);
+    const r = parser.parse(buf, 0, buf.length);
     expect(r).toEqual({ ok: false, error: 'invalid status code' });
   });
 

@@ -81,19 +81,23 @@ export function unquoteValue(v: string): string {
 const LIST_SPECIAL = new Uint8Array(256);
 for (const c of [DQUOTE, 60, 62, 44]) LIST_SPECIAL[c] = 1;
 
-/** Most elements splitListAt returns. */
+/** Most elements a list is split into. */
 export const MAX_LIST_RANGES = 256;
-/** splitListAt's result, flattened [start, end) pairs; overwritten by the next call. */
-export const listRanges = new Int32Array(2 * MAX_LIST_RANGES);
 
 /**
  * Splits buf[start,end) at commas outside quoted strings and <...> (RFC 3261 §7.3.1: commas inside those
- * are data) into `listRanges`, trimmed; empty elements are dropped (RFC 4475 badinv01). Returns the number
- * of elements (at most `max`).
+ * are data) into `out` as flattened [start, end) pairs, trimmed; empty elements are dropped (RFC 4475
+ * badinv01). Returns the number of elements (at most `max` and what `out` holds). `out` is the caller's
+ * scratch (a parser reuses one), so splitting allocates nothing.
  */
-export function splitListAt(buf: Buffer, start: number, end: number, max = MAX_LIST_RANGES): number {
-  const limit = Math.min(max, MAX_LIST_RANGES);
-  const out = listRanges;
+export function splitListAt(
+  buf: Buffer,
+  start: number,
+  end: number,
+  out: Int32Array,
+  max = MAX_LIST_RANGES,
+): number {
+  const limit = Math.min(max, out.length >> 1);
   let n = 0;
   let elStart = start;
   let angle = false;
@@ -131,8 +135,14 @@ export function splitListAt(buf: Buffer, start: number, end: number, max = MAX_L
 
 /** splitListAt returning a new array of [start, end) pairs. */
 export function splitList(buf: Buffer, start: number, end: number, max = MAX_LIST_RANGES): number[] {
-  const n = splitListAt(buf, start, end, max);
-  return Array.from(listRanges.subarray(0, 2 * n));
+  const ranges = listRangesFor(max);
+  const n = splitListAt(buf, start, end, ranges, max);
+  return Array.from(ranges.subarray(0, 2 * n));
+}
+
+/** Scratch for splitListAt with room for `max` elements (at most MAX_LIST_RANGES). */
+export function listRangesFor(max = MAX_LIST_RANGES): Int32Array {
+  return new Int32Array(2 * Math.max(0, Math.min(max, MAX_LIST_RANGES)));
 }
 
 /**
@@ -387,12 +397,9 @@ function portAt(buf: Buffer, i: number, end: number): number {
   return p <= 65535 ? p : -1;
 }
 
-/** hostPortAt's result; overwritten by the next call. */
-export const hostPort: HostPort = { host: '', port: null };
-
-function setHostPort(host: string, port: number | null): true {
-  hostPort.host = host;
-  hostPort.port = port;
+function setHostPort(out: HostPort, host: string, port: number | null): true {
+  out.host = host;
+  out.port = port;
   return true;
 }
 
@@ -400,9 +407,10 @@ function setHostPort(host: string, port: number | null): true {
  * Parses host[:port] in [i,end). IPv6 references keep their brackets. Some devices send IPv6 without
  * brackets (seen in real captures: `sip:4321@fec0:0:0:0:216:d3ff:fe0d:22c:5060`): with nine groups the last
  * is taken as the port, otherwise the whole text is the address; such hosts are returned bracketed so
- * every IPv6 host has one spelling. The result goes to `hostPort` (no allocation); false when invalid.
+ * every IPv6 host has one spelling. The result goes to `out`'s host and port (callers pass the URI or Via
+ * they are building, so nothing is allocated for it); false, and `out` untouched, when invalid.
  */
-export function hostPortAt(src: Src, i: number, end: number): boolean {
+export function hostPortAt(src: Src, i: number, end: number, out: HostPort): boolean {
   const buf = src.buf;
   if (i >= end) return false;
   if (buf[i] === 91) {
@@ -415,10 +423,10 @@ export function hostPortAt(src: Src, i: number, end: number): boolean {
     }
     if (close >= end || close === i + 1) return false;
     const host = sub(src, i, close + 1);
-    if (close + 1 === end) return setHostPort(host, null);
+    if (close + 1 === end) return setHostPort(out, host, null);
     if (buf[close + 1] !== 58) return false;
     const port = portAt(buf, close + 2, end);
-    return port >= 0 && setHostPort(host, port);
+    return port >= 0 && setHostPort(out, host, port);
   }
   let colons = 0;
   let firstColon = -1;
@@ -436,24 +444,25 @@ export function hostPortAt(src: Src, i: number, end: number): boolean {
     } else if ((cls & HOST_CHAR) === 0) return false;
     else if ((cls & IPV6_CHAR) === 0) allIpv6 = false;
   }
-  if (colons === 0) return setHostPort(sub(src, i, end), null);
+  if (colons === 0) return setHostPort(out, sub(src, i, end), null);
   if (colons === 1) {
     if (firstColon === i) return false;
     const port = portAt(buf, firstColon + 1, end);
-    return port >= 0 && setHostPort(sub(src, i, firstColon), port);
+    return port >= 0 && setHostPort(out, sub(src, i, firstColon), port);
   }
   // Unbracketed IPv6 only when it is unambiguous: a "::" or all eight groups (plus maybe a port).
   if (!allIpv6 || (!doubleColon && colons < 7) || colons > 8) return false;
   if (colons === 8 && !doubleColon) {
     const port = portAt(buf, lastColon + 1, end);
-    return port >= 0 && setHostPort(`[${sub(src, i, lastColon)}]`, port);
+    return port >= 0 && setHostPort(out, `[${sub(src, i, lastColon)}]`, port);
   }
-  return setHostPort(`[${sub(src, i, end)}]`, null);
+  return setHostPort(out, `[${sub(src, i, end)}]`, null);
 }
 
 /** hostPortAt returning a new object, or null when invalid. */
 export function parseHostPort(src: Src, i: number, end: number): HostPort | null {
-  return hostPortAt(src, i, end) ? { host: hostPort.host, port: hostPort.port } : null;
+  const out: HostPort = { host: '', port: null };
+  return hostPortAt(src, i, end, out) ? out : null;
 }
 
 const U_BAD = 1;
@@ -558,11 +567,9 @@ export function parseUriAt(src: Src, start: number, end: number): SipUri | null 
       }
       hostEnd++;
     }
-    if (!hostPortAt(src, hostStart, hostEnd)) return null;
-    const host = hostPort.host;
-    const port = hostPort.port;
+    const uri: SipUri = { scheme, user, host: '', port: null, params, raw };
+    if (!hostPortAt(src, hostStart, hostEnd, uri)) return null;
     let p = parseParams(src, hostEnd, end, params, true);
-    const uri: SipUri = { scheme, user, host, port, params, raw };
     if (p < end && buf[p] === 63) {
       p++;
       const headers: Record<string, string> = {};

@@ -4,10 +4,9 @@ import type { SipVia } from '../../core/sip-message.js';
 import { TOKEN_CHARS as TOKEN_TABLE } from './detect.js';
 import type { Warn } from './name-addr.js';
 import {
-  hostPort,
   hostPortAt,
   isWs,
-  listRanges,
+  listRangesFor,
   parseParams,
   parseUint,
   type Src,
@@ -85,46 +84,47 @@ export function parseViaAt(src: Src, start: number, end: number): SipVia | null 
   i = skipWs(buf, i, end);
   const hStart = i;
   while (i < end && SENT_BY_END[buf[i]] === 0) i++;
-  if (!hostPortAt(src, hStart, i)) return null;
-  const host = hostPort.host;
-  const port = hostPort.port;
   const params: Record<string, string> = {};
-  parseParams(src, i, end, params);
-  const branch = params.branch;
-  const received = params.received;
-  const rportText = params.rport;
-  let rport: number | null = null;
-  if (rportText !== undefined) {
-    // Present without a (valid) value means "please fill in" (RFC 3581), reported as 0.
-    const n = parseUint(rportText);
-    rport = n >= 0 && n <= 65535 ? n : 0;
-  }
-  const protocol = isSip20(buf, nStart, nEnd, vStart, vEnd)
-    ? 'SIP/2.0'
-    : `${sub(src, nStart, nEnd).toUpperCase()}/${sub(src, vStart, vEnd)}`;
-  return {
-    protocol,
+  const via: SipVia = {
+    protocol: 'SIP/2.0',
     transport,
-    host,
-    port,
-    branch: branch === undefined ? null : branch,
-    received: received === undefined ? null : received,
-    rport,
+    host: '',
+    port: null,
+    branch: null,
+    received: null,
+    rport: null,
     params,
     raw: sub(src, nStart, end),
   };
+  // The sent-by is written straight into the result.
+  if (!hostPortAt(src, hStart, i, via)) return null;
+  parseParams(src, i, end, params);
+  const branch = params.branch;
+  if (branch !== undefined) via.branch = branch;
+  const received = params.received;
+  if (received !== undefined) via.received = received;
+  const rportText = params.rport;
+  if (rportText !== undefined) {
+    // Present without a (valid) value means "please fill in" (RFC 3581), reported as 0.
+    const n = parseUint(rportText);
+    via.rport = n >= 0 && n <= 65535 ? n : 0;
+  }
+  if (!isSip20(buf, nStart, nEnd, vStart, vEnd))
+    via.protocol = `${sub(src, nStart, nEnd).toUpperCase()}/${sub(src, vStart, vEnd)}`;
+  return via;
 }
 
 /**
  * Parses a Via header value (possibly a comma list) in [start,end), appending each via-parm to `out`.
- * `noComma`: the caller knows the value holds no ',' at all, so it is one element and the list scan is
- * skipped (same result).
+ * `ranges` is the list-splitting scratch (see splitListAt). `noComma`: the caller knows the value holds
+ * no ',' at all, so it is one element and the list scan is skipped (same result).
  */
 export function parseViaListAt(
   src: Src,
   start: number,
   end: number,
   out: SipVia[],
+  ranges: Int32Array,
   warn?: Warn,
   max = 64,
   noComma = false,
@@ -139,10 +139,10 @@ export function parseViaListAt(
     }
     return;
   }
-  const n = splitListAt(src.buf, start, end, max - out.length);
-  // parseViaAt does not split lists, so listRanges stays valid through the loop.
+  const n = splitListAt(src.buf, start, end, ranges, max - out.length);
+  // parseViaAt does not split lists, so `ranges` stays valid through the loop.
   for (let k = 0; k < 2 * n; k += 2) {
-    const v = parseViaAt(src, listRanges[k], listRanges[k + 1]);
+    const v = parseViaAt(src, ranges[k], ranges[k + 1]);
     if (v !== null) out.push(v);
     else warn?.('malformed Via');
   }
@@ -150,5 +150,5 @@ export function parseViaListAt(
 
 /** parseViaListAt for a string. */
 export function parseVia(s: string, out: SipVia[], warn?: Warn, max = 64): void {
-  parseViaListAt(srcOf(s), 0, s.length, out, warn, max);
+  parseViaListAt(srcOf(s), 0, s.length, out, listRangesFor(max), warn, max);
 }

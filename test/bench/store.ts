@@ -33,6 +33,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { analyzeFile } from '../../analyze/analyze.js';
 import { generateCapture } from '../../capture/generator/generate.js';
+import { SipParser } from '../../capture/sip/parser.js';
 import { drive } from '../../core/drive.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
 import { silentLogger } from '../../core/log.js';
@@ -344,7 +345,7 @@ class BatchBuilder {
   private sinks = newSinks();
   private ids: bigint[] = [];
   private rows = 0;
-  private readonly context = { runId: '' };
+  private readonly context = { runId: '', parser: new SipParser() };
 
   constructor(private readonly tag: string) {}
 
