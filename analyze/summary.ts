@@ -13,10 +13,10 @@ import type { TcpStats } from '../capture/reassembly/tcp.js';
 import type { MediaStats } from '../capture/rtp/media.js';
 import { MAX_KEY_PART, ownedKeyPart } from '../capture/sip/bounded-map.js';
 import type { CaptureFacts } from '../capture/sources.js';
-import { countSipMessage, emptySipCounts, type SipCounts } from '../capture/summary.js';
 import type { CaptureEvent, TransportName } from '../core/event.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
+import { countSipMessage, emptySipCounts, type SipCounts } from '../core/sip-counts.js';
 
 /** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
 export const MAX_SUMMARY_STREAMS = 100_000;
@@ -131,8 +131,17 @@ export interface SipFacts {
 }
 
 /** Counts events (or groups of them) into the parts of a summary that come from events. */
+export interface SummaryLimits {
+  /** Distinct Call-IDs counted exactly (default MAX_COUNTED_CALL_IDS). */
+  maxCallIds?: number;
+  /** Endpoints counted (default MAX_COUNTED_ENDPOINTS). */
+  maxEndpoints?: number;
+}
+
 export class SummarySink implements EventSink {
   readonly name = 'summary';
+  private readonly maxCallIds: number;
+  private readonly maxEndpoints: number;
   private readonly sipCounts = emptySipCounts();
   private readonly transports: Record<string, number> = {};
   private readonly callIdKeys = new Set<string>();
@@ -145,6 +154,11 @@ export class SummarySink implements EventSink {
   private readonly streams: RtpStreamSummary[] = [];
   private streamsOmitted = 0;
   private accepted = 0;
+
+  constructor(limits: SummaryLimits = {}) {
+    this.maxCallIds = limits.maxCallIds ?? MAX_COUNTED_CALL_IDS;
+    this.maxEndpoints = limits.maxEndpoints ?? MAX_COUNTED_ENDPOINTS;
+  }
 
   async write(events: readonly CaptureEvent[]): Promise<void> {
     for (const event of events) this.add(event);
@@ -200,7 +214,7 @@ export class SummarySink implements EventSink {
   addCallId(callId: string): void {
     const key = callId.length > MAX_KEY_PART ? callId.slice(0, MAX_KEY_PART) : callId;
     if (this.callIdKeys.has(key)) return;
-    if (this.callIdKeys.size < MAX_COUNTED_CALL_IDS) {
+    if (this.callIdKeys.size < this.maxCallIds) {
       this.callIdKeys.add(ownedKeyPart(key));
       this.callIdCount++;
     } else this.callIdsCapped = true;
@@ -271,7 +285,7 @@ export class SummarySink implements EventSink {
     const key = `${transport} ${ip} ${port}`;
     let e = this.endpoints.get(key);
     if (e === undefined) {
-      if (this.endpoints.size >= MAX_COUNTED_ENDPOINTS) {
+      if (this.endpoints.size >= this.maxEndpoints) {
         this.untrackedEndpointMessages += sent + received;
         return;
       }

@@ -18,8 +18,7 @@ export interface CapturePipelineOptions {
   logger?: Logger;
   fragments?: FragmentLimits;
   tcp?: TcpLimits;
-  /** Bounds of the per-Call-ID state (see SipExtractorOptions). */
-  maxCallIds?: number;
+  /** Bound of the retransmission state (see SipExtractorOptions). */
   maxRetransmissionEntries?: number;
   /** Bytes all TCP directions may hold in incomplete messages together. */
   maxPendingStreamBytes?: number;
@@ -74,7 +73,6 @@ export class CapturePipeline {
       sourceName: options.sourceName,
       isFile: options.isFile,
       tcp: options.tcp,
-      maxCallIds: options.maxCallIds,
       maxRetransmissionEntries: options.maxRetransmissionEntries,
       maxPendingStreamBytes: options.maxPendingStreamBytes,
       onEvent: (event) => {

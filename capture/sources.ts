@@ -29,7 +29,7 @@ export interface CaptureOptions {
   /** Bounds of the pipeline's state (tests and benchmarks set them small or large). */
   limits?: Pick<
     CapturePipelineOptions,
-    'fragments' | 'tcp' | 'maxCallIds' | 'maxRetransmissionEntries' | 'maxPendingStreamBytes'
+    'fragments' | 'tcp' | 'maxRetransmissionEntries' | 'maxPendingStreamBytes'
   >;
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { SummarySink } from '../analyze/summary.js';
 import { readCaptureFile } from '../capture/file/reader.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, type PacketRecord } from '../capture/file/record.js';
 import { Rng } from '../capture/generator/random.js';
@@ -107,7 +108,7 @@ describe('decoder fuzzing', () => {
     const d = pipeline.decoderStats;
     expect(d.packets).toBe(total);
     expect(d.malformed).toBeGreaterThan(1000);
-    expect(pipeline.sipStats.malformed + pipeline.sipStats.counts.messages).toBeGreaterThan(100);
+    expect(pipeline.sipStats.malformed + pipeline.sipStats.messages).toBeGreaterThan(100);
     const f = pipeline.decoder.fragments.stats;
     expect(f.inFlight).toBeLessThanOrEqual(256);
     expect(f.bufferedBytes).toBeLessThanOrEqual(1 << 20);
@@ -116,7 +117,7 @@ describe('decoder fuzzing', () => {
     expect(t.bufferedBytes).toBeLessThanOrEqual(1 << 20);
     console.log(
       `fuzz: ${total} packets, ${d.malformed} malformed (${Object.keys(d.errors).length} reasons), ` +
-        `SIP ${pipeline.sipStats.counts.messages} parsed / ${pipeline.sipStats.malformed} malformed`,
+        `SIP ${pipeline.sipStats.messages} parsed / ${pipeline.sipStats.malformed} malformed`,
     );
   });
 
@@ -182,11 +183,12 @@ describe('decoder fuzzing', () => {
 
 describe('a flood of Call-IDs', () => {
   it('keeps per-Call-ID state bounded and counts what it forgets', () => {
+    const summary = new SummarySink({ maxCallIds: 5000 });
     const pipeline = new CapturePipeline({
       sourceName: 'flood',
       isFile: true,
-      maxCallIds: 5000,
       maxRetransmissionEntries: 5000,
+      onEvent: (e) => summary.add(e),
     });
     // A real collection before each reading, so the figure is what the pipeline retains.
     setFlagsFromString('--expose_gc');
@@ -200,8 +202,9 @@ describe('a flood of Call-IDs', () => {
       );
       pipeline.handle(record(ipv4Udp(sip), LINKTYPE_RAW, i + 1, 1_700_000_000 + (i >> 10)));
     }
-    const s = pipeline.sipStats;
-    expect(s.counts.messages).toBe(200_000);
+    expect(pipeline.sipStats.messages).toBe(200_000);
+    const s = summary.counts().sip;
+    expect(s.messages).toBe(200_000);
     expect(s.callIds).toBe(5000);
     expect(s.callIdsCapped).toBe(true);
     expect(pipeline.sip.retransmissions.size).toBeLessThanOrEqual(5000);
@@ -290,14 +293,19 @@ describe('hostile values found in review', () => {
 
   it('counts methods named like object members as methods', () => {
     const counts: string[] = ['INVITE', 'constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
-    const pipeline = new CapturePipeline({ sourceName: 'proto', isFile: true });
+    const summary = new SummarySink();
+    const pipeline = new CapturePipeline({
+      sourceName: 'proto',
+      isFile: true,
+      onEvent: (e) => summary.add(e),
+    });
     counts.forEach((m, i) => {
       const sip = Buffer.from(
         `${m} sip:b@x SIP/2.0\r\nCall-ID: c${i}\r\nCSeq: 1 ${m}\r\nContent-Length: 0\r\n\r\n`,
       );
       pipeline.handle(record(ipv4Udp(sip), LINKTYPE_RAW, i + 1, 1_700_000_000));
     });
-    const requests = pipeline.sipStats.counts.requests;
+    const requests = summary.counts().sip.requests;
     expect(Object.keys(requests).sort()).toEqual([...counts].sort());
     expect(Object.values(requests)).toEqual([1, 1, 1, 1, 1, 1]);
     // The JSON summary carries the method as an ordinary key.

@@ -18,7 +18,7 @@ import { generateCapture } from '../capture/generator/generate.js';
 import { LiveCaptureError, pcapAvailable } from '../capture/live/binding.js';
 import type { LiveCapture } from '../capture/live/source.js';
 import type { InterfaceSourceOptions as AnalyzeInterfaceOptions } from '../capture/sources.js';
-import type { SipCounts } from '../capture/summary.js';
+import type { SipCounts } from '../core/sip-counts.js';
 import { openStore } from '../ingest/store/client.js';
 import { VethPair, vethUnavailableReason } from './bench/veth.js';
 import { haveTool, REPO_ROOT, removeTmpDir, tmpDir } from './oracle/tools.js';

@@ -6,7 +6,7 @@ import { PacketDecoder } from '../capture/decoder.js';
 import { readCaptureFile } from '../capture/file/reader.js';
 import { LINKTYPE_ETHERNET, type PacketRecord } from '../capture/file/record.js';
 import { generateCapture } from '../capture/generator/generate.js';
-import type { SipCounts } from '../capture/summary.js';
+import type { SipCounts } from '../core/sip-counts.js';
 import { runSippCalls } from './oracle/sipp.js';
 import { haveTool, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 import { tsharkSipStat } from './oracle/tshark.js';

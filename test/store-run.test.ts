@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../analyze/analyze.js';
 import { storeSummary } from '../analyze/store-summary.js';
 import type { AnalyzeSummary } from '../analyze/summary.js';
-import type { SipCounts } from '../capture/summary.js';
+import type { SipCounts } from '../core/sip-counts.js';
 import { ingestFile } from '../ingest/run.js';
 import { openStore, type Store } from '../ingest/store/client.js';
 import { EmbeddedStore } from '../ingest/store/embedded.js';

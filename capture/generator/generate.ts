@@ -4,8 +4,9 @@
  * lazy sources (one per call's signalling, one per media direction), so memory stays bounded by the
  * number of concurrent calls, not by the size of the capture.
  */
+
+import { countSipMessage, emptySipCounts } from '../../core/sip-counts.js';
 import { PcapWriter } from '../file/pcap-writer.js';
-import { countSipMessage, emptySipCounts } from '../summary.js';
 import { agentOf, type CallTruth, type Outcome, planCall, type SipEvent } from './calls.js';
 import { type Host, makeHost, TOS_SIP, UdpFrameBuilder } from './frames.js';
 import { apportion, type GeneratorOptions, type ResolvedOptions, resolveOptions } from './options.js';

@@ -1,4 +1,4 @@
-import type { SipCounts } from '../summary.js';
+import type { SipCounts } from '../../core/sip-counts.js';
 import type { CallTruth } from './calls.js';
 import type { ResolvedOptions } from './options.js';
 import type { RtpStreamTruth } from './rtp.js';

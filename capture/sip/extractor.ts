@@ -11,7 +11,6 @@ import {
   type TcpSegmentMeta,
   type TcpStreamSink,
 } from '../reassembly/tcp.js';
-import { countSipMessage, emptySipCounts, type SipCounts } from '../summary.js';
 import { MAX_KEY_PART, ownedKeyPart } from './bounded-map.js';
 import { isHep3, looksLikeSip } from './detect.js';
 import { SipParser } from './parser.js';
@@ -25,8 +24,6 @@ export interface SipExtractorOptions {
   sourceName?: string;
   isFile?: boolean;
   tcp?: TcpLimits;
-  /** Distinct Call-IDs counted exactly; past this the count stops growing (callIdsCapped). */
-  maxCallIds?: number;
   /** Call-ID/direction entries the retransmission tracker keeps (oldest forgotten first). */
   maxRetransmissionEntries?: number;
   /** Bytes all TCP directions may hold in incomplete SIP or HEP messages together (default 64 MiB). */
@@ -56,14 +53,12 @@ export interface SipProblem {
   callId?: string;
 }
 
+/** What the extractor did; the messages themselves are counted by the summary (analyze/summary.ts). */
 export interface SipExtractorStats {
-  counts: SipCounts;
+  /** SIP messages found (each an event). */
+  messages: number;
   /** Messages that looked like SIP but could not be parsed. */
   malformed: number;
-  byTransport: Record<TransportName, number>;
-  /** Distinct Call-IDs seen (bounded: see callIdsCapped). */
-  callIds: number;
-  callIdsCapped: boolean;
   streamOverflows: number;
   streamResyncs: number;
   /** Incomplete SIP or HEP messages a TCP stream still held when it ended (FIN, RST, idle, end of capture). */
@@ -75,18 +70,6 @@ export interface SipExtractorStats {
   /** HEP3 frames found in the capture (a HOMER server's traffic); their SIP is counted like any other. */
   hepFrames: number;
   malformedHep: number;
-}
-
-const MAX_TRACKED_CALL_IDS = 1_000_000;
-const MAX_TRACKED_ENDPOINTS = 10_000;
-
-/** SIP traffic of one address, port and transport. */
-export interface SipEndpointCounts {
-  transport: TransportName;
-  ip: string;
-  port: number;
-  sent: number;
-  received: number;
 }
 
 /** Per-direction endpoint facts captured when a TCP stream starts (the packet is gone later). */
@@ -111,11 +94,8 @@ export class SipExtractor implements TransportHandler {
   /** Parses every SIP message of this source (and the headers of one a TCP stream lost at its end). */
   readonly parser = new SipParser();
   readonly stats: SipExtractorStats = {
-    counts: emptySipCounts(),
+    messages: 0,
     malformed: 0,
-    byTransport: { udp: 0, tcp: 0, tls: 0, ws: 0, wss: 0, sctp: 0 },
-    callIds: 0,
-    callIdsCapped: false,
     streamOverflows: 0,
     streamResyncs: 0,
     streamTruncated: 0,
@@ -125,14 +105,9 @@ export class SipExtractor implements TransportHandler {
     hepFrames: 0,
     malformedHep: 0,
   };
-  private readonly callIds = new Set<string>();
-  private readonly endpoints = new Map<string, SipEndpointCounts>();
-  /** Messages whose endpoint did not fit in the bounded endpoint table. */
-  untrackedEndpointMessages = 0;
   private readonly captureId: number;
   private readonly nodeName: string;
   readonly maxStreamMessageBytes: number;
-  private readonly maxCallIds: number;
   readonly maxPendingStreamBytes: number;
   /** Bytes currently reserved by TCP directions for incomplete messages. */
   pendingStreamBytes = 0;
@@ -141,7 +116,6 @@ export class SipExtractor implements TransportHandler {
     this.captureId = options.captureId ?? 0;
     this.nodeName = options.nodeName ?? '';
     this.maxStreamMessageBytes = options.maxStreamMessageBytes ?? 1 << 20;
-    this.maxCallIds = options.maxCallIds ?? MAX_TRACKED_CALL_IDS;
     this.maxPendingStreamBytes = options.maxPendingStreamBytes ?? 64 << 20;
     this.retransmissions = new RetransmissionTracker(options.maxRetransmissionEntries);
     this.tcpStreams = new TcpReassembler((key, meta) => this.newStream(key, meta), options.tcp);
@@ -268,25 +242,8 @@ export class SipExtractor implements TransportHandler {
     const retransmission =
       transport === 'udp' &&
       this.retransmissions.check(sip, endpoint.srcIp, endpoint.srcPort, endpoint.dstIp, endpoint.dstPort);
-    countSipMessage(
-      this.stats.counts,
-      sip.isRequest ? (sip.method ?? '') : null,
-      sip.statusCode,
-      retransmission,
-    );
-    this.stats.byTransport[transport]++;
-    this.countEndpoint(transport, endpoint.srcIp, endpoint.srcPort, true);
-    this.countEndpoint(transport, endpoint.dstIp, endpoint.dstPort, false);
+    this.stats.messages++;
     const callId = sip.callId ?? '';
-    const callIdKey = callId.length > MAX_KEY_PART ? callId.slice(0, MAX_KEY_PART) : callId;
-    if (!this.callIds.has(callIdKey)) {
-      if (this.callIds.size < this.maxCallIds) {
-        this.callIds.add(ownedKeyPart(callIdKey));
-        this.stats.callIds++;
-      } else {
-        this.stats.callIdsCapped = true;
-      }
-    }
     const onEvent = this.options.onEvent;
     if (!onEvent) return;
     onEvent({
@@ -360,29 +317,6 @@ export class SipExtractor implements TransportHandler {
       packetNumber,
       true,
     );
-  }
-
-  private countEndpoint(transport: TransportName, ip: string, port: number, sent: boolean): void {
-    const key = `${transport} ${ip} ${port}`;
-    let e = this.endpoints.get(key);
-    if (!e) {
-      if (this.endpoints.size >= MAX_TRACKED_ENDPOINTS) {
-        this.untrackedEndpointMessages++;
-        return;
-      }
-      e = { transport, ip, port, sent: 0, received: 0 };
-      this.endpoints.set(key, e);
-    }
-    if (sent) e.sent++;
-    else e.received++;
-  }
-
-  /** The busiest SIP endpoints, most messages first. */
-  topEndpoints(limit: number): SipEndpointCounts[] {
-    return [...this.endpoints.values()]
-      .sort((a, b) => b.sent + b.received - (a.sent + a.received) || (a.ip < b.ip ? -1 : 1))
-      .slice(0, limit)
-      .map((e) => ({ ...e }));
   }
 
   problem(

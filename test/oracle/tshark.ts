@@ -26,7 +26,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SipCounts } from '../../capture/summary.js';
+import type { SipCounts } from '../../core/sip-counts.js';
 import { removeTmpDir, tmpDir } from './tools.js';
 
 export interface TsharkSipOptions {
