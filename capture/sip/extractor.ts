@@ -11,7 +11,7 @@ import {
   type TcpSegmentMeta,
   type TcpStreamSink,
 } from '../reassembly/tcp.js';
-import { MAX_KEY_PART, ownedKeyPart } from './bounded-map.js';
+import { MAX_KEY_PART } from './bounded-map.js';
 import { isHep3, looksLikeSip } from './detect.js';
 import { SipParser } from './parser.js';
 import { RetransmissionTracker } from './retransmission.js';
