@@ -24,11 +24,8 @@ import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { LINKTYPE_RAW } from '../capture/file/record.js';
 import { Rng } from '../capture/generator/random.js';
 import { ipv4Udp } from './fixtures/packets.js';
-import { haveTool, removeTmpDir, tmpDir } from './oracle/tools.js';
+import { needs, removeTmpDir, tmpDir } from './oracle/tools.js';
 import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
-
-const haveTshark = haveTool('tshark');
-if (!haveTshark) console.log('[rtp-edge] tshark comparisons SKIPPED: tshark not installed');
 
 const dir = tmpDir('callscope-rtp-edge-');
 afterAll(() => removeTmpDir(dir));
@@ -536,7 +533,7 @@ function flow(call: Call, packets: Rtp[], reverse = false): Flow {
     : { from: call.caller, to: call.callee, packets };
 }
 
-describe.skipIf(!haveTshark)('RTP edge cases against tshark -z rtp,streams', () => {
+needs('tshark').describe('RTP edge cases against tshark -z rtp,streams', () => {
   it('sequence wraps: clean, with loss at the wrap, twice, and from sequence 0', async () => {
     const rng = new Rng(1001);
     const calls = [1, 2, 3, 4, 5].map((n) => callPair(n, 'wrap'));
