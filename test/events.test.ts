@@ -10,7 +10,7 @@ import { runTshark } from './oracle/tshark.js';
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeTmpDir));
 
-/** The SIP events of a capture (media reports, protocol type 34, are tested in rtp-*.test.ts). */
+/** The SIP events of a capture (media reports, protocol type 34, are tested in capture/rtp/*.test.ts). */
 async function eventsOf(file: string): Promise<CaptureEvent[]> {
   const events: CaptureEvent[] = [];
   await analyzeFile(file, {

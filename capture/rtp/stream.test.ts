@@ -6,12 +6,12 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type AnalyzeSummary, analyzeFile, type RtpStreamSummary } from '../capture/analyze.js';
-import { type CodecName, type GroundTruth, generateCapture } from '../capture/generator/generate.js';
-import type { CaptureEvent } from '../core/event.js';
-import { runSippCalls } from './oracle/sipp.js';
-import { needs, ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
-import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { runSippCalls } from '../../test/oracle/sipp.js';
+import { needs, ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from '../../test/oracle/tools.js';
+import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
+import { type AnalyzeSummary, analyzeFile, type RtpStreamSummary } from '../analyze.js';
+import { type CodecName, type GroundTruth, generateCapture } from '../generator/generate.js';
 
 const tshark = needs('tshark');
 const dir = tmpDir('callscope-rtp-');

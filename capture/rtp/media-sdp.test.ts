@@ -5,14 +5,14 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../capture/analyze.js';
-import { PcapWriter } from '../capture/file/pcap-writer.js';
-import { LINKTYPE_RAW } from '../capture/file/record.js';
-import type { CaptureEvent } from '../core/event.js';
-import { decodeHep3, encodeHep3 } from '../core/hep3.js';
-import { ipv4Udp } from './fixtures/packets.js';
-import { needs, removeTmpDir, tmpDir } from './oracle/tools.js';
-import { streamKey, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { decodeHep3, encodeHep3 } from '../../core/hep3.js';
+import { ipv4Udp } from '../../test/fixtures/packets.js';
+import { needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { streamKey, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
+import { analyzeFile } from '../analyze.js';
+import { PcapWriter } from '../file/pcap-writer.js';
+import { LINKTYPE_RAW } from '../file/record.js';
 
 const dir = tmpDir('callscope-rtp-sdp-');
 afterAll(() => removeTmpDir(dir));

@@ -19,13 +19,13 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile, type RtpStreamSummary } from '../capture/analyze.js';
-import { PcapWriter } from '../capture/file/pcap-writer.js';
-import { LINKTYPE_RAW } from '../capture/file/record.js';
-import { Rng } from '../capture/generator/random.js';
-import { ipv4Udp } from './fixtures/packets.js';
-import { needs, removeTmpDir, tmpDir } from './oracle/tools.js';
-import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+import { ipv4Udp } from '../../test/fixtures/packets.js';
+import { needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
+import { analyzeFile, type RtpStreamSummary } from '../analyze.js';
+import { PcapWriter } from '../file/pcap-writer.js';
+import { LINKTYPE_RAW } from '../file/record.js';
+import { Rng } from '../generator/random.js';
 
 const dir = tmpDir('callscope-rtp-edge-');
 afterAll(() => removeTmpDir(dir));
