@@ -1,11 +1,11 @@
 /** The transport's small pure parts: error classification, backoff, message framing, broker lists. */
 import { KafkaJSConnectionError, KafkaJSNonRetriableError, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, sleepWhile } from '../../ingest/kafka/backoff.js';
-import { parseBrokers } from '../../ingest/kafka/client.js';
-import { describeError, isBrokerUnavailable } from '../../ingest/kafka/errors.js';
-import { eventMessage, messageFromSpoolRecord, spoolRecord } from '../../ingest/kafka/message.js';
-import { synthesizeEvents } from './fixtures.js';
+import { synthesizeEvents } from '../../test/kafka/fixtures.js';
+import { backoffDelay, sleepWhile } from './backoff.js';
+import { parseBrokers } from './client.js';
+import { describeError, isBrokerUnavailable } from './errors.js';
+import { eventMessage, messageFromSpoolRecord, spoolRecord } from './message.js';
 
 describe('isBrokerUnavailable', () => {
   it('looks through kafkajs wrappers for connection trouble', () => {

@@ -4,10 +4,6 @@
  * replayed, in order, by the next one.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createKafka } from '../../ingest/kafka/client.js';
-import { EventConsumer } from '../../ingest/kafka/consumer.js';
-import { EventProducer } from '../../ingest/kafka/producer.js';
-import { KAFKA_MOCK, needs, removeTmpDir, tmpDir } from '../oracle/tools.js';
 import {
   CollectingSink,
   canonical,
@@ -20,7 +16,11 @@ import {
   synthesizeEvents,
   testLogger,
   waitFor,
-} from './fixtures.js';
+} from '../../test/kafka/fixtures.js';
+import { KAFKA_MOCK, needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { createKafka } from './client.js';
+import { EventConsumer } from './consumer.js';
+import { EventProducer } from './producer.js';
 
 const logger = testLogger();
 
