@@ -1,11 +1,7 @@
-/** The transport's small pure parts: error classification, backoff, message framing, broker lists. */
+/** Error classification: which kafkajs errors mean "brokers unavailable, spool and retry". */
 import { KafkaJSConnectionError, KafkaJSNonRetriableError, KafkaJSProtocolError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { synthesizeEvents } from '../../test/kafka/fixtures.js';
-import { backoffDelay, sleepWhile } from './backoff.js';
-import { parseBrokers } from './client.js';
 import { describeError, isBrokerUnavailable } from './errors.js';
-import { eventMessage, messageFromSpoolRecord, spoolRecord } from './message.js';
 
 describe('isBrokerUnavailable', () => {
   it('looks through kafkajs wrappers for connection trouble', () => {
@@ -29,55 +25,5 @@ describe('isBrokerUnavailable', () => {
     Object.assign(tooLarge, { retriable: false, type: 'MESSAGE_TOO_LARGE' });
     expect(isBrokerUnavailable(new KafkaJSNonRetriableError(tooLarge))).toBe(false);
     expect(isBrokerUnavailable(new RangeError('HEP3 encode'))).toBe(false);
-  });
-});
-
-describe('backoffDelay', () => {
-  it('grows exponentially, stays within the bound, and jitters below it', () => {
-    const opts = { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 };
-    expect(backoffDelay(0, opts, () => 0)).toBe(100);
-    expect(backoffDelay(3, opts, () => 0)).toBe(800);
-    expect(backoffDelay(4, opts, () => 0)).toBe(1000);
-    expect(backoffDelay(1000, opts, () => 0)).toBe(1000);
-    expect(backoffDelay(4, opts, () => 1)).toBe(500);
-  });
-
-  it('sleepWhile ticks (heartbeats) and stops early when told', async () => {
-    let ticks = 0;
-    let go = true;
-    setTimeout(() => {
-      go = false;
-    }, 120);
-    const full = await sleepWhile(
-      10_000,
-      () => go,
-      async () => {
-        ticks++;
-      },
-      20,
-    );
-    expect(full).toBe(false);
-    expect(ticks).toBeGreaterThanOrEqual(3);
-  });
-});
-
-describe('messages', () => {
-  it('key the Call-ID, carry HEP3, and survive the spool framing (null keys too)', async () => {
-    const [withId] = await synthesizeEvents(1);
-    const m = eventMessage(withId);
-    expect(m.key?.toString('latin1')).toBe(withId.correlationId);
-    expect(m.value.subarray(0, 4).toString()).toBe('HEP3');
-    expect(messageFromSpoolRecord(spoolRecord(m))).toEqual(m);
-    const noId = eventMessage({ ...withId, correlationId: '' });
-    expect(noId.key).toBeNull();
-    expect(messageFromSpoolRecord(spoolRecord(noId))).toEqual(noId);
-    expect(() => messageFromSpoolRecord(Buffer.from([0, 0, 0, 9, 1]))).toThrow(/runs past/);
-  });
-});
-
-describe('parseBrokers', () => {
-  it('accepts KAFKA_BROKERS-style lists and refuses an empty one', () => {
-    expect(parseBrokers(' a:9092, b:9093 ,')).toEqual(['a:9092', 'b:9093']);
-    expect(() => parseBrokers('')).toThrow(/no Kafka brokers/);
   });
 });
