@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { captureRunFromSummary } from '../ingest/rows.js';
 import { migrate } from '../ingest/schema/migrate.js';
 import { openTestStore, type TestStore } from '../ingest/schema/test-store.js';
 import { StoreWriter } from '../ingest/writer.js';
+import { needs, SHARED_CAPTURES } from '../test/oracle/tools.js';
 import { analyzeFile } from './analyze.js';
 import { storeSummary } from './store-summary.js';
 import type { AnalyzeSummary } from './summary.js';
@@ -24,7 +24,7 @@ const PUBLIC = [
   'ipip.pcap',
   'ipv6frag.pcap',
   'g711a.pcap',
-].filter((f) => existsSync(`${PCAPS}${f}`));
+];
 const DB = 'stats_test';
 
 let store: TestStore;
@@ -100,7 +100,8 @@ describe('storeSummary', () => {
     expect(summary.file).toBe(analyzed.file);
   });
 
-  it.each(PUBLIC)('reproduces the summary of %s (public capture) for its run', async (file) => {
+  const publicIt = needs(SHARED_CAPTURES).it;
+  publicIt.each(PUBLIC)('reproduces the summary of %s (public capture) for its run', async (file) => {
     const seen: CaptureEvent[] = [];
     const expected = await analyzeFile(`${PCAPS}${file}`, { onEvent: (e) => seen.push(e) });
     const runId = `public-${basename(file)}`;
@@ -110,8 +111,6 @@ describe('storeSummary', () => {
     await writer.close();
     expect(await storeSummary(store.client, { database: DB, runId })).toEqual(expected);
   });
-
-  it.skipIf(PUBLIC.length > 0)('public captures skipped: ../shared/pcaps is missing', () => {});
 
   it('lists RTCP with final streams, and leaves interval reports and HEP RTCP out of them', async () => {
     const database = 'stats_rtcp';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { haveTool, SHARED_DIR } from '../test/oracle/tools.js';
+import { needs, SHARED_CAPTURES, SHARED_DIR, SNGREP_HEP } from '../test/oracle/tools.js';
 import { formatIPv6, parseIPv4, parseIPv6 } from './address.js';
 import type { CaptureEvent } from './event.js';
 import { decodeHep3, encodeHep3, HEP3_MAX_FRAME, hep3FrameLength } from './hep3.js';
@@ -502,19 +502,6 @@ describe('fuzz', () => {
 // ---------------------------------------------------------------------------------------------
 // Cross-check with sngrep (Debian package sngrep 1.6: -L listens for HEP, -H sends it).
 
-const sngrepVersion = (() => {
-  try {
-    return execFileSync('sngrep', ['-V'], { encoding: 'utf8' });
-  } catch {
-    return '';
-  }
-})();
-const haveSngrepHep = sngrepVersion.includes('EEP/HEP support');
-const haveTshark = haveTool('tshark');
-if (!haveSngrepHep || !haveTshark) {
-  console.warn('hep3.test: skipping the sngrep cross-check (sngrep with EEP/HEP support or tshark missing)');
-}
-
 const work = mkdtempSync(join(tmpdir(), 'callscope-hep-'));
 const children: ChildProcess[] = [];
 afterAll(() => {
@@ -559,7 +546,7 @@ function sipPayload(callId: string): Buffer {
   );
 }
 
-describe.skipIf(!haveSngrepHep || !haveTshark)('sngrep cross-check', () => {
+needs(SNGREP_HEP, 'tshark').describe('sngrep cross-check', () => {
   it('sngrep -L accepts our frames (checking the auth key) and saves the SIP messages', async () => {
     const port = await freeUdpPort();
     const out = join(work, 'sngrep-listen.pcap');
@@ -658,8 +645,9 @@ describe.skipIf(!haveSngrepHep || !haveTshark)('sngrep cross-check', () => {
     [join(SHARED_DIR, 'pcaps', 'sip_ipv6_udp.pcap'), 0n],
     [join(SHARED_DIR, 'pcaps', 'ipv6frag.pcap'), 1_000_000n],
   ];
+  const shared = needs(SHARED_CAPTURES);
   for (const [pcap, toleranceNs] of pcaps) {
-    it.skipIf(!existsSync(pcap))(`we decode what sngrep -H sends for ${pcap.split('/').at(-1)}`, async () => {
+    shared.it(`we decode what sngrep -H sends for ${pcap.split('/').at(-1)}`, async () => {
       const sock = dgram.createSocket('udp4');
       await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
       const port = sock.address().port;

@@ -4,10 +4,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { haveOvs, type OvsLab, ovsSkipReason, startOvs } from '../test/oracle/ovs.js';
+import { OVS_LAB, type OvsLab, startOvs } from '../test/oracle/ovs.js';
+import { needs } from '../test/oracle/tools.js';
 import { locateUnixctlSocket, parseFdbShow, parseFdbTable, UnixctlClient, UnixctlError } from './unixctl.js';
-
-if (!haveOvs()) console.log(`[ovs] unixctl tests SKIPPED: ${ovsSkipReason()}`);
 
 describe('parseFdbShow', () => {
   it('parses numbered, LOCAL and static rows', () => {
@@ -61,7 +60,7 @@ describe('parseFdbShow', () => {
   });
 });
 
-describe.skipIf(!haveOvs())('UnixctlClient against ovs-vswitchd', () => {
+needs(...OVS_LAB).describe('UnixctlClient against ovs-vswitchd', () => {
   let lab: OvsLab;
   beforeAll(async () => {
     lab = await startOvs();

@@ -4,13 +4,13 @@ import { analyzeFile } from '../analyze/analyze.js';
 import { generateCapture } from '../capture/generator/generate.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../core/event.js';
 import { decodeHep3, encodeHep3 } from '../core/hep3.js';
-import { haveTool, removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
+import { needs, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 import { runTshark } from './oracle/tshark.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeTmpDir));
 
-/** The SIP events of a capture (media reports, protocol type 34, are tested in rtp-*.test.ts). */
+/** The SIP events of a capture (media reports, protocol type 34, are tested in capture/rtp/*.test.ts). */
 async function eventsOf(file: string): Promise<CaptureEvent[]> {
   const events: CaptureEvent[] = [];
   await analyzeFile(file, {
@@ -83,8 +83,8 @@ function expectSameAsTshark(events: CaptureEvent[], rows: Awaited<ReturnType<typ
   });
 }
 
-describe.skipIf(!haveTool('tshark'))('SIP events carry what tshark sees in each packet', () => {
-  it.skipIf(!SHARED_PCAPS)('IPv6 UDP capture', async () => {
+needs('tshark').describe('SIP events carry what tshark sees in each packet', () => {
+  needs(SHARED_CAPTURES).it('IPv6 UDP capture', async () => {
     const file = join(SHARED_PCAPS!, 'sip_ipv6_udp.pcap');
     const events = await eventsOf(file);
     expectSameAsTshark(events, await tsharkRows(file));

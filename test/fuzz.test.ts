@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -26,7 +26,6 @@ async function loadSeeds(): Promise<Seed[]> {
   }
   const seeds: Seed[] = [];
   for (const file of files) {
-    if (!existsSync(file)) continue;
     let taken = 0;
     await readCaptureFile(file, (r) => {
       // Keep every SIP-ish packet and a sample of the rest, so mutations hit the SIP paths hard.

@@ -33,14 +33,10 @@ import { migrate } from '../ingest/schema/migrate.js';
 import { IngestSip } from '../ingest/sip.js';
 import { openStore, type Store } from '../ingest/store/client.js';
 import { StoreWriter } from '../ingest/writer.js';
-import { removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
-import { HAVE_SNGREP_HEP, SNGREP_MISSING, sngrepSendHep, udpDrops } from './pipeline/sngrep.js';
+import { needs, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, SNGREP_HEP, tmpDir } from './oracle/tools.js';
+import { sngrepSendHep, udpDrops } from './pipeline/sngrep.js';
 
 const parser = new SipParser();
-
-if (!HAVE_SNGREP_HEP) console.warn(`hep-store.test: sngrep replays SKIPPED: ${SNGREP_MISSING}`);
-if (SHARED_PCAPS === null)
-  console.warn('hep-store.test: ../shared/pcaps is missing: only the sample is replayed');
 
 function testLogger(): Logger {
   const level = process.env.CALLSCOPE_TEST_LOG;
@@ -127,7 +123,7 @@ function countBy(keys: string[]): Record<string, number> {
   return out;
 }
 
-describe.skipIf(!HAVE_SNGREP_HEP)('sngrep -H → HepListener → StoreWriter → store', () => {
+describe.skipIf(needs(SNGREP_HEP).markMissing())('sngrep -H → HepListener → StoreWriter → store', () => {
   CAPTURES.forEach((file, index) => {
     it(`${basename(file)}: storeSummary counts the SIP analyzeFile counts, each message byte for byte`, async () => {
       const local: CaptureEvent[] = [];
@@ -253,10 +249,8 @@ describe.skipIf(!HAVE_SNGREP_HEP)('sngrep -H → HepListener → StoreWriter →
       );
     });
   });
-  if (SHARED_PCAPS === null) it.skip('the shared captures (../shared/pcaps is missing)', () => {});
+  needs(SHARED_CAPTURES).markMissing();
 });
-
-if (!HAVE_SNGREP_HEP) it.skip(`sngrep replays into the store (${SNGREP_MISSING})`, () => {});
 
 // -------------------------------------------------------------------------------------------------
 // Hostile values

@@ -4,33 +4,29 @@
  * tcpreplay on one end, captured on the other. Checks the live summary against analyzeFile and tshark
  * on the replayed file, kernel drops, BPF filters, an interface going down and up and being deleted
  * and recreated, the CLI stopped by SIGINT (store) and SIGTERM (HEP) flushing everything, and the
- * errors for a missing interface and a missing package. Needs root, ip, tcpreplay and the pcap package;
- * reported as skipped otherwise.
+ * errors for a missing interface and a missing package. Needs root, network namespaces, ip, tcpreplay,
+ * tshark and the pcap package (test/oracle/tools.ts: skipped without them, failing under CI).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { analyzeFile, analyzeInterface } from '../analyze/analyze.js';
 import type { AnalyzeSummary } from '../analyze/summary.js';
 import { generateCapture } from '../capture/generator/generate.js';
-import { LiveCaptureError, pcapAvailable } from '../capture/live/binding.js';
+import { LiveCaptureError } from '../capture/live/binding.js';
 import type { LiveCapture } from '../capture/live/source.js';
 import type { InterfaceSourceOptions as AnalyzeInterfaceOptions } from '../capture/sources.js';
 import type { SipCounts } from '../core/sip-counts.js';
 import { openStore } from '../ingest/store/client.js';
-import { VethPair, vethUnavailableReason } from './bench/veth.js';
-import { haveTool, REPO_ROOT, removeTmpDir, tmpDir } from './oracle/tools.js';
+import { VethPair } from './bench/veth.js';
+import { built, NETNS, needs, PCAP_PACKAGE, REPO_ROOT, ROOT, removeTmpDir, tmpDir } from './oracle/tools.js';
 import {
   foldToTsharkStatusCodes,
   tsharkCount,
   tsharkKnownStatusCodes,
   tsharkSipStat,
 } from './oracle/tshark.js';
-
-const unavailable = vethUnavailableReason() ?? (pcapAvailable() ? null : "needs the optional 'pcap' package");
-if (unavailable) console.warn(`live-capture tests skipped: ${unavailable}`);
 
 // CALLSCOPE_LIVE_TEST_CLI: another build of the CLI (e.g. while dist/ is someone else's).
 const cli = process.env.CALLSCOPE_LIVE_TEST_CLI ?? join(REPO_ROOT, 'dist', 'bin', 'callscope.js');
@@ -85,7 +81,7 @@ async function capture(
   return summary;
 }
 
-describe.skipIf(unavailable !== null)('live capture over veth', () => {
+needs(ROOT, NETNS, 'ip', 'tcpreplay', 'tshark', PCAP_PACKAGE).describe('live capture over veth', () => {
   beforeAll(async () => {
     veth = new VethPair('lct');
     // 24 calls of 2 s with RTP, every outcome mixed in: a few thousand packets.
@@ -122,10 +118,8 @@ describe.skipIf(unavailable !== null)('live capture over veth', () => {
     expect(live.sip.callIds).toBe(fileSummary.sip.callIds);
     expect(live.rtp.streams.length).toBe(fileSummary.rtp.streams.length);
     expect(live.rtp.stats.rtpPackets).toBe(fileSummary.rtp.stats.rtpPackets);
-    if (haveTool('tshark')) {
-      const known = await tsharkKnownStatusCodes();
-      expect(foldToTsharkStatusCodes(sipCounts(live), known)).toEqual(await tsharkSipStat(file));
-    }
+    const known = await tsharkKnownStatusCodes();
+    expect(foldToTsharkStatusCodes(sipCounts(live), known)).toEqual(await tsharkSipStat(file));
   });
 
   it('applies a BPF filter in the kernel', async () => {
@@ -135,9 +129,7 @@ describe.skipIf(unavailable !== null)('live capture over veth', () => {
       },
       { capture: { filter: 'udp port 5060' } },
     );
-    const expected = haveTool('tshark')
-      ? await tsharkCount(file, 'udp.port == 5060')
-      : fileSummary.sip.messages;
+    const expected = await tsharkCount(file, 'udp.port == 5060');
     expect(live.packets).toBe(expected);
     expect(live.capture?.received).toBe(expected);
     expect(live.packets).toBeLessThan(fileSummary.packets);
@@ -185,7 +177,7 @@ describe.skipIf(unavailable !== null)('live capture over veth', () => {
     await expect(analyzeInterface('csl-nosuch0')).rejects.toThrow(/cannot capture on csl-nosuch0/);
   });
 
-  describe.skipIf(!existsSync(cli))('the CLI (dist)', () => {
+  needs(built(cli)).describe('the CLI (dist)', () => {
     function start(args: string[]): {
       child: ChildProcess;
       done: Promise<{ code: number | null; stdout: string; stderr: string }>;

@@ -5,35 +5,24 @@
  * there into the embedded store. SIPp's own counters are the truth the store is checked against.
  */
 import { type ChildProcess, execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openStore } from '../ingest/store/client.js';
-import { haveOvs, type OvsLab, type OvsVm, ovsSkipReason, startOvs } from './oracle/ovs.js';
+import { OVS_LAB, type OvsLab, type OvsVm, startOvs } from './oracle/ovs.js';
 import {
   type NamespacedSipp,
   startSippIn,
   waitUdpListening,
   writeRtpUacScenario,
 } from './oracle/sipp-netns.js';
-import { haveTool, removeTmpDir, tmpDir } from './oracle/tools.js';
+import { built, needs, PCAP_PACKAGE, removeTmpDir, tmpDir } from './oracle/tools.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
 const CALLSCOPE = join(ROOT, 'dist/bin/callscope.js');
 const OVS_MIRROR = join(ROOT, 'dist/bin/ovs-mirror.js');
-const havePcap = existsSync(join(ROOT, 'node_modules/pcap/build/Release/pcap_binding.node'));
-const skipReason = !haveOvs()
-  ? ovsSkipReason()
-  : !haveTool('sipp')
-    ? 'SIPp (sip-tester) not installed'
-    : !havePcap
-      ? "the optional 'pcap' package is not built (libpcap-dev)"
-      : !existsSync(OVS_MIRROR)
-        ? 'dist not built'
-        : '';
-if (skipReason) console.log(`[ovs-e2e] SKIPPED: ${skipReason}`);
+const gate = needs(...OVS_LAB, 'sipp', PCAP_PACKAGE, built(CALLSCOPE), built(OVS_MIRROR));
 
 /** SIP messages per answered call of SIPp's built-in uac/uas: INVITE 180 200 ACK BYE 200. */
 const MESSAGES_PER_CALL = 6;
@@ -52,7 +41,7 @@ interface CaptureResult {
   stderr: string;
 }
 
-describe.skipIf(skipReason !== '')('OVS mirror → live capture → store, per VM', () => {
+gate.describe('OVS mirror → live capture → store, per VM', () => {
   const dir = tmpDir('callscope-ovs-e2e-');
   let lab: OvsLab;
   let caller1: OvsVm;

@@ -5,20 +5,19 @@
  * code as the installed command); one run goes through the compiled bin when dist/ is built.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main } from '../bin/ovs-mirror.js';
 import { OvsInventory } from '../ovs/inventory.js';
 import { OvsdbClient } from '../ovs/ovsdb/client.js';
 import { UnixctlClient } from '../ovs/unixctl.js';
-import { haveOvs, type OvsLab, type OvsVm, ovsSkipReason, startOvs } from './oracle/ovs.js';
+import { OVS_LAB, type OvsLab, type OvsVm, startOvs } from './oracle/ovs.js';
+import { built, needs } from './oracle/tools.js';
 
 const execFileP = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'dist/bin/ovs-mirror.js');
-if (!haveOvs()) console.log(`[ovs-mirror] SKIPPED: ${ovsSkipReason()}`);
 
 interface Run {
   code: number;
@@ -28,7 +27,7 @@ interface Run {
   json: () => any;
 }
 
-describe.skipIf(!haveOvs())('ovs-mirror against a real Open vSwitch', () => {
+needs(...OVS_LAB).describe('ovs-mirror against a real Open vSwitch', () => {
   let lab: OvsLab;
   let a0: OvsVm; // VM 9101, first NIC
   let a1: OvsVm; // VM 9101, second NIC
@@ -368,7 +367,7 @@ describe.skipIf(!haveOvs())('ovs-mirror against a real Open vSwitch', () => {
     expect(stderr).toContain(`cannot reach OVSDB at ${target}`);
   });
 
-  it.skipIf(!existsSync(BIN))('the compiled bin: --help, add and exit codes', async () => {
+  needs(built(BIN)).it('the compiled bin: --help, add and exit codes', async () => {
     const run = (args: string[]) =>
       execFileP(process.execPath, [BIN, ...args], {
         env: { ...process.env, OVS_MIRROR_DB: lab.dbTarget },

@@ -44,17 +44,14 @@ import { openStore, type Store } from '../ingest/store/client.js';
 import { StoreSink } from '../ingest/store-sink.js';
 import { StoreWriter } from '../ingest/writer.js';
 import {
-  CAN_RUN_KAFKA,
   GROUP_TIMING,
   type KafkaTarget,
-  SKIP_REASON,
   sleep,
   startKafkaTarget,
   testLogger,
   waitFor,
 } from './kafka/fixtures.js';
-import { haveMockKafka, mockKafkaUnavailableReason } from './oracle/kafka-mock.js';
-import { removeTmpDir, tmpDir } from './oracle/tools.js';
+import { KAFKA, KAFKA_MOCK, needs, removeTmpDir, tmpDir } from './oracle/tools.js';
 import { compilePipelineScripts, JsonLineChild } from './pipeline/children.js';
 import { EVENT_TABLES, generatedSource, type SourceCapture } from './pipeline/source.js';
 import { type StoreCounts, sizes, storeCounts, storedIds, waitForCounts } from './pipeline/verify.js';
@@ -62,12 +59,6 @@ import { type StoreCounts, sizes, storeCounts, storedIds, waitForCounts } from '
 const OUTAGE_MS = 30_000;
 const RUN_ID = 'pipeline-faults';
 const logger = testLogger();
-
-if (!CAN_RUN_KAFKA) console.warn(`pipeline-faults.test: SKIPPED: no Kafka to run against: ${SKIP_REASON}`);
-else if (!haveMockKafka())
-  console.warn(
-    `pipeline-faults.test: broker outage SKIPPED (needs the mock): ${mockKafkaUnavailableReason()}`,
-  );
 
 let dir: string;
 let source: SourceCapture;
@@ -78,7 +69,6 @@ const children: JsonLineChild[] = [];
 const clients: ClickHouseClient[] = [];
 
 beforeAll(async () => {
-  if (!CAN_RUN_KAFKA) return;
   dir = tmpDir('callscope-pipeline-faults-');
   source = await generatedSource(dir);
   local = await openStore({ dataDir: join(dir, 'local-store'), logger });
@@ -227,9 +217,9 @@ function ingestFrom(
 const brief = (c: StoreCounts) => EVENT_TABLES.map((t) => `${t} ${c[t].final} (raw ${c[t].raw})`).join(', ');
 
 describe
-  .skipIf(!CAN_RUN_KAFKA)
+  .skipIf(needs(KAFKA).markMissing())
   .concurrent('pipeline under faults: Kafka → StoreWriter → embedded store', () => {
-    it.skipIf(!haveMockKafka())(
+    it.skipIf(needs(KAFKA_MOCK).markMissing())(
       'brokers down for 30 s while events keep arriving: spooled, replayed, stored exactly once',
       async () => {
         const started = Date.now();
@@ -733,5 +723,3 @@ describe
       }
     }, 200_000);
   });
-
-if (!CAN_RUN_KAFKA) it.skip(`pipeline faults: no Kafka (${SKIP_REASON})`, () => {});

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../analyze/analyze.js';
@@ -8,11 +8,10 @@ import { LINKTYPE_ETHERNET, type PacketRecord } from '../capture/file/record.js'
 import { generateCapture } from '../capture/generator/generate.js';
 import type { SipCounts } from '../core/sip-counts.js';
 import { runSippCalls } from './oracle/sipp.js';
-import { haveTool, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
+import { needs, ROOT, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 import { tsharkSipStat } from './oracle/tshark.js';
 
-const haveTshark = haveTool('tshark');
-const haveSipp = haveTool('sipp') && haveTool('tcpdump');
+const tshark = needs('tshark');
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -25,8 +24,10 @@ function ours(summary: Awaited<ReturnType<typeof analyzeFile>>): SipCounts {
 
 const sharedFiles = SHARED_PCAPS ? readdirSync(SHARED_PCAPS).filter((f) => /\.pcap(ng)?$/.test(f)) : [];
 
-describe.skipIf(!SHARED_PCAPS)('shared captures against tshark sip,stat', () => {
-  it.skipIf(!haveTshark).each(sharedFiles)(
+const shared = needs(SHARED_CAPTURES);
+
+describe('shared captures against tshark sip,stat', () => {
+  needs(SHARED_CAPTURES, 'tshark').it.each(sharedFiles)(
     '%s: same counts per method, per status and resent',
     async (name) => {
       const file = join(SHARED_PCAPS!, name);
@@ -35,48 +36,53 @@ describe.skipIf(!SHARED_PCAPS)('shared captures against tshark sip,stat', () => 
     },
   );
 
-  it('finds SIP through IP-in-IP, IPv6 fragments, TCP with retransmissions, WebSocket and SCTP', async () => {
-    const at = (n: string) => analyzeFile(join(SHARED_PCAPS!, n));
-    const ipip = await at('ipip.pcap');
-    expect(ipip.decode.tunnelled.ipip).toBeGreaterThan(0);
-    expect(ipip.sip.messages).toBe(4);
-    const frag = await at('ipv6frag.pcap');
-    expect(frag.decode.fragments.reassembled).toBeGreaterThan(0);
-    expect(frag.sip.messages).toBeGreaterThan(0);
-    const retrans = await at('sip_ipv4_tcp_retrans.pcap');
-    expect(retrans.sip.transports.tcp).toBe(4);
-    expect(retrans.sip.messages).toBe(8);
-    expect(retrans.decode.tcpStreams.retransmissions).toBeGreaterThan(0);
-    const ws = await at('sip_tcp_websocket.pcap');
-    expect(ws.sip.transports.ws).toBeGreaterThan(0);
-    const sctp = await at('sip_sctp.pcap');
-    expect(sctp.sip.transports.sctp).toBe(4);
-  });
+  shared.it(
+    'finds SIP through IP-in-IP, IPv6 fragments, TCP with retransmissions, WebSocket and SCTP',
+    async () => {
+      const at = (n: string) => analyzeFile(join(SHARED_PCAPS!, n));
+      const ipip = await at('ipip.pcap');
+      expect(ipip.decode.tunnelled.ipip).toBeGreaterThan(0);
+      expect(ipip.sip.messages).toBe(4);
+      const frag = await at('ipv6frag.pcap');
+      expect(frag.decode.fragments.reassembled).toBeGreaterThan(0);
+      expect(frag.sip.messages).toBeGreaterThan(0);
+      const retrans = await at('sip_ipv4_tcp_retrans.pcap');
+      expect(retrans.sip.transports.tcp).toBe(4);
+      expect(retrans.sip.messages).toBe(8);
+      expect(retrans.decode.tcpStreams.retransmissions).toBeGreaterThan(0);
+      const ws = await at('sip_tcp_websocket.pcap');
+      expect(ws.sip.transports.ws).toBeGreaterThan(0);
+      const sctp = await at('sip_sctp.pcap');
+      expect(sctp.sip.transports.sctp).toBe(4);
+    },
+  );
 
-  it('reassembles the datagram of ipv6_udp_fragmented.pcap (5,379 bytes of UDP data, as tshark) and finds no SIP', async () => {
-    const lengths: number[] = [];
-    const decoder = new PacketDecoder({
-      udp: (p) => lengths.push(p.payloadEnd - p.payloadOffset),
-      tcp: () => {},
-      sctp: () => {},
-    });
-    await readCaptureFile(join(SHARED_PCAPS!, 'ipv6_udp_fragmented.pcap'), (r: PacketRecord) =>
-      decoder.decode(r),
-    );
-    expect(lengths).toContain(5379);
-    expect(decoder.fragments.stats.reassembled).toBe(1);
-    const summary = await analyzeFile(join(SHARED_PCAPS!, 'ipv6_udp_fragmented.pcap'));
-    expect(summary.sip.messages).toBe(0);
-  });
+  shared.it(
+    'reassembles the datagram of ipv6_udp_fragmented.pcap (5,379 bytes of UDP data, as tshark) and finds no SIP',
+    async () => {
+      const lengths: number[] = [];
+      const decoder = new PacketDecoder({
+        udp: (p) => lengths.push(p.payloadEnd - p.payloadOffset),
+        tcp: () => {},
+        sctp: () => {},
+      });
+      await readCaptureFile(join(SHARED_PCAPS!, 'ipv6_udp_fragmented.pcap'), (r: PacketRecord) =>
+        decoder.decode(r),
+      );
+      expect(lengths).toContain(5379);
+      expect(decoder.fragments.stats.reassembled).toBe(1);
+      const summary = await analyzeFile(join(SHARED_PCAPS!, 'ipv6_udp_fragmented.pcap'));
+      expect(summary.sip.messages).toBe(0);
+    },
+  );
 
-  it('finds no SIP in the captures that carry none (no false positives)', async () => {
+  shared.it('finds no SIP in the captures that carry none (no false positives)', async () => {
     for (const name of [
       'g711a.pcap',
       'dtmf_2833_1.pcap',
       'dtmf_2833_pound.pcap',
       'ipv6_udp_fragmented.pcap',
     ]) {
-      if (!existsSync(join(SHARED_PCAPS!, name))) continue;
       const s = await analyzeFile(join(SHARED_PCAPS!, name));
       expect(s.sip.messages, name).toBe(0);
       expect(s.malformedPackets, name).toBe(0);
@@ -84,7 +90,7 @@ describe.skipIf(!SHARED_PCAPS)('shared captures against tshark sip,stat', () => 
   });
 });
 
-describe.skipIf(!haveTshark)('generator captures against tshark and their ground truth', () => {
+tshark.describe('generator captures against tshark and their ground truth', () => {
   it('every outcome, with a VLAN tag and retransmitted INVITEs', async () => {
     const dir = tmpDir('callscope-gen-');
     dirs.push(dir);
@@ -114,7 +120,7 @@ describe.skipIf(!haveTshark)('generator captures against tshark and their ground
   });
 });
 
-describe.skipIf(!haveTshark || !haveSipp)('SIPp calls against tshark and SIPp counters', () => {
+needs('tshark', 'sipp', 'tcpdump', ROOT).describe('SIPp calls against tshark and SIPp counters', () => {
   it('UDP calls with RTP: counts equal tshark; answered calls equal SIPp successes', async () => {
     const dir = tmpDir('callscope-sipp-');
     dirs.push(dir);

@@ -16,12 +16,21 @@ import type { SipCounts } from '../core/sip-counts.js';
 import { ingestFile } from '../ingest/run.js';
 import { openStore, type Store } from '../ingest/store/client.js';
 import { EmbeddedStore } from '../ingest/store/embedded.js';
-import { haveMockKafka, type MockKafka, startMockKafka } from './oracle/kafka-mock.js';
+import { type MockKafka, startMockKafka } from './oracle/kafka-mock.js';
 import { runSippCalls } from './oracle/sipp.js';
-import { haveTool, REPO_ROOT, removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
+import {
+  KAFKA_MOCK,
+  needs,
+  REPO_ROOT,
+  ROOT,
+  removeTmpDir,
+  SHARED_CAPTURES,
+  SHARED_PCAPS,
+  tmpDir,
+} from './oracle/tools.js';
 import { tsharkSipStat } from './oracle/tshark.js';
 
-const haveTshark = haveTool('tshark');
+const tshark = needs('tshark');
 const dir = tmpDir('callscope-store-run-');
 const cli = join(REPO_ROOT, 'dist', 'bin', 'callscope.js');
 const sample = join(REPO_ROOT, 'capture', 'sample', 'calls.pcap');
@@ -63,7 +72,7 @@ function comparable(s: AnalyzeSummary): Omit<AnalyzeSummary, 'elapsedMs' | 'pack
 }
 
 describe('callscope run, then callscope stats (embedded store)', () => {
-  it('the sample: stats --json equals analyze --json, and its SIP counts equal tshark', async () => {
+  tshark.it('the sample: stats --json equals analyze --json, and its SIP counts equal tshark', async () => {
     const data = join(dir, 'sample-data');
     const run = callscope(['run', '--pcap', sample, '--data-dir', data, '--json']);
     expect(run.status, run.stderr).toBe(0);
@@ -75,7 +84,7 @@ describe('callscope run, then callscope stats (embedded store)', () => {
     const analyze = callscope(['analyze', sample, '--json']);
     const direct = JSON.parse(analyze.stdout) as AnalyzeSummary;
     expect(comparable(fromStore)).toEqual(comparable(direct));
-    if (haveTshark) expect(sipCounts(fromStore)).toEqual(await tsharkSipStat(sample));
+    expect(sipCounts(fromStore)).toEqual(await tsharkSipStat(sample));
     // A second run of the same file is a second run: stats shows the latest, --run all both.
     expect(callscope(['run', '--pcap', sample, '--data-dir', data]).status).toBe(0);
     const latest = JSON.parse(callscope(['stats', '--json', '--data-dir', data]).stdout) as AnalyzeSummary;
@@ -121,7 +130,7 @@ describe('callscope run, then callscope stats (embedded store)', () => {
   });
 });
 
-describe.skipIf(!SHARED_PCAPS)(
+describe.skipIf(needs(SHARED_CAPTURES, 'tshark').markMissing())(
   'every shared capture through the store (one embedded store, one run each)',
   () => {
     let store: Store;
@@ -140,12 +149,12 @@ describe.skipIf(!SHARED_PCAPS)(
         analyzeFile(file),
       ]);
       expect(comparable(summary)).toEqual(comparable(direct));
-      if (haveTshark) expect(sipCounts(summary)).toEqual(await tsharkSipStat(file));
+      expect(sipCounts(summary)).toEqual(await tsharkSipStat(file));
     });
   },
 );
 
-describe.skipIf(!haveTshark || !haveTool('sipp') || !haveTool('tcpdump'))(
+describe.skipIf(needs('tshark', 'sipp', 'tcpdump', ROOT).markMissing())(
   'SIPp captures through the store',
   () => {
     it('UDP calls with RTP and failed calls on a non-standard port', async () => {
@@ -174,7 +183,7 @@ describe.skipIf(!haveTshark || !haveTool('sipp') || !haveTool('tcpdump'))(
   },
 );
 
-describe.skipIf(!haveMockKafka())(
+describe.skipIf(needs(KAFKA_MOCK).markMissing())(
   'split mode: capture --kafka → ingest, on the Kafka-protocol mock cluster',
   () => {
     let kafka: MockKafka;

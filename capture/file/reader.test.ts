@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { haveTool, SHARED_DIR, SHARED_PCAPS } from '../../test/oracle/tools.js';
+import { needs, SHARED_CAPTURES, SHARED_DIR, SHARED_PCAPS } from '../../test/oracle/tools.js';
 import { PcapWriter } from './pcap-writer.js';
 import { Timing } from './pcapng.js';
 import { type ReadOptions, type ReadResult, readCaptureFile } from './reader.js';
@@ -617,8 +617,6 @@ describe('PcapWriter round trip', () => {
 // Real captures against tshark
 
 const PCAPS = SHARED_PCAPS ?? join(SHARED_DIR, 'pcaps');
-const havePcaps = existsSync(PCAPS);
-const haveTshark = haveTool('tshark');
 
 function tsharkFrames(path: string): [string, number][] {
   const out = execFileSync(
@@ -638,8 +636,8 @@ function tsharkFrames(path: string): [string, number][] {
     });
 }
 
-describe.skipIf(!havePcaps || !haveTshark)(`real captures in ${PCAPS} (needs tshark)`, () => {
-  const files = havePcaps ? readdirSync(PCAPS).filter((f) => f.endsWith('.pcap')) : [];
+needs(SHARED_CAPTURES, 'tshark', 'editcap').describe(`real captures in ${PCAPS} (needs tshark)`, () => {
+  const files = SHARED_PCAPS ? readdirSync(PCAPS).filter((f) => f.endsWith('.pcap')) : [];
 
   it('finds captures to test', () => {
     expect(files.length).toBeGreaterThan(0);

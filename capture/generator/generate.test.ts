@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { haveTool, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
 import { runTshark, tsharkSipStat } from '../../test/oracle/tshark.js';
 import { streamKey, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
 import { type GeneratorOptions, type GroundTruth, generateCapture } from './generate.js';
@@ -11,9 +11,7 @@ import { Rng } from './random.js';
 
 const dir = tmpDir('callscope-gen-');
 afterAll(() => removeTmpDir(dir));
-const haveTshark = haveTool('tshark');
-if (!haveTshark) console.log('[generator] tshark cross-checks SKIPPED: tshark not installed');
-const withTshark = haveTshark ? describe : describe.skip;
+const withTshark = needs('tshark');
 
 /** tshark's stdout for these arguments. */
 async function tshark(args: string[]): Promise<string> {
@@ -214,7 +212,7 @@ describe('generateCapture', () => {
   });
 });
 
-withTshark('tshark agrees with the ground truth', () => {
+withTshark.describe('tshark agrees with the ground truth', () => {
   let mixed: { file: string; truth: GroundTruth };
   let plain: { file: string; truth: GroundTruth };
   beforeAll(() => {
@@ -375,8 +373,7 @@ describe('capture/sample', () => {
     console.log(`sample: ${truth.packets} packets, ${truth.calls.length} calls`);
   });
 
-  const sampleIt = haveTshark && existsSync(join(sampleDir, 'calls.truth.json')) ? it : it.skip;
-  sampleIt('is small and tshark agrees with its truth', async () => {
+  withTshark.it('is small and tshark agrees with its truth', async () => {
     const file = join(sampleDir, 'calls.pcap');
     const truth = JSON.parse(readFileSync(join(sampleDir, 'calls.truth.json'), 'utf8')) as GroundTruth;
     expect(statSync(file).size).toBeLessThan(2_000_000);

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { haveTool, SHARED_DIR } from '../../test/oracle/tools.js';
+import { needs, SHARED_CAPTURES, SHARED_DIR } from '../../test/oracle/tools.js';
 import { forEachSctpData, SCTP_FLAG_BEGIN, SCTP_FLAG_END, SCTP_FLAG_UNORDERED } from './sctp.js';
 
 interface Seen {
@@ -219,9 +219,6 @@ describe('forEachSctpData on hand-built packets', () => {
 // Real capture, checked against tshark.
 
 const PCAP = join(SHARED_DIR, 'pcaps', 'sip_sctp.pcap');
-const haveTshark = haveTool('tshark');
-const canUsePcap = existsSync(PCAP) && haveTshark;
-if (!canUsePcap) console.warn(`sctp.test: skipping the capture checks (${PCAP} or tshark missing)`);
 
 /** Minimal classic-pcap reader for the test: yields the SCTP bytes of each IPv4/IPv6 packet. */
 function sctpPacketsOf(file: string): { number: number; buf: Buffer; off: number; end: number }[] {
@@ -261,7 +258,7 @@ function sctpPacketsOf(file: string): { number: number; buf: Buffer; off: number
   return out;
 }
 
-describe.skipIf(!canUsePcap)('forEachSctpData on sip_sctp.pcap (tshark as oracle)', () => {
+needs(SHARED_CAPTURES, 'tshark').describe('forEachSctpData on sip_sctp.pcap (tshark as oracle)', () => {
   it('finds the same DATA chunks as tshark, with the same TSN, stream, PPID and flags', () => {
     const lines = execFileSync(
       'tshark',

@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { haveTool, SHARED_DIR } from '../../test/oracle/tools.js';
+import { needs, SHARED_CAPTURES, SHARED_DIR } from '../../test/oracle/tools.js';
 import { parseWebSocketUpgrade, WebSocketDeframer } from './websocket.js';
 
 type Msg = { opcode: number; payload: Buffer };
@@ -374,9 +373,6 @@ describe('parseWebSocketUpgrade', () => {
 // Real capture, checked against tshark.
 
 const PCAP = join(SHARED_DIR, 'pcaps', 'sip_tcp_websocket.pcap');
-const haveTshark = haveTool('tshark');
-const canUsePcap = existsSync(PCAP) && haveTshark;
-if (!canUsePcap) console.warn(`websocket.test: skipping the capture checks (${PCAP} or tshark missing)`);
 
 function tshark(args: string[]): string {
   return execFileSync('tshark', ['-r', PCAP, ...args], {
@@ -386,7 +382,7 @@ function tshark(args: string[]): string {
   });
 }
 
-describe.skipIf(!canUsePcap)('sip_tcp_websocket.pcap (tshark as oracle)', () => {
+needs(SHARED_CAPTURES, 'tshark').describe('sip_tcp_websocket.pcap (tshark as oracle)', () => {
   it('finds the SIP messages tshark finds in each direction of the WebSocket stream', () => {
     // Each data line is one segment; the second node's lines are tab-indented.
     const follow = tshark(['-q', '-z', 'follow,tcp,raw,0']).split('\n');

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ipv4Udp } from '../../test/fixtures/packets.js';
-import { haveTool, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
 import { runTshark } from '../../test/oracle/tshark.js';
 import { PcapWriter } from '../file/pcap-writer.js';
 import { LINKTYPE_RAW } from '../file/record.js';
@@ -1124,150 +1124,144 @@ function asTsharkFields(
   return { fields: fields as Record<(typeof FIELDS)[number], string>, quirk };
 }
 
-describe('tshark oracle', () => {
+needs('tshark').describe('tshark oracle', () => {
   const dirs: string[] = [];
   afterAll(() => {
     for (const d of dirs) removeTmpDir(d);
   });
 
-  it.skipIf(!haveTool('tshark'))(
-    '~200 random compounds decode field for field as tshark 4.0 decodes them',
-    async () => {
-      const dir = tmpDir('callscope-rtcp-');
-      dirs.push(dir);
-      const file = join(dir, 'rtcp.pcap');
-      const rnd = prng(0x5eed_3550);
-      const frames: Compound[] = [];
-      const writer = new PcapWriter(file, { linkType: LINKTYPE_RAW });
-      for (let i = 0; i < 200; i++) {
-        const c = randomCompound(rnd);
-        frames.push(c);
-        writer.write(1_700_000_000 + i, 0, ipv4Udp(c.bytes, { srcPort: 40001, dstPort: 40001, id: i }));
+  it('~200 random compounds decode field for field as tshark 4.0 decodes them', async () => {
+    const dir = tmpDir('callscope-rtcp-');
+    dirs.push(dir);
+    const file = join(dir, 'rtcp.pcap');
+    const rnd = prng(0x5eed_3550);
+    const frames: Compound[] = [];
+    const writer = new PcapWriter(file, { linkType: LINKTYPE_RAW });
+    for (let i = 0; i < 200; i++) {
+      const c = randomCompound(rnd);
+      frames.push(c);
+      writer.write(1_700_000_000 + i, 0, ipv4Udp(c.bytes, { srcPort: 40001, dstPort: 40001, id: i }));
+    }
+    writer.close();
+
+    const args = ['-n', '-r', file, '-d', 'udp.port==40001,rtcp', '-T', 'fields', '-E', 'separator=/t'];
+    args.push('-e', 'frame.number', ...FIELDS.flatMap((k) => ['-e', k]));
+    const run = await runTshark(args);
+    const rows = run.stdout.split('\n').filter((l) => l !== '');
+    expect(rows).toHaveLength(frames.length);
+
+    let values = 0;
+    let nonEmpty = 0;
+    const counts: Record<string, number> = {};
+    const quirks: Record<string, number> = {};
+    rows.forEach((row, i) => {
+      const cols = row.split('\t');
+      expect(cols).toHaveLength(FIELDS.length + 1);
+      expect(cols[0]).toBe(String(i + 1));
+      const { bytes, model } = frames[i];
+      const ours = parse(bytes);
+      // Our own builder's model first, then tshark.
+      expect(ours, `frame ${i + 1}`).toEqual({ ok: true, packets: model });
+      for (const p of ours.packets) counts[p.type] = (counts[p.type] ?? 0) + 1;
+      const { fields: want, quirk } = asTsharkFields(ours.packets, bytes);
+      if (quirk) quirks[quirk] = (quirks[quirk] ?? 0) + 1;
+      const got = Object.fromEntries(FIELDS.map((k, j) => [k, cols[j + 1]]));
+      expect(got, `frame ${i + 1}`).toEqual(want);
+      for (const k of FIELDS) {
+        if (want[k] === '' || k === '_ws.malformed') continue;
+        nonEmpty++;
+        values += want[k].split(',').length;
       }
-      writer.close();
+    });
+    console.log(
+      `[rtcp oracle] ${rows.length} frames, ${JSON.stringify(counts)} packets, ${nonEmpty} non-empty fields, ${values} values equal to tshark's; tshark malformed (its padding quirks): ${JSON.stringify(quirks)}`,
+    );
+  });
 
-      const args = ['-n', '-r', file, '-d', 'udp.port==40001,rtcp', '-T', 'fields', '-E', 'separator=/t'];
-      args.push('-e', 'frame.number', ...FIELDS.flatMap((k) => ['-e', k]));
-      const run = await runTshark(args);
-      const rows = run.stdout.split('\n').filter((l) => l !== '');
-      expect(rows).toHaveLength(frames.length);
-
-      let values = 0;
-      let nonEmpty = 0;
-      const counts: Record<string, number> = {};
-      const quirks: Record<string, number> = {};
-      rows.forEach((row, i) => {
-        const cols = row.split('\t');
-        expect(cols).toHaveLength(FIELDS.length + 1);
-        expect(cols[0]).toBe(String(i + 1));
-        const { bytes, model } = frames[i];
-        const ours = parse(bytes);
-        // Our own builder's model first, then tshark.
-        expect(ours, `frame ${i + 1}`).toEqual({ ok: true, packets: model });
-        for (const p of ours.packets) counts[p.type] = (counts[p.type] ?? 0) + 1;
-        const { fields: want, quirk } = asTsharkFields(ours.packets, bytes);
-        if (quirk) quirks[quirk] = (quirks[quirk] ?? 0) + 1;
-        const got = Object.fromEntries(FIELDS.map((k, j) => [k, cols[j + 1]]));
-        expect(got, `frame ${i + 1}`).toEqual(want);
-        for (const k of FIELDS) {
-          if (want[k] === '' || k === '_ws.malformed') continue;
-          nonEmpty++;
-          values += want[k].split(',').length;
-        }
-      });
-      console.log(
-        `[rtcp oracle] ${rows.length} frames, ${JSON.stringify(counts)} packets, ${nonEmpty} non-empty fields, ${values} values equal to tshark's; tshark malformed (its padding quirks): ${JSON.stringify(quirks)}`,
+  it('round trip from SR/RR pairs agrees with tshark’s capture-time estimate', async () => {
+    // tshark remembers when each SR was captured and, for an RR quoting it, prints capture gap − DLSR
+    // (whole ms, truncated). With the SR's NTP time equal to its capture time, A − LSR − DLSR is the same
+    // delay to within 2 ms of truncation.
+    const dir = tmpDir('callscope-rtcp-rtt-');
+    dirs.push(dir);
+    const file = join(dir, 'rtt.pcap');
+    const rnd = prng(77);
+    const writer = new PcapWriter(file, { linkType: LINKTYPE_RAW, nanosecond: true });
+    const ours: (number | null)[] = [];
+    let t = 1_700_000_000n * 1_000_000_000n + 123_456_789n;
+    for (let i = 0; i < 30; i++) {
+      const a = 0x0a000001 + 2 * i;
+      const b = a + 1;
+      const srSec = Number(t / 1_000_000_000n);
+      const srNsec = Number(t % 1_000_000_000n);
+      const ntpSec = (srSec + 2_208_988_800) >>> 0;
+      const ntpFrac = Number((BigInt(srNsec) << 32n) / 1_000_000_000n);
+      const sr: Sr = {
+        type: 'sr',
+        ssrc: 1000 + i,
+        sender: {
+          ntpSeconds: ntpSec,
+          ntpFraction: ntpFrac,
+          rtpTimestamp: 0,
+          packetCount: 1,
+          octetCount: 160,
+        },
+        reports: [],
+      };
+      writer.write(
+        srSec,
+        srNsec,
+        ipv4Udp(buf(srPacket(sr)), { src: a, dst: b, srcPort: 40001, dstPort: 40001 }),
       );
-    },
-  );
-
-  it.skipIf(!haveTool('tshark'))(
-    'round trip from SR/RR pairs agrees with tshark’s capture-time estimate',
-    async () => {
-      // tshark remembers when each SR was captured and, for an RR quoting it, prints capture gap − DLSR
-      // (whole ms, truncated). With the SR's NTP time equal to its capture time, A − LSR − DLSR is the same
-      // delay to within 2 ms of truncation.
-      const dir = tmpDir('callscope-rtcp-rtt-');
-      dirs.push(dir);
-      const file = join(dir, 'rtt.pcap');
-      const rnd = prng(77);
-      const writer = new PcapWriter(file, { linkType: LINKTYPE_RAW, nanosecond: true });
-      const ours: (number | null)[] = [];
-      let t = 1_700_000_000n * 1_000_000_000n + 123_456_789n;
-      for (let i = 0; i < 30; i++) {
-        const a = 0x0a000001 + 2 * i;
-        const b = a + 1;
-        const srSec = Number(t / 1_000_000_000n);
-        const srNsec = Number(t % 1_000_000_000n);
-        const ntpSec = (srSec + 2_208_988_800) >>> 0;
-        const ntpFrac = Number((BigInt(srNsec) << 32n) / 1_000_000_000n);
-        const sr: Sr = {
-          type: 'sr',
-          ssrc: 1000 + i,
-          sender: {
-            ntpSeconds: ntpSec,
-            ntpFraction: ntpFrac,
-            rtpTimestamp: 0,
-            packetCount: 1,
-            octetCount: 160,
-          },
-          reports: [],
-        };
-        writer.write(
-          srSec,
-          srNsec,
-          ipv4Udp(buf(srPacket(sr)), { src: a, dst: b, srcPort: 40001, dstPort: 40001 }),
-        );
-        // The LSR as RFC 3550 defines it, from the SR's own NTP fields.
-        const lsr = (((ntpSec & 0xffff) << 16) | (ntpFrac >>> 16)) >>> 0;
-        const rttNs = BigInt(int(rnd, 400_000_000));
-        const dlsr = int(rnd, 5 * 65536) + 1;
-        const hold = (BigInt(dlsr) * 1_000_000_000n) / 65536n;
-        const rrT = t + rttNs + hold;
-        const rrSec = Number(rrT / 1_000_000_000n);
-        const rrNsec = Number(rrT % 1_000_000_000n);
-        const rr: Rr = { type: 'rr', ssrc: 2000 + i, reports: [report(1000 + i, { lsr, dlsr })] };
-        writer.write(
-          rrSec,
-          rrNsec,
-          ipv4Udp(buf(rrPacket(rr)), { src: b, dst: a, srcPort: 40001, dstPort: 40001 }),
-        );
-        const decoded = mustParse(buf(rrPacket(rr)))[0] as Rr;
-        ours.push(roundTripMs(ntpMiddle32(rrSec, rrNsec), decoded.reports[0].lsr, decoded.reports[0].dlsr));
-        t = rrT + 1_000_000_000n + BigInt(int(rnd, 1_000_000_000));
-      }
-      writer.close();
-      const run = await runTshark([
-        '-n',
-        '-r',
-        file,
-        '-d',
-        'udp.port==40001,rtcp',
-        '-o',
-        'rtcp.show_roundtrip_calculation:TRUE',
-        '-o',
-        'rtcp.roundtrip_min_threshhold:0',
-        '-T',
-        'fields',
-        '-e',
-        'rtcp.roundtrip-delay',
-      ]);
-      const delays = run.stdout
-        .split('\n')
-        .filter((_, i) => i % 2 === 1)
-        .slice(0, 30)
-        .map(Number);
-      expect(delays).toHaveLength(30);
-      delays.forEach((tsharkMs, i) => {
-        const mine = ours[i];
-        expect(mine, `pair ${i}`).not.toBeNull();
-        expect(
-          Math.abs((mine as number) - tsharkMs),
-          `pair ${i}: ours ${mine}, tshark ${tsharkMs}`,
-        ).toBeLessThanOrEqual(2);
-      });
-    },
-  );
+      // The LSR as RFC 3550 defines it, from the SR's own NTP fields.
+      const lsr = (((ntpSec & 0xffff) << 16) | (ntpFrac >>> 16)) >>> 0;
+      const rttNs = BigInt(int(rnd, 400_000_000));
+      const dlsr = int(rnd, 5 * 65536) + 1;
+      const hold = (BigInt(dlsr) * 1_000_000_000n) / 65536n;
+      const rrT = t + rttNs + hold;
+      const rrSec = Number(rrT / 1_000_000_000n);
+      const rrNsec = Number(rrT % 1_000_000_000n);
+      const rr: Rr = { type: 'rr', ssrc: 2000 + i, reports: [report(1000 + i, { lsr, dlsr })] };
+      writer.write(
+        rrSec,
+        rrNsec,
+        ipv4Udp(buf(rrPacket(rr)), { src: b, dst: a, srcPort: 40001, dstPort: 40001 }),
+      );
+      const decoded = mustParse(buf(rrPacket(rr)))[0] as Rr;
+      ours.push(roundTripMs(ntpMiddle32(rrSec, rrNsec), decoded.reports[0].lsr, decoded.reports[0].dlsr));
+      t = rrT + 1_000_000_000n + BigInt(int(rnd, 1_000_000_000));
+    }
+    writer.close();
+    const run = await runTshark([
+      '-n',
+      '-r',
+      file,
+      '-d',
+      'udp.port==40001,rtcp',
+      '-o',
+      'rtcp.show_roundtrip_calculation:TRUE',
+      '-o',
+      'rtcp.roundtrip_min_threshhold:0',
+      '-T',
+      'fields',
+      '-e',
+      'rtcp.roundtrip-delay',
+    ]);
+    const delays = run.stdout
+      .split('\n')
+      .filter((_, i) => i % 2 === 1)
+      .slice(0, 30)
+      .map(Number);
+    expect(delays).toHaveLength(30);
+    delays.forEach((tsharkMs, i) => {
+      const mine = ours[i];
+      expect(mine, `pair ${i}`).not.toBeNull();
+      expect(
+        Math.abs((mine as number) - tsharkMs),
+        `pair ${i}: ours ${mine}, tshark ${tsharkMs}`,
+      ).toBeLessThanOrEqual(2);
+    });
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,29 +1,19 @@
 /**
  * Real captures (../shared/pcaps, see its README): tshark is the oracle for Call-ID, CSeq, method, status,
  * SDP connection address and media port; we parse the same UDP payloads (tshark reassembles the IPv6
- * fragments for us) and compare. Skipped, visibly, when the captures or tshark are not available.
+ * fragments for us) and compare. Skipped, visibly, when the captures or tshark are not available
+ * (failing under CI without tshark: test/oracle/tools.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
+import { needs, SHARED_CAPTURES } from '../../test/oracle/tools.js';
 import { looksLikeSip } from './detect.js';
 import { SipParser } from './parser.js';
 
 const parser = new SipParser();
 
 const PCAPS = fileURLToPath(new URL('../../../shared/pcaps/', import.meta.url));
-
-function hasTshark(): boolean {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const available = existsSync(PCAPS) && hasTshark();
 
 interface Row {
   callId: string;
@@ -77,7 +67,7 @@ function tsharkRows(file: string): Row[] {
     });
 }
 
-describe.skipIf(!available)('real captures vs tshark', () => {
+needs(SHARED_CAPTURES, 'tshark').describe('real captures vs tshark', () => {
   for (const [file, count] of [
     ['sip_ipv6_udp.pcap', 6],
     ['ipv6frag.pcap', 32],
@@ -114,5 +104,3 @@ describe.skipIf(!available)('real captures vs tshark', () => {
     });
   }
 });
-
-it.skipIf(available)('real-capture comparison skipped: ../shared/pcaps or tshark not available', () => {});

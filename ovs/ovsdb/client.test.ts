@@ -8,7 +8,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { haveOvs, type OvsLab, ovsSkipReason, startOvs } from '../../test/oracle/ovs.js';
+import { OVS_LAB, type OvsLab, startOvs } from '../../test/oracle/ovs.js';
+import { needs } from '../../test/oracle/tools.js';
 import {
   OvsdbClient,
   type OvsdbOperation,
@@ -38,8 +39,6 @@ import {
   JsonRpcProtocolError,
   parseTarget,
 } from './jsonrpc.js';
-
-if (!haveOvs()) console.log(`[ovs] OVSDB client tests against ovsdb-server SKIPPED: ${ovsSkipReason()}`);
 
 const DB = 'Open_vSwitch';
 
@@ -395,7 +394,7 @@ describe('against misbehaving fake servers', () => {
 // ---------------------------------------------------------------------------------------------------
 // Real ovsdb-server
 
-describe.skipIf(!haveOvs())('OvsdbClient against ovsdb-server', () => {
+needs(...OVS_LAB).describe('OvsdbClient against ovsdb-server', () => {
   let lab: OvsLab;
   let client: OvsdbClient;
   const extra: OvsdbClient[] = [];

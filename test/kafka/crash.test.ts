@@ -6,12 +6,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';
-import { REPO_ROOT, removeTmpDir, tmpDir } from '../oracle/tools.js';
+import { KAFKA, needs, REPO_ROOT, removeTmpDir, tmpDir } from '../oracle/tools.js';
 import {
-  CAN_RUN_KAFKA,
   eventId,
   type KafkaTarget,
   startKafkaTarget,
@@ -119,7 +118,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: str
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
 
-describe.skipIf(!CAN_RUN_KAFKA)('Kafka consumer crash', () => {
+needs(KAFKA).describe('Kafka consumer crash', () => {
   let target: KafkaTarget;
   let script: string;
   let dir: string;

@@ -11,13 +11,7 @@ import { createLogger, type Logger, silentLogger } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import type { ChunkContext } from '../../ingest/kafka/consumer.js';
 import { ensureTopics } from '../../ingest/kafka/topics.js';
-import {
-  haveMockKafka,
-  kafkaBrokersFromEnv,
-  type MockKafka,
-  mockKafkaUnavailableReason,
-  startMockKafka,
-} from '../oracle/kafka-mock.js';
+import { kafkaBrokersFromEnv, type MockKafka, startMockKafka } from '../oracle/kafka-mock.js';
 import { REPO_ROOT } from '../oracle/tools.js';
 import { eventId } from './event-id.js';
 
@@ -25,14 +19,11 @@ export { eventId };
 
 export const SAMPLE_PCAP = join(REPO_ROOT, 'capture', 'sample', 'calls.pcap');
 
-/** Where the Kafka tests can run: a real broker from the environment, else the mock, else nowhere. */
+/**
+ * Where the Kafka tests run: a real broker from the environment, else the mock. Tests gate on
+ * `needs(KAFKA)`, and on `needs(KAFKA_MOCK)` where they stage outages (test/oracle/tools.ts).
+ */
 export const REAL_BROKERS = kafkaBrokersFromEnv();
-export const CAN_RUN_KAFKA = REAL_BROKERS !== undefined || haveMockKafka();
-export const SKIP_REASON = CAN_RUN_KAFKA ? null : mockKafkaUnavailableReason();
-if (SKIP_REASON) {
-  // Visible in the test output, next to the skipped tests.
-  console.warn(`[kafka tests] skipped: ${SKIP_REASON}`);
-}
 
 /** Test logs: silent unless CALLSCOPE_TEST_LOG=debug|info|warn. */
 export function testLogger(): Logger {

@@ -6,15 +6,13 @@
  * - the store (sink) failing: the partition pauses, retries back off, nothing is committed until the
  *   write succeeds, heartbeats keep the membership, and nothing is lost or stored twice.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import type { CaptureEvent } from '../../core/event.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventConsumer } from '../../ingest/kafka/consumer.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';
-import { haveMockKafka } from '../oracle/kafka-mock.js';
-import { removeTmpDir, tmpDir } from '../oracle/tools.js';
+import { KAFKA, KAFKA_MOCK, needs, removeTmpDir, tmpDir } from '../oracle/tools.js';
 import {
-  CAN_RUN_KAFKA,
   CollectingSink,
   canonical,
   GROUP_TIMING,
@@ -51,8 +49,8 @@ async function sendPaced(producer: EventProducer, events: CaptureEvent[], perSec
 }
 
 // Independent scenarios (own cluster, topic, group each): run side by side to halve the wall time.
-describe.skipIf(!CAN_RUN_KAFKA).concurrent('Kafka outages', () => {
-  it.skipIf(!haveMockKafka())(
+needs(KAFKA).describe.concurrent('Kafka outages', () => {
+  needs(KAFKA_MOCK).it(
     'all brokers down for 30 s: events spool, then replay in order, each reaching the sink once',
     async () => {
       // Always the mock: a real broker cannot be switched off from here.

@@ -4,7 +4,7 @@
  * poison message goes to the dead-letter topic while the rest flows; topics are ensured even by a
  * broker that refuses CreateTopics.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { CaptureEvent } from '../../core/event.js';
 import { createLogger } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
@@ -13,9 +13,8 @@ import { EventConsumer } from '../../ingest/kafka/consumer.js';
 import { eventMessage } from '../../ingest/kafka/message.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';
 import { ensureTopics } from '../../ingest/kafka/topics.js';
-import { removeTmpDir, tmpDir } from '../oracle/tools.js';
+import { KAFKA, needs, removeTmpDir, tmpDir } from '../oracle/tools.js';
 import {
-  CAN_RUN_KAFKA,
   CollectingSink,
   canonical,
   eventId,
@@ -30,7 +29,7 @@ import {
 
 const logger = testLogger();
 
-describe.skipIf(!CAN_RUN_KAFKA)('Kafka transport', () => {
+needs(KAFKA).describe('Kafka transport', () => {
   let target: KafkaTarget;
   const dirs: string[] = [];
 

@@ -3,19 +3,12 @@
  * through the small C program `test/kafka/mock-cluster.c`. Nothing here imports product code: the
  * broker is the oracle the Kafka transport is checked against.
  *
- * The program is compiled on first use into a cache directory keyed by its source, so a changed
- * source is rebuilt and parallel test processes never run a half-written binary.
+ * The program is compiled on first use (tools.ts, mockKafkaBuild) into a cache directory keyed by its
+ * source, so a changed source is rebuilt and parallel test processes never run a half-written binary.
  */
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { REPO_ROOT, toolPath } from './tools.js';
-
-const SOURCE = join(REPO_ROOT, 'test', 'kafka', 'mock-cluster.c');
-const HEADER = '/usr/include/librdkafka/rdkafka_mock.h';
+import { mockKafkaBuild } from './tools.js';
 
 export interface MockKafkaOptions {
   /** Number of brokers; their ids are 1..brokers. Default 1. */
@@ -42,53 +35,14 @@ export function kafkaBrokersFromEnv(): string | undefined {
   return v ? v : undefined;
 }
 
-type Build = { binary: string | null; reason: string | null };
-let built: Build | undefined;
-
-/**
- * The mock-cluster binary, compiled once per process (and once per source version on disk), or why
- * it cannot be. Sync so that `describe.skipIf(!haveMockKafka())` can decide at collection time.
- */
-function build(): Build {
-  built ??= compile();
-  return built;
-}
-
-function compile(): Build {
-  const gcc = toolPath('gcc') ?? toolPath('cc');
-  if (!gcc) return { binary: null, reason: 'gcc is not installed (apt-get install gcc)' };
-  if (!existsSync(HEADER)) {
-    return { binary: null, reason: `${HEADER} is missing (apt-get install librdkafka-dev)` };
-  }
-  const source = readFileSync(SOURCE);
-  const tag = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), `callscope-mock-kafka-${process.getuid?.() ?? 'u'}`);
-  const binary = join(dir, `mock-cluster-${tag}`);
-  if (existsSync(binary)) return { binary, reason: null };
-  mkdirSync(dir, { recursive: true });
-  // Compile under a private name and rename: rename is atomic, so a concurrent run sees either
-  // no binary or a complete one.
-  const partial = `${binary}.${process.pid}.tmp`;
-  try {
-    execFileSync(gcc, ['-O2', '-o', partial, SOURCE, '-lrdkafka'], { stdio: 'pipe' });
-    renameSync(partial, binary);
-    return { binary, reason: null };
-  } catch (e) {
-    rmSync(partial, { force: true });
-    const err = e as { stderr?: Buffer; message: string };
-    const detail = err.stderr?.toString().trim() || err.message;
-    return { binary: null, reason: `cannot build ${SOURCE}: ${detail}` };
-  }
-}
-
 /** True when the mock cluster can be built and run here (gcc and librdkafka-dev present). */
 export function haveMockKafka(): boolean {
-  return build().binary !== null;
+  return mockKafkaBuild().binary !== null;
 }
 
-/** Why {@link haveMockKafka} is false (for a visible skip message), or null. */
+/** Why {@link haveMockKafka} is false, or null. Tests gate with `needs(KAFKA_MOCK)` (tools.ts). */
 export function mockKafkaUnavailableReason(): string | null {
-  return build().reason;
+  return mockKafkaBuild().reason;
 }
 
 /** A line reader over the child's stdout that hands out lines in order. */
@@ -139,7 +93,7 @@ class Lines {
 
 /** Starts a mock cluster in a child process; the caller owns it and calls `stop()`. */
 export async function startMockKafka(options: MockKafkaOptions = {}): Promise<MockKafka> {
-  const { binary, reason } = build();
+  const { binary, reason } = mockKafkaBuild();
   if (!binary) throw new Error(`mock Kafka unavailable: ${reason}`);
   const brokers = options.brokers ?? 1;
   const args = [String(brokers), ...(options.topics ?? []).map((t) => `${t.name}:${t.partitions}`)];

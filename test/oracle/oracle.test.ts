@@ -3,11 +3,11 @@
  * tcpdump, and the two agreeing with each other.
  */
 import { createSocket } from 'node:dgram';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseSippStatCsv, runSippCalls, type SippRun } from './sipp.js';
-import { haveTool, isRoot, removeTmpDir, SHARED_PCAPS, tmpDir } from './tools.js';
+import { needs, ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './tools.js';
 import {
   foldToTsharkStatusCodes,
   parseTsharkSipStat,
@@ -18,13 +18,9 @@ import {
   writeSipUdpPcap,
 } from './tshark.js';
 
-const haveTshark = haveTool('tshark');
-const missing = ['sipp', 'tcpdump', 'tshark'].filter((t) => !haveTool(t));
-const sippReason =
-  missing.length > 0 ? `missing ${missing.join(', ')}` : !isRoot() ? 'not root (tcpdump)' : '';
-if (sippReason) console.log(`[oracle] SIPp/tcpdump runs SKIPPED: ${sippReason}`);
-if (!haveTshark) console.log('[oracle] tshark tests SKIPPED: tshark not installed');
-if (!SHARED_PCAPS) console.log('[oracle] shared capture test SKIPPED: ../shared/pcaps absent');
+const tshark = needs('tshark');
+// tcpdump on loopback needs root.
+const sipp = needs('sipp', 'tcpdump', 'tshark', ROOT);
 
 // Own loopback addresses, so these runs never collide with other test files' SIPp runs (which use the
 // defaults 127.0.0.2/127.0.0.3) on the same ports while vitest runs files in parallel.
@@ -95,10 +91,9 @@ describe('parsers (no tools needed)', () => {
   });
 });
 
-describe.skipIf(!haveTshark)('tshark sip,stat', () => {
-  it.skipIf(!SHARED_PCAPS)('sip_ipv4_tcp.pcap: 7 messages, 1 INVITE', async () => {
-    const file = join(SHARED_PCAPS ?? '', 'sip_ipv4_tcp.pcap');
-    if (!existsSync(file)) return;
+tshark.describe('tshark sip,stat', () => {
+  needs(SHARED_CAPTURES).it('sip_ipv4_tcp.pcap: 7 messages, 1 INVITE', async () => {
+    const file = join(SHARED_PCAPS!, 'sip_ipv4_tcp.pcap');
     const counts = await tsharkSipStat(file);
     console.log(`[oracle] tshark sip_ipv4_tcp.pcap: ${JSON.stringify(counts)}`);
     expect(counts.messages).toBe(7);
@@ -139,7 +134,7 @@ describe.skipIf(!haveTshark)('tshark sip,stat', () => {
   });
 });
 
-describe.skipIf(sippReason !== '')('SIPp over loopback, captured by tcpdump', () => {
+sipp.describe('SIPp over loopback, captured by tcpdump', () => {
   it('UDP: 20 calls at 20 cps → 20 successes, 120 SIP messages in the capture', async () => {
     const run = await runSippCalls({
       dir: dir(),

@@ -16,38 +16,30 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { haveTool, isRoot, removeTmpDir, tmpDir } from './tools.js';
+import { NETNS, needs, type Requirement, ROOT, removeTmpDir, requirement, tmpDir, tool } from './tools.js';
 
 const SCHEMA_CANDIDATES = [
   '/usr/share/openvswitch/vswitch.ovsschema',
   '/usr/local/share/openvswitch/vswitch.ovsschema',
-];
-const REQUIRED_TOOLS = [
-  'ovsdb-tool',
-  'ovsdb-server',
-  'ovs-vswitchd',
-  'ovs-vsctl',
-  'ovs-appctl',
-  'ip',
-  'ethtool',
 ];
 
 function schemaPath(): string | null {
   return SCHEMA_CANDIDATES.find((p) => existsSync(p)) ?? null;
 }
 
-/** Why OVS tests cannot run here, or '' when they can. */
-export function ovsSkipReason(): string {
-  const missing = REQUIRED_TOOLS.filter((t) => !haveTool(t));
-  if (missing.length > 0) return `missing ${missing.join(', ')}`;
-  if (!schemaPath()) return 'vswitch.ovsschema not found';
-  if (!isRoot()) return 'not root (network namespaces, veth)';
-  return '';
-}
+/** What a private OVS lab needs: its binaries, the vswitch schema, root and network namespaces. */
+export const OVS_LAB: readonly Requirement[] = [
+  ...['ovsdb-tool', 'ovsdb-server', 'ovs-vswitchd', 'ovs-vsctl', 'ovs-appctl', 'ip', 'ethtool'].map(tool),
+  requirement('vswitch.ovsschema', 'apt-get install openvswitch-switch', () =>
+    schemaPath() ? null : `not found in ${SCHEMA_CANDIDATES.join(', ')}`,
+  ),
+  ROOT,
+  NETNS,
+];
 
-/** True when the OVS binaries are installed and we run as root. */
-export function haveOvs(): boolean {
-  return ovsSkipReason() === '';
+/** Why OVS tests cannot run here, or '' when they can. Tests gate with `needs(...OVS_LAB)`. */
+export function ovsSkipReason(): string {
+  return needs(...OVS_LAB).reason;
 }
 
 export interface OvsLabOptions {

@@ -1,17 +1,12 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { haveTool, REPO_ROOT, SHARED_PCAPS } from './tools.js';
+import { needs, REPO_ROOT, SHARED_CAPTURES, SHARED_PCAPS } from './tools.js';
 import { runTshark } from './tshark.js';
 import { parseRtpStreams, streamKey, type TsharkRtpStream, tsharkRtpStreams } from './tshark-rtp.js';
 
-const haveTshark = haveTool('tshark');
 const SAMPLE = join(REPO_ROOT, 'capture', 'sample', 'calls.pcap');
-if (!haveTshark) console.log('[oracle] tshark rtp,streams tests SKIPPED: tshark not installed');
-if (!SHARED_PCAPS)
-  console.log('[oracle] tshark rtp,streams on shared captures SKIPPED: ../shared/pcaps absent');
 
-const shared = (name: string): string => join(SHARED_PCAPS ?? '', name);
+const shared = (name: string): string => join(SHARED_PCAPS!, name);
 
 /** Relations every row must satisfy whatever the capture. */
 function expectConsistent(s: TsharkRtpStream): void {
@@ -39,8 +34,9 @@ describe('parseRtpStreams', () => {
   });
 });
 
-describe.skipIf(!haveTshark)('tshark rtp,streams (tshark 4.0 layout)', () => {
-  it.skipIf(!SHARED_PCAPS)('g711a.pcap: every column of the one G.711 stream', async () => {
+needs('tshark').describe('tshark rtp,streams (tshark 4.0 layout)', () => {
+  const sharedCaptures = needs(SHARED_CAPTURES);
+  sharedCaptures.it('g711a.pcap: every column of the one G.711 stream', async () => {
     const file = shared('g711a.pcap');
     expect(await tsharkRtpStreams(file)).toEqual([]); // no SDP: RTP only with heuristics or decode-as
     const streams = await tsharkRtpStreams(file, { heuristic: true });
@@ -70,7 +66,7 @@ describe.skipIf(!haveTshark)('tshark rtp,streams (tshark 4.0 layout)', () => {
     expect(streamKey(streams[0])).toBe(`10.1.3.143:5000>10.1.6.18:2006#${0xdee0ee8f}`);
   });
 
-  it.skipIf(!SHARED_PCAPS)('dtmf_2833_1.pcap: negative loss, no jitter (-1), problem flag', async () => {
+  sharedCaptures.it('dtmf_2833_1.pcap: negative loss, no jitter (-1), problem flag', async () => {
     const [s, ...rest] = await tsharkRtpStreams(shared('dtmf_2833_1.pcap'), { heuristic: true });
     expect(rest).toEqual([]);
     expect(s).toMatchObject({
@@ -88,61 +84,55 @@ describe.skipIf(!haveTshark)('tshark rtp,streams (tshark 4.0 layout)', () => {
     });
   });
 
-  it.skipIf(!SHARED_PCAPS)(
-    'sip_ipv4_tcp.pcap: SDP-announced streams, payload list with a comma',
-    async () => {
-      const streams = await tsharkRtpStreams(shared('sip_ipv4_tcp.pcap'));
-      expect(streams.map((s) => [streamKey(s), s.payload, s.packets, s.lost])).toEqual([
-        [`10.33.6.100:6000>10.33.6.101:6050#${0x5a3361b3}`, 'g711A, CN', 24, 0],
-        [`10.33.6.101:6050>10.33.6.100:6000#${0x42f433d4}`, 'g711A, CN', 42, 0],
-      ]);
-      for (const s of streams) expectConsistent(s);
-    },
-  );
+  sharedCaptures.it('sip_ipv4_tcp.pcap: SDP-announced streams, payload list with a comma', async () => {
+    const streams = await tsharkRtpStreams(shared('sip_ipv4_tcp.pcap'));
+    expect(streams.map((s) => [streamKey(s), s.payload, s.packets, s.lost])).toEqual([
+      [`10.33.6.100:6000>10.33.6.101:6050#${0x5a3361b3}`, 'g711A, CN', 24, 0],
+      [`10.33.6.101:6050>10.33.6.100:6000#${0x42f433d4}`, 'g711A, CN', 42, 0],
+    ]);
+    for (const s of streams) expectConsistent(s);
+  });
 
-  it.skipIf(!existsSync(SAMPLE))(
-    'capture/sample/calls.pcap: rows agree with tshark per-packet fields',
-    async () => {
-      const streams = await tsharkRtpStreams(SAMPLE);
-      expect(streams.length).toBeGreaterThan(0);
-      for (const s of streams) expectConsistent(s);
-      expect(new Set(streams.map(streamKey)).size).toBe(streams.length);
-      const fields = await runTshark([
-        '-n',
-        '-r',
-        SAMPLE,
-        '-Y',
-        'rtp',
-        '-T',
-        'fields',
-        '-E',
-        'separator=|',
-        '-e',
-        'ip.src',
-        '-e',
-        'udp.srcport',
-        '-e',
-        'ip.dst',
-        '-e',
-        'udp.dstport',
-        '-e',
-        'rtp.ssrc',
-      ]);
-      const perStream = new Map<string, number>();
-      for (const line of fields.stdout.trim().split('\n')) {
-        const [src, srcPort, dst, dstPort, ssrc] = line.split('|');
-        const key = streamKey({
-          src,
-          srcPort: Number(srcPort),
-          dst,
-          dstPort: Number(dstPort),
-          ssrc: Number(ssrc),
-        });
-        perStream.set(key, (perStream.get(key) ?? 0) + 1);
-      }
-      expect(Object.fromEntries(streams.map((s) => [streamKey(s), s.packets]))).toEqual(
-        Object.fromEntries(perStream),
-      );
-    },
-  );
+  it('capture/sample/calls.pcap: rows agree with tshark per-packet fields', async () => {
+    const streams = await tsharkRtpStreams(SAMPLE);
+    expect(streams.length).toBeGreaterThan(0);
+    for (const s of streams) expectConsistent(s);
+    expect(new Set(streams.map(streamKey)).size).toBe(streams.length);
+    const fields = await runTshark([
+      '-n',
+      '-r',
+      SAMPLE,
+      '-Y',
+      'rtp',
+      '-T',
+      'fields',
+      '-E',
+      'separator=|',
+      '-e',
+      'ip.src',
+      '-e',
+      'udp.srcport',
+      '-e',
+      'ip.dst',
+      '-e',
+      'udp.dstport',
+      '-e',
+      'rtp.ssrc',
+    ]);
+    const perStream = new Map<string, number>();
+    for (const line of fields.stdout.trim().split('\n')) {
+      const [src, srcPort, dst, dstPort, ssrc] = line.split('|');
+      const key = streamKey({
+        src,
+        srcPort: Number(srcPort),
+        dst,
+        dstPort: Number(dstPort),
+        ssrc: Number(ssrc),
+      });
+      perStream.set(key, (perStream.get(key) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(streams.map((s) => [streamKey(s), s.packets]))).toEqual(
+      Object.fromEntries(perStream),
+    );
+  });
 });

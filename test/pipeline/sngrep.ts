@@ -1,26 +1,10 @@
 /**
- * sngrep (Debian's 1.6, built with EEP/HEP support) as a HEP sender we did not write, and the kernel's
- * view of a UDP socket (drops) so that a loss on the way is seen, not guessed.
+ * sngrep (Debian's 1.6, built with EEP/HEP support: tests gate on SNGREP_HEP in test/oracle/tools.ts)
+ * as a HEP sender we did not write, and the kernel's view of a UDP socket (drops) so that a loss on
+ * the way is seen, not guessed.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-
-function probe(): string {
-  try {
-    return execFileSync('sngrep', ['-V'], { encoding: 'utf8' });
-  } catch {
-    return '';
-  }
-}
-
-const version = probe();
-
-/** True when sngrep is installed and can send HEP. */
-export const HAVE_SNGREP_HEP = version.includes('EEP/HEP support');
-
-export const SNGREP_MISSING = version
-  ? 'sngrep is built without EEP/HEP support'
-  : 'sngrep is not installed (apt-get install sngrep)';
 
 /**
  * sngrep reading `file` and sending every SIP message it finds as HEP3 to udp:127.0.0.1:port; resolves

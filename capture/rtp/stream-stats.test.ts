@@ -19,17 +19,14 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../analyze/analyze.js';
-import type { RtpStreamSummary } from '../analyze/summary.js';
-import { PcapWriter } from '../capture/file/pcap-writer.js';
-import { LINKTYPE_RAW } from '../capture/file/record.js';
-import { Rng } from '../capture/generator/random.js';
-import { ipv4Udp } from './fixtures/packets.js';
-import { haveTool, removeTmpDir, tmpDir } from './oracle/tools.js';
-import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
-
-const haveTshark = haveTool('tshark');
-if (!haveTshark) console.log('[rtp-edge] tshark comparisons SKIPPED: tshark not installed');
+import { analyzeFile } from '../../analyze/analyze.js';
+import type { RtpStreamSummary } from '../../analyze/summary.js';
+import { ipv4Udp } from '../../test/fixtures/packets.js';
+import { needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
+import { PcapWriter } from '../file/pcap-writer.js';
+import { LINKTYPE_RAW } from '../file/record.js';
+import { Rng } from '../generator/random.js';
 
 const dir = tmpDir('callscope-rtp-edge-');
 afterAll(() => removeTmpDir(dir));
@@ -537,7 +534,7 @@ function flow(call: Call, packets: Rtp[], reverse = false): Flow {
     : { from: call.caller, to: call.callee, packets };
 }
 
-describe.skipIf(!haveTshark)('RTP edge cases against tshark -z rtp,streams', () => {
+needs('tshark').describe('RTP edge cases against tshark -z rtp,streams', () => {
   it('sequence wraps: clean, with loss at the wrap, twice, and from sequence 0', async () => {
     const rng = new Rng(1001);
     const calls = [1, 2, 3, 4, 5].map((n) => callPair(n, 'wrap'));

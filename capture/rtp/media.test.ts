@@ -8,12 +8,12 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import type { PacketRecord } from '../capture/file/record.js';
-import { Rng } from '../capture/generator/random.js';
-import { CapturePipeline } from '../capture/pipeline.js';
-import type { MediaTrackerOptions } from '../capture/rtp/media.js';
-import type { MediaStreamReport } from '../core/media-report.js';
-import { ipv4Udp, rawRecord } from './fixtures/packets.js';
+import type { MediaStreamReport } from '../../core/media-report.js';
+import { ipv4Udp, rawRecord } from '../../test/fixtures/packets.js';
+import type { PacketRecord } from '../file/record.js';
+import { Rng } from '../generator/random.js';
+import { CapturePipeline } from '../pipeline.js';
+import type { MediaTrackerOptions } from './media.js';
 
 const HEP_RTP_QOS = 34;
 const BASE_SEC = 1_700_000_000;

@@ -3,12 +3,7 @@
  * when both the memory queue and the spool are full, and a spool left by a stopped process being
  * replayed, in order, by the next one.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafka } from '../../ingest/kafka/client.js';
-import { EventConsumer } from '../../ingest/kafka/consumer.js';
-import { EventProducer } from '../../ingest/kafka/producer.js';
-import { haveMockKafka } from '../oracle/kafka-mock.js';
-import { removeTmpDir, tmpDir } from '../oracle/tools.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   CollectingSink,
   canonical,
@@ -21,11 +16,15 @@ import {
   synthesizeEvents,
   testLogger,
   waitFor,
-} from './fixtures.js';
+} from '../../test/kafka/fixtures.js';
+import { KAFKA_MOCK, needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { createKafka } from './client.js';
+import { EventConsumer } from './consumer.js';
+import { EventProducer } from './producer.js';
 
 const logger = testLogger();
 
-describe.skipIf(!haveMockKafka())('Kafka producer while brokers are down', () => {
+needs(KAFKA_MOCK).describe('Kafka producer while brokers are down', () => {
   let target: KafkaTarget;
   let consumer: EventConsumer;
   let topic: string;

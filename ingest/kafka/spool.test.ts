@@ -16,8 +16,8 @@ import {
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../core/log.js';
-import { Spool, type SpoolOptions } from '../../ingest/kafka/spool.js';
-import { removeTmpDir, tmpDir } from '../oracle/tools.js';
+import { removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { Spool, type SpoolOptions } from './spool.js';
 
 const dirs: string[] = [];
 const open: Spool[] = [];

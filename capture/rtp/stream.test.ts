@@ -6,15 +6,15 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../analyze/analyze.js';
-import type { AnalyzeSummary, RtpStreamSummary } from '../analyze/summary.js';
-import { type CodecName, type GroundTruth, generateCapture } from '../capture/generator/generate.js';
-import type { CaptureEvent } from '../core/event.js';
-import { runSippCalls } from './oracle/sipp.js';
-import { haveTool, removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
-import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+import { analyzeFile } from '../../analyze/analyze.js';
+import type { AnalyzeSummary, RtpStreamSummary } from '../../analyze/summary.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { runSippCalls } from '../../test/oracle/sipp.js';
+import { needs, ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from '../../test/oracle/tools.js';
+import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
+import { type CodecName, type GroundTruth, generateCapture } from '../generator/generate.js';
 
-const haveTshark = haveTool('tshark');
+const tshark = needs('tshark');
 const dir = tmpDir('callscope-rtp-');
 afterAll(() => removeTmpDir(dir));
 
@@ -58,9 +58,10 @@ function expectSameStreams(ours: RtpStreamSummary[], theirs: TsharkRtpStream[]):
   }
 }
 
-describe.skipIf(!haveTshark || !SHARED_PCAPS)('public captures: streams equal tshark rtp,streams', () => {
+describe('public captures: streams equal tshark rtp,streams', () => {
   const files = SHARED_PCAPS ? readdirSync(SHARED_PCAPS).filter((f) => f.endsWith('.pcap')) : [];
-  it.each(files)('%s', async (name) => {
+  const shared = needs(SHARED_CAPTURES);
+  needs(SHARED_CAPTURES, 'tshark').it.each(files)('%s', async (name) => {
     const file = join(SHARED_PCAPS!, name);
     // Heuristic on both sides: these captures carry media without signalling (g711a, dtmf) too.
     const [summary, reference] = await Promise.all([
@@ -71,30 +72,27 @@ describe.skipIf(!haveTshark || !SHARED_PCAPS)('public captures: streams equal ts
     expect(summary.rtp.stats.rtcpMalformed).toBe(0);
   });
 
-  it.skipIf(!SHARED_PCAPS)(
-    'the SDP-signalled streams belong to their call; the unsignalled ones to none',
-    async () => {
-      const tcp = await analyzeFile(join(SHARED_PCAPS!, 'sip_ipv4_tcp.pcap'));
-      expect(tcp.rtp.streams.map((s) => s.callId)).toEqual([
-        '158936656982201062716@10.33.6.100',
-        '158936656982201062716@10.33.6.100',
-      ]);
-      expect(tcp.rtp.streams.every((s) => s.discovery === 'sdp' && s.codec === 'PCMA')).toBe(true);
-      const g711 = await analyzeFile(join(SHARED_PCAPS!, 'g711a.pcap'));
-      expect(g711.rtp.streams).toHaveLength(1);
-      expect(g711.rtp.streams[0]).toMatchObject({
-        callId: null,
-        discovery: 'heuristic',
-        codec: 'PCMA',
-        ssrc: 0xdee0ee8f,
-      });
-      const dtmf = await analyzeFile(join(SHARED_PCAPS!, 'dtmf_2833_1.pcap'));
-      // telephone-event carries no voice: no jitter (as tshark), no MOS.
-      expect(dtmf.rtp.streams[0]).toMatchObject({ minJitterMs: -1, mos: null });
-    },
-  );
+  shared.it('the SDP-signalled streams belong to their call; the unsignalled ones to none', async () => {
+    const tcp = await analyzeFile(join(SHARED_PCAPS!, 'sip_ipv4_tcp.pcap'));
+    expect(tcp.rtp.streams.map((s) => s.callId)).toEqual([
+      '158936656982201062716@10.33.6.100',
+      '158936656982201062716@10.33.6.100',
+    ]);
+    expect(tcp.rtp.streams.every((s) => s.discovery === 'sdp' && s.codec === 'PCMA')).toBe(true);
+    const g711 = await analyzeFile(join(SHARED_PCAPS!, 'g711a.pcap'));
+    expect(g711.rtp.streams).toHaveLength(1);
+    expect(g711.rtp.streams[0]).toMatchObject({
+      callId: null,
+      discovery: 'heuristic',
+      codec: 'PCMA',
+      ssrc: 0xdee0ee8f,
+    });
+    const dtmf = await analyzeFile(join(SHARED_PCAPS!, 'dtmf_2833_1.pcap'));
+    // telephone-event carries no voice: no jitter (as tshark), no MOS.
+    expect(dtmf.rtp.streams[0]).toMatchObject({ minJitterMs: -1, mos: null });
+  });
 
-  it('without the heuristic, unsignalled media is not RTP', async () => {
+  shared.it('without the heuristic, unsignalled media is not RTP', async () => {
     const summary = await analyzeFile(join(SHARED_PCAPS!, 'g711a.pcap'), { media: { heuristic: false } });
     expect(summary.rtp.streams).toEqual([]);
   });
@@ -133,11 +131,11 @@ async function generated(
 }
 
 describe('generator captures with injected loss, reordering and jitter', () => {
-  it.each(['PCMU', 'G729'] as CodecName[])(
+  tshark.it.each(['PCMU', 'G729'] as CodecName[])(
     '%s: equal to tshark, loss equal to the injected loss per stream',
     async (codec) => {
       const g = await generated(`mix-${codec}`, codec, { lossRate: 0.03, reorderRate: 0.01, jitterMs: 15 });
-      if (haveTshark) expectSameStreams(g.summary.rtp.streams, await tsharkRtpStreams(g.file));
+      expectSameStreams(g.summary.rtp.streams, await tsharkRtpStreams(g.file));
       const ours = new Map(g.summary.rtp.streams.map((s) => [streamKey(s), s]));
       expect(ours.size).toBe(g.truth.rtpStreams.length);
       for (const t of g.truth.rtpStreams) {
@@ -227,7 +225,7 @@ describe('MOS from the E-model', () => {
   );
 });
 
-describe.skipIf(!haveTshark || !haveTool('sipp') || !haveTool('tcpdump'))('SIPp calls with RTP', () => {
+needs('tshark', 'sipp', 'tcpdump', ROOT).describe('SIPp calls with RTP', () => {
   it('play_pcap_audio with RTP echo: streams equal tshark, attributed to the call', async () => {
     const run = await runSippCalls({
       dir,

@@ -5,14 +5,14 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { analyzeFile } from '../analyze/analyze.js';
-import { PcapWriter } from '../capture/file/pcap-writer.js';
-import { LINKTYPE_RAW } from '../capture/file/record.js';
-import type { CaptureEvent } from '../core/event.js';
-import { decodeHep3, encodeHep3 } from '../core/hep3.js';
-import { ipv4Udp } from './fixtures/packets.js';
-import { haveTool, removeTmpDir, tmpDir } from './oracle/tools.js';
-import { streamKey, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+import { analyzeFile } from '../../analyze/analyze.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { decodeHep3, encodeHep3 } from '../../core/hep3.js';
+import { ipv4Udp } from '../../test/fixtures/packets.js';
+import { needs, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { streamKey, tsharkRtpStreams } from '../../test/oracle/tshark-rtp.js';
+import { PcapWriter } from '../file/pcap-writer.js';
+import { LINKTYPE_RAW } from '../file/record.js';
 
 const dir = tmpDir('callscope-rtp-sdp-');
 afterAll(() => removeTmpDir(dir));
@@ -133,42 +133,43 @@ describe('media bound by SDP', () => {
   const file = join(dir, 'latched.pcap');
   writeCall(file);
 
-  it('latched RTP, rtcp-mux and re-INVITE: the streams tshark finds, all attributed to the call', async () => {
-    const events: CaptureEvent[] = [];
-    const summary = await analyzeFile(file, { onEvent: (e) => events.push(e) });
-    const keys = summary.rtp.streams.map(streamKey).sort();
-    expect(keys).toEqual(
-      [
-        `${NAT}:31000>${CALLEE}:5000#${0x1111}`,
-        `${CALLEE}:5000>${NAT}:31000#${0x2222}`,
-        `${CALLEE}:5002>${NAT}:31000#${0x3333}`,
-      ].sort(),
-    );
-    if (haveTool('tshark')) {
+  needs('tshark').it(
+    'latched RTP, rtcp-mux and re-INVITE: the streams tshark finds, all attributed to the call',
+    async () => {
+      const events: CaptureEvent[] = [];
+      const summary = await analyzeFile(file, { onEvent: (e) => events.push(e) });
+      const keys = summary.rtp.streams.map(streamKey).sort();
+      expect(keys).toEqual(
+        [
+          `${NAT}:31000>${CALLEE}:5000#${0x1111}`,
+          `${CALLEE}:5000>${NAT}:31000#${0x2222}`,
+          `${CALLEE}:5002>${NAT}:31000#${0x3333}`,
+        ].sort(),
+      );
       const reference = await tsharkRtpStreams(file);
       expect(reference.map(streamKey).sort()).toEqual(keys);
       for (const t of reference) {
         const o = summary.rtp.streams.find((s) => streamKey(s) === streamKey(t))!;
         expect([o.packets, o.lost]).toEqual([t.packets, t.lost]);
       }
-    }
-    for (const s of summary.rtp.streams) {
-      expect(s.callId).toBe(CALL_ID);
-      expect(s.discovery).toBe('sdp');
-      expect(s.lost).toBe(0);
-    }
-    // rtcp-mux: RTCP on the RTP port is RTCP, read into the sender's stream, not an RTP packet.
-    expect(summary.rtp.stats.rtcpPackets).toBe(4);
-    expect(summary.rtp.stats.rtcpMalformed).toBe(0);
-    const caller = summary.rtp.streams.find((s) => s.ssrc === 0x1111)!;
-    expect(caller.packets).toBe(100);
-    expect(caller.rtcp).toMatchObject({ senderReports: 4, cname: 'a@host' });
-    // T.38 UDPTL to the announced image port is counted as such.
-    expect(summary.rtp.stats.udptlPackets).toBe(4);
-    // The BYE ended the streams (after 2 s of silence), before the end of the capture.
-    const finals = events.filter((e) => e.media?.kind === 'final').map((e) => e.media!);
-    expect(finals.map((r) => r.endReason)).toEqual(['bye', 'bye', 'bye']);
-  });
+      for (const s of summary.rtp.streams) {
+        expect(s.callId).toBe(CALL_ID);
+        expect(s.discovery).toBe('sdp');
+        expect(s.lost).toBe(0);
+      }
+      // rtcp-mux: RTCP on the RTP port is RTCP, read into the sender's stream, not an RTP packet.
+      expect(summary.rtp.stats.rtcpPackets).toBe(4);
+      expect(summary.rtp.stats.rtcpMalformed).toBe(0);
+      const caller = summary.rtp.streams.find((s) => s.ssrc === 0x1111)!;
+      expect(caller.packets).toBe(100);
+      expect(caller.rtcp).toMatchObject({ senderReports: 4, cname: 'a@host' });
+      // T.38 UDPTL to the announced image port is counted as such.
+      expect(summary.rtp.stats.udptlPackets).toBe(4);
+      // The BYE ended the streams (after 2 s of silence), before the end of the capture.
+      const finals = events.filter((e) => e.media?.kind === 'final').map((e) => e.media!);
+      expect(finals.map((r) => r.endReason)).toEqual(['bye', 'bye', 'bye']);
+    },
+  );
 
   it('reports travel as HEP3 type-34 events with the Call-ID as correlation id', async () => {
     const events: CaptureEvent[] = [];
