@@ -7,7 +7,7 @@ import type { HealthRecord } from '../core/health.js';
 
 export type { HealthRecord } from '../core/health.js';
 
-import type { TsvBuffer } from './rows.js';
+import type { TsvBuffer } from './tsv.js';
 
 const U32 = 0xffffffff;
 

@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
 import type { CaptureEvent } from '../core/event.js';
 import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
+import { EventIds } from './event-id.js';
 import { type HealthRecord, healthRow } from './health.js';
 import {
   type CaptureRun,
@@ -27,7 +28,6 @@ import {
   emptyRowSinks,
   encodeEvent,
   type RowContext,
-  TsvBuffer,
   type VmInventoryEntry,
   vmInventoryRow,
 } from './rows.js';
@@ -44,6 +44,7 @@ import {
   type TableSpec,
   VM_INVENTORY,
 } from './schema/tables.js';
+import { TsvBuffer } from './tsv.js';
 
 export type { HealthRecord } from './health.js';
 export type { CaptureRun, VmInventoryEntry } from './rows.js';
@@ -268,7 +269,7 @@ export class StoreWriter {
     this.maxDelayMs = positive(options.maxDelayMs ?? 1000, 'maxDelayMs');
     this.logger = options.logger ?? silentLogger;
     this.problems = new ProblemLog(this.logger);
-    this.context = { runId: options.runId ?? '' };
+    this.context = { runId: options.runId ?? '', ids: new EventIds() };
     this.attempts = positive(options.retry?.attempts ?? 6, 'retry.attempts');
     this.initialDelayMs = options.retry?.initialDelayMs ?? 200;
     this.maxRetryDelayMs = options.retry?.maxDelayMs ?? 10_000;

@@ -33,25 +33,20 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { analyzeFile } from '../../analyze/analyze.js';
 import { generateCapture } from '../../capture/generator/generate.js';
-import { SipParser } from '../../capture/sip/parser.js';
 import { drive } from '../../core/drive.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
 import { silentLogger } from '../../core/log.js';
 import { type EventSink, emptySinkStats } from '../../core/sink.js';
+import { EventIds, eventId } from '../../ingest/event-id.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';
 import { KafkaSource } from '../../ingest/kafka/source.js';
-import {
-  type EventRowSinks,
-  emptyRowSinks,
-  encodeEvent,
-  eventId,
-  type TsvBuffer,
-} from '../../ingest/rows.js';
+import { type EventRowSinks, emptyRowSinks, encodeEvent } from '../../ingest/rows.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { columnNames, DATA_TABLES, type EventTableName } from '../../ingest/schema/tables.js';
 import { openStore, type Store } from '../../ingest/store/client.js';
 import { StoreSink } from '../../ingest/store-sink.js';
+import type { TsvBuffer } from '../../ingest/tsv.js';
 import { StoreWriter } from '../../ingest/writer.js';
 import {
   haveMockKafka,
@@ -345,7 +340,7 @@ class BatchBuilder {
   private sinks = newSinks();
   private ids: bigint[] = [];
   private rows = 0;
-  private readonly context = { runId: '', parser: new SipParser() };
+  private readonly context = { runId: '', ids: new EventIds() };
 
   constructor(private readonly tag: string) {}
 
