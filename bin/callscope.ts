@@ -28,7 +28,7 @@ const HELP = `callscope — see every call your VMs carry
 Usage: callscope COMMAND [options]      callscope COMMAND --help      callscope --version
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
+${COMMANDS.map((c) => `  ${`callscope ${c.name}`.padEnd(20)} ${c.summary}`).join('\n')}
 
 Settings come from flags, CALLSCOPE_* environment variables or a JSON file (--config); logs are JSON
 lines on stderr (text on a terminal).

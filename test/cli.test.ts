@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tmpDir } from './oracle/tools.js';
+import { needs, tmpDir } from './oracle/tools.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const cli = join(root, 'dist/bin/callscope.js');
@@ -157,7 +157,7 @@ describe('callscope CLI', () => {
 });
 
 describe('callscope CLI on a damaged capture', () => {
-  it('keeps the packets before the damage, exits 0 and logs a structured warning with file and offset', () => {
+  it('keeps the packets before the damage, logs structured warnings with file and offset, exits 2 for the cut end', () => {
     const damaged = join(dir, 'damaged.pcap');
     const whole = readFileSync(sample);
     const cut = Buffer.concat([
@@ -167,18 +167,179 @@ describe('callscope CLI on a damaged capture', () => {
     ]);
     writeFileSync(damaged, cut);
     const r = run(['analyze', damaged, '--json', '--log-format', 'json']);
-    expect(r.status, r.stderr).toBe(0);
+    // The file ends inside a record: reported as tshark reports it, exit 2, the summary still printed.
+    expect(r.status, r.stderr).toBe(2);
     const s = JSON.parse(r.stdout);
     expect(s.packets).toBeGreaterThan(500);
     expect(s.malformedPackets).toBeGreaterThanOrEqual(1);
-    const logs = r.stderr
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
+    expect(s.decode.truncatedRecords).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.at(-1)).toMatch(
+      /^callscope: .*damaged\.pcap appears to have been cut short in the middle of a packet/,
+    );
+    const logs = lines.slice(0, -1).map((l) => JSON.parse(l));
     expect(logs.length).toBeGreaterThan(0);
     expect(logs.every((l) => l.level === 'warn' && l.file === damaged && typeof l.msg === 'string')).toBe(
       true,
     );
     expect(logs.some((l) => /byte offset \d+/.test(l.msg))).toBe(true);
   });
+});
+
+describe('callscope CLI: help and operational errors', () => {
+  /** The exit codes the README documents, from its "Exit codes" list. */
+  function readmeExitCodes(): string[] {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('Exit codes'));
+    return [...section.slice(0, section.indexOf('\n\n')).matchAll(/^\s*[-|]?\s*`?(\d+)`?\s/gm)].map(
+      (m) => m[1],
+    );
+  }
+
+  it('each command has its own --help, and every help lists every exit code the README documents', () => {
+    const codes = readmeExitCodes();
+    expect(codes).toEqual(['0', '1', '2', '64', '66', '69', '75']);
+    for (const command of ['analyze', 'run', 'stats', 'store', 'capture', 'ingest', 'generate']) {
+      const r = run([command, '--help']);
+      expect(r.status, command).toBe(0);
+      expect(r.stdout, command).toMatch(new RegExp(`^Usage: callscope ${command}\\b`));
+      for (const code of codes)
+        expect(r.stdout, `${command} --help, exit ${code}`).toMatch(new RegExp(`^  ${code} `, 'm'));
+      expect(run(['help', command]).stdout).toBe(r.stdout);
+    }
+    const global = run(['--help']).stdout;
+    for (const code of codes) expect(global).toMatch(new RegExp(`^  ${code} `, 'm'));
+  });
+
+  it('stats names a data directory without a store (66) and creates nothing', () => {
+    const missing = join(dir, 'no-such-store');
+    const r = run(['stats', '--data-dir', missing]);
+    expect(r.status).toBe(66);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/no callscope store at .*no-such-store.*--data-dir/);
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('stats names an unknown run (66) in one line, without a stack', () => {
+    const data = join(dir, 'store-unknown-run');
+    expect(run(['run', '--pcap', sample, '--data-dir', data]).status).toBe(0);
+    const r = run(['stats', '--data-dir', data, '--run', 'nope']);
+    expect(r.status).toBe(66);
+    expect(r.stderr).toBe('callscope: no capture run "nope" in callscope.capture_runs\n');
+  });
+
+  it('a data directory in use by a running store (75) and a port in use (75) name their remedy', async () => {
+    const data = join(dir, 'store-held');
+    expect(run(['run', '--pcap', sample, '--data-dir', data]).status).toBe(0);
+    const held = spawn(process.execPath, [cli, 'store', '--data-dir', data, '--port', '0', '--json']);
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        held.stdout.on('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString()).url));
+        held.on('exit', (code) => reject(new Error(`store exited ${code}`)));
+      });
+      const locked = run(['stats', '--data-dir', data]);
+      expect(locked.status).toBe(75);
+      expect(locked.stderr).toContain(`--clickhouse ${url}`);
+      expect(locked.stderr.trim().split('\n')).toHaveLength(1);
+      // The running store serves callscope's database by default: stats through it works.
+      const through = run(['stats', '--clickhouse', url, '--json']);
+      expect(through.status, through.stderr).toBe(0);
+      expect(JSON.parse(through.stdout).sip.messages).toBe(268);
+      const port = new URL(url).port;
+      const busy = run(['store', '--data-dir', join(dir, 'other-store'), '--port', port]);
+      expect(busy.status).toBe(75);
+      expect(busy.stderr).toMatch(new RegExp(`port ${port} .*already in use.*--port`));
+    } finally {
+      held.kill('SIGTERM');
+      await new Promise((resolve) => held.once('exit', resolve));
+    }
+  });
+
+  it('a file cut short is summarised and exits 2, as tshark does', () => {
+    const cut = join(dir, 'cut.pcap');
+    writeFileSync(cut, readFileSync(sample).subarray(0, 100_000));
+    const r = run(['analyze', cut]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toContain('FILE CUT SHORT');
+    expect(r.stderr).toMatch(/cut\.pcap appears to have been cut short in the middle of a packet/);
+  });
+
+  needs('tshark').it('tshark also exits 2 on that file', () => {
+    const cut = join(dir, 'cut-tshark.pcap');
+    writeFileSync(cut, readFileSync(sample).subarray(0, 100_000));
+    const tshark = spawnSync('tshark', ['-r', cut, '-q'], { encoding: 'utf8' });
+    expect(tshark.status).toBe(2);
+    expect(tshark.stderr).toMatch(/cut short in the middle of a packet/);
+  });
+});
+
+describe('the commands as the README writes them', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  /** Command lines of the README's sh blocks (continuation lines, indented, left out). */
+  const lines = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((m) => m[1].split('\n'))
+    .filter((l) => l !== '' && !l.startsWith(' '));
+
+  it('starts every command with npx (or npm), so that it runs from a fresh clone without a global install', () => {
+    expect(lines.length).toBeGreaterThan(10);
+    for (const line of lines) expect(line, line).toMatch(/^(sudo )?(npx (callscope|ovs-mirror)\b|npm )/);
+  });
+
+  it('names only commands that exist, each with its own help', () => {
+    for (const line of lines) {
+      const m = /npx (callscope|ovs-mirror) ([a-z-]+)/.exec(line);
+      if (m === null || m[2].startsWith('-')) continue;
+      const bin = join(root, 'dist/bin', `${m[1]}.js`);
+      const r = spawnSync(process.execPath, [bin, m[2], '--help'], { encoding: 'utf8' });
+      expect(r.status, `${line}\n${r.stderr}`).toBe(0);
+      expect(r.stdout, line).toMatch(new RegExp(`${m[1]} ${m[2]}\\b`));
+    }
+  });
+
+  it("npx runs both of the project's commands from its directory", () => {
+    const version = spawnSync('npx', ['callscope', '--version'], { cwd: root, encoding: 'utf8' });
+    expect(version.stdout.trim(), version.stderr).toMatch(/^\d+\.\d+\.\d+$/);
+    const mirror = spawnSync('npx', ['ovs-mirror', 'help'], { cwd: root, encoding: 'utf8' });
+    expect(mirror.status, mirror.stderr).toBe(0);
+    expect(mirror.stdout).toMatch(/^ovs-mirror/);
+  }, 120_000);
+
+  it('killing the npx of a background `callscope store` stops the server it started', async () => {
+    const data = join(dir, 'npx-store');
+    const npx = spawn('npx', ['callscope', 'store', '--data-dir', data, '--port', '0', '--json'], {
+      cwd: root,
+    });
+    const started = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
+      let out = '';
+      npx.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('\n')) resolve(JSON.parse(out));
+      });
+      npx.on('exit', (code) => reject(new Error(`npx exited ${code}`)));
+    });
+    expect((await fetch(`${started.url}/ping`)).ok).toBe(true);
+    // The PID a shell's `&` reports is npx's (npm exec); the server is its grandchild.
+    expect(started.pid).not.toBe(npx.pid);
+    npx.kill('SIGTERM');
+    const deadline = Date.now() + 10_000;
+    let serving = true;
+    while (serving && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      serving = await fetch(`${started.url}/ping`).then(
+        () => true,
+        () => false,
+      );
+    }
+    expect(serving).toBe(false);
+    const gone = () => {
+      try {
+        process.kill(started.pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    while (!gone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(gone()).toBe(true);
+  }, 120_000);
 });

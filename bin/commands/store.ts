@@ -1,4 +1,5 @@
 /** `callscope store`: serve the embedded store over the ClickHouse HTTP interface. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR } from '../../ingest/store/client.js';
 import { EmbeddedStore } from '../../ingest/store/embedded.js';
@@ -9,19 +10,49 @@ import { COMMON, COMMON_HELP, databaseOf, EXIT_CODES_HELP, loggerFor } from '../
 import { stopOnSignals } from '../live.js';
 
 /**
- * Started through `npx`/`npm exec`, this process is npm's child, and killing npm's process (the PID a
- * shell's `&` reports) does not reach it: without a watch it would keep serving, orphaned. It follows
- * its parent's life instead. Started directly it does not: a store left running on purpose survives
- * the shell that started it.
+ * Started through `npx`/`npm exec`, this process is the grandchild of npm (npm exec → sh → node), and
+ * killing npm's process (the PID a shell's `&` reports) does not reach it: without a watch it would
+ * keep serving, orphaned. It follows the life of npm and the shell between instead. Started directly
+ * it does not: a store left running on purpose survives the shell that started it.
  */
 function whenOrphaned(onOrphaned: () => void): () => void {
   if (process.env.npm_command !== 'exec') return () => {};
-  const parent = process.ppid;
+  const watched = npmAncestors();
   const timer = setInterval(() => {
-    if (process.ppid !== parent) onOrphaned();
+    if (watched.some((pid) => !alive(pid))) onOrphaned();
   }, 500);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** This process's ancestors up to and including the `npm exec` that started it (Linux /proc). */
+function npmAncestors(): number[] {
+  const pids: number[] = [];
+  let pid = process.ppid;
+  for (let depth = 0; depth < 4 && pid > 1; depth++) {
+    pids.push(pid);
+    let stat: string;
+    let cmdline: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+    } catch {
+      break;
+    }
+    if (/(^|\/)npm(\0| )|npm exec|npx-cli/.test(cmdline)) break;
+    // The fields after the command name (which may hold spaces) start with the state, then the ppid.
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+  return pids.length > 0 ? pids : [process.ppid];
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export const storeCommand: Command = {
