@@ -192,7 +192,14 @@ interface Scope {
   params: Record<string, unknown>;
 }
 
-function scopeOf(options: StoreSummaryOptions): Scope {
+/**
+ * The conditions a summary's options make. Events are scoped by their capture time; capture runs by
+ * their packets' span (`first`, `last` columns), so that a run overlapping the range counts.
+ */
+function scopeOf(
+  options: StoreSummaryOptions,
+  time: { first: string; last: string } = { first: 'time', last: 'time' },
+): Scope {
   const conditions: string[] = [];
   const params: Record<string, unknown> = {};
   if (options.runId !== undefined) {
@@ -204,11 +211,11 @@ function scopeOf(options: StoreSummaryOptions): Scope {
     params.node = options.node;
   }
   if (options.since !== undefined) {
-    conditions.push('time >= fromUnixTimestamp64Milli({since:Int64})');
+    conditions.push(`${time.last} >= fromUnixTimestamp64Milli({since:Int64})`);
     params.since = options.since.getTime();
   }
   if (options.until !== undefined) {
-    conditions.push('time < fromUnixTimestamp64Milli({until:Int64})');
+    conditions.push(`${time.first} < fromUnixTimestamp64Milli({until:Int64})`);
     params.until = options.until.getTime();
   }
   return { where: conditions.length === 0 ? '1' : conditions.join(' AND '), params };
@@ -336,33 +343,16 @@ async function runFacts(
   db: string,
   options: StoreSummaryOptions,
 ): Promise<RunFacts> {
-  const conditions: string[] = [];
-  const params: Record<string, unknown> = {};
-  if (options.runId !== undefined) {
-    conditions.push('run_id = {run:String}');
-    params.run = options.runId;
-  }
-  if (options.node !== undefined) {
-    conditions.push('node = {node:String}');
-    params.node = options.node;
-  }
-  if (options.since !== undefined) {
-    conditions.push('last_packet_time >= fromUnixTimestamp64Milli({since:Int64})');
-    params.since = options.since.getTime();
-  }
-  if (options.until !== undefined) {
-    conditions.push('first_packet_time < fromUnixTimestamp64Milli({until:Int64})');
-    params.until = options.until.getTime();
-  }
+  const scope = scopeOf(options, { first: 'first_packet_time', last: 'last_packet_time' });
   const rows = await select<Row>(
     client,
     `SELECT run_id, source, format, packets, malformed_packets, truncated_packets, first_packet_time,
        last_packet_time, duration_sec, sip_malformed, call_ids_capped, streams_omitted, decode, rtp_stats,
        elapsed_ms, packets_per_second
      FROM ${qualifiedName(db, 'capture_runs')} FINAL
-     WHERE ${conditions.length === 0 ? '1' : conditions.join(' AND ')}
+     WHERE ${scope.where}
      ORDER BY first_packet_time, run_id`,
-    params,
+    scope.params,
     'capture runs',
   );
   if (options.runId !== undefined && rows.length === 0) {

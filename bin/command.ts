@@ -1,4 +1,9 @@
-/** What every callscope command is: a name, a one-line summary, its own help, and how it runs. */
+/** What every callscope command is, and the prologue they share: flags parsed, --help, positionals. */
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { Logger } from '../core/log.js';
+import { Settings, UsageError } from './config.js';
+import { loggerFor } from './flags.js';
+
 export interface Command {
   name: string;
   /** One line for `callscope --help`. */
@@ -7,4 +12,32 @@ export interface Command {
   help: string;
   /** Runs with the arguments after the command name; resolves with the exit code. */
   run(argv: string[]): Promise<number>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * Parses a command's flags and settings, or prints its help and returns null (--help). `files` is how
+ * many positional arguments it takes (all of them files): 0 or 1.
+ */
+export function parseCommand<const O extends Options>(
+  command: Command,
+  argv: string[],
+  options: O,
+  files: 0 | 1 = 0,
+) {
+  const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  if ((values as { help?: boolean }).help) {
+    process.stdout.write(command.help);
+    return null;
+  }
+  if (positionals.length !== files)
+    throw new UsageError(
+      files === 0
+        ? `${command.name} takes no positional arguments`
+        : `${command.name} takes exactly one capture file`,
+    );
+  const settings = new Settings(values as Record<string, string | boolean | undefined>);
+  const logger: Logger = loggerFor(settings);
+  return { values, file: positionals[0], settings, logger };
 }

@@ -1,17 +1,14 @@
 /** `callscope analyze FILE`: a capture file → the summary (nothing stored). */
-import { parseArgs } from 'node:util';
 import { SummarySink, summarize } from '../../analyze/summary.js';
 import { FileSource } from '../../capture/sources.js';
 import { drive } from '../../core/drive.js';
-import type { Command } from '../command.js';
-import { Settings, UsageError } from '../config.js';
+import { type Command, parseCommand } from '../command.js';
 import { cutShortExit, EXIT_OK } from '../errors.js';
 import {
   COMMON,
   COMMON_HELP,
   captureOptionsOf,
   EXIT_CODES_HELP,
-  loggerFor,
   MEDIA_FLAGS,
   MEDIA_HELP,
   progressFor,
@@ -35,19 +32,9 @@ ${VM_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { ...COMMON, ...MEDIA_FLAGS, ...VM_FLAGS },
-    });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return EXIT_OK;
-    }
-    if (positionals.length !== 1) throw new UsageError('analyze takes exactly one capture file');
-    const settings = new Settings(values);
-    const logger = loggerFor(settings);
-    const file = positionals[0];
+    const parsed = parseCommand(this, argv, { ...COMMON, ...MEDIA_FLAGS, ...VM_FLAGS }, 1);
+    if (parsed === null) return EXIT_OK;
+    const { values, settings, logger, file } = parsed;
     const vms = await vmSourceFor(settings, logger);
     const progress = progressFor('analyze', values);
     try {

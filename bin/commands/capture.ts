@@ -4,7 +4,6 @@
  * HEP to an existing HOMER, and the summary.
  */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { SummarySink, summarize } from '../../analyze/summary.js';
 import { drive } from '../../core/drive.js';
 import type { EventSink } from '../../core/sink.js';
@@ -13,8 +12,8 @@ import { HepSink } from '../../ingest/hep/sink.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { KafkaSink } from '../../ingest/kafka/sink.js';
 import { captureInputFor } from '../capture-source.js';
-import type { Command } from '../command.js';
-import { Settings, UsageError } from '../config.js';
+import { type Command, parseCommand } from '../command.js';
+import { UsageError } from '../config.js';
 import { cutShortExit, EXIT_OK } from '../errors.js';
 import {
   COMMON,
@@ -26,9 +25,9 @@ import {
   KAFKA_HELP,
   LIVE_FLAGS,
   LIVE_HELP,
-  loggerFor,
   MEDIA_FLAGS,
   MEDIA_HELP,
+  partitionsOf,
   topicOf,
 } from '../flags.js';
 import { provisionTopics } from '../kafka.js';
@@ -54,26 +53,17 @@ ${VM_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...COMMON,
-        ...KAFKA_FLAGS,
-        ...LIVE_FLAGS,
-        ...MEDIA_FLAGS,
-        ...VM_FLAGS,
-        'spool-dir': { type: 'string' },
-        'hep-to': { type: 'string' },
-      },
+    const parsed = parseCommand(this, argv, {
+      ...COMMON,
+      ...KAFKA_FLAGS,
+      ...LIVE_FLAGS,
+      ...MEDIA_FLAGS,
+      ...VM_FLAGS,
+      'spool-dir': { type: 'string' },
+      'hep-to': { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return EXIT_OK;
-    }
-    if (positionals.length > 0)
-      throw new UsageError('capture takes no positional arguments (use --pcap FILE or --interface IFACE)');
-    const settings = new Settings(values);
+    if (parsed === null) return EXIT_OK;
+    const { values, settings, logger } = parsed;
     const brokers = settings.string('kafka');
     const hepTo = settings.string('hep-to');
     if (!brokers && !hepTo)
@@ -85,7 +75,7 @@ ${EXIT_CODES_HELP}`,
         throw new UsageError(`--hep-to: ${(e as Error).message}`);
       }
     }
-    const logger = loggerFor(settings);
+    partitionsOf(settings);
     const input = captureInputFor('capture', settings, values, logger);
     const sinks: EventSink[] = [];
     try {

@@ -1,9 +1,8 @@
 /** `callscope generate`: a capture of realistic SIP calls with RTP, from our own traffic generator. */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { generateCapture } from '../../capture/generator/generate.js';
-import type { Command } from '../command.js';
-import { Settings, UsageError } from '../config.js';
+import { type Command, parseCommand } from '../command.js';
+import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
 import { COMMON, COMMON_HELP, EXIT_CODES_HELP } from '../flags.js';
 
@@ -27,29 +26,23 @@ ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        ...COMMON,
-        output: { type: 'string', short: 'o' },
-        truth: { type: 'string' },
-        calls: { type: 'string' },
-        rate: { type: 'string' },
-        vms: { type: 'string' },
-        duration: { type: 'string' },
-        seed: { type: 'string' },
-        loss: { type: 'string' },
-        jitter: { type: 'string' },
-        reorder: { type: 'string' },
-        codec: { type: 'string' },
-        'no-rtp': { type: 'boolean' },
-      },
+    const parsed = parseCommand(this, argv, {
+      ...COMMON,
+      output: { type: 'string', short: 'o' },
+      truth: { type: 'string' },
+      calls: { type: 'string' },
+      rate: { type: 'string' },
+      vms: { type: 'string' },
+      duration: { type: 'string' },
+      seed: { type: 'string' },
+      loss: { type: 'string' },
+      jitter: { type: 'string' },
+      reorder: { type: 'string' },
+      codec: { type: 'string' },
+      'no-rtp': { type: 'boolean' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return EXIT_OK;
-    }
-    const settings = new Settings(values);
+    if (parsed === null) return EXIT_OK;
+    const { values, settings } = parsed;
     const output = settings.string('output');
     if (!output) throw new UsageError('generate needs --output FILE');
     const codec = settings.string('codec', 'PCMU');

@@ -2,7 +2,6 @@
  * `callscope ingest`: the ingest service of split mode. Sources: a Kafka consumer group and/or a HEP3
  * listener; each is driven into a store sink of its own until SIGINT/SIGTERM.
  */
-import { parseArgs } from 'node:util';
 import { drive } from '../../core/drive.js';
 import type { EventSource } from '../../core/source.js';
 import { HepSource } from '../../ingest/hep/source.js';
@@ -11,8 +10,8 @@ import { DEFAULT_GROUP_ID } from '../../ingest/kafka/constants.js';
 import { KafkaSource } from '../../ingest/kafka/source.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { StoreSink } from '../../ingest/store-sink.js';
-import type { Command } from '../command.js';
-import { Settings, UsageError } from '../config.js';
+import { type Command, parseCommand } from '../command.js';
+import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
 import {
   COMMON,
@@ -22,7 +21,6 @@ import {
   GROUP_HELP,
   KAFKA_FLAGS,
   KAFKA_HELP,
-  loggerFor,
   partitionsOf,
   STORE_FLAGS,
   STORE_HELP,
@@ -58,23 +56,15 @@ ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...COMMON,
-        ...STORE_FLAGS,
-        ...KAFKA_FLAGS,
-        group: { type: 'string' },
-        'hep-listen': { type: 'string' },
-      },
+    const parsed = parseCommand(this, argv, {
+      ...COMMON,
+      ...STORE_FLAGS,
+      ...KAFKA_FLAGS,
+      group: { type: 'string' },
+      'hep-listen': { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return EXIT_OK;
-    }
-    if (positionals.length > 0) throw new UsageError('ingest takes no positional arguments');
-    const settings = new Settings(values);
+    if (parsed === null) return EXIT_OK;
+    const { values, settings, logger } = parsed;
     const brokers = settings.string('kafka');
     const listen = settings.string('hep-listen');
     if (!brokers && !listen)
@@ -83,7 +73,6 @@ ${EXIT_CODES_HELP}`,
     const partitions = partitionsOf(settings);
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
-    const logger = loggerFor(settings);
     const store = await storeFor(settings, logger);
     const stop = stopOnSignals(logger);
     try {

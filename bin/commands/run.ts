@@ -3,11 +3,9 @@
  * sinks are the store (embedded chDB or a ClickHouse server) and the summary; the run's record goes to
  * capture_runs at the end (ingest/run.ts).
  */
-import { parseArgs } from 'node:util';
 import { storeCapture } from '../../ingest/run.js';
 import { captureInputFor } from '../capture-source.js';
-import type { Command } from '../command.js';
-import { Settings, UsageError } from '../config.js';
+import { type Command, parseCommand } from '../command.js';
 import { cutShortExit, EXIT_OK } from '../errors.js';
 import {
   COMMON,
@@ -17,7 +15,6 @@ import {
   EXIT_CODES_HELP,
   LIVE_FLAGS,
   LIVE_HELP,
-  loggerFor,
   MEDIA_FLAGS,
   MEDIA_HELP,
   STORE_FLAGS,
@@ -45,19 +42,15 @@ ${VM_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { ...COMMON, ...STORE_FLAGS, ...LIVE_FLAGS, ...MEDIA_FLAGS, ...VM_FLAGS },
+    const parsed = parseCommand(this, argv, {
+      ...COMMON,
+      ...STORE_FLAGS,
+      ...LIVE_FLAGS,
+      ...MEDIA_FLAGS,
+      ...VM_FLAGS,
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return EXIT_OK;
-    }
-    if (positionals.length > 0)
-      throw new UsageError('run takes no positional arguments (use --pcap FILE or --interface IFACE)');
-    const settings = new Settings(values);
-    const logger = loggerFor(settings);
+    if (parsed === null) return EXIT_OK;
+    const { values, settings, logger } = parsed;
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
     const input = captureInputFor('run', settings, values, logger);

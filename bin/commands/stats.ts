@@ -1,17 +1,15 @@
 /** `callscope stats`: the analyze summary, computed by SQL from the store. */
-import { parseArgs } from 'node:util';
 import { storeSummary } from '../../analyze/store-summary.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import type { Store } from '../../ingest/store/client.js';
-import type { Command } from '../command.js';
-import { Settings, UsageError } from '../config.js';
+import { type Command, parseCommand } from '../command.js';
+import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
 import {
   COMMON,
   COMMON_HELP,
   databaseOf,
   EXIT_CODES_HELP,
-  loggerFor,
   STORE_FLAGS,
   STORE_HELP,
   timeOf,
@@ -39,25 +37,16 @@ ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...COMMON,
-        ...STORE_FLAGS,
-        run: { type: 'string' },
-        since: { type: 'string' },
-        until: { type: 'string' },
-        node: { type: 'string' },
-      },
+    const parsed = parseCommand(this, argv, {
+      ...COMMON,
+      ...STORE_FLAGS,
+      run: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      node: { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return EXIT_OK;
-    }
-    if (positionals.length > 0) throw new UsageError('stats takes no positional arguments');
-    const settings = new Settings(values);
-    const logger = loggerFor(settings);
+    if (parsed === null) return EXIT_OK;
+    const { values, settings, logger } = parsed;
     const since = timeOf(settings, 'since');
     const until = timeOf(settings, 'until');
     if (since && until && since >= until) throw new UsageError('--since must be before --until');

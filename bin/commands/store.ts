@@ -1,12 +1,11 @@
 /** `callscope store`: serve the embedded store over the ClickHouse HTTP interface. */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { DEFAULT_DATA_DIR } from '../../ingest/store/client.js';
 import { EmbeddedStore } from '../../ingest/store/embedded.js';
-import type { Command } from '../command.js';
-import { Settings, UsageError } from '../config.js';
+import { type Command, parseCommand } from '../command.js';
+import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
-import { COMMON, COMMON_HELP, databaseOf, EXIT_CODES_HELP, loggerFor } from '../flags.js';
+import { COMMON, COMMON_HELP, databaseOf, EXIT_CODES_HELP } from '../flags.js';
 import { stopOnSignals } from '../live.js';
 
 /**
@@ -73,23 +72,14 @@ ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...COMMON,
-        'data-dir': { type: 'string' },
-        port: { type: 'string' },
-        database: { type: 'string' },
-      },
+    const parsed = parseCommand(this, argv, {
+      ...COMMON,
+      'data-dir': { type: 'string' },
+      port: { type: 'string' },
+      database: { type: 'string' },
     });
-    if (values.help) {
-      process.stdout.write(this.help);
-      return EXIT_OK;
-    }
-    if (positionals.length > 0) throw new UsageError('store takes no positional arguments');
-    const settings = new Settings(values);
-    const logger = loggerFor(settings);
+    if (parsed === null) return EXIT_OK;
+    const { values, settings, logger } = parsed;
     const port = settings.number('port', 8123);
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new UsageError(`--port must be 0..65535, got ${port}`);
