@@ -168,4 +168,42 @@ describe('storeSummary', () => {
       /no capture run "nope" in stats_test.capture_runs/,
     );
   });
+
+  it('summarises events that came without a capture run (Kafka, HEP) by time range and node', async () => {
+    // As `callscope ingest` stores them: run id '', no capture_runs row; two nodes.
+    const database = 'stats_live';
+    await migrate(store.client, { database, ttlDays: 0 });
+    const writer = new StoreWriter(store.client, { database, runId: '' });
+    const shift = 3_600_000_000_000n; // the second node's copy an hour later, so it is another event
+    await writer.write(events);
+    await writer.write(events.map((e) => ({ ...e, nodeName: 'hv2', timestampNs: e.timestampNs + shift })));
+    await writer.close();
+    const first = Date.parse(analyzed.firstPacketTime!);
+    const last = Date.parse(analyzed.lastPacketTime!);
+    const hv1 = await storeSummary(store.client, {
+      database,
+      node: 'hv1',
+      since: new Date(first - 1000),
+      until: new Date(last + 1000),
+    });
+    expect(hv1.format).toBe('store');
+    expect(hv1.file).toBe(
+      `store ${database}, node hv1, since ${new Date(first - 1000).toISOString()}, until ${new Date(last + 1000).toISOString()}`,
+    );
+    expect(hv1.sip).toEqual({ ...analyzed.sip, malformed: 0 });
+    expect(hv1.rtp.streams).toEqual(analyzed.rtp.streams);
+    expect(hv1.packets).toBe(0);
+    // The span of the events themselves (SIP times; the first packet may be RTP).
+    expect(hv1.durationSec).toBeGreaterThan(0);
+    expect(hv1.durationSec).toBeLessThanOrEqual(analyzed.durationSec);
+    // Without the node: the same range holds only hv1's copy; a wider range both.
+    const range = { database, since: new Date(first - 1000), until: new Date(last + 1000) };
+    expect((await storeSummary(store.client, range)).sip.messages).toBe(analyzed.sip.messages);
+    const both = await storeSummary(store.client, { database, since: new Date(first - 1000) });
+    expect(both.sip.messages).toBe(2 * analyzed.sip.messages);
+    expect((await storeSummary(store.client, { database, node: 'hv2' })).sip.messages).toBe(
+      analyzed.sip.messages,
+    );
+    expect((await storeSummary(store.client, { database, node: 'nowhere' })).sip.messages).toBe(0);
+  });
 });

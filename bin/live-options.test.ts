@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Settings, UsageError } from './config.js';
-import { liveOptionsOf, MAX_DURATION_SEC } from './flags.js';
+import { liveOptionsOf, MAX_DURATION_SEC, timeOf } from './flags.js';
 
 const optionsOf = (flags: Record<string, string>) => liveOptionsOf(new Settings(flags, {}), {});
 
@@ -24,5 +24,18 @@ describe('liveOptionsOf: timer ranges', () => {
       expect(() => optionsOf({ 'health-interval': bad }), bad).toThrow(UsageError);
       expect(() => optionsOf({ 'health-interval': bad }), bad).toThrow(/--health-interval/);
     }
+  });
+});
+
+describe('timeOf: --since / --until', () => {
+  const now = Date.parse('2026-12-06T10:00:00Z');
+  const at = (text: string) => timeOf(new Settings({ since: text }, {}), 'since', now)?.toISOString();
+  it('takes ISO times and ages back from now', () => {
+    expect(at('2026-12-06T08:30:00Z')).toBe('2026-12-06T08:30:00.000Z');
+    expect(at('15m')).toBe('2026-12-06T09:45:00.000Z');
+    expect(at('2h')).toBe('2026-12-06T08:00:00.000Z');
+    expect(at('7d')).toBe('2026-11-29T10:00:00.000Z');
+    expect(timeOf(new Settings({}, {}), 'since', now)).toBeUndefined();
+    expect(() => at('yesterday')).toThrow(UsageError);
   });
 });
