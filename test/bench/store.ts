@@ -43,6 +43,7 @@ import { EventProducer } from '../../ingest/kafka/producer.js';
 import { KafkaSource } from '../../ingest/kafka/source.js';
 import { type EventRowSinks, emptyRowSinks, encodeEvent } from '../../ingest/rows.js';
 import { migrate } from '../../ingest/schema/migrate.js';
+import { IngestSip } from '../../ingest/sip.js';
 import { columnNames, DATA_TABLES, type EventTableName } from '../../ingest/schema/tables.js';
 import { openStore, type Store } from '../../ingest/store/client.js';
 import { StoreSink } from '../../ingest/store-sink.js';
@@ -1028,6 +1029,8 @@ async function directLatency(
   const database = 'bench_latency_direct';
   await migrate(store.client, { database, ttlDays: 0 });
   const writer = new StoreWriter(store.client, { database }); // default maxDelayMs (1 s)
+  // A capture hands the writer parsed SIP; these events are built from payloads, so parse them here.
+  const sip = new IngestSip();
   try {
     return await measureLatency(
       'direct',
@@ -1035,7 +1038,7 @@ async function directLatency(
       store.client,
       database,
       templates,
-      (e) => writer.write([e]),
+      (e) => writer.write(sip.prepare([e])),
       durationSec,
       () => writer.stats.batches,
     );
