@@ -16,6 +16,7 @@ import {
   removeTmpDir,
   requirement,
   SHARED_CAPTURES,
+  SHARED_PCAPS,
   tmpDir,
   tool,
   toolPath,
@@ -170,13 +171,22 @@ function runFixture(env: Record<string, string>, tag: string): Promise<Outcome> 
 }
 
 describe('what the gate registers, seen from a child vitest', () => {
+  /** The fixture's shared-captures test: run where ../shared/pcaps is, a visible skip where it is not. */
+  const shared: [string, string][] =
+    SHARED_PCAPS === null
+      ? [
+          [expect.stringMatching(/^needs shared-pcaps/) as unknown as string, 'skipped'],
+          ['runs with the shared captures', 'skipped'],
+        ]
+      : [['runs with the shared captures', 'passed']];
+
   it('CI=true and tshark missing: the run fails, naming tshark and its package', async () => {
     const r = await runFixture({ CI: 'true', CALLSCOPE_TEST_MISSING: 'tshark' }, 'ci-tshark');
     expect(r.code).toBe(1);
     expect(r.tests.map((t) => [t.name, t.status])).toEqual([
       ['needs tshark (listed in CALLSCOPE_TEST_MISSING)', 'failed'],
       ['gated on tshark runs with tshark', 'skipped'],
-      ['runs with the shared captures', 'passed'],
+      ...shared,
     ]);
     expect(r.tests[0].message).toMatch(/^Error: CI is set and tshark is missing .*apt-get install tshark/);
   });
@@ -187,7 +197,7 @@ describe('what the gate registers, seen from a child vitest', () => {
     expect(r.tests.map((t) => [t.name, t.status])).toEqual([
       ['needs tshark (listed in CALLSCOPE_TEST_MISSING)', 'skipped'],
       ['gated on tshark runs with tshark', 'skipped'],
-      ['runs with the shared captures', 'passed'],
+      ...shared,
     ]);
   });
 
