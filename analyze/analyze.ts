@@ -32,7 +32,7 @@ export async function analyzeFile(
   path: string,
   options: FileSourceOptions & AnalyzeOptions = {},
 ): Promise<AnalyzeSummary> {
-  const summary = new SummarySink();
+  const summary = new SummarySink({ logger: options.logger });
   const result = await drive(new FileSource(path, options), sinksOf(summary, options), {
     logger: options.logger,
   });
@@ -47,7 +47,7 @@ export async function analyzeInterface(
   name: string,
   options: InterfaceSourceOptions & AnalyzeOptions & { signal?: AbortSignal; maxQueuedEvents?: number } = {},
 ): Promise<AnalyzeSummary> {
-  const summary = new SummarySink();
+  const summary = new SummarySink({ logger: options.logger });
   const result = await drive(new InterfaceSource(name, options), sinksOf(summary, options), {
     logger: options.logger,
     signal: options.signal,

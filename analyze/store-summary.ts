@@ -174,6 +174,13 @@ export async function storeSummary(
     elapsedMs: run.elapsedMs,
     packetsPerSecond: run.packetsPerSecond,
     vms: counted.vms,
+    // What the capture's structures gave up is the runs'; what the counter gave up is recounted here.
+    limits: {
+      ...run.limits,
+      endpointMessagesUntracked: counter.untrackedEndpointMessages,
+      vmEventsUntracked: counter.untrackedVmEvents,
+      callIdsCapped: counted.sip.callIdsCapped,
+    },
   };
   if (run.format === 'store') {
     // No capture run: the time span is the events' own.
@@ -348,7 +355,7 @@ async function runFacts(
     client,
     `SELECT run_id, source, format, packets, malformed_packets, truncated_packets, first_packet_time,
        last_packet_time, duration_sec, sip_malformed, call_ids_capped, streams_omitted, decode, rtp_stats,
-       elapsed_ms, packets_per_second
+       elapsed_ms, packets_per_second, limits
      FROM ${qualifiedName(db, 'capture_runs')} FINAL
      WHERE ${scope.where}
      ORDER BY first_packet_time, run_id`,
@@ -402,6 +409,8 @@ function runRowFacts(r: Row): RunFacts {
     rtpStats: parseJson(r.rtp_stats, 'rtp_stats'),
     elapsedMs: num(r.elapsed_ms),
     packetsPerSecond: num(r.packets_per_second),
+    // Runs stored before schema version 5 have none.
+    limits: { ...emptyLimits(), ...(r.limits === '' ? {} : parseJson<object>(r.limits, 'limits')) },
   };
 }
 
@@ -437,6 +446,7 @@ function combineRuns(runs: RunFacts[]): RunFacts {
     rtpStats: emptyMediaStats(),
     elapsedMs: 0,
     packetsPerSecond: 0,
+    limits: emptyLimits(),
   };
   const all = empty;
   for (const r of runs) {
@@ -455,6 +465,8 @@ function combineRuns(runs: RunFacts[]): RunFacts {
     all.decode = addCounters(all.decode, r.decode);
     all.rtpStats = addCounters(all.rtpStats, r.rtpStats);
     all.elapsedMs += r.elapsedMs;
+    all.limits = addCounters(all.limits, r.limits);
+    all.limits.callIdsCapped ||= r.limits.callIdsCapped;
   }
   if (runs.length > 1) all.file = `${runs.length} capture runs`;
   const first = all.firstPacketTime === null ? null : Date.parse(all.firstPacketTime);
@@ -469,6 +481,20 @@ function minIso(a: string | null, b: string | null, sign: -1 | 1): string | null
   if (a === null) return b;
   if (b === null) return a;
   return (a < b ? -1 : 1) === sign ? a : b;
+}
+
+function emptyLimits(): AnalyzeSummary['limits'] {
+  return {
+    retransmissionStatesForgotten: 0,
+    endpointMessagesUntracked: 0,
+    vmEventsUntracked: 0,
+    callIdsCapped: false,
+    tcpStreamsEvicted: 0,
+    sctpMessagesEvicted: 0,
+    fragmentsEvicted: 0,
+    rtpStreamsEvicted: 0,
+    rtpStreamsRefused: 0,
+  };
 }
 
 function emptyDecode(): AnalyzeSummary['decode'] {

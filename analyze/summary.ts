@@ -14,6 +14,7 @@ import type { MediaStats } from '../capture/rtp/media.js';
 import { MAX_KEY_PART, ownedKeyPart } from '../capture/sip/bounded-map.js';
 import type { CaptureFacts } from '../capture/sources.js';
 import type { CaptureEvent, TransportName } from '../core/event.js';
+import { type Logger, silentLogger } from '../core/log.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
 import { countSipMessage, emptySipCounts, type SipCounts } from '../core/sip-counts.js';
@@ -110,8 +111,31 @@ export interface AnalyzeSummary {
   packetsPerSecond: number;
   /** Per-VM load, VM id order; present when events were attributed (--ovs-db, --vm-map). */
   vms?: VmLoad[];
+  /** What reached a bound: state forgotten, or things not counted, so that memory stays bounded. */
+  limits: SummaryLimitsReached;
   /** Live captures only: the kernel's figures (pcap_stats) summed over every handle the capture had. */
   capture?: CaptureFacts['capture'];
+}
+
+/** Each bounded structure of a capture and of the summary, and what it gave up at its bound. */
+export interface SummaryLimitsReached {
+  /** Retransmission state (Call-ID × direction) forgotten at 500,000 entries: a later resend may count as new. */
+  retransmissionStatesForgotten: number;
+  /** SIP messages whose endpoint was not counted: the endpoint table was full (10,000 endpoints). */
+  endpointMessagesUntracked: number;
+  /** Events of VMs beyond the 10,000 counted. */
+  vmEventsUntracked: number;
+  /** Distinct Call-IDs beyond the 1,000,000 counted exactly (sip.callIds stops there). */
+  callIdsCapped: boolean;
+  /** TCP streams evicted at 65,536 (their partial messages lost). */
+  tcpStreamsEvicted: number;
+  /** SCTP messages evicted while incomplete. */
+  sctpMessagesEvicted: number;
+  /** IP datagrams whose fragments were evicted at the bound. */
+  fragmentsEvicted: number;
+  /** RTP streams evicted (ended early) and refused at the stream bound. */
+  rtpStreamsEvicted: number;
+  rtpStreamsRefused: number;
 }
 
 /** A SIP message as the summary counts it (one event, or a group of equal ones from the store). */
@@ -131,11 +155,13 @@ export interface SipFacts {
 }
 
 /** Counts events (or groups of them) into the parts of a summary that come from events. */
-export interface SummaryLimits {
+export interface SummarySinkOptions {
   /** Distinct Call-IDs counted exactly (default MAX_COUNTED_CALL_IDS). */
   maxCallIds?: number;
   /** Endpoints counted (default MAX_COUNTED_ENDPOINTS). */
   maxEndpoints?: number;
+  /** Told once when a bound is first reached. */
+  logger?: Logger;
 }
 
 export class SummarySink implements EventSink {
@@ -150,14 +176,31 @@ export class SummarySink implements EventSink {
   private readonly endpoints = new Map<string, SipEndpointCounts>();
   /** Messages whose endpoint did not fit in the bounded endpoint table. */
   untrackedEndpointMessages = 0;
+  /** Events of VMs beyond the VM bound. */
+  untrackedVmEvents = 0;
   private readonly vms = new Map<string, VmLoad>();
   private readonly streams: RtpStreamSummary[] = [];
   private streamsOmitted = 0;
   private accepted = 0;
 
-  constructor(limits: SummaryLimits = {}) {
-    this.maxCallIds = limits.maxCallIds ?? MAX_COUNTED_CALL_IDS;
-    this.maxEndpoints = limits.maxEndpoints ?? MAX_COUNTED_ENDPOINTS;
+  private readonly logger: Logger;
+  /** Bounds already reported. */
+  private readonly reached = new Set<string>();
+
+  constructor(options: SummarySinkOptions = {}) {
+    this.maxCallIds = options.maxCallIds ?? MAX_COUNTED_CALL_IDS;
+    this.maxEndpoints = options.maxEndpoints ?? MAX_COUNTED_ENDPOINTS;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** The first time a bound is reached, one warning; the summary's `limits` has the counts. */
+  private bound(what: string, limit: number): void {
+    if (this.reached.has(what)) return;
+    this.reached.add(what);
+    this.logger.warn('summary: a bound was reached; beyond it, not counted (see "limits" in the summary)', {
+      bound: what,
+      limit,
+    });
   }
 
   async write(events: readonly CaptureEvent[]): Promise<void> {
@@ -217,7 +260,10 @@ export class SummarySink implements EventSink {
     if (this.callIdKeys.size < this.maxCallIds) {
       this.callIdKeys.add(ownedKeyPart(key));
       this.callIdCount++;
-    } else this.callIdsCapped = true;
+    } else {
+      this.callIdsCapped = true;
+      this.bound('distinct Call-IDs', this.maxCallIds);
+    }
   }
 
   /** Distinct Call-IDs counted elsewhere (the store counts them by SQL). */
@@ -287,6 +333,7 @@ export class SummarySink implements EventSink {
     if (e === undefined) {
       if (this.endpoints.size >= this.maxEndpoints) {
         this.untrackedEndpointMessages += sent + received;
+        this.bound('SIP endpoints', this.maxEndpoints);
         return;
       }
       e = { transport, ip, port, sent: 0, received: 0 };
@@ -300,7 +347,11 @@ export class SummarySink implements EventSink {
     if (id === undefined || id === '') return undefined;
     let load = this.vms.get(id);
     if (load === undefined) {
-      if (this.vms.size >= MAX_COUNTED_VMS) return undefined;
+      if (this.vms.size >= MAX_COUNTED_VMS) {
+        this.untrackedVmEvents++;
+        this.bound('VMs', MAX_COUNTED_VMS);
+        return undefined;
+      }
       load = {
         vm: id,
         sipSent: 0,
@@ -353,9 +404,27 @@ export function summarize(facts: CaptureFacts, counted: SummarySink): AnalyzeSum
     elapsedMs: Math.round(facts.elapsedMs * 10) / 10,
     packetsPerSecond: facts.elapsedMs > 0 ? Math.round(facts.packets / (facts.elapsedMs / 1000)) : 0,
     vms: c.vms,
+    limits: {
+      retransmissionStatesForgotten: facts.retransmissionStatesForgotten,
+      endpointMessagesUntracked: counted.untrackedEndpointMessages,
+      vmEventsUntracked: counted.untrackedVmEvents,
+      callIdsCapped: c.sip.callIdsCapped,
+      tcpStreamsEvicted: facts.tcpStreams.evictedStreams,
+      sctpMessagesEvicted: facts.sctpMessagesEvicted,
+      fragmentsEvicted: facts.fragments.evicted,
+      rtpStreamsEvicted: facts.media.streamsEvicted,
+      rtpStreamsRefused: facts.media.streamsRefused,
+    },
   };
   if (facts.capture !== undefined) summary.capture = facts.capture;
   return summary;
+}
+
+/** The limits that were reached (a positive count, or true), for a warning line; empty when none. */
+export function limitsReached(limits: SummaryLimitsReached): Record<string, number | boolean> {
+  return Object.fromEntries(
+    Object.entries(limits).filter(([, v]) => v === true || (typeof v === 'number' && v > 0)),
+  );
 }
 
 /** ISO text of a capture time; null when absent or outside what a Date holds (hostile timestamps). */

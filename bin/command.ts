@@ -1,6 +1,6 @@
 /** What every callscope command is, and the prologue they share: flags parsed, --help, positionals. */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import type { Logger } from '../core/log.js';
+import type { Logger, LogLevel } from '../core/log.js';
 import { Settings, UsageError } from './config.js';
 import { loggerFor } from './flags.js';
 
@@ -25,6 +25,7 @@ export function parseCommand<const O extends Options>(
   argv: string[],
   options: O,
   files: 0 | 1 = 0,
+  service: (settings: Settings) => boolean = () => false,
 ) {
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   if ((values as { help?: boolean }).help) {
@@ -38,6 +39,7 @@ export function parseCommand<const O extends Options>(
         : `${command.name} takes exactly one capture file`,
     );
   const settings = new Settings(values as Record<string, string | boolean | undefined>);
-  const logger: Logger = loggerFor(settings);
+  const defaultLevel: LogLevel = service(settings) ? 'info' : 'warn';
+  const logger: Logger = loggerFor(settings, defaultLevel);
   return { values, file: positionals[0], settings, logger };
 }

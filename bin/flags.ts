@@ -14,6 +14,7 @@ import { ProgressLine } from './progress.js';
 
 export const COMMON = {
   json: { type: 'boolean' },
+  'stats-interval': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -24,7 +25,9 @@ export const COMMON = {
 
 export const COMMON_HELP = `Common options:
   --json                 machine-readable output on stdout
-  --log-level LEVEL      debug, info, warn (default), error, silent    env CALLSCOPE_LOG_LEVEL
+  --log-level LEVEL      debug, info, warn, error, silent (warn; info for a live capture,
+                         ingest and store, whose statistics lines are info)  env CALLSCOPE_LOG_LEVEL
+  --stats-interval S     live capture, ingest, store: a statistics line every S seconds (60; 0 none)
   --log-format FORMAT    json (default when not a terminal) or text    env CALLSCOPE_LOG_FORMAT
   --node-name NAME       capture node name carried in events           env CALLSCOPE_NODE_NAME
   --capture-id N         HEP capture agent id                          env CALLSCOPE_CAPTURE_ID
@@ -129,8 +132,12 @@ export function captureIdOf(settings: Settings): number {
   return id;
 }
 
-export function loggerFor(settings: Settings): Logger {
-  const level = settings.string('log-level', 'warn') as LogLevel;
+/**
+ * The logger the settings ask for. Long-running commands (a live capture, ingest, store) default to
+ * `info`, so that their periodic statistics show; one-shot commands to `warn`.
+ */
+export function loggerFor(settings: Settings, defaultLevel: LogLevel = 'warn'): Logger {
+  const level = settings.string('log-level', defaultLevel) as LogLevel;
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level))
     throw new UsageError(`unknown log level "${level}"`);
   const format = settings.string('log-format', process.stderr.isTTY ? 'text' : 'json');
@@ -276,4 +283,11 @@ export function timeOf(settings: Settings, name: string, now = Date.now()): Date
       `--${name} expects an ISO time (2026-12-06T10:00:00Z) or an age (15m, 2h, 7d), got "${text}"`,
     );
   return new Date(ms);
+}
+
+/** `--stats-interval` in ms (0: no statistics lines). */
+export function statsIntervalOf(settings: Settings): number {
+  const n = settings.number('stats-interval', 60);
+  if (!(n >= 0 && n <= 86_400)) throw new UsageError(`--stats-interval must be 0..86400 seconds, got ${n}`);
+  return Math.round(n * 1000);
 }

@@ -1,4 +1,4 @@
-import type { AnalyzeSummary } from '../analyze/summary.js';
+import { type AnalyzeSummary, limitsReached } from '../analyze/summary.js';
 import { formatInt } from './progress.js';
 
 /** The terminal summary of `callscope analyze`: what a NOC engineer reads first. */
@@ -89,6 +89,15 @@ export function formatSummary(s: AnalyzeSummary): string {
   lines.push('');
   lines.push(...formatMedia(s));
   lines.push('');
+  const reached = Object.entries(limitsReached(s.limits));
+  if (reached.length > 0) {
+    lines.push(
+      `LIMITS REACHED (state forgotten or not counted to bound memory): ${reached
+        .map(([k, v]) => (v === true ? k : `${k} ${formatInt(v as number)}`))
+        .join(', ')}`,
+    );
+    lines.push('');
+  }
   if (s.elapsedMs > 0) {
     lines.push(
       `decoded in ${(s.elapsedMs / 1000).toFixed(2)} s (${formatInt(s.packetsPerSecond)} packets/s processing)`,

@@ -4,7 +4,7 @@
  * what only the capture knows (packets, decoder and media counters) as CaptureFacts.
  */
 import type { CaptureEvent } from '../core/event.js';
-import type { Logger } from '../core/log.js';
+import type { LogFields, Logger } from '../core/log.js';
 import type { EventSource, SourceOutput } from '../core/source.js';
 import type { VmAttribution } from './attribution.js';
 import type { DecoderStats } from './decoder.js';
@@ -55,6 +55,10 @@ export interface CaptureFacts {
   tcpStreams: TcpStats;
   sip: SipExtractorStats;
   media: MediaStats;
+  /** Retransmission state forgotten at its bound. */
+  retransmissionStatesForgotten: number;
+  /** SCTP messages evicted while incomplete. */
+  sctpMessagesEvicted: number;
   /** Live captures only: the kernel's figures (pcap_stats) summed over every handle the capture had. */
   capture?: {
     interface: string;
@@ -68,6 +72,44 @@ export interface CaptureFacts {
     reopenings: number;
     linkDowns: number;
   };
+}
+
+/** The capture's bounded structures that gave something up (counts above zero), as log fields. */
+function limitsOf(pipeline: CapturePipeline): LogFields {
+  const fields: LogFields = {};
+  const add = (name: string, n: number) => {
+    if (n > 0) fields[name] = n;
+  };
+  add('retransmissionStatesForgotten', pipeline.sip.retransmissions.evicted);
+  add('tcpStreamsEvicted', pipeline.sip.tcpStreams.stats.evictedStreams);
+  add('sctpMessagesEvicted', pipeline.sip.sctpMessages.stats.evicted);
+  add('fragmentsEvicted', pipeline.decoder.fragments.stats.evicted);
+  add('rtpStreamsEvicted', pipeline.media.stats.streamsEvicted);
+  add('rtpStreamsRefused', pipeline.media.stats.streamsRefused);
+  return fields;
+}
+
+/** The periodic statistics of a capture: packets, what they became, and any limit reached. */
+function progressOf(pipeline: CapturePipeline | null, packets: number): LogFields {
+  if (pipeline === null) return { packets };
+  return {
+    packets,
+    malformed: pipeline.decoderStats.malformed,
+    sipMessages: pipeline.sipStats.messages,
+    sipMalformed: pipeline.sipStats.malformed,
+    rtpPackets: pipeline.media.stats.rtpPackets,
+    ...limitsOf(pipeline),
+  };
+}
+
+/** At the end of a capture: one warning naming every bound that was reached. */
+function warnLimits(pipeline: CapturePipeline, logger: Logger | undefined, name: string): void {
+  const reached = limitsOf(pipeline);
+  if (Object.keys(reached).length > 0)
+    logger?.warn('bounded state reached its limit: some state was forgotten (see "limits" in the summary)', {
+      source: name,
+      ...reached,
+    });
 }
 
 function pipelineFor(
@@ -107,6 +149,8 @@ function factsOf(
     tcpStreams: { ...pipeline.sip.tcpStreams.stats },
     sip: pipeline.sipStats,
     media: { ...pipeline.media.stats },
+    retransmissionStatesForgotten: pipeline.sip.retransmissions.evicted,
+    sctpMessagesEvicted: pipeline.sip.sctpMessages.stats.evicted,
   };
 }
 
@@ -119,6 +163,8 @@ export interface FileSourceOptions extends CaptureOptions {
 export class FileSource implements EventSource<CaptureFacts> {
   readonly pace = 'paced';
   readonly redelivers = false;
+  private pipeline: CapturePipeline | null = null;
+  private packets = 0;
 
   constructor(
     readonly name: string,
@@ -131,6 +177,7 @@ export class FileSource implements EventSource<CaptureFacts> {
     const pipeline = pipelineFor(this.name, true, this.options, (event) => {
       batch.push(event);
     });
+    this.pipeline = pipeline;
     const handOver = (): Promise<void> | null => {
       if (batch.length === 0) return null;
       const events = batch;
@@ -143,6 +190,7 @@ export class FileSource implements EventSource<CaptureFacts> {
       this.name,
       (record) => {
         packets++;
+        this.packets = packets;
         pipeline.handle(record);
       },
       {
@@ -155,6 +203,7 @@ export class FileSource implements EventSource<CaptureFacts> {
     pipeline.finish();
     await handOver();
     for (const warning of read.warnings) this.options.logger?.warn(warning, { file: this.name });
+    warnLimits(pipeline, this.options.logger, this.name);
     return factsOf(
       pipeline,
       {
@@ -167,6 +216,10 @@ export class FileSource implements EventSource<CaptureFacts> {
       },
       started,
     );
+  }
+
+  progress(): LogFields {
+    return progressOf(this.pipeline, this.packets);
   }
 }
 
@@ -190,6 +243,9 @@ export interface InterfaceSourceOptions extends CaptureOptions {
 export class InterfaceSource implements EventSource<CaptureFacts> {
   readonly pace = 'live';
   readonly redelivers = false;
+  private pipeline: CapturePipeline | null = null;
+  private capture: LiveCapture | null = null;
+  private packets = 0;
 
   constructor(
     readonly name: string,
@@ -206,6 +262,7 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
     const pipeline = pipelineFor(this.name, false, options, (event) => {
       batch.push(event);
     });
+    this.pipeline = pipeline;
     const limit = options.packetLimit ?? Number.POSITIVE_INFINITY;
     let packets = 0;
     let requestStop: () => void = () => {};
@@ -226,6 +283,7 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
       onPacket: (record) => {
         if (packets >= limit) return;
         packets++;
+        this.packets = packets;
         pipeline.handle(record);
         if (batch.length > 0) {
           const events = batch;
@@ -235,6 +293,7 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
         if (packets >= limit) requestStop();
       },
     });
+    this.capture = capture;
     const timers: NodeJS.Timeout[] = [];
     const cancels: Array<() => void> = [];
     const onAbort = () => requestStop();
@@ -273,6 +332,7 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
     }
     pipeline.finish();
     if (batch.length > 0) await output.events(batch);
+    warnLimits(pipeline, options.logger, this.name);
     return factsOf(
       pipeline,
       {
@@ -295,6 +355,18 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
       },
       started,
     );
+  }
+
+  progress(): LogFields {
+    const fields = progressOf(this.pipeline, this.packets);
+    const t = this.capture?.totals();
+    if (t !== undefined) {
+      fields.kernelReceived = t.received;
+      fields.kernelDropped = t.droppedKernel;
+      fields.overloadDropped = t.droppedOverload;
+      fields.reopenings = t.reopenings;
+    }
+    return fields;
   }
 }
 

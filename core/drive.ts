@@ -12,7 +12,7 @@
  */
 import type { CaptureEvent } from './event.js';
 import type { HealthRecord } from './health.js';
-import { type Logger, silentLogger } from './log.js';
+import { type LogFields, type Logger, silentLogger } from './log.js';
 import { LiveQueue } from './queue.js';
 import { type EventSink, SinkLossError, type SinkStats, totalOf } from './sink.js';
 import type { EventSource, SourceOutput } from './source.js';
@@ -23,6 +23,12 @@ export interface DriveOptions {
   maxQueuedEvents?: number;
   /** Stops a source that runs until stopped (interface, Kafka, HEP). */
   signal?: AbortSignal;
+  /**
+   * Every this many ms (0: never) one `statistics` line at info level: the source's counters, each
+   * sink's accepted, delivered, pending, skipped and lost, and the live queue. Long-running commands
+   * log them by default, so that a limit reached or a sink falling behind shows while it happens.
+   */
+  statsIntervalMs?: number;
 }
 
 export interface DriveResult<Result> {
@@ -107,7 +113,18 @@ export async function drive<Result>(
     },
   };
 
-  const result = await source.run(output, options.signal);
+  const interval = options.statsIntervalMs ?? 0;
+  const ticker =
+    interval > 0
+      ? setInterval(() => logger.info('statistics', statisticsOf(source, sinks, queue)), interval)
+      : null;
+  ticker?.unref();
+  let result: Result;
+  try {
+    result = await source.run(output, options.signal);
+  } finally {
+    if (ticker !== null) clearInterval(ticker);
+  }
   await queue?.drain();
   for (const sink of sinks) {
     try {
@@ -124,6 +141,30 @@ export async function drive<Result>(
   if (droppedEvents > 0 || lost > 0)
     logger.error('events did not reach every sink', { source: source.name, dropped: droppedEvents, lost });
   return { source: result, sinks: stats, droppedEvents, queuePeak: queue?.peak ?? 0, failedDeliveries };
+}
+
+/** One flat line: the source's counters, then `<sink>.accepted`, `<sink>.lost`... and the queue. */
+function statisticsOf(
+  source: EventSource<unknown>,
+  sinks: readonly EventSink[],
+  queue: LiveQueue<CaptureEvent> | null,
+): LogFields {
+  const fields: LogFields = { source: source.name, ...source.progress?.() };
+  for (const sink of sinks) {
+    const s = sink.stats();
+    fields[`${sink.name}.accepted`] = s.accepted;
+    fields[`${sink.name}.delivered`] = s.delivered;
+    fields[`${sink.name}.pending`] = s.pending;
+    const skipped = totalOf(s.skipped);
+    const lost = totalOf(s.lost);
+    if (skipped > 0) fields[`${sink.name}.skipped`] = skipped;
+    if (lost > 0) fields[`${sink.name}.lost`] = lost;
+  }
+  if (queue !== null) {
+    fields['queue.length'] = queue.length;
+    fields['queue.dropped'] = queue.dropped;
+  }
+  return fields;
 }
 
 function describe(error: unknown): string {

@@ -46,37 +46,95 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 export const silentLogger: Logger = createLogger({ level: 'silent' });
 
+export interface ProblemLogOptions {
+  /** Lines of one kind logged per interval (default 20); the rest are counted. */
+  perKind?: number;
+  /** The interval, ms (default 60,000): an attack days later is logged again. */
+  intervalMs?: number;
+}
+
 /**
- * Logs the first `perKind` occurrences of each kind of problem and counts the rest, so a hostile
- * capture cannot flood the log; `summary()` reports what was suppressed.
+ * Logs at most `perKind` problems of each kind per interval and counts the rest, so that a hostile
+ * capture cannot flood the log, and an attack after a quiet spell is still seen. When an interval ends
+ * with problems suppressed, one line per kind says how many (a timer, unref'd, so it never keeps the
+ * process alive); `summary()` says it for the interval under way. `counts()` are totals since start.
  */
 export class ProblemLog {
-  private readonly seen = new Map<string, number>();
+  private readonly totals = new Map<string, number>();
+  /** This interval's lines per kind. */
+  private readonly window = new Map<string, { logged: number; suppressed: number; fields: LogFields }>();
+  private readonly perKind: number;
+  private readonly intervalMs: number;
+  private windowStart = 0;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly logger: Logger,
-    private readonly perKind = 20,
-  ) {}
-
-  report(kind: string, message: string, fields: LogFields, level: 'info' | 'warn' = 'warn'): void {
-    const n = (this.seen.get(kind) ?? 0) + 1;
-    this.seen.set(kind, n);
-    if (n <= this.perKind) this.logger[level](message, { kind, ...fields });
+    options: ProblemLogOptions | number = {},
+  ) {
+    const o = typeof options === 'number' ? { perKind: options } : options;
+    this.perKind = o.perKind ?? 20;
+    this.intervalMs = o.intervalMs ?? 60_000;
   }
 
-  summary(fields: LogFields = {}): void {
-    for (const [kind, n] of this.seen) {
-      if (n > this.perKind) {
-        this.logger.warn('further problems of this kind not logged', {
-          kind,
-          suppressed: n - this.perKind,
-          ...fields,
-        });
-      }
+  report(kind: string, message: string, fields: LogFields, level: 'info' | 'warn' = 'warn'): void {
+    this.totals.set(kind, (this.totals.get(kind) ?? 0) + 1);
+    const now = Date.now();
+    if (now - this.windowStart >= this.intervalMs) this.endWindow(now);
+    let w = this.window.get(kind);
+    if (w === undefined) {
+      w = { logged: 0, suppressed: 0, fields: {} };
+      this.window.set(kind, w);
+    }
+    if (w.logged < this.perKind) {
+      w.logged++;
+      this.logger[level](message, { kind, ...fields });
+      return;
+    }
+    if (w.suppressed++ === 0) {
+      // Context for the suppressed-count line: where the first suppressed one came from.
+      w.fields = fields;
+      this.arm(now);
     }
   }
 
+  /** Says how many problems of each kind the interval under way suppressed (at the end of a run). */
+  summary(fields: LogFields = {}): void {
+    this.endWindow(Date.now(), fields);
+  }
+
+  /** Problems reported per kind since the start. */
   counts(): Record<string, number> {
-    return Object.fromEntries(this.seen);
+    return Object.fromEntries(this.totals);
+  }
+
+  private arm(now: number): void {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.endWindow(Date.now());
+      },
+      Math.max(0, this.windowStart + this.intervalMs - now),
+    );
+    this.timer.unref();
+  }
+
+  private endWindow(now: number, extra: LogFields = {}): void {
+    for (const [kind, w] of this.window) {
+      if (w.suppressed > 0)
+        this.logger.warn('more problems of this kind, not logged one by one', {
+          kind,
+          suppressed: w.suppressed,
+          seconds: Math.round(this.intervalMs / 1000),
+          total: this.totals.get(kind),
+          ...w.fields,
+          ...extra,
+        });
+    }
+    this.window.clear();
+    this.windowStart = now;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
   }
 }

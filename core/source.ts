@@ -5,6 +5,7 @@
  */
 import type { CaptureEvent } from './event.js';
 import type { HealthRecord } from './health.js';
+import type { LogFields } from './log.js';
 
 export interface SourceOutput {
   /**
@@ -33,6 +34,8 @@ export interface EventSource<Result> {
   readonly redelivers: boolean;
   /** Runs to the end of input or until `signal` aborts; resolves with what the source knows. */
   run(output: SourceOutput, signal?: AbortSignal): Promise<Result>;
+  /** Its counters so far, for the periodic statistics line (flat log fields). */
+  progress?(): LogFields;
 }
 
 /** Resolves when `signal` aborts (never without one: a source then runs until the process ends). */

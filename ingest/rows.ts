@@ -340,6 +340,7 @@ export interface CaptureRun {
   rtpStats: MediaStats;
   elapsedMs: number;
   packetsPerSecond: number;
+  limits: AnalyzeSummary['limits'];
 }
 
 /** The run row of an analysed file: pass the captureId/nodeName analyze was given. */
@@ -366,6 +367,7 @@ export function captureRunFromSummary(
     rtpStats: summary.rtp.stats,
     elapsedMs: summary.elapsedMs,
     packetsPerSecond: summary.packetsPerSecond,
+    limits: summary.limits,
   };
 }
 
@@ -393,6 +395,7 @@ export function captureRunRow(run: CaptureRun, updatedAtMs: number, out: TsvBuff
     .utf8(JSON.stringify(run.rtpStats))
     .float(run.elapsedMs)
     .float(run.packetsPerSecond)
+    .utf8(JSON.stringify(run.limits))
     .endRow();
 }
 

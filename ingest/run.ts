@@ -44,6 +44,8 @@ export interface StoreCaptureOptions {
   maxQueuedEvents?: number;
   /** Stops a live capture. */
   signal?: AbortSignal;
+  /** A statistics line every this many ms (core/drive.ts; 0 none). */
+  statsIntervalMs?: number;
   /** More sinks beside the store and the summary (a test's observer, say). */
   sinks?: EventSink[];
 }
@@ -72,7 +74,7 @@ export async function storeCapture(
   const runId = options.runId ?? randomUUID();
   await migrate(store.client, { database, ttlDays, logger });
   const storeSink = new StoreSink(store.client, { database, runId, logger });
-  const summary = new SummarySink();
+  const summary = new SummarySink({ logger: options.logger });
   const recorder =
     options.inventory !== undefined && options.vms !== undefined
       ? new InventoryRecorder({
@@ -87,6 +89,7 @@ export async function storeCapture(
       logger,
       signal: options.signal,
       maxQueuedEvents: options.maxQueuedEvents,
+      statsIntervalMs: options.statsIntervalMs,
     });
     await recorder?.stop();
     const s = summarize(result.source, summary);

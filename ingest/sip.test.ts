@@ -37,6 +37,7 @@ describe('IngestSip', () => {
       parsed: localSip.length,
       unparsable: 0,
       retransmissions: localSip.filter((e) => e.retransmission).length,
+      retransmissionStatesForgotten: 0,
     });
   });
 

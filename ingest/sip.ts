@@ -21,10 +21,12 @@ export interface IngestSipStats {
   unparsable: number;
   /** UDP SIP events marked as retransmissions. */
   retransmissions: number;
+  /** Retransmission state forgotten at its bound (a later resend may count as new). */
+  retransmissionStatesForgotten: number;
 }
 
 export class IngestSip {
-  readonly stats: IngestSipStats = { parsed: 0, unparsable: 0, retransmissions: 0 };
+  private readonly counters = { parsed: 0, unparsable: 0, retransmissions: 0 };
   private readonly parser = new SipParser();
   private readonly tracker: RetransmissionTracker;
   private readonly problems: ProblemLog;
@@ -34,6 +36,10 @@ export class IngestSip {
   constructor(options: { logger?: Logger; maxRetransmissionEntries?: number } = {}) {
     this.tracker = new RetransmissionTracker(options.maxRetransmissionEntries);
     this.problems = new ProblemLog(options.logger ?? silentLogger);
+  }
+
+  get stats(): IngestSipStats {
+    return { ...this.counters, retransmissionStatesForgotten: this.tracker.evicted };
   }
 
   /** Prepares the SIP events of `events` in place and returns them. */
@@ -46,7 +52,7 @@ export class IngestSip {
           transportIsStream: e.transport === 'tcp' || e.transport === 'tls',
         });
         if (!result.ok) {
-          this.stats.unparsable++;
+          this.counters.unparsable++;
           this.problems.report('sip-unparsable', 'SIP payload does not parse; the store skips it', {
             source: e.source?.interface ?? e.source?.file,
             frame: e.source?.packetNumber,
@@ -57,14 +63,14 @@ export class IngestSip {
           });
           continue;
         }
-        this.stats.parsed++;
+        this.counters.parsed++;
         e.sip = result.message;
       }
       const sip = e.sip;
       if (e.correlationId === '' && sip.callId !== null) e.correlationId = sip.callId;
       if (e.transport === 'udp') {
         e.retransmission = this.tracker.check(sip, e.srcIp, e.srcPort, e.dstIp, e.dstPort);
-        if (e.retransmission) this.stats.retransmissions++;
+        if (e.retransmission) this.counters.retransmissions++;
       }
     }
     return events;

@@ -1,12 +1,12 @@
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseError, type InsertParams } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../analyze/analyze.js';
 import type { CaptureEvent } from '../core/event.js';
 import { migrate } from './schema/migrate.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';
-import { isRetryable, StoreWriteError, StoreWriter } from './writer.js';
+import { isRetryable, isRowError, MAX_DAYS_PER_BATCH, StoreWriteError, StoreWriter } from './writer.js';
 
 const SAMPLE = fileURLToPath(new URL('../capture/sample/calls.pcap', import.meta.url));
 
@@ -39,6 +39,8 @@ interface Recorded {
   rows: number;
   bytes: number;
   token: string;
+  /** The data holds the test's poison marker. */
+  poison: boolean;
 }
 
 /**
@@ -60,6 +62,7 @@ function hookedClient(hooks: {
       rows: data.filter((b) => b === 0x0a).length,
       bytes: data.length,
       token: String(params.clickhouse_settings?.insert_deduplication_token),
+      poison: data.includes('POISON'),
     };
     await hooks.before?.(r);
     const result = await real.insert({ ...params, values: Readable.from([data], { objectMode: false }) });
@@ -239,6 +242,111 @@ describe('StoreWriter', () => {
     expect(resolved).toBe(true);
     await writer.close();
     expect(inserts.map((r) => r.rows)).toEqual([10, 10, 1]);
+  });
+
+  it('cuts batches at 64 days, so events of 300 days are all stored (ClickHouse refuses 101 in one INSERT)', async () => {
+    const database = await freshDatabase();
+    // The engine's own limit, as it reports it: this is what a batch across 101 days ran into.
+    const day = 86_400_000;
+    await store.client.command({
+      query: `CREATE TABLE ${database}.by_day (t DateTime) ENGINE = MergeTree PARTITION BY toDate(t) ORDER BY t`,
+    });
+    const refused = await store.client
+      .insert({
+        table: `${database}.by_day`,
+        values: Array.from({ length: 101 }, (_, i) => ({
+          t: Math.floor((Date.UTC(2024, 0, 1) + i * day) / 1000),
+        })),
+        format: 'JSONEachRow',
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(refused).toBeInstanceOf(ClickHouseError);
+    expect((refused as Error).message).toMatch(/Too many partitions for (a )?single INSERT block/i);
+    expect(isRetryable(refused)).toBe(false);
+    expect(isRowError(refused)).toBe(true);
+
+    const sip = sample.filter((e) => e.sip !== undefined);
+    const start = BigInt(Date.UTC(2024, 0, 1)) * 1_000_000n;
+    const spread = Array.from({ length: 300 }, (_, i) => ({
+      ...sip[i % sip.length]!,
+      timestampNs: start + BigInt(i) * 86_400_000_000_000n,
+    }));
+    const { client, inserts } = hookedClient({});
+    const writer = new StoreWriter(client, { database });
+    await writer.write(spread);
+    await writer.close();
+    expect(writer.stats).toMatchObject({ failures: 0, delivered: 300, quarantinedRows: 0, retries: 0 });
+    expect(await count(database, 'sip_messages', true)).toBe(300);
+    const sipInserts = inserts.filter((i) => i.table.endsWith('.sip_messages'));
+    expect(sipInserts.length).toBe(Math.ceil(300 / MAX_DAYS_PER_BATCH));
+    expect(Math.max(...sipInserts.map((i) => i.rows))).toBeLessThanOrEqual(MAX_DAYS_PER_BATCH);
+  });
+
+  it('quarantines the rows the store refuses for good, with the reason, and stores their batch-mates', async () => {
+    const database = await freshDatabase();
+    const sip = sample.filter((e) => e.sip !== undefined).slice(0, 40);
+    const poisoned = new Set([7, 31]);
+    const batch = sip.map((e, i) =>
+      poisoned.has(i) ? { ...e, payload: Buffer.concat([e.payload, Buffer.from('POISON')]) } : e,
+    );
+    const { client, inserts } = hookedClient({
+      before: (r) => {
+        if (r.table.endsWith('.sip_messages') && r.poison)
+          throw new ClickHouseError({
+            message: 'Cannot parse input: expected tab before: POISON',
+            code: '27',
+            type: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+          });
+      },
+    });
+    const writer = new StoreWriter(client, { database });
+    await writer.write(batch);
+    await writer.close();
+    expect(writer.stats).toMatchObject({
+      failures: 0,
+      quarantinedRows: 2,
+      delivered: 38,
+      skippedByReason: { quarantined: 2 },
+      retries: 0,
+    });
+    expect(await count(database, 'sip_messages', true)).toBe(38);
+    const q = await store.client.query({
+      query: `SELECT target_table, error_code, reason, position(row, 'POISON') > 0 AS has FROM ${database}.quarantine ORDER BY event_id`,
+      format: 'JSONEachRow',
+    });
+    const rows = await q.json<{
+      target_table: string;
+      error_code: number;
+      reason: string;
+      has: boolean | number;
+    }>();
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.target_table).toBe('sip_messages');
+      expect(row.error_code).toBe(27);
+      expect(row.reason).toMatch(/Cannot parse input/);
+      expect(Boolean(row.has)).toBe(true);
+    }
+    // Halving: every insert tried is at most the batch, and far fewer than one per row.
+    expect(inserts.filter((i) => i.table.endsWith('.sip_messages')).length).toBeLessThan(20);
+  });
+
+  it('counts implausible capture times and stores the events by them all the same', async () => {
+    const database = await freshDatabase();
+    const [a, b, c] = sample.filter((e) => e.sip !== undefined);
+    const future = BigInt(Date.now() + 3 * 86_400_000) * 1_000_000n;
+    const writer = new StoreWriter(store.client, { database });
+    await writer.write([
+      { ...a!, timestampNs: 631_152_000_000_000_000n }, // 1990
+      { ...b!, timestampNs: future },
+      c!,
+    ]);
+    await writer.close();
+    expect(writer.stats.implausibleTimes).toBe(2);
+    expect(await count(database, 'sip_messages', true)).toBe(3);
   });
 
   it('measures insert throughput on the store', async () => {

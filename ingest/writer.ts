@@ -39,6 +39,7 @@ import {
   type EventTableName,
   HEP_LOGS,
   MEDIA_REPORTS,
+  QUARANTINE,
   RTCP_REPORTS,
   SIP_MESSAGES,
   type TableSpec,
@@ -95,6 +96,10 @@ export interface StoreWriterStats {
   retries: number;
   /** Batches given up on (permanent error or attempts exhausted). */
   failures: number;
+  /** Rows the store refused for good, kept in the quarantine table instead. */
+  quarantinedRows: number;
+  /** Events with a capture time before 2000 or more than a day ahead of this host's clock (stored all the same). */
+  implausibleTimes: number;
 }
 
 /** A batch (or run / inventory row) the store did not take; `cause` is the last error. */
@@ -138,6 +143,36 @@ const RETRYABLE_CODES = new Set([
   999, // KEEPER_EXCEPTION
 ]);
 
+const TOO_MANY_PARTITIONS = /too many partitions for (a )?single insert block/i;
+
+/**
+ * ClickHouse error codes that mean "this data", not "this store": a row the engine cannot parse, a
+ * value no column takes. Such a batch is split until the refused rows are alone, and they are
+ * quarantined; everything else stays a batch failure (a missing table would refuse every row).
+ */
+const ROW_ERROR_CODES = new Set([
+  6, // CANNOT_PARSE_TEXT
+  26, // CANNOT_PARSE_QUOTED_STRING
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  33, // CANNOT_READ_ALL_DATA
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  53, // TYPE_MISMATCH
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  117, // INCORRECT_DATA
+  131, // TOO_LARGE_STRING_SIZE
+  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+  349, // CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+]);
+
+/** The store refused this data, not the insert as such: worth finding the rows it refuses. */
+export function isRowError(error: unknown): boolean {
+  if (!(error instanceof ClickHouseError)) return false;
+  return ROW_ERROR_CODES.has(Number(error.code)) || TOO_MANY_PARTITIONS.test(error.message);
+}
+
 const RETRYABLE_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -156,7 +191,11 @@ const RETRYABLE_NODE_CODES = new Set([
  * 502/503/504) arrive as plain errors carrying the response text.
  */
 export function isRetryable(error: unknown): boolean {
-  if (error instanceof ClickHouseError) return RETRYABLE_CODES.has(Number(error.code));
+  if (error instanceof ClickHouseError) {
+    // TOO_MANY_PARTS (252) also says "Too many partitions for single INSERT block": that one never passes.
+    if (TOO_MANY_PARTITIONS.test(error.message)) return false;
+    return RETRYABLE_CODES.has(Number(error.code));
+  }
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && RETRYABLE_NODE_CODES.has(code)) return true;
@@ -171,6 +210,16 @@ function describe(error: unknown): string {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Days (partitions of the event tables) one batch may span: ClickHouse refuses an insert into more
+ * than 100 partitions (max_partitions_per_insert_block). A capture spanning months, a HEP agent with a
+ * broken clock or forged timestamps make batches cut at this many days instead.
+ */
+export const MAX_DAYS_PER_BATCH = 64;
+const NS_PER_DAY = 86_400_000_000_000n;
+/** Capture times before this are implausible (2000-01-01). */
+const EARLIEST_PLAUSIBLE_NS = 946_684_800_000_000_000n;
+
 /** Rows of one batch, per table, and each table's event ids (its deduplication token). */
 class Batch {
   readonly sinks: EventRowSinks = emptyRowSinks();
@@ -184,6 +233,8 @@ class Batch {
   events = 0;
   /** Events of the batch that made rows (the others were skipped). */
   eventsWithRows = 0;
+  /** UTC days of the rows' capture times: each is a partition of the event tables. */
+  readonly days = new Set<number>();
   /** When the first row arrived (the batch's deadline counts from it); 0 while empty. */
   firstRowAt = 0;
 
@@ -194,6 +245,11 @@ class Batch {
 
   noteId(table: EventTableName, id: bigint): void {
     this.ids[table].push(id);
+  }
+
+  /** Event ids of a table's rows, in row order. */
+  idsOf(table: EventTableName): readonly bigint[] {
+    return this.ids[table];
   }
 
   /** Same events in the same order, run and table → same token, so a re-sent insert is dropped. */
@@ -220,6 +276,8 @@ export function emptyWriterStats(): StoreWriterStats {
     batches: 0,
     retries: 0,
     failures: 0,
+    quarantinedRows: 0,
+    implausibleTimes: 0,
   };
 }
 
@@ -237,6 +295,8 @@ export function addWriterStats(into: StoreWriterStats, s: StoreWriterStats): voi
   into.batches += s.batches;
   into.retries += s.retries;
   into.failures += s.failures;
+  into.quarantinedRows += s.quarantinedRows;
+  into.implausibleTimes += s.implausibleTimes;
 }
 
 export class StoreWriter {
@@ -365,7 +425,9 @@ export class StoreWriter {
   }
 
   private isFull(batch: Batch): boolean {
-    return batch.rows >= this.maxRows || batch.bytes >= this.maxBytes;
+    return (
+      batch.rows >= this.maxRows || batch.bytes >= this.maxBytes || batch.days.size >= MAX_DAYS_PER_BATCH
+    );
   }
 
   private accept(event: CaptureEvent): void {
@@ -391,6 +453,24 @@ export class StoreWriter {
     if (batch.rows === 0) batch.firstRowAt = Date.now();
     batch.rows += encoded.rows;
     batch.eventsWithRows++;
+    const ns = event.timestampNs;
+    batch.days.add(Number(ns / NS_PER_DAY));
+    if (ns < EARLIEST_PLAUSIBLE_NS || ns > BigInt(Date.now() + 86_400_000) * 1_000_000n) {
+      this.stats.implausibleTimes++;
+      this.problems.report(
+        'implausible-time',
+        'capture time implausible (before 2000, or a day ahead); stored as given',
+        {
+          database: this.database,
+          time: isoOfNs(ns),
+          callId: event.correlationId.slice(0, 256),
+          from: `${event.srcIp}:${event.srcPort}`,
+          file: event.source?.file,
+          interface: event.source?.interface,
+          packet: event.source?.packetNumber,
+        },
+      );
+    }
     EVENT_TABLES.forEach(([table], i) => {
       if (batch.sinks[table].rows > before[i]!) batch.noteId(table, encoded.eventId);
     });
@@ -440,19 +520,34 @@ export class StoreWriter {
   }
 
   private async send(batch: Batch): Promise<void> {
+    /** Events with a row the store refused (quarantined): not delivered. */
+    const quarantined = new Set<bigint>();
     try {
       for (const [table, spec] of EVENT_TABLES) {
         const sink = batch.sinks[table];
         const rows = sink.rows;
         if (rows === 0) continue;
         const data = sink.take();
-        await this.insert(spec, data, rows, batch.token(table, this.context.runId));
-        this.stats.rows += rows;
-        this.stats.rowsByTable[table] += rows;
+        const refused = new Set<bigint>();
+        const stored = await this.insertRows(
+          spec,
+          data,
+          batch.idsOf(table),
+          batch.token(table, this.context.runId),
+          refused,
+        );
+        this.stats.rows += stored;
+        this.stats.rowsByTable[table] += stored;
         this.stats.bytes += data.length;
+        for (const id of refused) quarantined.add(id);
       }
       this.stats.batches++;
-      this.stats.delivered += batch.eventsWithRows;
+      this.stats.delivered += batch.eventsWithRows - quarantined.size;
+      if (quarantined.size > 0) {
+        this.stats.skipped += quarantined.size;
+        this.stats.skippedByReason.quarantined =
+          (this.stats.skippedByReason.quarantined ?? 0) + quarantined.size;
+      }
     } catch (error) {
       this.stats.failures++;
       this.failure =
@@ -467,6 +562,63 @@ export class StoreWriter {
         error: this.failure.message,
       });
     }
+  }
+
+  /**
+   * Inserts a table's rows; when the store refuses the data (isRowError), the rows are split in halves
+   * until the refused ones are alone, and those are quarantined, so a row the engine never takes does
+   * not take its batch-mates with it. Resolves with the rows stored; `refused` gets the quarantined
+   * rows' event ids. Halves get tokens of their own (derived, so a retry is still deduplicated).
+   */
+  private async insertRows(
+    spec: TableSpec,
+    data: Buffer,
+    ids: readonly bigint[],
+    token: string,
+    refused: Set<bigint>,
+  ): Promise<number> {
+    try {
+      await this.insert(spec, data, ids.length, token);
+      return ids.length;
+    } catch (error) {
+      const cause = error instanceof StoreWriteError ? error.cause : error;
+      if (!isRowError(cause)) throw error;
+      if (ids.length === 1) {
+        await this.quarantine(spec, data, ids[0]!, cause);
+        refused.add(ids[0]!);
+        return 0;
+      }
+      const half = ids.length >> 1;
+      const cut = rowOffset(data, half);
+      return (
+        (await this.insertRows(spec, data.subarray(0, cut), ids.slice(0, half), `${token}-a`, refused)) +
+        (await this.insertRows(spec, data.subarray(cut), ids.slice(half), `${token}-b`, refused))
+      );
+    }
+  }
+
+  /** Keeps one refused row, with the reason, in the quarantine table (a failure here fails the batch). */
+  private async quarantine(spec: TableSpec, row: Buffer, eventId: bigint, cause: unknown): Promise<void> {
+    const code = cause instanceof ClickHouseError ? Number(cause.code) : 0;
+    const reason = describe(cause);
+    const out = new TsvBuffer(row.length + 256);
+    out
+      .timeMs(Date.now())
+      .utf8(spec.name)
+      .bigUint(eventId)
+      .int(Number.isFinite(code) ? code : 0)
+      .utf8(reason.slice(0, 4096))
+      .bytes(row.subarray(0, row[row.length - 1] === 0x0a ? row.length - 1 : row.length))
+      .utf8(this.context.runId)
+      .endRow();
+    await this.insert(QUARANTINE, out.take(), 1, `quarantine-${spec.name}-${eventId}`);
+    this.stats.quarantinedRows++;
+    this.logger.error('row refused by the store: quarantined', {
+      database: this.database,
+      table: spec.name,
+      eventId: eventId.toString(),
+      error: reason,
+    });
   }
 
   /** One insert with retries; the token makes a repeated attempt a no-op if an earlier one landed. */
@@ -514,6 +666,18 @@ export class StoreWriter {
       }
     }
   }
+}
+
+/** Byte offset where row `n` (0-based) of TabSeparated data starts: rows end with LF, escaped inside. */
+function rowOffset(data: Buffer, n: number): number {
+  let at = 0;
+  for (let row = 0; row < n; row++) at = data.indexOf(0x0a, at) + 1;
+  return at;
+}
+
+function isoOfNs(ns: bigint): string {
+  const ms = Number(ns / 1_000_000n);
+  return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ns} ns`;
 }
 
 function positive(value: number, name: string): number {

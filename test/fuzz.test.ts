@@ -3,13 +3,16 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { SummarySink } from '../analyze/summary.js';
+import { analyzeFile } from '../analyze/analyze.js';
+import { MAX_COUNTED_CALL_IDS, SummarySink } from '../analyze/summary.js';
+import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { readCaptureFile } from '../capture/file/reader.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, type PacketRecord } from '../capture/file/record.js';
 import { Rng } from '../capture/generator/random.js';
 import { CapturePipeline } from '../capture/pipeline.js';
+import { createLogger } from '../core/log.js';
 import { ipv4Header, ipv4Tcp, ipv4Udp, rawRecord } from './fixtures/packets.js';
-import { SHARED_PCAPS } from './oracle/tools.js';
+import { removeTmpDir, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 
 const SAMPLE = new URL('../capture/sample/calls.pcap', import.meta.url).pathname;
 
@@ -87,7 +90,7 @@ function mutate(rng: Rng, seed: Buffer): Buffer {
 }
 
 describe('decoder fuzzing', () => {
-  it('survives 120,000 mutated packets with every packet counted and state bounded', async () => {
+  it('survives 1,000,000 mutated packets with every packet counted and state bounded', async () => {
     const seeds = await loadSeeds();
     expect(seeds.length).toBeGreaterThan(50);
     if (!SHARED_PCAPS) console.log('fuzz: ../shared absent, seeds from the sample capture only');
@@ -98,7 +101,7 @@ describe('decoder fuzzing', () => {
       fragments: { maxDatagrams: 256, maxBytes: 1 << 20 },
       tcp: { maxStreams: 512, maxBufferedBytes: 1 << 20, maxBufferedBytesPerStream: 64 << 10 },
     });
-    const total = 120_000;
+    const total = 1_000_000;
     for (let i = 1; i <= total; i++) {
       const seed = seeds[rng.int(seeds.length)];
       pipeline.handle(record(mutate(rng, seed.bytes), seed.linkType, i, 1_700_000_000 + Math.floor(i / 100)));
@@ -310,4 +313,43 @@ describe('hostile values found in review', () => {
     // The JSON summary carries the method as an ordinary key.
     expect(JSON.stringify(requests)).toContain('"__proto__":1');
   });
+});
+
+describe('floods past every bound at its default', () => {
+  it('1.5M Call-IDs from 20k endpoints: the summary and the log name each bound reached', async () => {
+    const dir = tmpDir('callscope-flood-');
+    try {
+      const file = join(dir, 'flood.pcap');
+      const w = new PcapWriter(file, { linkType: LINKTYPE_RAW });
+      const total = 1_500_000;
+      for (let i = 0; i < total; i++) {
+        const sip = Buffer.from(
+          `INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.0.1;branch=z9hG4bK${i}\r\nFrom: <sip:a@x>;tag=1\r\n` +
+            `To: <sip:b@x>\r\nCall-ID: f${i}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n`,
+        );
+        w.write(1_700_000_000 + Math.floor(i / 1000), 0, ipv4Udp(sip, { srcPort: 10_000 + (i % 20_000) }));
+      }
+      w.close();
+      const warnings: Array<Record<string, unknown>> = [];
+      const logger = createLogger({
+        level: 'warn',
+        format: 'json',
+        write: (l) => warnings.push(JSON.parse(l)),
+      });
+      const s = await analyzeFile(file, { logger });
+      expect(s.sip.messages).toBe(total);
+      expect(s.sip.callIds).toBe(MAX_COUNTED_CALL_IDS);
+      expect(s.limits.callIdsCapped).toBe(true);
+      // Each Call-ID × direction is one retransmission entry: all but the last 250k–500k are forgotten.
+      expect(s.limits.retransmissionStatesForgotten).toBeGreaterThanOrEqual(total - 500_000);
+      // 20,000 sending ports and the one receiver: the messages beyond 10,000 endpoints are not counted.
+      expect(s.limits.endpointMessagesUntracked).toBeGreaterThan(0);
+      const said = (what: string) => warnings.some((l) => JSON.stringify(l).includes(what));
+      expect(said('retransmissionStatesForgotten')).toBe(true);
+      expect(said('SIP endpoints')).toBe(true);
+      expect(said('distinct Call-IDs')).toBe(true);
+    } finally {
+      removeTmpDir(dir);
+    }
+  }, 120_000);
 });

@@ -38,7 +38,7 @@ ${EXIT_CODES_HELP}`,
     const vms = await vmSourceFor(settings, logger);
     const progress = progressFor('analyze', values);
     try {
-      const summary = new SummarySink();
+      const summary = new SummarySink({ logger });
       const source = new FileSource(file, {
         ...captureOptionsOf(settings, logger, vms),
         onProgress: (done, total, packets) => progress.update(done, total, packets),

@@ -28,6 +28,7 @@ import {
   MEDIA_FLAGS,
   MEDIA_HELP,
   partitionsOf,
+  statsIntervalOf,
   topicOf,
 } from '../flags.js';
 import { provisionTopics } from '../kafka.js';
@@ -53,15 +54,21 @@ ${VM_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const parsed = parseCommand(this, argv, {
-      ...COMMON,
-      ...KAFKA_FLAGS,
-      ...LIVE_FLAGS,
-      ...MEDIA_FLAGS,
-      ...VM_FLAGS,
-      'spool-dir': { type: 'string' },
-      'hep-to': { type: 'string' },
-    });
+    const parsed = parseCommand(
+      this,
+      argv,
+      {
+        ...COMMON,
+        ...KAFKA_FLAGS,
+        ...LIVE_FLAGS,
+        ...MEDIA_FLAGS,
+        ...VM_FLAGS,
+        'spool-dir': { type: 'string' },
+        'hep-to': { type: 'string' },
+      },
+      0,
+      (s) => s.string('interface') !== undefined,
+    );
     if (parsed === null) return EXIT_OK;
     const { values, settings, logger } = parsed;
     const brokers = settings.string('kafka');
@@ -106,7 +113,7 @@ ${EXIT_CODES_HELP}`,
             })
           : null;
         if (hep) sinks.push(hep);
-        const summary = new SummarySink();
+        const summary = new SummarySink({ logger });
         const result = await drive(
           input.source(captureOptionsOf(settings, logger, vms)),
           [...sinks, summary],
@@ -114,6 +121,7 @@ ${EXIT_CODES_HELP}`,
             logger,
             signal: input.signal,
             maxQueuedEvents: input.maxQueuedEvents,
+            statsIntervalMs: input.live ? statsIntervalOf(settings) : 0,
           },
         );
         input.done();

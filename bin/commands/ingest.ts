@@ -24,6 +24,7 @@ import {
   partitionsOf,
   STORE_FLAGS,
   STORE_HELP,
+  statsIntervalOf,
   topicOf,
   ttlDaysOf,
 } from '../flags.js';
@@ -56,13 +57,19 @@ ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const parsed = parseCommand(this, argv, {
-      ...COMMON,
-      ...STORE_FLAGS,
-      ...KAFKA_FLAGS,
-      group: { type: 'string' },
-      'hep-listen': { type: 'string' },
-    });
+    const parsed = parseCommand(
+      this,
+      argv,
+      {
+        ...COMMON,
+        ...STORE_FLAGS,
+        ...KAFKA_FLAGS,
+        group: { type: 'string' },
+        'hep-listen': { type: 'string' },
+      },
+      0,
+      () => true,
+    );
     if (parsed === null) return EXIT_OK;
     const { values, settings, logger } = parsed;
     const brokers = settings.string('kafka');
@@ -71,6 +78,7 @@ ${EXIT_CODES_HELP}`,
       throw new UsageError('ingest needs a source: --kafka BROKERS and/or --hep-listen PORT');
     const hepAddress = listen ? parseListen(listen) : null;
     const partitions = partitionsOf(settings);
+    const statsInterval = statsIntervalOf(settings);
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
     const store = await storeFor(settings, logger);
@@ -122,7 +130,7 @@ ${EXIT_CODES_HELP}`,
       stop.signal.addEventListener('abort', () => all.abort(), { once: true });
       const sinks = sources.map(() => new StoreSink(store.client, { database, logger }));
       const runs = sources.map((source, i) =>
-        drive(source, [sinks[i]], { logger, signal: all.signal })
+        drive(source, [sinks[i]], { logger, signal: all.signal, statsIntervalMs: statsInterval })
           .catch((error: unknown) => {
             all.abort();
             throw error;

@@ -19,6 +19,7 @@ import {
   MEDIA_HELP,
   STORE_FLAGS,
   STORE_HELP,
+  statsIntervalOf,
   ttlDaysOf,
 } from '../flags.js';
 import { storeFor } from '../store.js';
@@ -42,13 +43,19 @@ ${VM_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const parsed = parseCommand(this, argv, {
-      ...COMMON,
-      ...STORE_FLAGS,
-      ...LIVE_FLAGS,
-      ...MEDIA_FLAGS,
-      ...VM_FLAGS,
-    });
+    const parsed = parseCommand(
+      this,
+      argv,
+      {
+        ...COMMON,
+        ...STORE_FLAGS,
+        ...LIVE_FLAGS,
+        ...MEDIA_FLAGS,
+        ...VM_FLAGS,
+      },
+      0,
+      (s) => s.string('interface') !== undefined,
+    );
     if (parsed === null) return EXIT_OK;
     const { values, settings, logger } = parsed;
     const database = databaseOf(settings);
@@ -68,6 +75,7 @@ ${EXIT_CODES_HELP}`,
             inventory: vms ?? undefined,
             maxQueuedEvents: input.maxQueuedEvents,
             signal: input.signal,
+            statsIntervalMs: input.live ? statsIntervalOf(settings) : 0,
           });
           input.done();
           const s = result.summary;

@@ -5,7 +5,7 @@ import { EmbeddedStore } from '../../ingest/store/embedded.js';
 import { type Command, parseCommand } from '../command.js';
 import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
-import { COMMON, COMMON_HELP, databaseOf, EXIT_CODES_HELP } from '../flags.js';
+import { COMMON, COMMON_HELP, databaseOf, EXIT_CODES_HELP, statsIntervalOf } from '../flags.js';
 import { stopOnSignals } from '../live.js';
 
 /**
@@ -72,12 +72,18 @@ ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const parsed = parseCommand(this, argv, {
-      ...COMMON,
-      'data-dir': { type: 'string' },
-      port: { type: 'string' },
-      database: { type: 'string' },
-    });
+    const parsed = parseCommand(
+      this,
+      argv,
+      {
+        ...COMMON,
+        'data-dir': { type: 'string' },
+        port: { type: 'string' },
+        database: { type: 'string' },
+      },
+      0,
+      () => true,
+    );
     if (parsed === null) return EXIT_OK;
     const { values, settings, logger } = parsed;
     const port = settings.number('port', 8123);
@@ -100,9 +106,19 @@ ${EXIT_CODES_HELP}`,
           ? `${JSON.stringify({ url: store.url, dataDir: store.dataDir, pid: process.pid })}\n`
           : `callscope store: ${store.dataDir} served at ${store.url} (ClickHouse HTTP interface), pid ${process.pid}; Ctrl-C stops\n`,
       );
+      const interval = statsIntervalOf(settings);
+      const ticker =
+        interval > 0
+          ? setInterval(
+              () => logger.info('statistics', { store: store.dataDir, ...store.httpStats }),
+              interval,
+            )
+          : null;
+      ticker?.unref();
       await new Promise<void>((resolve) =>
         stop.signal.addEventListener('abort', () => resolve(), { once: true }),
       );
+      if (ticker !== null) clearInterval(ticker);
     } finally {
       unwatch();
       stop.dispose();

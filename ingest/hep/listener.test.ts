@@ -47,8 +47,8 @@ function sender(target: string, over: Partial<ConstructorParameters<typeof HepSe
   return s;
 }
 
-async function rawTcp(port: number): Promise<Socket> {
-  const s = connect({ host: '127.0.0.1', port });
+async function rawTcp(port: number, localAddress?: string): Promise<Socket> {
+  const s = connect({ host: '127.0.0.1', port, localAddress });
   await new Promise<void>((ok, fail) => s.once('connect', ok).once('error', fail));
   s.on('error', () => {});
   closers.push(() => s.destroy());
@@ -371,6 +371,60 @@ describe('hostile input', () => {
     const third = await rawTcp(listener.tcpPort);
     await new Promise((done) => third.on('close', done));
     expect(listener.stats).toMatchObject({ tcpRefused: 1, tcpConnections: 2, tcpOpen: 2 });
+    expect(listener.stats.tcpClosedBy['too-many-connections']).toBe(1);
+  });
+});
+
+describe('a listener that cannot be starved', () => {
+  /** A HEP header announcing a 200-byte frame that never comes: a connection that holds a slot. */
+  const stall = Buffer.from([0x48, 0x45, 0x50, 0x33, 0x00, 0xc8]);
+
+  it('256 connections that send 6 bytes and stall are closed by the partial-frame timeout: an agent 40 s later is served', async () => {
+    const { listener, events } = await listen();
+    // 8 sources × 32 (the per-source limit): every one of the 256 slots taken.
+    const stalled: Socket[] = [];
+    for (let source = 2; source < 10; source++)
+      for (let i = 0; i < 32; i++) stalled.push(await rawTcp(listener.tcpPort, `127.0.0.${source}`));
+    for (const s of stalled) s.write(stall);
+    await until('256 open', () => listener.stats.tcpOpen === 256);
+    const early = await rawTcp(listener.tcpPort, '127.0.0.10');
+    await new Promise((done) => early.on('close', done));
+    expect(listener.stats.tcpClosedBy['too-many-connections']).toBe(1);
+    await sleep(40_000);
+    const agent = sender(`tcp:127.0.0.1:${listener.tcpPort}`);
+    const frames = [0, 1, 2].map((i) => event({ payload: Buffer.from(sipText(`late-${i}`)) }));
+    for (const e of frames) agent.send(e);
+    await agent.flush();
+    await until('the late agent heard', () => events.length === 3, 10_000);
+    expect(events.map((e) => e.sip?.callId)).toEqual(['late-0', 'late-1', 'late-2']);
+    expect(listener.stats.tcpClosedBy['partial-frame-timeout']).toBe(256);
+  }, 60_000);
+
+  it('one address gets at most 32 connections; others still get theirs', async () => {
+    const { listener } = await listen();
+    const mine: Socket[] = [];
+    for (let i = 0; i < 40; i++) mine.push(await rawTcp(listener.tcpPort, '127.0.0.20'));
+    await until('refusals', () => listener.stats.tcpClosedBy['too-many-from-source'] === 8);
+    expect(listener.stats.tcpOpen).toBe(32);
+    await rawTcp(listener.tcpPort, '127.0.0.21');
+    await until('33 open', () => listener.stats.tcpOpen === 33);
+  });
+
+  it('closes a connection that goes silent, and an unauthenticated one that does not finish its first frame', async () => {
+    const { listener } = await listen({ tcpIdleTimeoutMs: 300, partialFrameTimeoutMs: 300, authKey: 'k' });
+    const idle = await rawTcp(listener.tcpPort);
+    idle.write(encodeHep3(event({ payload: Buffer.from(sipText('auth-ok')) }), { authKey: 'k' }));
+    const half = await rawTcp(listener.tcpPort);
+    half.write(stall);
+    const silent = await rawTcp(listener.tcpPort);
+    const wrong = await rawTcp(listener.tcpPort);
+    wrong.write(encodeHep3(event({ payload: Buffer.from(sipText('auth-bad')) }), { authKey: 'nope' }));
+    await Promise.all([idle, half, silent, wrong].map((s) => new Promise((done) => s.on('close', done))));
+    expect(listener.stats.tcpClosedBy).toMatchObject({
+      'idle-timeout': 1,
+      'partial-frame-timeout': 2,
+      auth: 1,
+    });
   });
 });
 

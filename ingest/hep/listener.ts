@@ -14,7 +14,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { CaptureEvent } from '../../core/event.js';
 import { decodeHep3 } from '../../core/hep3.js';
-import { type Logger, ProblemLog, silentLogger } from '../../core/log.js';
+import { type LogFields, type Logger, ProblemLog, silentLogger } from '../../core/log.js';
 import { IngestSip } from '../sip.js';
 import { HepTcpFramer } from './tcp-framer.js';
 
@@ -29,6 +29,19 @@ export interface HepListenerOptions {
   authKey?: string;
   /** Connections beyond this are closed at once and counted (default 256). */
   maxTcpConnections?: number;
+  /**
+   * Connections from one address beyond this are closed at once and counted (default 32): one source
+   * cannot take every slot. Below maxTcpConnections.
+   */
+  maxTcpConnectionsPerSource?: number;
+  /** A connection that sends nothing this long is closed (default 30,000 ms). */
+  tcpIdleTimeoutMs?: number;
+  /**
+   * A connection that holds a partial frame this long is closed (default 10,000 ms): a frame of at
+   * most 64 KiB takes milliseconds to arrive. With an auth key set, this is also how long a new
+   * connection has to complete its first, authenticating frame.
+   */
+  partialFrameTimeoutMs?: number;
   /** Events waiting for onEvents beyond which UDP frames are dropped and TCP reads pause (default 10,000). */
   maxFrameQueue?: number;
   /** The same limit in payload bytes (default 64 MiB): 10,000 frames of 64 KiB would be 640 MB. */
@@ -41,6 +54,15 @@ export interface HepListenerOptions {
    */
   onEvents: (events: CaptureEvent[]) => Promise<void> | void;
 }
+
+/** Why the listener refused or closed a TCP connection. */
+export type TcpCloseReason =
+  | 'too-many-connections'
+  | 'too-many-from-source'
+  | 'idle-timeout'
+  | 'partial-frame-timeout'
+  | 'auth'
+  | 'desync';
 
 export interface HepListenerStats {
   /** HEP frames received (UDP datagrams and TCP frames), whatever became of them. */
@@ -60,16 +82,35 @@ export interface HepListenerStats {
   tcpOpen: number;
   /** TCP connections closed at once because maxTcpConnections were open. */
   tcpRefused: number;
+  /** TCP connections refused or closed, by reason. */
+  tcpClosedBy: Record<TcpCloseReason, number>;
   /** TCP connections closed because the stream stopped being HEP3 (there is no resync marker). */
   tcpDesyncs: number;
   /** SIP events (type 1) whose payload did not parse as SIP: delivered without `sip`. */
   sipUnparsed: number;
+  /** Retransmission state forgotten at its bound (ingest/sip.ts). */
+  retransmissionStatesForgotten: number;
   /** Batches whose onEvents threw or rejected. */
   deliveryErrors: number;
 }
 
+/** What the timeout sweep knows of one TCP connection. */
+interface Connection {
+  framer: HepTcpFramer;
+  peer: string;
+  /** When data last arrived. */
+  lastData: number;
+  /** Since when the peer has left a frame incomplete; null when it has none. */
+  partialSince: number | null;
+  /** A frame with the right auth key arrived (always true without an auth key). */
+  authenticated: boolean;
+}
+
 const DEFAULT_PORT = 9060;
 const DEFAULT_MAX_TCP = 256;
+const DEFAULT_MAX_TCP_PER_SOURCE = 32;
+const DEFAULT_IDLE_MS = 30_000;
+const DEFAULT_PARTIAL_FRAME_MS = 10_000;
 const DEFAULT_MAX_QUEUE = 10_000;
 const DEFAULT_MAX_QUEUE_BYTES = 64 << 20;
 /** Asked of the kernel for bursts from many agents; Linux caps it at net.core.rmem_max. */
@@ -98,8 +139,17 @@ export class HepListener {
     tcpConnections: 0,
     tcpOpen: 0,
     tcpRefused: 0,
+    tcpClosedBy: {
+      'too-many-connections': 0,
+      'too-many-from-source': 0,
+      'idle-timeout': 0,
+      'partial-frame-timeout': 0,
+      auth: 0,
+      desync: 0,
+    },
     tcpDesyncs: 0,
     sipUnparsed: 0,
+    retransmissionStatesForgotten: 0,
     deliveryErrors: 0,
   };
   private _udpPort = 0;
@@ -108,6 +158,14 @@ export class HepListener {
   private server: Server | null = null;
   /** Open connections, each with the hook that decodes what its framer held back when paused. */
   private readonly sockets = new Map<Socket, (force: boolean) => void>();
+  /** What the timeout sweep checks of each connection. */
+  private readonly connections = new Map<Socket, Connection>();
+  /** Open connections per remote address. */
+  private readonly perSource = new Map<string, number>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly maxPerSource: number;
+  private readonly idleMs: number;
+  private readonly partialMs: number;
   private readonly logger: Logger;
   private readonly problems: ProblemLog;
   /** Parses SIP payloads once and marks retransmissions (HEP carries no such flag). */
@@ -132,6 +190,12 @@ export class HepListener {
     this.sip = new IngestSip({ logger: this.logger });
     this.authDigest = options.authKey ? sha256(options.authKey) : null;
     this.maxTcp = options.maxTcpConnections ?? DEFAULT_MAX_TCP;
+    this.maxPerSource = Math.min(
+      this.maxTcp,
+      Math.max(1, options.maxTcpConnectionsPerSource ?? DEFAULT_MAX_TCP_PER_SOURCE),
+    );
+    this.idleMs = Math.max(1, options.tcpIdleTimeoutMs ?? DEFAULT_IDLE_MS);
+    this.partialMs = Math.max(1, options.partialFrameTimeoutMs ?? DEFAULT_PARTIAL_FRAME_MS);
     this.maxQueue = Math.max(1, options.maxFrameQueue ?? DEFAULT_MAX_QUEUE);
     this.maxQueueBytes = Math.max(1, options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES);
     this.onEvents = options.onEvents;
@@ -169,6 +233,8 @@ export class HepListener {
   }
 
   private async shutdown(): Promise<void> {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
     // Frames already read from a connection were received: decode them before letting go.
     for (const drain of this.sockets.values()) drain(true);
     this.closed = true;
@@ -194,7 +260,15 @@ export class HepListener {
     ]);
     await this.idle();
     this.problems.summary({ component: 'hep-listener' });
-    this.logger.info('HEP listener closed', { ...this.stats });
+    this.logger.info('HEP listener closed', this.statsFields());
+  }
+
+  /** The counters as flat log fields (closings by reason as `tcpClosed.<reason>`). */
+  statsFields(): LogFields {
+    const { tcpClosedBy, ...rest } = this.stats;
+    const fields: LogFields = { ...rest };
+    for (const [reason, n] of Object.entries(tcpClosedBy)) if (n > 0) fields[`tcpClosed.${reason}`] = n;
+    return fields;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -278,24 +352,31 @@ export class HepListener {
 
   private accept(socket: Socket): void {
     const peer = peerName(socket.remoteAddress, socket.remotePort);
+    const source = peerName(socket.remoteAddress, 0).replace(/:0$/, '');
     if (this.closed) {
       socket.destroy();
       return;
     }
     if (this.sockets.size >= this.maxTcp) {
-      this.stats.tcpRefused++;
-      this.problems.report('tcp-refused', 'HEP TCP connection refused: too many connections', {
-        peer,
-        open: this.sockets.size,
-      });
-      socket.destroy();
+      this.refuse(socket, 'too-many-connections', peer, { open: this.sockets.size });
       return;
     }
+    const fromSource = this.perSource.get(source) ?? 0;
+    if (fromSource >= this.maxPerSource) {
+      this.refuse(socket, 'too-many-from-source', peer, { open: fromSource });
+      return;
+    }
+    this.perSource.set(source, fromSource + 1);
     this.stats.tcpConnections++;
     this.stats.tcpOpen++;
-    // Dead agents must not hold connection slots for ever.
-    socket.setKeepAlive(true, 60_000);
     const framer = new HepTcpFramer();
+    const connection: Connection = {
+      framer,
+      peer,
+      lastData: Date.now(),
+      partialSince: null,
+      authenticated: this.authDigest === null,
+    };
     let rejected = false;
     let force = false;
     const onFrame = (buf: Buffer, off: number, end: number): boolean => {
@@ -303,23 +384,29 @@ export class HepListener {
         rejected = true;
         return false;
       }
+      connection.authenticated = true;
       // At the queue limit decoding stops: the rest of the read waits in the framer, the socket pauses.
       return force || !this.queueFull();
     };
     const feed = (chunk: Buffer | null): void => {
       if (rejected || this.closed) return;
+      if (chunk) connection.lastData = Date.now();
       const error = chunk ? framer.push(chunk, onFrame) : framer.resume(onFrame);
       if (error) {
         // HEP over TCP has no resync marker: the only way back to a frame boundary is a new connection.
         this.stats.malformed++;
         this.stats.tcpDesyncs++;
+        this.stats.tcpClosedBy.desync++;
         this.problems.report('tcp-desync', 'HEP TCP stream is not HEP3; closing the connection', {
           peer,
           transport: 'tcp',
           error,
         });
         rejected = true;
-      }
+      } else if (rejected) this.stats.tcpClosedBy.auth++;
+      // A partial frame the peer has not completed (not one we hold back while the sinks are busy).
+      if (framer.pendingBytes > 0 && !framer.holding) connection.partialSince ??= Date.now();
+      else connection.partialSince = null;
       if (rejected) socket.destroy();
       else if (framer.holding || this.mustPause()) socket.pause();
     };
@@ -330,6 +417,8 @@ export class HepListener {
       if (!rejected && !this.closed && !framer.holding && !this.mustPause()) socket.resume();
     };
     this.sockets.set(socket, drain);
+    this.connections.set(socket, connection);
+    this.armSweep();
     if (this.mustPause()) socket.pause();
     socket.on('data', feed);
     socket.on('end', () => {
@@ -347,8 +436,62 @@ export class HepListener {
     );
     socket.on('close', () => {
       this.sockets.delete(socket);
+      this.connections.delete(socket);
+      const left = (this.perSource.get(source) ?? 1) - 1;
+      if (left > 0) this.perSource.set(source, left);
+      else this.perSource.delete(source);
       this.stats.tcpOpen--;
     });
+  }
+
+  private refuse(socket: Socket, reason: TcpCloseReason, peer: string, fields: LogFields): void {
+    this.stats.tcpRefused++;
+    this.stats.tcpClosedBy[reason]++;
+    this.problems.report(`tcp-${reason}`, `HEP TCP connection refused: ${reason.replaceAll('-', ' ')}`, {
+      peer,
+      ...fields,
+    });
+    socket.destroy();
+  }
+
+  /**
+   * Closes connections that went silent, or hold a frame they do not complete (an unauthenticated one
+   * has that long to send its first frame). Connections the listener itself paused (the sinks are
+   * busy) are not timed out: the wait is ours, not theirs.
+   */
+  private sweep(): void {
+    const now = Date.now();
+    const paused = this.mustPause();
+    for (const [socket, c] of this.connections) {
+      if (paused || c.framer.holding) {
+        c.lastData = now;
+        if (c.partialSince !== null) c.partialSince = now;
+        continue;
+      }
+      let reason: TcpCloseReason | null = null;
+      if (c.partialSince !== null && now - c.partialSince >= this.partialMs) reason = 'partial-frame-timeout';
+      else if (!c.authenticated && now - c.lastData >= this.partialMs) reason = 'partial-frame-timeout';
+      else if (now - c.lastData >= this.idleMs) reason = 'idle-timeout';
+      if (reason === null) continue;
+      this.stats.tcpClosedBy[reason]++;
+      this.problems.report(`tcp-${reason}`, `HEP TCP connection closed: ${reason.replaceAll('-', ' ')}`, {
+        peer: c.peer,
+        pendingBytes: c.framer.pendingBytes,
+      });
+      this.connections.delete(socket);
+      socket.destroy();
+    }
+    if (this.connections.size === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  }
+
+  private armSweep(): void {
+    if (this.sweepTimer !== null) return;
+    const every = Math.max(50, Math.min(1000, Math.floor(Math.min(this.idleMs, this.partialMs) / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer.unref();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -432,7 +575,9 @@ export class HepListener {
       return;
     }
     const batch = this.sip.prepare(this.queue);
-    this.stats.sipUnparsed = this.sip.stats.unparsable;
+    const sip = this.sip.stats;
+    this.stats.sipUnparsed = sip.unparsable;
+    this.stats.retransmissionStatesForgotten = sip.retransmissionStatesForgotten;
     this.queue = [];
     this.queuedBytes = 0;
     this.stats.events += batch.length;

@@ -4,6 +4,7 @@
  * the sinks take a batch, TCP peers are paused (they see TCP backpressure) and UDP frames queue up to
  * the listener's bound, then are dropped and counted.
  */
+import type { LogFields } from '../../core/log.js';
 import { aborted, type EventSource, type SourceOutput } from '../../core/source.js';
 import { HepListener, type HepListenerOptions, type HepListenerStats } from './listener.js';
 
@@ -16,6 +17,7 @@ export class HepSource implements EventSource<HepListenerStats> {
   readonly name: string;
   readonly pace = 'paced';
   readonly redelivers = false;
+  private listener: HepListener | null = null;
 
   constructor(private readonly options: HepSourceOptions) {
     this.name = `hep:${options.host ?? '0.0.0.0'}:${options.port ?? 9060}`;
@@ -27,6 +29,7 @@ export class HepSource implements EventSource<HepListenerStats> {
       ...this.options,
       onEvents: (events) => output.events(events),
     });
+    this.listener = listener;
     try {
       this.options.onStart?.(listener);
       await aborted(signal);
@@ -34,5 +37,9 @@ export class HepSource implements EventSource<HepListenerStats> {
       await listener.close();
     }
     return { ...listener.stats };
+  }
+
+  progress(): LogFields {
+    return this.listener?.statsFields() ?? {};
   }
 }

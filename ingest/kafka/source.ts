@@ -4,6 +4,7 @@
  * (the sinks flushed) before it resolves, and only then does the consumer commit its offsets. A
  * delivery that fails is retried by the consumer with the same chunk (it redelivers).
  */
+import type { LogFields } from '../../core/log.js';
 import { aborted, type EventSource, type SourceOutput } from '../../core/source.js';
 import { IngestSip, type IngestSipStats } from '../sip.js';
 import { DEFAULT_TOPIC } from './constants.js';
@@ -60,6 +61,17 @@ export class KafkaSource implements EventSource<KafkaSourceStats> {
       await consumer.stop();
     }
     return this.stats();
+  }
+
+  progress(): LogFields {
+    const { sip, ...consumer } = this.stats();
+    return {
+      ...consumer,
+      sipParsed: sip.parsed,
+      sipUnparsable: sip.unparsable,
+      retransmissions: sip.retransmissions,
+      retransmissionStatesForgotten: sip.retransmissionStatesForgotten,
+    };
   }
 
   /** The consumer's counters so far (zeros before it started) and the SIP prepared. */

@@ -150,6 +150,21 @@ export function createTableSql(table: TableSpec, options: SchemaOptions): string
   return statements;
 }
 
+/** ALTERs adding a column of the table's spec where it is missing (both tables of a sharded one). */
+export function addColumnSql(table: TableSpec, column: string, options: SchemaOptions): string[] {
+  const spec = table.columns.find((c) => c.name === column);
+  if (spec === undefined) throw new Error(`${table.name} has no column ${column} in its spec`);
+  const codec = spec.codec ? ` CODEC(${spec.codec})` : '';
+  const def = spec.defaultExpression ? ` DEFAULT ${spec.defaultExpression}` : '';
+  const definition = `${quoteIdentifier(spec.name, 'column name')} ${spec.type}${def} COMMENT ${quoteString(spec.comment)}${codec}`;
+  const names = [storageTableName(table, options)];
+  if (names[0] !== table.name) names.push(table.name);
+  return names.map(
+    (name) =>
+      `ALTER TABLE ${qualifiedName(options.database, name)}${onCluster(options)} ADD COLUMN IF NOT EXISTS ${definition}`,
+  );
+}
+
 /** ALTER bringing a table's TTL to `ttlDays` (MODIFY, or REMOVE for 0). */
 export function alterTtlSql(table: TableSpec, options: SchemaOptions): string {
   const target = qualifiedName(options.database, storageTableName(table, options));

@@ -3,12 +3,13 @@
  * NOT EXISTS`...): two ingest processes starting together may both run a version before either has
  * recorded it, and a runner that died between a statement and its record runs it again.
  */
-import { createTableSql, type SchemaOptions } from './ddl.js';
+import { addColumnSql, createTableSql, type SchemaOptions } from './ddl.js';
 import {
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
   HEP_LOGS,
   MEDIA_REPORTS,
+  QUARANTINE,
   RTCP_REPORTS,
   SIP_MESSAGES,
   VM_INVENTORY,
@@ -39,6 +40,16 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 3,
     name: 'hep_logs',
     statements: (options) => createTableSql(HEP_LOGS, options),
+  },
+  {
+    version: 4,
+    name: 'quarantine',
+    statements: (options) => createTableSql(QUARANTINE, options),
+  },
+  {
+    version: 5,
+    name: 'capture_runs.limits',
+    statements: (options) => addColumnSql(CAPTURE_RUNS, 'limits', options),
   },
 ];
 

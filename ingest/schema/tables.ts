@@ -326,6 +326,12 @@ export const CAPTURE_RUNS: TableSpec = {
     },
     { name: 'elapsed_ms', type: 'Float64', comment: 'wall time the run took, ms' },
     { name: 'packets_per_second', type: 'Float64', comment: 'packets / wall time' },
+    {
+      name: 'limits',
+      type: 'String',
+      codec: 'ZSTD(3)',
+      comment: 'what reached a bound (analyze summary "limits"), JSON; empty before schema version 5',
+    },
   ],
   indexes: [],
   versionColumn: 'updated_at',
@@ -417,6 +423,43 @@ export const HEP_LOGS: TableSpec = {
   cluster: { kind: 'sharded', shardingKey: 'cityHash64(correlation_id)' },
 };
 
+/**
+ * Rows the store refused for good (a value no column takes, a row the engine cannot parse), kept with
+ * the reason instead of taking their batch with them. `row` is the TabSeparated line as it was sent:
+ * `SELECT row FROM quarantine WHERE target_table = 'sip_messages'` piped into `INSERT INTO sip_messages FORMAT
+ * TabSeparated` replays it once the cause is fixed.
+ */
+export const QUARANTINE: TableSpec = {
+  name: 'quarantine',
+  comment: 'rows the store refused for good, with the reason, to look at and replay',
+  columns: [
+    { name: 'quarantined_at', type: "DateTime64(3, 'UTC')", comment: 'when the row was refused' },
+    { name: 'target_table', type: 'LowCardinality(String)', comment: 'the table the row was meant for' },
+    { name: 'event_id', type: 'UInt64', comment: 'the event the row came from' },
+    { name: 'error_code', type: 'Int32', comment: "the engine's error code (0 when none)" },
+    { name: 'reason', type: 'String', comment: "the engine's error message" },
+    { name: 'row', type: 'String', codec: 'ZSTD(3)', comment: 'the TabSeparated row as sent' },
+    {
+      name: 'run_id',
+      type: 'LowCardinality(String)',
+      comment: "capture run that wrote the row; '' for live streams",
+    },
+    {
+      name: 'stored_at',
+      type: 'DateTime',
+      defaultExpression: 'now()',
+      codec: 'Delta, ZSTD(1)',
+      comment: 'when the store received the row: retention counts from here',
+    },
+  ],
+  indexes: [],
+  partitionBy: 'toYYYYMM(quarantined_at)',
+  orderBy: '(target_table, quarantined_at, event_id)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: 'cityHash64(event_id)' },
+};
+
 /** Applied migration versions; concurrent runners may both record one (the table collapses them). */
 export const SCHEMA_MIGRATIONS: TableSpec = {
   name: 'schema_migrations',
@@ -442,6 +485,7 @@ export const DATA_TABLES: readonly TableSpec[] = [
   CAPTURE_RUNS,
   CAPTURE_HEALTH,
   HEP_LOGS,
+  QUARANTINE,
 ];
 
 export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs';

@@ -9,7 +9,7 @@ import { type Logger, silentLogger } from '../../core/log.js';
 import { dataDirState, lockHolder, publishServedUrl, withdrawServedUrl } from './datadir.js';
 import { ChdbEngine } from './engine.js';
 import { StoreError, StoreLockedError, StoreNotFoundError } from './errors.js';
-import { StoreHttpServer } from './http.js';
+import { StoreHttpServer, type StoreHttpStats } from './http.js';
 
 /** callscope's database: the `--database` default, and what the HTTP interface serves by default. */
 export const DEFAULT_DATABASE = 'callscope';
@@ -58,6 +58,11 @@ export class EmbeddedStore {
   ) {}
 
   /** Engine version (ClickHouse's, e.g. 26.7.2.1). */
+  /** Requests served over HTTP, failed ones, answer bytes. */
+  get httpStats(): StoreHttpStats {
+    return { ...this.http.stats };
+  }
+
   get version(): string {
     return this.engine.version;
   }

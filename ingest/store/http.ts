@@ -49,7 +49,16 @@ const compressors: Record<Compression, (body: Buffer) => Promise<Buffer>> = {
   br: promisify(zlib.brotliCompress),
 };
 
+/** What the server did since it started: for the store's periodic statistics. */
+export interface StoreHttpStats {
+  requests: number;
+  failed: number;
+  /** Bytes of answers sent. */
+  bytesOut: number;
+}
+
 export class StoreHttpServer {
+  readonly stats: StoreHttpStats = { requests: 0, failed: 0, bytesOut: 0 };
   private readonly server: Server;
   private readonly tasks = new Set<Promise<void>>();
   private closing?: Promise<void>;
@@ -96,6 +105,7 @@ export class StoreHttpServer {
   }
 
   private track(req: IncomingMessage, res: ServerResponse): void {
+    this.stats.requests++;
     const task = this.serve(req, res).catch((error: unknown) => {
       // serve() answers every failure itself; reaching here means even that failed.
       this.options.logger.error('embedded store: unhandled request failure', {
@@ -209,6 +219,7 @@ export class StoreHttpServer {
       headers['Content-Encoding'] = request.responseCompression;
     }
     headers['Content-Length'] = body.length;
+    this.stats.bytesOut += body.length;
     res.writeHead(200, headers);
     res.end(head ? undefined : body);
   }
@@ -219,6 +230,7 @@ export class StoreHttpServer {
     error: unknown,
     queryId: string | undefined,
   ): void {
+    this.stats.failed++;
     const reply = exceptionReply(error, this.executor.version);
     const internal =
       !(error instanceof ClickHouseException) && !/^Code: \d+\./.test(String((error as Error)?.message));
