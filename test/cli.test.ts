@@ -343,3 +343,61 @@ describe('the commands as the README writes them', () => {
     expect(gone()).toBe(true);
   }, 120_000);
 });
+
+describe('long-running commands', () => {
+  /** Starts a command, collects its stderr lines, and stops it with SIGTERM once `done` sees enough. */
+  async function watch(args: string[], done: (lines: Array<Record<string, unknown>>) => boolean) {
+    const child = spawn(process.execPath, [cli, ...args], { cwd: dir });
+    const lines: Array<Record<string, unknown>> = [];
+    let rest = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      rest += chunk.toString();
+      const parts = rest.split('\n');
+      rest = parts.pop() ?? '';
+      for (const p of parts) if (p.startsWith('{')) lines.push(JSON.parse(p));
+    });
+    const deadline = Date.now() + 20_000;
+    while (!done(lines) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    return { lines, code };
+  }
+
+  it('ingest and store log a statistics line every --stats-interval at their default level', async () => {
+    const statistics = (lines: Array<Record<string, unknown>>) => lines.filter((l) => l.msg === 'statistics');
+    const ingest = await watch(
+      [
+        'ingest',
+        '--hep-listen',
+        '127.0.0.1:0',
+        '--data-dir',
+        join(dir, 'stats-ingest'),
+        '--stats-interval',
+        '1',
+        '--log-format',
+        'json',
+      ],
+      (lines) => statistics(lines).length >= 2,
+    );
+    expect(ingest.code).toBe(0);
+    const line = statistics(ingest.lines)[0]!;
+    expect(line.level).toBe('info');
+    expect(line).toMatchObject({ frames: 0, 'store.accepted': 0, tcpOpen: 0 });
+    const store = await watch(
+      [
+        'store',
+        '--data-dir',
+        join(dir, 'stats-store'),
+        '--port',
+        '0',
+        '--stats-interval',
+        '1',
+        '--log-format',
+        'json',
+      ],
+      (lines) => statistics(lines).length >= 1,
+    );
+    expect(store.code).toBe(0);
+    expect(statistics(store.lines)[0]).toMatchObject({ level: 'info', requests: expect.any(Number) });
+  }, 60_000);
+});
