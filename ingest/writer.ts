@@ -315,6 +315,8 @@ export class StoreWriter {
   private inflight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failure: StoreWriteError | null = null;
+  /** Capture times after this are implausible: a day ahead of this host's clock (set per write). */
+  private latestPlausibleNs = 0n;
   private closed = false;
   readonly stats: StoreWriterStats = emptyWriterStats();
 
@@ -339,6 +341,7 @@ export class StoreWriter {
   /** Resolves once every event is in the current batch (see the module comment for backpressure). */
   async write(events: Iterable<CaptureEvent>): Promise<void> {
     this.usable();
+    this.latestPlausibleNs = BigInt(Date.now() + 86_400_000) * 1_000_000n;
     for (const event of events) {
       if (this.isFull(this.current)) await this.makeRoom();
       this.accept(event);
@@ -455,7 +458,7 @@ export class StoreWriter {
     batch.eventsWithRows++;
     const ns = event.timestampNs;
     batch.days.add(Number(ns / NS_PER_DAY));
-    if (ns < EARLIEST_PLAUSIBLE_NS || ns > BigInt(Date.now() + 86_400_000) * 1_000_000n) {
+    if (ns < EARLIEST_PLAUSIBLE_NS || ns > this.latestPlausibleNs) {
       this.stats.implausibleTimes++;
       this.problems.report(
         'implausible-time',
