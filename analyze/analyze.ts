@@ -12,7 +12,7 @@ import {
 import { drive } from '../core/drive.js';
 import type { CaptureEvent } from '../core/event.js';
 import { CallbackSink, type EventSink } from '../core/sink.js';
-import { type AnalyzeSummary, SummarySink, summarize } from './summary.js';
+import { type AnalyzeSummary, CaptureSummary } from './summary.js';
 
 export interface AnalyzeOptions {
   /** Every event, as it is delivered (in capture order). */
@@ -21,8 +21,8 @@ export interface AnalyzeOptions {
   sinks?: EventSink[];
 }
 
-function sinksOf(summary: SummarySink, options: AnalyzeOptions): EventSink[] {
-  const sinks: EventSink[] = [summary, ...(options.sinks ?? [])];
+function sinksOf(summary: CaptureSummary, options: AnalyzeOptions): EventSink[] {
+  const sinks: EventSink[] = [...summary.sinks, ...(options.sinks ?? [])];
   if (options.onEvent) sinks.push(new CallbackSink(options.onEvent));
   return sinks;
 }
@@ -32,11 +32,11 @@ export async function analyzeFile(
   path: string,
   options: FileSourceOptions & AnalyzeOptions = {},
 ): Promise<AnalyzeSummary> {
-  const summary = new SummarySink({ logger: options.logger });
+  const summary = new CaptureSummary({ logger: options.logger });
   const result = await drive(new FileSource(path, options), sinksOf(summary, options), {
     logger: options.logger,
   });
-  return summarize(result.source, summary);
+  return summary.of(result.source);
 }
 
 /**
@@ -47,11 +47,11 @@ export async function analyzeInterface(
   name: string,
   options: InterfaceSourceOptions & AnalyzeOptions & { signal?: AbortSignal; maxQueuedEvents?: number } = {},
 ): Promise<AnalyzeSummary> {
-  const summary = new SummarySink({ logger: options.logger });
+  const summary = new CaptureSummary({ logger: options.logger });
   const result = await drive(new InterfaceSource(name, options), sinksOf(summary, options), {
     logger: options.logger,
     signal: options.signal,
     maxQueuedEvents: options.maxQueuedEvents,
   });
-  return summarize(result.source, summary);
+  return summary.of(result.source);
 }

@@ -18,6 +18,8 @@ import { type Logger, silentLogger } from '../core/log.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
 import { countSipMessage, emptySipCounts, type SipCounts } from '../core/sip-counts.js';
+import { CallAnalysis, type CallAnalysisOptions } from './calls/analysis.js';
+import type { CallsSummary } from './calls/kpis.js';
 
 /** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
 export const MAX_SUMMARY_STREAMS = 100_000;
@@ -115,6 +117,8 @@ export interface AnalyzeSummary {
   limits: SummaryLimitsReached;
   /** Live captures only: the kernel's figures (pcap_stats) summed over every handle the capture had. */
   capture?: CaptureFacts['capture'];
+  /** The calls (one record per call, analyze/calls/) and their KPIs, each call counted once. */
+  calls: CallsSummary;
 }
 
 /** Each bounded structure of a capture and of the summary, and what it gave up at its bound. */
@@ -367,8 +371,32 @@ export class SummarySink implements EventSink {
   }
 }
 
-/** The summary of a finished capture: its facts and what its events counted. */
-export function summarize(facts: CaptureFacts, counted: SummarySink): AnalyzeSummary {
+/**
+ * What a capture's summary needs from its events, as sinks to drive beside the others: the counts
+ * (SummarySink) and the calls (the call engine); `of(facts)` gives the summary once the source ended.
+ */
+export class CaptureSummary {
+  readonly counts: SummarySink;
+  readonly calls: CallAnalysis;
+
+  constructor(options: SummarySinkOptions & { calls?: CallAnalysisOptions } = {}) {
+    this.counts = new SummarySink(options);
+    this.calls = new CallAnalysis({ logger: options.logger, ...options.calls });
+  }
+
+  get sinks(): EventSink[] {
+    return [this.counts, this.calls.sink];
+  }
+
+  async of(facts: CaptureFacts): Promise<AnalyzeSummary> {
+    // Whole ms, as the run's lastPacketTime keeps it: the store's summary then closes calls alike.
+    const end = facts.lastTimestamp === null ? undefined : Math.trunc(facts.lastTimestamp * 1000);
+    return summarize(facts, this.counts, await this.calls.finish(end));
+  }
+}
+
+/** The summary of a finished capture: its facts, what its events counted, and its calls. */
+export function summarize(facts: CaptureFacts, counted: SummarySink, calls: CallsSummary): AnalyzeSummary {
   const d = facts.decoder;
   const s = facts.sip;
   const first = facts.firstTimestamp;
@@ -415,6 +443,7 @@ export function summarize(facts: CaptureFacts, counted: SummarySink): AnalyzeSum
       rtpStreamsEvicted: facts.media.streamsEvicted,
       rtpStreamsRefused: facts.media.streamsRefused,
     },
+    calls,
   };
   if (facts.capture !== undefined) summary.capture = facts.capture;
   return summary;

@@ -87,6 +87,8 @@ export function formatSummary(s: AnalyzeSummary): string {
     if (s.vms.length > 50) lines.push(`  ... ${s.vms.length - 50} more with --json`);
   }
   lines.push('');
+  lines.push(...formatCalls(s));
+  lines.push('');
   lines.push(...formatMedia(s));
   lines.push('');
   const reached = Object.entries(limitsReached(s.limits));
@@ -206,4 +208,40 @@ const REASONS: Record<number, string> = {
 
 function reasonOf(code: number): string {
   return REASONS[code] ?? '';
+}
+
+const pct = (r: number | null) => (r === null ? 'n/a' : `${(r * 100).toFixed(1)}%`);
+
+/** The calls: one per call, each counted once (docs/CALLS.md). */
+function formatCalls(s: AnalyzeSummary): string[] {
+  const c = s.calls;
+  const o = c.outcomes;
+  const k = c.kpis;
+  const lines = [
+    `CALLS  ${formatInt(c.attempts)} attempts: ${formatInt(c.answered)} answered, ${formatInt(o.busy)} busy, ` +
+      `${formatInt(o.cancelled)} cancelled, ${formatInt(o.rejected)} rejected, ${formatInt(o.redirected)} redirected, ` +
+      `${formatInt(o.failed)} failed, ${formatInt(o.noAnswer)} no answer, ${formatInt(o.inProgress)} in progress`,
+  ];
+  if (c.attempts === 0) return lines;
+  lines.push(
+    `  ratios       ASR ${pct(k.asr)}  SER ${pct(k.ser)}  SEER ${pct(k.seer)}  NER ${pct(k.ner)}  ` +
+      `ISA ${pct(k.isa)}  SCR ${pct(k.scr)}  failed ${pct(k.failedRatio)}`,
+  );
+  const pdd = k.pddMs;
+  lines.push(
+    `  times        ACD ${k.acdSec === null ? 'n/a' : `${k.acdSec.toFixed(1)} s`}  PDD mean ` +
+      `${pdd.mean === null ? 'n/a' : `${Math.round(pdd.mean)} ms`}, p50 ${pdd.p50 ?? 'n/a'}, p95 ${pdd.p95 ?? 'n/a'}, ` +
+      `max ${pdd.max ?? 'n/a'} ms`,
+  );
+  lines.push(
+    `  load         peak ${formatInt(c.peakConcurrent)} calls up at once, ${formatInt(c.peakPending)} waiting ` +
+      `for an answer, ${formatInt(c.peakCps)} started in one second`,
+  );
+  const statuses = Object.entries(c.finalStatus)
+    .filter(([status]) => status !== '200')
+    .sort(([, a], [, b]) => b - a)
+    .slice(0, 8)
+    .map(([status, n]) => `${status === 'none' ? 'no final response' : status} ${formatInt(n)}`);
+  if (statuses.length > 0) lines.push(`  not 200      ${statuses.join(', ')}`);
+  return lines;
 }

@@ -127,8 +127,11 @@ export interface CallRecord {
   /** The Reason header of the ending message (BYE, CANCEL or final response). */
   reason: { protocol: string; cause: number | null; text: string | null } | null;
   endedBy: CallEndedBy;
-  /** The call was closed without its end being seen; why. */
-  closedBy: 'max-duration' | 'media-silence' | 'end-of-capture' | null;
+  /**
+   * The call was closed without its end being seen, and why: longer than the maximum duration, the
+   * capture ended, or its state was evicted to stay within the bound of open calls.
+   */
+  closedBy: 'max-duration' | 'end-of-capture' | 'evicted' | null;
   /** Codecs of the SDP offer (the caller's) and answer (the callee's), by rtpmap name. */
   codecs: { offered: string[]; answered: string[] };
   streams: CallStream[];
@@ -142,6 +145,8 @@ export interface CallRecord {
   /** SIP messages of the call, retransmissions included (each seen once: copies on other hops excluded). */
   messages: number;
   retransmissions: number;
+  /** Answered, and ended by a BYE that was answered 2xx (RFC 6076 session completion). */
+  byeAnswered: boolean;
   hops: CallHop[];
   /** Capture node that saw it. */
   node: string;

@@ -7,7 +7,7 @@
  * counted (core/drive.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { type AnalyzeSummary, SummarySink, summarize } from '../analyze/summary.js';
+import { type AnalyzeSummary, CaptureSummary } from '../analyze/summary.js';
 import type { VmAttribution } from '../capture/attribution.js';
 import {
   type CaptureFacts,
@@ -74,7 +74,7 @@ export async function storeCapture(
   const runId = options.runId ?? randomUUID();
   await migrate(store.client, { database, ttlDays, logger });
   const storeSink = new StoreSink(store.client, { database, runId, logger });
-  const summary = new SummarySink({ logger: options.logger });
+  const summary = new CaptureSummary({ logger: options.logger });
   const recorder =
     options.inventory !== undefined && options.vms !== undefined
       ? new InventoryRecorder({
@@ -85,14 +85,14 @@ export async function storeCapture(
         })
       : null;
   try {
-    const result = await drive(source, [storeSink, summary, ...(options.sinks ?? [])], {
+    const result = await drive(source, [storeSink, ...summary.sinks, ...(options.sinks ?? [])], {
       logger,
       signal: options.signal,
       maxQueuedEvents: options.maxQueuedEvents,
       statsIntervalMs: options.statsIntervalMs,
     });
     await recorder?.stop();
-    const s = summarize(result.source, summary);
+    const s = await summary.of(result.source);
     await storeSink.recordRun(
       captureRunFromSummary(s, { runId, captureId: options.captureId, nodeName: options.nodeName }),
     );

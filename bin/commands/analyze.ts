@@ -1,5 +1,5 @@
 /** `callscope analyze FILE`: a capture file → the summary (nothing stored). */
-import { SummarySink, summarize } from '../../analyze/summary.js';
+import { CaptureSummary } from '../../analyze/summary.js';
 import { FileSource } from '../../capture/sources.js';
 import { drive } from '../../core/drive.js';
 import { type Command, parseCommand } from '../command.js';
@@ -38,14 +38,14 @@ ${EXIT_CODES_HELP}`,
     const vms = await vmSourceFor(settings, logger);
     const progress = progressFor('analyze', values);
     try {
-      const summary = new SummarySink({ logger });
+      const summary = new CaptureSummary({ logger });
       const source = new FileSource(file, {
         ...captureOptionsOf(settings, logger, vms),
         onProgress: (done, total, packets) => progress.update(done, total, packets),
       });
-      const result = await drive(source, [summary], { logger });
+      const result = await drive(source, summary.sinks, { logger });
       progress.done();
-      const s = summarize(result.source, summary);
+      const s = await summary.of(result.source);
       process.stdout.write(values.json ? `${JSON.stringify(s, null, 2)}\n` : `${formatSummary(s)}\n`);
       return cutShortExit(file, s);
     } finally {

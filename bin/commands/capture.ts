@@ -4,7 +4,7 @@
  * HEP to an existing HOMER, and the summary.
  */
 import { join } from 'node:path';
-import { SummarySink, summarize } from '../../analyze/summary.js';
+import { CaptureSummary } from '../../analyze/summary.js';
 import { drive } from '../../core/drive.js';
 import type { EventSink } from '../../core/sink.js';
 import { parseHepTarget } from '../../ingest/hep/sender.js';
@@ -113,10 +113,10 @@ ${EXIT_CODES_HELP}`,
             })
           : null;
         if (hep) sinks.push(hep);
-        const summary = new SummarySink({ logger });
+        const summary = new CaptureSummary({ logger });
         const result = await drive(
           input.source(captureOptionsOf(settings, logger, vms)),
-          [...sinks, summary],
+          [...sinks, ...summary.sinks],
           {
             logger,
             signal: input.signal,
@@ -126,7 +126,7 @@ ${EXIT_CODES_HELP}`,
         );
         input.done();
         for (const sink of sinks) await sink.close();
-        const s = summarize(result.source, summary);
+        const s = await summary.of(result.source);
         const out = {
           [input.live ? 'interface' : 'file']: input.name,
           packets: s.packets,

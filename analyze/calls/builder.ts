@@ -1,0 +1,432 @@
+/**
+ * One call, built from its SIP messages as they come (capture order), with only what the record needs
+ * kept: no message is retained. What a call is (CONTEXT §3, docs/CALLS.md):
+ *
+ * - It starts with an initial INVITE (no To tag); the first one seen names the caller and the edge
+ *   hop (the address pair where the call enters what the capture sees).
+ * - The caller's INVITE transactions are its INVITEs on the edge hop (new CSeq each). A 401/407
+ *   followed by a new INVITE is the same call, one more challenge; retransmissions are not attempts.
+ * - Through a stateful proxy the same Call-ID crosses several hops (caller → proxy → destination):
+ *   one call. Each hop keeps its INVITE branches (a proxy's failover is a second branch); the call's
+ *   outcome is what the caller got on the edge hop, not what a branch got.
+ * - A message seen on several hops, or twice on one, is one message: messages are told apart by their
+ *   bottom Via branch (the originator's, kept by every proxy), CSeq, method or status and To tag.
+ * - In-dialog INVITEs and UPDATEs are re-INVITEs: counted, and a refusal does not end the call.
+ */
+import type { CallHop, CallParty, CallRecord, CallStream } from '../../core/call.js';
+import type { CaptureEvent } from '../../core/event.js';
+import type { MediaStreamReport } from '../../core/media-report.js';
+import type { Sdp, SipMessage, SipReason } from '../../core/sip-message.js';
+import { outcomeOf } from './outcome.js';
+
+/** Timer B (64·T1): an INVITE without a final response by then has timed out. */
+export const TIMER_B_MS = 32_000;
+/** Bounds of one call's state (hostile traffic can reuse one Call-ID for anything). */
+const MAX_HOPS = 16;
+const MAX_BRANCHES = 16;
+const MAX_MESSAGE_KEYS = 512;
+const MAX_STREAMS = 16;
+const MAX_REINVITES = 64;
+
+interface Hop {
+  from: string;
+  to: string;
+  firstSeen: number;
+  branches: Map<
+    string,
+    { start: number; finalStatus: number | null; retransmissions: number; answered: boolean }
+  >;
+}
+
+/** The caller's INVITE transaction on the edge hop. */
+interface CallerInvite {
+  cseq: number;
+  finalStatus: number | null;
+  finalAt: number | null;
+  reasonPhrase: string | null;
+  reason: SipReason | null;
+}
+
+function addressOf(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function codecsOf(sdp: Sdp | null): string[] {
+  if (sdp === null) return [];
+  const out: string[] = [];
+  for (const m of sdp.media) {
+    if (m.port === 0) continue;
+    for (const f of m.formats) {
+      const pt = Number(f);
+      const name = Number.isInteger(pt) ? (m.rtpmap[pt]?.encoding ?? STATIC_NAMES[pt]) : f;
+      if (name !== undefined && !out.includes(name)) out.push(name);
+    }
+  }
+  return out;
+}
+
+/** RTP/AVP static payload types an SDP may list without rtpmap (RFC 3551). */
+const STATIC_NAMES: Record<number, string> = {
+  0: 'PCMU',
+  3: 'GSM',
+  4: 'G723',
+  8: 'PCMA',
+  9: 'G722',
+  18: 'G729',
+};
+
+export class CallBuilder {
+  readonly callId: string;
+  readonly start: number;
+  /** Capture time (ms) of the latest message or report. */
+  lastSeen: number;
+  private readonly fromTag: string;
+  private readonly from: string;
+  private readonly to: string;
+  private readonly requestUri: string | null;
+  private readonly caller: CallParty;
+  private readonly edgeFrom: string;
+  private readonly edgeTo: string;
+  private readonly node: string;
+  private readonly hops = new Map<string, Hop>();
+  private readonly callerInvites: CallerInvite[] = [];
+  private readonly messageKeys = new Set<string>();
+  private readonly reInviteKeys = new Set<string>();
+  private readonly reInvitesRejectedKeys = new Set<string>();
+  private readonly streams: CallStream[] = [];
+  private messages = 0;
+  private retransmissions = 0;
+  private authChallenges = 0;
+  private ringing: number | null = null;
+  private answer: number | null = null;
+  private toTag: string | null = null;
+  private cancelledAt: number | null = null;
+  private cancelReason: SipReason | null = null;
+  private byeAt: number | null = null;
+  private byeByCaller = false;
+  private byeReason: SipReason | null = null;
+  private byeAnswered = false;
+  private offered: string[];
+  private answered: string[] = [];
+  private calleeAgent: string | null = null;
+  /** VM of the deepest INVITE's destination, when attributed. */
+  private calleeVm: string | null = null;
+  /** Bumped on every change of what decides when the call may be closed (see CallSink). */
+  stamp = 0;
+
+  /** Starts a call from its first initial INVITE. */
+  constructor(event: CaptureEvent, sip: SipMessage, timeMs: number) {
+    this.callId = sip.callId ?? '';
+    this.start = timeMs;
+    this.lastSeen = timeMs;
+    this.fromTag = sip.from?.tag ?? '';
+    this.from = sip.from?.uri?.user ?? '';
+    this.to = sip.to?.uri?.user ?? '';
+    this.requestUri = sip.requestUri?.raw ?? null;
+    this.caller = {
+      ip: event.srcIp,
+      port: event.srcPort,
+      vm: event.srcVm ?? null,
+      userAgent: sip.userAgent ?? sip.server,
+    };
+    this.edgeFrom = addressOf(event.srcIp, event.srcPort);
+    this.edgeTo = addressOf(event.dstIp, event.dstPort);
+    this.node = event.nodeName;
+    this.offered = codecsOf(sip.sdp);
+    this.add(event, sip, timeMs);
+  }
+
+  /** True once the call has ended (answered and hung up, cancelled, or failed): only stragglers may follow. */
+  get ended(): boolean {
+    if (this.byeAt !== null) return true;
+    if (this.answer !== null) return false;
+    if (this.cancelledAt !== null) return true;
+    const last = this.callerInvites.at(-1);
+    return (
+      last !== undefined &&
+      last.finalStatus !== null &&
+      last.finalStatus >= 300 &&
+      !this.challengePending(last)
+    );
+  }
+
+  get isAnswered(): boolean {
+    return this.answer !== null;
+  }
+
+  /** When the call ended (or null while it has not). */
+  get endedAt(): number | null {
+    if (this.byeAt !== null) return this.byeAt;
+    if (this.answer !== null) return null;
+    if (this.cancelledAt !== null) return this.cancelledAt;
+    const last = this.callerInvites.at(-1);
+    return last?.finalAt ?? null;
+  }
+
+  /** A 401/407 the caller may still answer with a new INVITE. */
+  private challengePending(invite: CallerInvite): boolean {
+    return invite.finalStatus === 401 || invite.finalStatus === 407;
+  }
+
+  /** Adds one SIP message of this Call-ID. */
+  add(event: CaptureEvent, sip: SipMessage, timeMs: number): void {
+    if (timeMs > this.lastSeen) this.lastSeen = timeMs;
+    const src = addressOf(event.srcIp, event.srcPort);
+    const dst = addressOf(event.dstIp, event.dstPort);
+    const cseq = sip.cseq;
+    const topBranch = sip.via[0]?.branch ?? '';
+    if (event.retransmission) {
+      this.retransmissions++;
+      this.messages++;
+      if (sip.isRequest && sip.method === 'INVITE') {
+        const branch = this.hops.get(`${src}>${dst}`)?.branches.get(topBranch);
+        if (branch !== undefined) branch.retransmissions++;
+      }
+      return;
+    }
+    const key = `${sip.isRequest ? sip.method : sip.statusCode}|${cseq?.seq} ${cseq?.method}|${sip.via.at(-1)?.branch ?? ''}|${sip.to?.tag ?? ''}`;
+    if (!this.messageKeys.has(key)) {
+      if (this.messageKeys.size < MAX_MESSAGE_KEYS) this.messageKeys.add(key);
+      this.messages++;
+    }
+    if (sip.isRequest) {
+      // The deepest INVITE's destination is the callee's side: its VM, when attributed.
+      if (sip.method === 'INVITE' && !sip.to?.tag && event.dstVm !== undefined) this.calleeVm = event.dstVm;
+      this.request(sip, src, dst, topBranch, timeMs);
+    } else this.response(sip, src, dst, topBranch, timeMs);
+  }
+
+  private request(sip: SipMessage, src: string, dst: string, branch: string, timeMs: number): void {
+    const method = sip.method;
+    const cseq = sip.cseq?.seq ?? -1;
+    const inDialog = sip.to?.tag !== null && sip.to?.tag !== undefined;
+    if (method === 'INVITE' && !inDialog) {
+      const hop = this.hopOf(src, dst, timeMs);
+      if (hop !== null && !hop.branches.has(branch) && hop.branches.size < MAX_BRANCHES)
+        hop.branches.set(branch, { start: timeMs, finalStatus: null, retransmissions: 0, answered: false });
+      if (src === this.edgeFrom && dst === this.edgeTo && !this.callerInvites.some((i) => i.cseq === cseq)) {
+        const previous = this.callerInvites.at(-1);
+        if (previous !== undefined && this.challengePending(previous)) this.authChallenges++;
+        if (this.callerInvites.length < MAX_BRANCHES)
+          this.callerInvites.push({
+            cseq,
+            finalStatus: null,
+            finalAt: null,
+            reasonPhrase: null,
+            reason: null,
+          });
+        if (this.offered.length === 0) this.offered = codecsOf(sip.sdp);
+        this.stamp++;
+      }
+      return;
+    }
+    if ((method === 'INVITE' || method === 'UPDATE') && inDialog) {
+      const key = `${sip.from?.tag ?? ''}|${cseq}|${method}`;
+      if (this.reInviteKeys.size < MAX_REINVITES) this.reInviteKeys.add(key);
+      return;
+    }
+    if (method === 'CANCEL') {
+      if (src === this.edgeFrom && this.answer === null && this.cancelledAt === null) {
+        this.cancelledAt = timeMs;
+        this.cancelReason = sip.reason;
+        this.stamp++;
+      }
+      return;
+    }
+    if (method === 'BYE' && this.byeAt === null) {
+      this.byeAt = timeMs;
+      this.byeByCaller = sip.from?.tag === this.fromTag;
+      this.byeReason = sip.reason;
+      this.stamp++;
+    }
+  }
+
+  private response(sip: SipMessage, src: string, dst: string, branch: string, timeMs: number): void {
+    const status = sip.statusCode ?? 0;
+    const method = sip.cseq?.method;
+    const cseq = sip.cseq?.seq ?? -1;
+    if (method === 'BYE') {
+      if (status >= 200 && status < 300 && this.byeAt !== null) this.byeAnswered = true;
+      return;
+    }
+    if (method !== 'INVITE' && method !== 'UPDATE') return;
+    const reKey = `${sip.from?.tag ?? ''}|${cseq}|${method}`;
+    if (this.reInviteKeys.has(reKey)) {
+      if (status >= 300) this.reInvitesRejectedKeys.add(reKey);
+      return;
+    }
+    if (method !== 'INVITE') return;
+    // The branch of the hop this answer travels back over.
+    const hop = this.hops.get(`${dst}>${src}`);
+    const b = hop?.branches.get(branch);
+    if (b !== undefined && status >= 200 && b.finalStatus === null) {
+      b.finalStatus = status;
+      b.answered = status < 300;
+    }
+    if (src !== this.edgeTo || dst !== this.edgeFrom) return;
+    const invite = this.callerInvites.find((i) => i.cseq === cseq);
+    if (invite === undefined) return;
+    if (status >= 180 && status < 200 && this.ringing === null) {
+      this.ringing = timeMs;
+      if (this.answered.length === 0) this.answered = codecsOf(sip.sdp);
+      this.stamp++;
+    }
+    if (status < 200 || invite.finalStatus !== null) return;
+    invite.finalStatus = status;
+    invite.finalAt = timeMs;
+    invite.reasonPhrase = sip.reasonPhrase;
+    invite.reason = sip.reason;
+    if (status < 300 && this.answer === null) {
+      this.answer = timeMs;
+      this.toTag = sip.to?.tag ?? null;
+      const answerCodecs = codecsOf(sip.sdp);
+      if (answerCodecs.length > 0) this.answered = answerCodecs;
+      this.calleeAgent = sip.server ?? sip.userAgent;
+    } else if (status >= 300 && this.toTag === null) {
+      this.toTag = sip.to?.tag ?? null;
+      this.calleeAgent ??= sip.server ?? sip.userAgent;
+    }
+    if (this.calleeAgent === null) this.calleeAgent = sip.server ?? sip.userAgent;
+    this.stamp++;
+  }
+
+  /** A final media report of one of the call's streams. */
+  addStream(report: MediaStreamReport, timeMs: number): void {
+    if (timeMs > this.lastSeen) this.lastSeen = timeMs;
+    if (this.streams.length >= MAX_STREAMS) return;
+    this.streams.push({
+      src: report.src,
+      srcPort: report.srcPort,
+      dst: report.dst,
+      dstPort: report.dstPort,
+      ssrc: report.ssrc,
+      codec: report.codec,
+      packets: report.packets,
+      lost: report.lost,
+      lossPercent: report.lossPercent,
+      maxJitterMs: report.maxJitterMs,
+      meanJitterMs: report.meanJitterMs,
+      mos: report.mos,
+    });
+  }
+
+  private hopOf(from: string, to: string, timeMs: number): Hop | null {
+    const key = `${from}>${to}`;
+    let hop = this.hops.get(key);
+    if (hop === undefined) {
+      if (this.hops.size >= MAX_HOPS) return null;
+      hop = { from, to, firstSeen: timeMs, branches: new Map() };
+      this.hops.set(key, hop);
+    }
+    return hop;
+  }
+
+  /** The callee's side: where the call was answered, else the deepest hop the INVITE reached. */
+  private calleeParty(): CallParty {
+    let best: Hop | null = null;
+    let bestAnswered = false;
+    for (const hop of this.hops.values()) {
+      const answered = [...hop.branches.values()].some((b) => b.answered);
+      if (
+        best === null ||
+        (answered && !bestAnswered) ||
+        (answered === bestAnswered && hop.firstSeen >= best.firstSeen)
+      ) {
+        best = hop;
+        bestAnswered = answered;
+      }
+    }
+    const to = best?.to ?? this.edgeTo;
+    const cut = to.lastIndexOf(':');
+    const ip = to.slice(0, cut).replace(/^\[|\]$/g, '');
+    return { ip, port: Number(to.slice(cut + 1)), vm: this.calleeVm, userAgent: this.calleeAgent };
+  }
+
+  /**
+   * The record as of `now` (capture time, ms). `closedBy` says why a call whose end was not seen is
+   * being closed (null: it ended, or it is still in progress and this is a progress version).
+   */
+  record(now: number, closedBy: CallRecord['closedBy']): CallRecord {
+    const last = this.callerInvites.at(-1);
+    const finalStatus = last?.finalStatus ?? null;
+    const answeredAt = this.answer;
+    const timedOut = last !== undefined && finalStatus === null && now - this.start >= TIMER_B_MS;
+    const outcome = outcomeOf(finalStatus, answeredAt !== null, this.cancelledAt !== null, timedOut);
+    let end: number;
+    let endedBy: CallRecord['endedBy'];
+    let reason: SipReason | null = null;
+    if (this.byeAt !== null) {
+      end = this.byeAt;
+      endedBy = this.byeByCaller ? 'caller' : 'callee';
+      reason = this.byeReason;
+    } else if (answeredAt !== null) {
+      end = Math.max(this.lastSeen, answeredAt);
+      endedBy = closedBy === 'max-duration' ? 'timeout' : 'unknown';
+    } else if (this.cancelledAt !== null) {
+      end = this.cancelledAt;
+      endedBy = 'caller';
+      reason = this.cancelReason;
+    } else if (last?.finalAt != null && finalStatus !== null) {
+      end = last.finalAt;
+      endedBy = outcome === 'failed' ? 'network' : 'callee';
+      reason = last.reason;
+    } else if (outcome === 'noAnswer') {
+      end = this.start + TIMER_B_MS;
+      endedBy = 'network';
+    } else {
+      end = this.lastSeen;
+      endedBy = 'unknown';
+    }
+    const firstResponse = this.ringing ?? this.callerInvites.find((i) => i.finalAt !== null)?.finalAt ?? null;
+    const hops: CallHop[] = [...this.hops.values()].map((h) => ({
+      from: h.from,
+      to: h.to,
+      branches: [...h.branches].map(([branch, b]) => ({
+        branch,
+        start: b.start,
+        finalStatus: b.finalStatus,
+        retransmissions: b.retransmissions,
+      })),
+    }));
+    return {
+      callId: this.callId,
+      linkedCallIds: [],
+      from: this.from,
+      to: this.to,
+      fromTag: this.fromTag,
+      toTag: this.toTag,
+      requestUri: this.requestUri,
+      caller: this.caller,
+      callee: this.calleeParty(),
+      start: this.start,
+      ringing: this.ringing,
+      answer: answeredAt,
+      end,
+      pddMs: firstResponse === null ? null : firstResponse - this.start,
+      setupMs: answeredAt === null ? null : answeredAt - this.start,
+      ringMs: this.ringing === null ? null : (answeredAt ?? end) - this.ringing,
+      billsec: answeredAt === null ? 0 : Math.max(0, end - answeredAt) / 1000,
+      durationSec: Math.max(0, end - this.start) / 1000,
+      outcome,
+      finalStatus:
+        answeredAt !== null
+          ? (this.callerInvites.find((i) => i.finalAt === answeredAt)?.finalStatus ?? 200)
+          : finalStatus,
+      reasonPhrase: last?.reasonPhrase ?? null,
+      reason: reason === null ? null : { protocol: reason.protocol, cause: reason.cause, text: reason.text },
+      endedBy,
+      closedBy: this.ended ? null : closedBy,
+      codecs: { offered: this.offered, answered: this.answered },
+      streams: this.streams,
+      inviteTransactions: this.callerInvites.length,
+      authChallenges: this.authChallenges,
+      reInvites: this.reInviteKeys.size,
+      reInvitesRejected: this.reInvitesRejectedKeys.size,
+      messages: this.messages,
+      retransmissions: this.retransmissions,
+      byeAnswered: this.byeAnswered,
+      hops,
+      node: this.node,
+    };
+  }
+}

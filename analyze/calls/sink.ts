@@ -1,0 +1,226 @@
+/**
+ * The call engine as a sink: SIP events grouped by Call-ID into CallBuilders, each closed into one
+ * CallRecord when the call is over (after a linger for stragglers and its media reports), when it
+ * outlives the maximum duration, when its state must make room, or when the input ends (`close`).
+ *
+ * Time is capture time (the events'), so a file gives the same records however fast it is read. Only
+ * an initial INVITE starts a call: a BYE or a retransmission arriving after its call was closed, or
+ * for a call whose start was not captured, is counted (`orphanMessages`), not made into a call.
+ */
+import type { CallRecord } from '../../core/call.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { type Logger, silentLogger } from '../../core/log.js';
+import { type EventSink, emptySinkStats, type SinkStats } from '../../core/sink.js';
+import { CallBuilder, TIMER_B_MS } from './builder.js';
+
+export interface CallSinkOptions {
+  /** Each record, once its call is closed. */
+  onRecord: (record: CallRecord) => void;
+  /** Open calls kept at most (default 200,000): beyond, the longest-open one is closed ('evicted'). */
+  maxOpenCalls?: number;
+  /** A call whose end is not seen is closed this long after its answer (default 4 h). */
+  maxDurationMs?: number;
+  /** After its end a call waits this long for stragglers and media reports (default 10 s). */
+  lingerMs?: number;
+  logger?: Logger;
+}
+
+export interface CallSinkStats {
+  /** Calls started (initial INVITEs with a new Call-ID). */
+  calls: number;
+  /** Records handed out. */
+  records: number;
+  /** Calls open now. */
+  open: number;
+  /** Calls closed early to stay within maxOpenCalls. */
+  evicted: number;
+  /** Calls closed at the maximum duration. */
+  maxDuration: number;
+  /** SIP messages of no open call (its start not captured, or arriving after it was closed). */
+  orphanMessages: number;
+}
+
+/** Call-IDs are keyed by their first 256 characters, as the rest of the capture keys them. */
+const KEY_CHARS = 256;
+
+interface Due {
+  at: number;
+  key: string;
+  stamp: number;
+}
+
+export class CallSink implements EventSink {
+  readonly name = 'calls';
+  private readonly calls = new Map<string, CallBuilder>();
+  private readonly due: Due[] = [];
+  private readonly maxOpenCalls: number;
+  private readonly maxDurationMs: number;
+  private readonly lingerMs: number;
+  private readonly logger: Logger;
+  private readonly counters = { calls: 0, records: 0, evicted: 0, maxDuration: 0, orphanMessages: 0 };
+  private accepted = 0;
+  /** Latest capture time seen, ms. */
+  private now = 0;
+  private closed = false;
+
+  constructor(private readonly options: CallSinkOptions) {
+    this.maxOpenCalls = Math.max(1, options.maxOpenCalls ?? 200_000);
+    this.maxDurationMs = options.maxDurationMs ?? 4 * 3_600_000;
+    this.lingerMs = options.lingerMs ?? 10_000;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  async write(events: readonly CaptureEvent[]): Promise<void> {
+    for (const event of events) this.add(event);
+  }
+
+  /** Takes one event synchronously. */
+  add(event: CaptureEvent): void {
+    this.accepted++;
+    const timeMs = Number(event.timestampNs / 1_000_000n);
+    const sip = event.sip;
+    if (sip !== undefined) {
+      const callId = sip.callId;
+      if (callId === null) return;
+      const key = callId.length > KEY_CHARS ? callId.slice(0, KEY_CHARS) : callId;
+      let call = this.calls.get(key);
+      if (call === undefined) {
+        const initial = sip.isRequest && sip.method === 'INVITE' && !sip.to?.tag && !event.retransmission;
+        if (!initial) {
+          this.counters.orphanMessages++;
+          return;
+        }
+        if (this.calls.size >= this.maxOpenCalls) this.evictOldest();
+        call = new CallBuilder(event, sip, timeMs);
+        this.calls.set(key, call);
+        this.counters.calls++;
+        this.schedule(key, call);
+      } else {
+        const before = call.stamp;
+        call.add(event, sip, timeMs);
+        if (call.stamp !== before) this.schedule(key, call);
+      }
+    } else {
+      // Media reports attach to their call; they do not move the calls' clock (SIP does), so that a
+      // capture and its stored SIP close calls alike.
+      if (event.media?.kind === 'final' && event.media.callId !== null) {
+        const callId = event.media.callId;
+        this.calls
+          .get(callId.length > KEY_CHARS ? callId.slice(0, KEY_CHARS) : callId)
+          ?.addStream(event.media, timeMs);
+      }
+      return;
+    }
+    if (timeMs > this.now) {
+      this.now = timeMs;
+      this.sweep();
+    }
+  }
+
+  /** Nothing is held back between calls: records leave as calls close (see close for the rest). */
+  async flush(): Promise<void> {}
+
+  /**
+   * The input ended at `endMs` (capture time; default the latest SIP message): calls whose time is up
+   * by then are closed as usual, every other one now ('end-of-capture' when its end was not seen).
+   */
+  async close(endMs?: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (endMs !== undefined && endMs > this.now) {
+      this.now = endMs;
+      this.sweep();
+    }
+    for (const [key, call] of this.calls) {
+      this.calls.delete(key);
+      this.emit(call, 'end-of-capture');
+    }
+  }
+
+  stats(): SinkStats {
+    return { ...emptySinkStats(), accepted: this.accepted, delivered: this.accepted };
+  }
+
+  callStats(): CallSinkStats {
+    return { ...this.counters, open: this.calls.size };
+  }
+
+  /** When a call should be looked at next: its end plus the linger, Timer B, or its maximum duration. */
+  private deadlineOf(call: CallBuilder): number {
+    const ended = call.endedAt;
+    if (ended !== null) return ended + this.lingerMs;
+    if (call.isAnswered) return call.start + this.maxDurationMs;
+    return call.start + TIMER_B_MS + this.lingerMs;
+  }
+
+  private schedule(key: string, call: CallBuilder): void {
+    heapPush(this.due, { at: this.deadlineOf(call), key, stamp: call.stamp });
+  }
+
+  private sweep(): void {
+    const due = this.due;
+    while (due.length > 0 && due[0]!.at <= this.now) {
+      const next = heapPop(due)!;
+      const call = this.calls.get(next.key);
+      if (call === undefined || call.stamp !== next.stamp) continue;
+      const deadline = this.deadlineOf(call);
+      if (deadline > this.now) {
+        heapPush(due, { at: deadline, key: next.key, stamp: call.stamp });
+        continue;
+      }
+      this.calls.delete(next.key);
+      const overLong = call.isAnswered && call.endedAt === null;
+      if (overLong) this.counters.maxDuration++;
+      this.emit(call, overLong ? 'max-duration' : null);
+    }
+  }
+
+  private evictOldest(): void {
+    const oldest = this.calls.keys().next();
+    if (oldest.done) return;
+    const call = this.calls.get(oldest.value)!;
+    this.calls.delete(oldest.value);
+    if (this.counters.evicted++ === 0)
+      this.logger.warn('calls: the bound of open calls was reached; the longest-open are closed early', {
+        maxOpenCalls: this.maxOpenCalls,
+      });
+    this.emit(call, 'evicted');
+  }
+
+  private emit(call: CallBuilder, closedBy: CallRecord['closedBy']): void {
+    this.counters.records++;
+    this.options.onRecord(call.record(this.now, closedBy));
+  }
+}
+
+/** A binary min-heap by `at` over an array (no dependency for twenty lines). */
+function heapPush(heap: Due[], item: Due): void {
+  heap.push(item);
+  let i = heap.length - 1;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (heap[parent]!.at <= heap[i]!.at) break;
+    [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
+    i = parent;
+  }
+}
+
+function heapPop(heap: Due[]): Due | undefined {
+  const top = heap[0];
+  const last = heap.pop();
+  if (heap.length > 0 && last !== undefined) {
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && heap[l]!.at < heap[m]!.at) m = l;
+      if (r < heap.length && heap[r]!.at < heap[m]!.at) m = r;
+      if (m === i) break;
+      [heap[m], heap[i]] = [heap[i]!, heap[m]!];
+      i = m;
+    }
+  }
+  return top;
+}
