@@ -41,8 +41,20 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, SIPP_SCENARIO_DIR } from './tools.js';
 
-export type SippUasScenario = 'answer' | 'answer-rtp-echo' | 'busy' | 'unavailable' | 'random-fail';
-export type SippUacScenario = 'basic' | 'rtp';
+/** `test/sipp/uas-NAME.xml`; each file's header says what it does and which UAC it pairs with. */
+export type SippUasScenario =
+  | 'answer'
+  | 'answer-rtp-echo'
+  | 'busy'
+  | 'unavailable'
+  | 'random-fail'
+  | 'callee-bye'
+  | 'ring-cancel'
+  | 'silent'
+  | 'auth'
+  | 'reinvite-488';
+/** `test/sipp/uac-NAME.xml`. */
+export type SippUacScenario = 'basic' | 'rtp' | 'callee-bye' | 'cancel' | 'auth' | 'reinvite';
 
 export interface SippStats {
   /** SuccessfulCall(C): calls whose scenario ran to the end without a failure mark. */
