@@ -41,8 +41,20 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, SIPP_SCENARIO_DIR } from './tools.js';
 
-export type SippUasScenario = 'answer' | 'answer-rtp-echo' | 'busy' | 'unavailable' | 'random-fail';
-export type SippUacScenario = 'basic' | 'rtp';
+/** `test/sipp/uas-NAME.xml`; each file's header says what it does and which UAC it pairs with. */
+export type SippUasScenario =
+  | 'answer'
+  | 'answer-rtp-echo'
+  | 'busy'
+  | 'unavailable'
+  | 'random-fail'
+  | 'callee-bye'
+  | 'ring-cancel'
+  | 'silent'
+  | 'auth'
+  | 'reinvite-488';
+/** `test/sipp/uac-NAME.xml`. */
+export type SippUacScenario = 'basic' | 'rtp' | 'callee-bye' | 'cancel' | 'auth' | 'reinvite';
 
 export interface SippStats {
   /** SuccessfulCall(C): calls whose scenario ran to the end without a failure mark. */
@@ -68,6 +80,15 @@ export interface SippRunFiles {
   uasStats: string;
   uasErrors: string;
   uasOutput: string;
+  /**
+   * SIPp's own per-message logs, written only with `traceMessages`: `-trace_shortmsg` (one line per
+   * SIP message sent or received, retransmissions included: time, S/R, Call-ID, CSeq, first line)
+   * and `-trace_msg` (the full text of each message).
+   */
+  uacShortMessages: string;
+  uasShortMessages: string;
+  uacMessages: string;
+  uasMessages: string;
 }
 
 export interface SippRun {
@@ -117,6 +138,20 @@ export interface SippCallsOptions {
   mediaPort?: number;
   /** Upper bound for the UAC (SIPp -timeout and our own watchdog). Default: calls/rate + duration + 30 s. */
   timeoutMs?: number;
+  /**
+   * Call-IDs become `PREFIX-N-PID@UAC_IP` (SIPp -cid_str; N = call number) instead of SIPp's
+   * `N-PID@UAC_IP`, so that runs of different scenarios are told apart by Call-ID. Letters, digits,
+   * '.', '_' and '-' only.
+   */
+  callIdPrefix?: string;
+  /** Have both SIPps log every SIP message they send or receive (see {@link SippRunFiles}). */
+  traceMessages?: boolean;
+  /**
+   * After both SIPps have exited, send one more non-SIP probe datagram (like the one that opens every
+   * capture) so that the capture's clock runs until then: a call left unanswered is then seen to stay
+   * unanswered for as long as the UAS waited, not just until its last retransmission.
+   */
+  endProbe?: boolean;
 }
 
 const DEFAULT_UAC_IP = '127.0.0.2';
@@ -364,6 +399,8 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
   if (!(options.calls >= 1) || !Number.isInteger(options.calls))
     throw new Error('runSippCalls: calls must be an integer >= 1');
   if (!(options.rate > 0)) throw new Error('runSippCalls: rate must be > 0');
+  if (options.callIdPrefix !== undefined && !/^[A-Za-z0-9._-]{1,40}$/.test(options.callIdPrefix))
+    throw new Error(`runSippCalls: bad callIdPrefix ${JSON.stringify(options.callIdPrefix)}`);
   const timeoutMs =
     options.timeoutMs ?? Math.ceil((options.calls / options.rate) * 1000) + callDurationMs + 30_000;
   const timeoutSec = Math.ceil(timeoutMs / 1000);
@@ -385,6 +422,10 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
     uasStats: join(dir, 'uas.stat.csv'),
     uasErrors: join(dir, 'uas.errors.log'),
     uasOutput: join(dir, 'uas.out.log'),
+    uacShortMessages: join(dir, 'uac.shortmsg.log'),
+    uasShortMessages: join(dir, 'uas.shortmsg.log'),
+    uacMessages: join(dir, 'uac.msg.log'),
+    uasMessages: join(dir, 'uas.msg.log'),
   };
   const pcap = join(dir, 'capture.pcap');
   // SIP: everything to/from the UAS port (covers the UAC's ephemeral TCP port). Media: both media
@@ -446,6 +487,10 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
     const t = transport === 'udp' ? 'u1' : 't1';
     // biome-ignore format: option/value pairs read better one per line
     const common = (side: 'uac' | 'uas', ip: string): string[] => [
+      ...(options.traceMessages ? [
+        '-trace_shortmsg', '-shortmessage_file', side === 'uac' ? files.uacShortMessages : files.uasShortMessages,
+        '-trace_msg', '-message_file', side === 'uac' ? files.uacMessages : files.uasMessages,
+      ] : []),
       '-i', ip,
       '-p', String(port),
       '-mi', ip,
@@ -479,6 +524,7 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
       ...common('uac', uacIp),
       '-r', String(options.rate),
       '-d', String(callDurationMs),
+      ...(options.callIdPrefix ? ['-cid_str', `${options.callIdPrefix}-%u-%p@%s`] : []),
       `${uasIp}:${port}`,
     ];
     const uacStarted = Date.now();
@@ -503,6 +549,7 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
       ]);
     }
     const uasExit = await uas.exit;
+    if (options.endProbe) await sendProbe(uacIp, uasIp, port);
 
     // 5. tcpdump: let the last packets reach the file, then SIGINT (it flushes and closes the file).
     await waitFileQuiet(pcap, 300, 5000);
@@ -545,6 +592,22 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
     for (const proc of procs.reverse()) {
       if (!proc.exited) await stop(proc, proc.name === 'tcpdump' ? [['SIGINT', 2000]] : [['SIGUSR1', 1000]]);
     }
+  }
+}
+
+/** Sends one non-SIP UDP datagram uacIp → uasIp:port (no reply is awaited: nobody listens there). */
+async function sendProbe(uacIp: string, uasIp: string, port: number): Promise<void> {
+  const socket = createSocket('udp4');
+  try {
+    await new Promise<void>((ok, fail) => {
+      socket.once('error', fail);
+      socket.bind(0, uacIp, () => ok());
+    });
+    await new Promise<void>((ok, fail) =>
+      socket.send('callscope capture probe', port, uasIp, (error) => (error ? fail(error) : ok())),
+    );
+  } finally {
+    socket.close();
   }
 }
 
