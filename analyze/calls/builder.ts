@@ -415,7 +415,8 @@ export class CallBuilder {
       reasonPhrase: last?.reasonPhrase ?? null,
       reason: reason === null ? null : { protocol: reason.protocol, cause: reason.cause, text: reason.text },
       endedBy,
-      closedBy: this.ended ? null : closedBy,
+      // A timed-out INVITE has its end (Timer B): only calls whose end is unknown say why they closed.
+      closedBy: this.ended || outcome === 'noAnswer' ? null : closedBy,
       codecs: { offered: this.offered, answered: this.answered },
       streams: this.streams,
       inviteTransactions: this.callerInvites.length,
