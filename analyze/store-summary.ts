@@ -567,6 +567,8 @@ function emptyLimits(): AnalyzeSummary['limits'] {
     fragmentsEvicted: 0,
     rtpStreamsEvicted: 0,
     rtpStreamsRefused: 0,
+    callsEvicted: 0,
+    callLegsForgotten: 0,
   };
 }
 

@@ -18,7 +18,7 @@ import { type Logger, silentLogger } from '../core/log.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
 import { countSipMessage, emptySipCounts, type SipCounts } from '../core/sip-counts.js';
-import { CallAnalysis, type CallAnalysisOptions } from './calls/analysis.js';
+import { CallAnalysis, type CallAnalysisOptions, type CallLimitsReached } from './calls/analysis.js';
 import type { CallsSummary } from './calls/kpis.js';
 
 /** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
@@ -140,6 +140,10 @@ export interface SummaryLimitsReached {
   /** RTP streams evicted (ended early) and refused at the stream bound. */
   rtpStreamsEvicted: number;
   rtpStreamsRefused: number;
+  /** Open calls closed early at the bound of open calls (200,000): their records say 'evicted'. */
+  callsEvicted: number;
+  /** B2BUA legs forgotten at the linking index's bound (200,000): a later leg of theirs stays unlinked. */
+  callLegsForgotten: number;
 }
 
 /** A SIP message as the summary counts it (one event, or a group of equal ones from the store). */
@@ -391,12 +395,17 @@ export class CaptureSummary {
   async of(facts: CaptureFacts): Promise<AnalyzeSummary> {
     // Whole ms, as the run's lastPacketTime keeps it: the store's summary then closes calls alike.
     const end = facts.lastTimestamp === null ? undefined : Math.trunc(facts.lastTimestamp * 1000);
-    return summarize(facts, this.counts, await this.calls.finish(end));
+    return summarize(facts, this.counts, await this.calls.finish(end), this.calls.limits());
   }
 }
 
 /** The summary of a finished capture: its facts, what its events counted, and its calls. */
-export function summarize(facts: CaptureFacts, counted: SummarySink, calls: CallsSummary): AnalyzeSummary {
+export function summarize(
+  facts: CaptureFacts,
+  counted: SummarySink,
+  calls: CallsSummary,
+  callLimits: CallLimitsReached,
+): AnalyzeSummary {
   const d = facts.decoder;
   const s = facts.sip;
   const first = facts.firstTimestamp;
@@ -442,6 +451,7 @@ export function summarize(facts: CaptureFacts, counted: SummarySink, calls: Call
       fragmentsEvicted: facts.fragments.evicted,
       rtpStreamsEvicted: facts.media.streamsEvicted,
       rtpStreamsRefused: facts.media.streamsRefused,
+      ...callLimits,
     },
     calls,
   };

@@ -220,7 +220,8 @@ function formatCalls(s: AnalyzeSummary): string[] {
   const lines = [
     `CALLS  ${formatInt(c.attempts)} attempts: ${formatInt(c.answered)} answered, ${formatInt(o.busy)} busy, ` +
       `${formatInt(o.cancelled)} cancelled, ${formatInt(o.rejected)} rejected, ${formatInt(o.redirected)} redirected, ` +
-      `${formatInt(o.failed)} failed, ${formatInt(o.noAnswer)} no answer, ${formatInt(o.inProgress)} in progress`,
+      `${formatInt(o.failed)} failed, ${formatInt(o.noAnswer)} no answer, ${formatInt(o.inProgress)} in progress` +
+      (c.legs > 0 ? ` (+${formatInt(c.legs)} B2BUA legs linked to them)` : ''),
   ];
   if (c.attempts === 0) return lines;
   lines.push(

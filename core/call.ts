@@ -44,6 +44,9 @@ export type CallEndedBy =
   | 'timeout' // closed by callscope: longer than the maximum duration, or media silent
   | 'unknown'; // answered, end not seen (capture ended, or the BYE was not mirrored)
 
+/** How a later leg of a call was linked to an earlier one (analyze/calls/linker.ts). */
+export type CallLinkMethod = 'x-cid' | 'session-id' | 'icid' | 'call-id-rule' | 'heuristic';
+
 /** A transport address of a party: where its SIP came from or went to. */
 export interface CallParty {
   ip: string;
@@ -92,8 +95,19 @@ export interface CallBranch {
 export interface CallRecord {
   /** The Call-ID (of the caller's leg). */
   callId: string;
-  /** Call-IDs of other legs linked to this one (B2BUA: X-CID, Session-ID, icid-value...). */
+  /**
+   * Call-IDs of the other legs of the same end-to-end call (a B2BUA's legs: X-CID, Session-ID,
+   * icid-value...), as known when the record was made.
+   */
   linkedCallIds: string[];
+  /**
+   * The first leg of the end-to-end call, where the KPIs count it: this record's own Call-ID unless it
+   * is a later leg (then `linkedBy` says how it was linked to an earlier one).
+   */
+  edgeCallId: string;
+  linkedBy: CallLinkMethod | null;
+  /** What the leg's initial INVITE carried for linking (docs/CALLS.md, "Legs"). */
+  correlation: { xCid: string | null; sessionId: string | null; icid: string | null };
   /** The user parts and tags of From and To of the first INVITE, and its Request-URI. */
   from: string;
   to: string;

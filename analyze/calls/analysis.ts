@@ -15,6 +15,12 @@ export interface CallAnalysisOptions extends Omit<CallSinkOptions, 'onRecord'> {
   onRecord?: (record: CallRecord) => void;
 }
 
+/** What the call engine gave up at its bounds (the summary's `limits`). */
+export interface CallLimitsReached {
+  callsEvicted: number;
+  callLegsForgotten: number;
+}
+
 export class CallAnalysis {
   readonly sink: CallSink;
   readonly records: CallRecord[] = [];
@@ -29,6 +35,11 @@ export class CallAnalysis {
         options.onRecord?.(record);
       },
     });
+  }
+
+  limits(): CallLimitsReached {
+    const stats = this.sink.callStats();
+    return { callsEvicted: stats.evicted, callLegsForgotten: stats.legsForgotten };
   }
 
   /** Closes the calls still open as of the input's end (capture time, ms) and summarises them all. */

@@ -17,6 +17,7 @@ import type { CallHop, CallParty, CallRecord, CallStream } from '../../core/call
 import type { CaptureEvent } from '../../core/event.js';
 import type { MediaStreamReport } from '../../core/media-report.js';
 import type { Sdp, SipMessage, SipReason } from '../../core/sip-message.js';
+import { type LegKeys, type LegLink, legKeysOf } from './linker.js';
 import { outcomeOf } from './outcome.js';
 
 /** Timer B (64·T1): an INVITE without a final response by then has timed out. */
@@ -27,6 +28,7 @@ const MAX_BRANCHES = 16;
 const MAX_MESSAGE_KEYS = 512;
 const MAX_STREAMS = 16;
 const MAX_REINVITES = 64;
+const MAX_LINKED = 16;
 
 interface Hop {
   from: string;
@@ -111,6 +113,10 @@ export class CallBuilder {
   private calleeAgent: string | null = null;
   /** VM of the deepest INVITE's destination, when attributed. */
   private calleeVm: string | null = null;
+  /** What the initial INVITE offers for linking legs, and the link the sink found for it. */
+  readonly keys: LegKeys;
+  link: LegLink;
+  private readonly linked = new Set<string>();
   /** Bumped on every change of what decides when the call may be closed (see CallSink). */
   stamp = 0;
 
@@ -133,6 +139,8 @@ export class CallBuilder {
     this.edgeTo = addressOf(event.dstIp, event.dstPort);
     this.node = event.nodeName;
     this.offered = codecsOf(sip.sdp);
+    this.keys = legKeysOf(sip, timeMs, event.srcIp, event.dstIp);
+    this.link = { edgeCallId: this.callId, linkedBy: null, linkedTo: null };
     this.add(event, sip, timeMs);
   }
 
@@ -161,6 +169,11 @@ export class CallBuilder {
     if (this.cancelledAt !== null) return this.cancelledAt;
     const last = this.callerInvites.at(-1);
     return last?.finalAt ?? null;
+  }
+
+  /** Another leg of the same end-to-end call (bounded). */
+  addLinked(callId: string): void {
+    if (callId !== this.callId && this.linked.size < MAX_LINKED) this.linked.add(callId);
   }
 
   /** A 401/407 the caller may still answer with a new INVITE. */
@@ -390,7 +403,10 @@ export class CallBuilder {
     }));
     return {
       callId: this.callId,
-      linkedCallIds: [],
+      linkedCallIds: [...this.linked],
+      edgeCallId: this.link.edgeCallId,
+      linkedBy: this.link.linkedBy,
+      correlation: { xCid: this.keys.xCid, sessionId: this.keys.sessionId, icid: this.keys.icid },
       from: this.from,
       to: this.to,
       fromTag: this.fromTag,

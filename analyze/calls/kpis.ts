@@ -48,8 +48,10 @@ export interface CallKpis {
 }
 
 export interface CallsSummary {
-  /** Every call started (an initial INVITE), in progress or not. */
+  /** Every call started (an initial INVITE), in progress or not, counted once at its edge. */
   attempts: number;
+  /** Later legs of B2BUA calls (own Call-IDs, linked to an attempt): records, not attempts. */
+  legs: number;
   answered: number;
   /** Failed by the network or a server, or never answered (failed + noAnswer). */
   failed: number;
@@ -62,6 +64,7 @@ export interface CallsSummary {
   peakPending: number;
   /** Most calls started within one second. */
   peakCps: number;
+  /** Per VM and per peer address, every leg counts (the load a B2BUA call puts on each side). */
   byVm: CallsByVm[];
   byPeer: CallsByPeer[];
 }
@@ -88,6 +91,7 @@ interface Second {
 
 export class CallKpiCounter {
   private attempts = 0;
+  private legs = 0;
   private answered = 0;
   private readonly outcomes = Object.fromEntries(CALL_OUTCOMES.map((o) => [o, 0])) as Record<
     CallOutcome,
@@ -113,11 +117,22 @@ export class CallKpiCounter {
   >();
 
   add(r: CallRecord): void {
+    const answered = r.outcome === 'answered';
+    const failed = isFailure(r.outcome);
+    // Per VM and per peer, every leg counts (a B2BUA call loads the VMs of both its legs).
+    this.side(this.vms, r.caller.vm, 'out', answered, failed);
+    this.side(this.vms, r.callee.vm, 'in', answered, failed);
+    this.side(this.peers, r.caller.ip, 'out', answered, failed);
+    this.side(this.peers, r.callee.ip, 'in', answered, failed);
+    // The KPIs count a call once, at its edge: later legs of a B2BUA call are legs, not attempts.
+    if (r.edgeCallId !== r.callId) {
+      this.legs++;
+      return;
+    }
     this.attempts++;
     this.outcomes[r.outcome]++;
     const status = r.finalStatus === null ? 'none' : String(r.finalStatus);
     this.finalStatus[status] = (this.finalStatus[status] ?? 0) + 1;
-    const answered = r.outcome === 'answered';
     if (answered) {
       this.answered++;
       this.billsec += r.billsec;
@@ -135,11 +150,6 @@ export class CallKpiCounter {
       this.second(r.answer).up++;
       this.second(r.end).up--;
     }
-    const failed = isFailure(r.outcome);
-    this.side(this.vms, r.caller.vm, 'out', answered, failed);
-    this.side(this.vms, r.callee.vm, 'in', answered, failed);
-    this.side(this.peers, r.caller.ip, 'out', answered, failed);
-    this.side(this.peers, r.callee.ip, 'in', answered, failed);
   }
 
   summary(): CallsSummary {
@@ -170,6 +180,7 @@ export class CallKpiCounter {
         .map(([key, v]) => ({ key, out: sideOf(v.out), in: sideOf(v.in) }));
     return {
       attempts: this.attempts,
+      legs: this.legs,
       answered: this.answered,
       failed,
       outcomes: { ...this.outcomes },

@@ -12,6 +12,7 @@ import type { CaptureEvent } from '../../core/event.js';
 import { type Logger, silentLogger } from '../../core/log.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../../core/sink.js';
 import { CallBuilder, TIMER_B_MS } from './builder.js';
+import { CallLinker, type LinkOptions } from './linker.js';
 
 export interface CallSinkOptions {
   /** Each record, once its call is closed. */
@@ -22,6 +23,8 @@ export interface CallSinkOptions {
   maxDurationMs?: number;
   /** After its end a call waits this long for stragglers and media reports (default 10 s). */
   lingerMs?: number;
+  /** How a B2BUA's legs are linked (analyze/calls/linker.ts). */
+  link?: LinkOptions;
   logger?: Logger;
 }
 
@@ -38,6 +41,8 @@ export interface CallSinkStats {
   maxDuration: number;
   /** SIP messages of no open call (its start not captured, or arriving after it was closed). */
   orphanMessages: number;
+  /** Legs dropped from the linking index at its bound. */
+  legsForgotten: number;
 }
 
 /** Call-IDs are keyed by their first 256 characters, as the rest of the capture keys them. */
@@ -57,6 +62,7 @@ export class CallSink implements EventSink {
   private readonly maxDurationMs: number;
   private readonly lingerMs: number;
   private readonly logger: Logger;
+  private readonly linker: CallLinker;
   private readonly counters = { calls: 0, records: 0, evicted: 0, maxDuration: 0, orphanMessages: 0 };
   private accepted = 0;
   /** Latest capture time seen, ms. */
@@ -68,6 +74,7 @@ export class CallSink implements EventSink {
     this.maxDurationMs = options.maxDurationMs ?? 4 * 3_600_000;
     this.lingerMs = options.lingerMs ?? 10_000;
     this.logger = options.logger ?? silentLogger;
+    this.linker = new CallLinker(options.link);
   }
 
   async write(events: readonly CaptureEvent[]): Promise<void> {
@@ -92,6 +99,7 @@ export class CallSink implements EventSink {
         }
         if (this.calls.size >= this.maxOpenCalls) this.evictOldest();
         call = new CallBuilder(event, sip, timeMs);
+        this.linkLeg(call);
         this.calls.set(key, call);
         this.counters.calls++;
         this.schedule(key, call);
@@ -114,6 +122,17 @@ export class CallSink implements EventSink {
     if (timeMs > this.now) {
       this.now = timeMs;
       this.sweep();
+    }
+  }
+
+  /** Links a new call to the earlier legs of its end-to-end call, both ways while they are open. */
+  private linkLeg(call: CallBuilder): void {
+    const link = this.linker.link(call.keys);
+    call.link = link;
+    if (link.linkedTo === null) return;
+    for (const other of new Set([link.linkedTo, link.edgeCallId])) {
+      call.addLinked(other);
+      this.calls.get(other.length > KEY_CHARS ? other.slice(0, KEY_CHARS) : other)?.addLinked(call.callId);
     }
   }
 
@@ -142,7 +161,7 @@ export class CallSink implements EventSink {
   }
 
   callStats(): CallSinkStats {
-    return { ...this.counters, open: this.calls.size };
+    return { ...this.counters, open: this.calls.size, legsForgotten: this.linker.dropped };
   }
 
   /** When a call should be looked at next: its end plus the linger, Timer B, or its maximum duration. */
