@@ -12,12 +12,12 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { emptyFragmentStats } from '../capture/reassembly/fragments.js';
 import { emptyTcpStats } from '../capture/reassembly/tcp.js';
 import { emptyMediaStats } from '../capture/rtp/media.js';
-import { SipParser } from '../capture/sip/parser.js';
 import type { TransportName } from '../core/event.js';
 import type { MediaEndReason, MediaStreamReport, RtcpFigures } from '../core/media-report.js';
 import type { CaptureRun } from '../ingest/rows.js';
 import { qualifiedName } from '../ingest/schema/ddl.js';
 import { CallAnalysis } from './calls/analysis.js';
+import { mergeByTime, storedSipEvents, storedStreams } from './calls/stored-events.js';
 import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, SummarySink } from './summary.js';
 
 export interface StoreSummaryOptions {
@@ -179,7 +179,7 @@ export async function storeSummary(
     // What the capture's structures gave up is the runs'; what the counter gave up is recounted here.
     calls: await calls(
       client,
-      sip,
+      options.database,
       scope,
       endOf(run.lastPacketTime ?? (counted.sip.messages > 0 ? isoOf(totals?.last) : null)),
     ),
@@ -207,61 +207,24 @@ function endOf(iso: string | null): number | undefined {
 }
 
 /**
- * The calls of the stored SIP messages, by the same engine `analyze` runs (analyze/calls/): the rows
- * are read back in capture order and parsed again. (A calls table kept current by ingest is next.)
+ * The calls of the stored SIP messages and media reports, by the same engine `analyze` runs
+ * (analyze/calls/), read back in capture order.
  */
-async function calls(client: ClickHouseClient, sip: string, scope: Scope, endMs: number | undefined) {
+async function calls(client: ClickHouseClient, database: string, scope: Scope, endMs: number | undefined) {
   const analysis = new CallAnalysis();
-  const parser = new SipParser();
-  let result: Awaited<ReturnType<ClickHouseClient['query']>>;
   try {
-    result = await client.query({
-      query: `SELECT toString(toUnixTimestamp64Nano(time)) AS ns, hex(raw) AS raw, transport, src_ip, src_port,
-         dst_ip, dst_port, retransmission, src_vm, dst_vm, node, capture_id
-       FROM ${sip} FINAL WHERE ${scope.where}
-       ORDER BY time, event_id
-       ${READ_SETTINGS}`,
-      query_params: scope.params,
-      format: 'JSONEachRow',
-    });
+    for await (const item of mergeByTime(
+      storedSipEvents(client, database, scope),
+      storedStreams(client, database, scope),
+    )) {
+      if (item.kind === 'sip') analysis.sink.add(item.event);
+      else analysis.sink.addStream(item.callId, item.stream, item.timeMs);
+    }
   } catch (error) {
     throw new StoreSummaryError(
       `reading SIP messages for calls: ${error instanceof Error ? error.message : String(error)}`,
-      {
-        cause: error,
-      },
+      { cause: error },
     );
-  }
-  for await (const rows of result.stream()) {
-    for (const row of rows) {
-      const r = row.json<Row>();
-      const payload = Buffer.from(String(r.raw), 'hex');
-      const parsed = parser.parse(payload, 0, payload.length, {
-        transportIsStream: r.transport === 'tcp' || r.transport === 'tls',
-      });
-      if (!parsed.ok) continue;
-      const srcIp = String(r.src_ip);
-      analysis.sink.add({
-        timestampNs: BigInt(String(r.ns)),
-        ipFamily: srcIp.includes(':') ? 6 : 4,
-        ipProtocol: r.transport === 'udp' ? 17 : r.transport === 'sctp' ? 132 : 6,
-        transport: r.transport as TransportName,
-        srcIp,
-        dstIp: String(r.dst_ip),
-        srcPort: num(r.src_port),
-        dstPort: num(r.dst_port),
-        vlan: null,
-        protoType: 1,
-        captureId: num(r.capture_id),
-        nodeName: String(r.node),
-        correlationId: parsed.message.callId ?? '',
-        payload,
-        sip: parsed.message,
-        retransmission: r.retransmission === true,
-        srcVm: r.src_vm === '' ? undefined : String(r.src_vm),
-        dstVm: r.dst_vm === '' ? undefined : String(r.dst_vm),
-      });
-    }
   }
   return analysis.finish(endMs);
 }

@@ -7,6 +7,8 @@
  * counted (core/drive.ts).
  */
 import { randomUUID } from 'node:crypto';
+import { CallsJob, rebuildCalls } from '../analyze/calls/job.js';
+import type { LinkOptions } from '../analyze/calls/linker.js';
 import { type AnalyzeSummary, CaptureSummary } from '../analyze/summary.js';
 import type { VmAttribution } from '../capture/attribution.js';
 import {
@@ -48,6 +50,13 @@ export interface StoreCaptureOptions {
   statsIntervalMs?: number;
   /** More sinks beside the store and the summary (a test's observer, say). */
   sinks?: EventSink[];
+  /** How B2BUA legs are linked (analyze/calls/linker.ts), in the summary and the calls table alike. */
+  link?: LinkOptions;
+  /**
+   * Keep the calls table current during the run (a cycle every this many ms), not only at its end:
+   * live captures do (2,000 by default); a file's calls are computed once its events are stored.
+   */
+  callsIntervalMs?: number;
 }
 
 export interface StoreCaptureResult {
@@ -63,6 +72,8 @@ export interface StoreCaptureResult {
   queuePeak: number;
   /** Live: health rows stored. */
   healthRows: number;
+  /** The calls table: calls computed and versions written for this run. */
+  calls: { computed: number; written: number };
 }
 
 /** Drives `source` into the store and the summary, then stores the run; resolves once all is stored. */
@@ -74,7 +85,18 @@ export async function storeCapture(
   const runId = options.runId ?? randomUUID();
   await migrate(store.client, { database, ttlDays, logger });
   const storeSink = new StoreSink(store.client, { database, runId, logger });
-  const summary = new CaptureSummary({ logger: options.logger });
+  const summary = new CaptureSummary({ logger: options.logger, calls: { link: options.link } });
+  const job =
+    options.callsIntervalMs !== undefined && options.callsIntervalMs > 0
+      ? new CallsJob({
+          client: store.client,
+          database,
+          writer: storeSink,
+          logger,
+          link: options.link,
+          intervalMs: options.callsIntervalMs,
+        })
+      : null;
   const recorder =
     options.inventory !== undefined && options.vms !== undefined
       ? new InventoryRecorder({
@@ -85,6 +107,7 @@ export async function storeCapture(
         })
       : null;
   try {
+    job?.start();
     const result = await drive(source, [storeSink, ...summary.sinks, ...(options.sinks ?? [])], {
       logger,
       signal: options.signal,
@@ -92,7 +115,20 @@ export async function storeCapture(
       statsIntervalMs: options.statsIntervalMs,
     });
     await recorder?.stop();
+    await storeSink.flush();
+    await job?.stop();
     const s = await summary.of(result.source);
+    // The run's calls from what the store holds, closed at the capture's end as `analyze` closes them.
+    const calls = await rebuildCalls({
+      client: store.client,
+      database,
+      writer: storeSink,
+      logger,
+      link: options.link,
+      scope: { where: 'run_id = {run:String}', params: { run: runId } },
+      closeAtMs:
+        result.source.lastTimestamp === null ? undefined : Math.trunc(result.source.lastTimestamp * 1000),
+    });
     await storeSink.recordRun(
       captureRunFromSummary(s, { runId, captureId: options.captureId, nodeName: options.nodeName }),
     );
@@ -106,8 +142,10 @@ export async function storeCapture(
       droppedEvents: result.droppedEvents + Math.max(0, lost),
       queuePeak: result.queuePeak,
       healthRows: stats.healthRows,
+      calls: { computed: calls.callsComputed, written: calls.versionsWritten },
     };
   } finally {
+    await job?.stop();
     await recorder?.stop();
     await storeSink.close();
   }
@@ -130,5 +168,5 @@ export function ingestInterface(
   name: string,
   options: StoreCaptureOptions & InterfaceSourceOptions,
 ): Promise<StoreCaptureResult> {
-  return storeCapture(new InterfaceSource(name, options), options);
+  return storeCapture(new InterfaceSource(name, options), { callsIntervalMs: 2000, ...options });
 }

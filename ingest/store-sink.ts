@@ -17,6 +17,7 @@ import type { HealthRecord } from '../core/health.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { countReason, type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
 import type { VmInventoryEntry } from '../core/vm.js';
+import type { CallVersion } from './call-rows.js';
 import type { CaptureRun } from './rows.js';
 import {
   addWriterStats,
@@ -153,6 +154,15 @@ export class StoreSink implements EventSink {
   async writeInventory(entries: readonly VmInventoryEntry[]): Promise<void> {
     await this.usable().writeVmInventory(entries);
     this.inventoryRows += entries.length;
+  }
+
+  /** Stores call versions (analyze/calls/job.ts): the calls table. */
+  async writeCalls(
+    versions: readonly CallVersion[],
+    tombstones: ReadonlyArray<{ callId: string; start: number }>,
+    version: bigint,
+  ): Promise<void> {
+    await this.usable().writeCalls(versions, tombstones, version);
   }
 
   /** Stores (or replaces: the newest wins) the record of a capture run, once its events are stored. */

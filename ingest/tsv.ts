@@ -224,6 +224,18 @@ export class TsvBuffer {
     return this;
   }
 
+  /** Array(DateTime64(3, 'UTC')) from milliseconds since the epoch. */
+  timeMsArray(values: readonly number[]): this {
+    this.separator();
+    this.ascii('[');
+    values.forEach((ms, i) => {
+      const ns = BigInt(Math.trunc(Number.isFinite(ms) ? ms : 0)) * 1_000_000n;
+      this.ascii(`${i === 0 ? '' : ','}'${this.seconds.of(ns)}'`);
+    });
+    this.ascii(']');
+    return this;
+  }
+
   stringArray(values: readonly string[], encoding: 'latin1' | 'utf8'): this {
     this.separator();
     this.ascii('[');

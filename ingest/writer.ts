@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
 import type { CaptureEvent } from '../core/event.js';
 import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
+import { type CallVersion, callRow, callTombstoneRow } from './call-rows.js';
 import { EventIds } from './event-id.js';
 import { type HealthRecord, healthRow } from './health.js';
 import {
@@ -33,6 +34,7 @@ import {
 } from './rows.js';
 import { insertTarget } from './schema/ddl.js';
 import {
+  CALLS,
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
   columnNames,
@@ -385,6 +387,30 @@ export class StoreWriter {
       data,
       1,
       `run-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
+    );
+  }
+
+  /**
+   * Stores call versions (and tombstones of rows whose start moved), all stamped `version`. The token
+   * is the content's hash: a retry, or another job writing the same versions, inserts nothing twice.
+   */
+  async writeCalls(
+    versions: readonly CallVersion[],
+    tombstones: ReadonlyArray<{ callId: string; start: number }>,
+    version: bigint,
+  ): Promise<void> {
+    this.usable();
+    const rows = versions.length + tombstones.length;
+    if (rows === 0) return;
+    const out = new TsvBuffer(versions.length * 1024 + 1024);
+    for (const v of versions) callRow(v, version, out);
+    for (const t of tombstones) callTombstoneRow(t.callId, t.start, version, out);
+    const data = out.take();
+    await this.insert(
+      CALLS,
+      data,
+      rows,
+      `calls-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
   }
 

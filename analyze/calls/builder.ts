@@ -15,7 +15,6 @@
  */
 import type { CallHop, CallParty, CallRecord, CallStream } from '../../core/call.js';
 import type { CaptureEvent } from '../../core/event.js';
-import type { MediaStreamReport } from '../../core/media-report.js';
 import type { Sdp, SipMessage, SipReason } from '../../core/sip-message.js';
 import { type LegKeys, type LegLink, legKeysOf } from './linker.js';
 import { outcomeOf } from './outcome.js';
@@ -171,6 +170,11 @@ export class CallBuilder {
     return last?.finalAt ?? null;
   }
 
+  /** The other legs of the same end-to-end call known so far. */
+  get linkedCallIds(): ReadonlySet<string> {
+    return this.linked;
+  }
+
   /** Another leg of the same end-to-end call (bounded). */
   addLinked(callId: string): void {
     if (callId !== this.callId && this.linked.size < MAX_LINKED) this.linked.add(callId);
@@ -304,23 +308,9 @@ export class CallBuilder {
   }
 
   /** A final media report of one of the call's streams. */
-  addStream(report: MediaStreamReport, timeMs: number): void {
+  addStream(stream: CallStream, timeMs: number): void {
     if (timeMs > this.lastSeen) this.lastSeen = timeMs;
-    if (this.streams.length >= MAX_STREAMS) return;
-    this.streams.push({
-      src: report.src,
-      srcPort: report.srcPort,
-      dst: report.dst,
-      dstPort: report.dstPort,
-      ssrc: report.ssrc,
-      codec: report.codec,
-      packets: report.packets,
-      lost: report.lost,
-      lossPercent: report.lossPercent,
-      maxJitterMs: report.maxJitterMs,
-      meanJitterMs: report.meanJitterMs,
-      mos: report.mos,
-    });
+    if (this.streams.length < MAX_STREAMS) this.streams.push(stream);
   }
 
   private hopOf(from: string, to: string, timeMs: number): Hop | null {
@@ -434,7 +424,8 @@ export class CallBuilder {
       // A timed-out INVITE has its end (Timer B): only calls whose end is unknown say why they closed.
       closedBy: this.ended || outcome === 'noAnswer' ? null : closedBy,
       codecs: { offered: this.offered, answered: this.answered },
-      streams: this.streams,
+      // In a canonical order: a capture and the store deliver a call's final reports in different orders.
+      streams: [...this.streams].sort(compareStreams),
       inviteTransactions: this.callerInvites.length,
       authChallenges: this.authChallenges,
       reInvites: this.reInviteKeys.size,
@@ -446,4 +437,11 @@ export class CallBuilder {
       node: this.node,
     };
   }
+}
+
+function compareStreams(a: CallStream, b: CallStream): number {
+  const key = (s: CallStream) => `${s.src}|${s.srcPort}|${s.dst}|${s.dstPort}|${s.ssrc}`;
+  const ka = key(a);
+  const kb = key(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
 }

@@ -7,9 +7,10 @@
  * an initial INVITE starts a call: a BYE or a retransmission arriving after its call was closed, or
  * for a call whose start was not captured, is counted (`orphanMessages`), not made into a call.
  */
-import type { CallRecord } from '../../core/call.js';
+import type { CallRecord, CallStream } from '../../core/call.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { type Logger, silentLogger } from '../../core/log.js';
+import type { MediaStreamReport } from '../../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../../core/sink.js';
 import { CallBuilder, TIMER_B_MS } from './builder.js';
 import { CallLinker, type LinkOptions } from './linker.js';
@@ -86,6 +87,9 @@ export class CallSink implements EventSink {
     this.accepted++;
     const timeMs = Number(event.timestampNs / 1_000_000n);
     const sip = event.sip;
+    // The clock moves first: a message arriving after its call's deadline finds the call closed,
+    // whatever other traffic moved the clock before it (a file and the store's job agree).
+    if (sip !== undefined && timeMs > this.now) this.advance(timeMs);
     if (sip !== undefined) {
       const callId = sip.callId;
       if (callId === null) return;
@@ -111,18 +115,34 @@ export class CallSink implements EventSink {
     } else {
       // Media reports attach to their call; they do not move the calls' clock (SIP does), so that a
       // capture and its stored SIP close calls alike.
-      if (event.media?.kind === 'final' && event.media.callId !== null) {
-        const callId = event.media.callId;
-        this.calls
-          .get(callId.length > KEY_CHARS ? callId.slice(0, KEY_CHARS) : callId)
-          ?.addStream(event.media, timeMs);
-      }
-      return;
+      if (event.media?.kind === 'final' && event.media.callId !== null)
+        this.addStream(event.media.callId, callStreamOf(event.media), timeMs);
     }
-    if (timeMs > this.now) {
-      this.now = timeMs;
-      this.sweep();
-    }
+  }
+
+  /** A media stream's final figures for the call of `callId`, if it is open. */
+  addStream(callId: string, stream: CallStream, timeMs: number): void {
+    this.calls
+      .get(callId.length > KEY_CHARS ? callId.slice(0, KEY_CHARS) : callId)
+      ?.addStream(stream, timeMs);
+  }
+
+  /** Moves the capture clock to `nowMs` (never back), closing the calls whose time is up. */
+  advance(nowMs: number): void {
+    if (nowMs <= this.now) return;
+    this.now = nowMs;
+    this.sweep();
+  }
+
+  /**
+   * The calls still open, as of the clock, without closing them: progress versions of their records
+   * (outcome inProgress while unanswered) and the capture time at which each would change by itself.
+   */
+  snapshot(): Array<{ record: CallRecord; deadline: number }> {
+    return [...this.calls.values()].map((call) => ({
+      record: call.record(this.now, null),
+      deadline: this.deadlineOf(call),
+    }));
   }
 
   /** Links a new call to the earlier legs of its end-to-end call, both ways while they are open. */
@@ -130,9 +150,16 @@ export class CallSink implements EventSink {
     const link = this.linker.link(call.keys);
     call.link = link;
     if (link.linkedTo === null) return;
-    for (const other of new Set([link.linkedTo, link.edgeCallId])) {
-      call.addLinked(other);
-      this.calls.get(other.length > KEY_CHARS ? other.slice(0, KEY_CHARS) : other)?.addLinked(call.callId);
+    // Every leg of the call knows every other (those open now: an edge is still open while its legs start).
+    const members = new Set([link.edgeCallId, link.linkedTo]);
+    for (const id of [...members]) {
+      const other = this.calls.get(id.length > KEY_CHARS ? id.slice(0, KEY_CHARS) : id);
+      for (const sibling of other?.linkedCallIds ?? []) members.add(sibling);
+    }
+    for (const id of members) {
+      if (id === call.callId) continue;
+      call.addLinked(id);
+      this.calls.get(id.length > KEY_CHARS ? id.slice(0, KEY_CHARS) : id)?.addLinked(call.callId);
     }
   }
 
@@ -242,4 +269,22 @@ function heapPop(heap: Due[]): Due | undefined {
     }
   }
   return top;
+}
+
+/** What a call record keeps of a stream's final report. */
+export function callStreamOf(report: MediaStreamReport): CallStream {
+  return {
+    src: report.src,
+    srcPort: report.srcPort,
+    dst: report.dst,
+    dstPort: report.dstPort,
+    ssrc: report.ssrc,
+    codec: report.codec,
+    packets: report.packets,
+    lost: report.lost,
+    lossPercent: report.lossPercent,
+    maxJitterMs: report.maxJitterMs,
+    meanJitterMs: report.meanJitterMs,
+    mos: report.mos,
+  };
 }

@@ -82,7 +82,7 @@ export function createDatabaseSql(options: SchemaOptions): string {
 }
 
 function engineSql(table: TableSpec, options: SchemaOptions): string {
-  const version = table.versionColumn ?? '';
+  const version = [table.versionColumn, table.deletedColumn].filter((c) => c !== undefined).join(', ');
   if (options.cluster === undefined) return `ReplacingMergeTree(${version})`;
   // {shard} puts each shard's replicas in their own replication group; tables every node holds in
   // full share one group. {replica} must be unique per node across the cluster (e.g. its hostname).
@@ -163,6 +163,17 @@ export function addColumnSql(table: TableSpec, column: string, options: SchemaOp
     (name) =>
       `ALTER TABLE ${qualifiedName(options.database, name)}${onCluster(options)} ADD COLUMN IF NOT EXISTS ${definition}`,
   );
+}
+
+/** ALTER adding one of a table's skip indexes (to the table holding the rows) where it is missing. */
+export function addIndexSql(table: TableSpec, index: string, options: SchemaOptions): string[] {
+  const spec = table.indexes.find((i) => i.name === index);
+  if (spec === undefined) throw new Error(`${table.name} has no index ${index} in its spec`);
+  const target = qualifiedName(options.database, storageTableName(table, options));
+  return [
+    `ALTER TABLE ${target}${onCluster(options)} ADD INDEX IF NOT EXISTS ${quoteIdentifier(spec.name, 'index name')} ` +
+      `${spec.expression} TYPE ${spec.type} GRANULARITY ${spec.granularity}`,
+  ];
 }
 
 /** ALTER bringing a table's TTL to `ttlDays` (MODIFY, or REMOVE for 0). */

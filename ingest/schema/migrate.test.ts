@@ -94,6 +94,7 @@ describe('migrate', () => {
       'capture_health',
       'hep_logs',
       'quarantine',
+      'calls',
     ]);
     expect(await engineFull('m_ttl', 'sip_messages')).toContain('toIntervalDay(7)');
     expect((await migrate(store.client, { database: 'm_ttl', ttlDays: 7 })).ttlChanged).toEqual([]);

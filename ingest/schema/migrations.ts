@@ -3,8 +3,9 @@
  * NOT EXISTS`...): two ingest processes starting together may both run a version before either has
  * recorded it, and a runner that died between a statement and its record runs it again.
  */
-import { addColumnSql, createTableSql, type SchemaOptions } from './ddl.js';
+import { addColumnSql, addIndexSql, createTableSql, type SchemaOptions } from './ddl.js';
 import {
+  CALLS,
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
   HEP_LOGS,
@@ -50,6 +51,14 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 5,
     name: 'capture_runs.limits',
     statements: (options) => addColumnSql(CAPTURE_RUNS, 'limits', options),
+  },
+  {
+    version: 6,
+    name: 'calls; sip_messages.stored_at index (the calls job finds new messages by it)',
+    statements: (options) => [
+      ...createTableSql(CALLS, options),
+      ...addIndexSql(SIP_MESSAGES, 'stored_at_minmax', options),
+    ],
   },
 ];
 

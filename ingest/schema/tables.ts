@@ -38,6 +38,8 @@ export interface TableSpec {
   indexes: IndexSpec[];
   /** ReplacingMergeTree, optionally with a version column (the newest version wins on merge). */
   versionColumn?: string;
+  /** With versionColumn: a UInt8 column whose 1 deletes the row when its version wins (a tombstone). */
+  deletedColumn?: string;
   partitionBy?: string;
   primaryKey?: string;
   orderBy: string;
@@ -121,6 +123,8 @@ export const SIP_MESSAGES: TableSpec = {
       type: 'bloom_filter(0.01)',
       granularity: 1,
     },
+    // The calls job reads the messages stored since its last cycle: parts written then are all it scans.
+    { name: 'stored_at_minmax', expression: 'stored_at', type: 'minmax', granularity: 1 },
   ],
   partitionBy: 'toDate(time)',
   primaryKey: '(toStartOfHour(time), call_id)',
@@ -460,6 +464,150 @@ export const QUARANTINE: TableSpec = {
   cluster: { kind: 'sharded', shardingKey: 'cityHash64(event_id)' },
 };
 
+const MS_TIME = "DateTime64(3, 'UTC')";
+
+/**
+ * One row per call (analyze/calls/, docs/CALLS.md), rewritten as the call progresses: the newest
+ * version wins; a tombstone (is_deleted) retires a row whose key changed (a start moved earlier when a
+ * late message arrived). Read with FINAL. Keyed for time ranges (start hour) and Call-ID lookups.
+ */
+export const CALLS: TableSpec = {
+  name: 'calls',
+  comment: 'one row per call (each B2BUA leg its own, linked to its edge), newest version wins',
+  columns: [
+    { name: 'start', type: MS_TIME, comment: 'first INVITE of the call' },
+    { name: 'call_id', type: 'String', codec: 'ZSTD(1)', comment: 'Call-ID (of this leg)' },
+    { name: 'version', type: 'UInt64', comment: 'µs wall time of the computation: the newest wins' },
+    { name: 'is_deleted', type: 'UInt8', comment: '1: tombstone of a row whose start changed' },
+    {
+      name: 'digest',
+      type: 'UInt64',
+      comment: 'hash of the content: an unchanged call is not written again',
+    },
+    {
+      name: 'open',
+      type: 'Bool',
+      comment: 'the call may still change (in progress, or answered, end not seen)',
+    },
+    {
+      name: 'deadline',
+      type: MS_TIME,
+      comment: 'capture time at which an open call changes without new messages (Timer B, maximum duration)',
+    },
+    {
+      name: 'edge_call_id',
+      type: 'String',
+      codec: 'ZSTD(1)',
+      comment: "first leg's Call-ID (this one for an edge)",
+    },
+    { name: 'is_edge', type: 'Bool', comment: 'the leg where the call entered: KPIs count these' },
+    {
+      name: 'linked_by',
+      type: 'LowCardinality(String)',
+      comment: "x-cid, session-id, icid, call-id-rule, heuristic; '' for an edge",
+    },
+    { name: 'linked_call_ids', type: 'Array(String)', comment: 'Call-IDs of the other legs' },
+    { name: 'x_cid', type: 'String', comment: 'X-CID (or kin) of the INVITE' },
+    { name: 'session_id', type: 'String', comment: 'RFC 7989 Session-ID UUID of the INVITE' },
+    { name: 'icid', type: 'String', comment: 'P-Charging-Vector icid-value' },
+    { name: 'from_user', type: 'String', comment: 'From user' },
+    { name: 'to_user', type: 'String', comment: 'To user' },
+    { name: 'from_tag', type: 'String', comment: 'From tag' },
+    { name: 'to_tag', type: 'String', comment: "To tag of the answered (or last) dialog; '' none" },
+    { name: 'request_uri', type: 'String', comment: 'Request-URI of the first INVITE' },
+    { name: 'caller_ip', type: 'LowCardinality(String)', comment: 'caller address (edge hop source)' },
+    { name: 'caller_port', type: 'UInt16', comment: 'caller port' },
+    { name: 'caller_vm', type: 'LowCardinality(String)', comment: "caller's VM ('' unknown)" },
+    { name: 'caller_agent', type: 'LowCardinality(String)', comment: "caller's User-Agent" },
+    {
+      name: 'callee_ip',
+      type: 'LowCardinality(String)',
+      comment: 'callee address (deepest hop destination)',
+    },
+    { name: 'callee_port', type: 'UInt16', comment: 'callee port' },
+    { name: 'callee_vm', type: 'LowCardinality(String)', comment: "callee's VM ('' unknown)" },
+    { name: 'callee_agent', type: 'LowCardinality(String)', comment: "callee's User-Agent or Server" },
+    { name: 'ringing', type: `Nullable(${MS_TIME})`, comment: 'first 18x' },
+    { name: 'answer', type: `Nullable(${MS_TIME})`, comment: '2xx to the INVITE' },
+    { name: 'end', type: MS_TIME, comment: 'BYE, CANCEL, final failure, timeout, or last message' },
+    { name: 'pdd_ms', type: 'Nullable(Int64)', comment: 'start → first 18x, else → final response' },
+    { name: 'setup_ms', type: 'Nullable(Int64)', comment: 'start → answer' },
+    { name: 'ring_ms', type: 'Nullable(Int64)', comment: 'first 18x → answer (or end)' },
+    { name: 'billsec', type: 'Float64', comment: 'answer → end, seconds' },
+    { name: 'duration_sec', type: 'Float64', comment: 'start → end, seconds' },
+    {
+      name: 'outcome',
+      type: 'LowCardinality(String)',
+      comment: 'answered, busy, cancelled, rejected, redirected, failed, noAnswer, inProgress',
+    },
+    { name: 'failed', type: 'Bool', comment: "the NOC's failed call: outcome failed or noAnswer" },
+    { name: 'final_status', type: 'Nullable(UInt16)', comment: 'final status the caller got' },
+    { name: 'reason_phrase', type: 'LowCardinality(String)', comment: 'its reason phrase' },
+    {
+      name: 'reason_protocol',
+      type: 'LowCardinality(String)',
+      comment: 'Reason header protocol of the ending message',
+    },
+    { name: 'reason_cause', type: 'Nullable(UInt16)', comment: 'Reason header cause (Q.850 cause value)' },
+    { name: 'reason_text', type: 'String', comment: 'Reason header text' },
+    {
+      name: 'ended_by',
+      type: 'LowCardinality(String)',
+      comment: 'caller, callee, network, timeout, unknown',
+    },
+    {
+      name: 'closed_by',
+      type: 'LowCardinality(String)',
+      comment: "max-duration, end-of-capture, evicted; '' when its end was seen",
+    },
+    { name: 'codecs_offered', type: 'Array(LowCardinality(String))', comment: "caller's SDP offer" },
+    { name: 'codecs_answered', type: 'Array(LowCardinality(String))', comment: "callee's SDP answer" },
+    {
+      name: 'invite_transactions',
+      type: 'UInt16',
+      comment: "caller's INVITE transactions (407 then retry: 2)",
+    },
+    { name: 'auth_challenges', type: 'UInt16', comment: '401/407 challenges answered' },
+    { name: 're_invites', type: 'UInt16', comment: 're-INVITEs and UPDATEs' },
+    { name: 're_invites_rejected', type: 'UInt16', comment: 'of them refused' },
+    { name: 'messages', type: 'UInt32', comment: 'SIP messages (each once; retransmissions included)' },
+    { name: 'retransmissions', type: 'UInt32', comment: 'retransmissions' },
+    { name: 'bye_answered', type: 'Bool', comment: 'answered and ended by a BYE answered 2xx' },
+    { name: 'branch_from', type: 'Array(String)', comment: 'per INVITE branch: hop source address' },
+    { name: 'branch_to', type: 'Array(String)', comment: 'per INVITE branch: hop destination address' },
+    { name: 'branch_id', type: 'Array(String)', comment: 'per INVITE branch: its Via branch' },
+    { name: 'branch_start', type: `Array(${MS_TIME})`, comment: 'per INVITE branch: first INVITE' },
+    { name: 'branch_status', type: 'Array(UInt16)', comment: 'per INVITE branch: final status (0 none)' },
+    { name: 'branch_retransmissions', type: 'Array(UInt32)', comment: 'per INVITE branch: INVITE resends' },
+    { name: 'streams', type: 'String', codec: 'ZSTD(3)', comment: 'media streams of the call (JSON array)' },
+    { name: 'mos_min', type: 'Nullable(Float32)', comment: 'worst MOS of its streams' },
+    { name: 'loss_max', type: 'Nullable(Float32)', comment: 'worst loss of its streams, percent' },
+    { name: 'jitter_max', type: 'Nullable(Float32)', comment: 'worst jitter of its streams, ms' },
+    { name: 'node', type: 'LowCardinality(String)', comment: 'capture node' },
+    {
+      name: 'stored_at',
+      type: 'DateTime',
+      defaultExpression: 'now()',
+      codec: 'Delta, ZSTD(1)',
+      comment: 'when the store received this version: retention counts from here',
+    },
+  ],
+  indexes: [
+    { name: 'call_id_bloom', expression: 'call_id', type: 'bloom_filter(0.01)', granularity: 1 },
+    { name: 'edge_call_id_bloom', expression: 'edge_call_id', type: 'bloom_filter(0.01)', granularity: 1 },
+    { name: 'from_user_ngram', expression: 'from_user', type: 'ngrambf_v1(3, 8192, 3, 0)', granularity: 1 },
+    { name: 'to_user_ngram', expression: 'to_user', type: 'ngrambf_v1(3, 8192, 3, 0)', granularity: 1 },
+  ],
+  versionColumn: 'version',
+  deletedColumn: 'is_deleted',
+  partitionBy: 'toYYYYMM(start)',
+  primaryKey: '(toStartOfHour(start), call_id)',
+  orderBy: '(toStartOfHour(start), call_id, start)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: 'cityHash64(call_id)' },
+};
+
 /** Applied migration versions; concurrent runners may both record one (the table collapses them). */
 export const SCHEMA_MIGRATIONS: TableSpec = {
   name: 'schema_migrations',
@@ -486,6 +634,7 @@ export const DATA_TABLES: readonly TableSpec[] = [
   CAPTURE_HEALTH,
   HEP_LOGS,
   QUARANTINE,
+  CALLS,
 ];
 
 export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs';

@@ -1,0 +1,457 @@
+/**
+ * The calls table kept current from the store (docs/CALLS.md, "In the store"): the call engine run
+ * over messages read back from the store, never over a process's memory, so that what comes out does
+ * not depend on which agent captured a message, which Kafka partition or consumer carried it, the
+ * order it arrived in, how often it was delivered, or whether a consumer died on the way.
+ *
+ * A cycle (every 2 s by default):
+ * 1. the Call-IDs with messages or final media reports stored since the last cycle (stored_at, with
+ *    an overlap),
+ *    and the open calls whose deadline the store's clock has passed (Timer B, linger, maximum
+ *    duration);
+ * 2. per chunk of Call-IDs, their messages and final media reports are read back in capture order
+ *    and run through a CallSink; the records of calls that ended, and progress versions of those still
+ *    open, come out; the chunk grows by the stored legs that share a linking key with it, so that a
+ *    B2BUA call's legs are always computed together, in start order, as `analyze` sees them;
+ * 3. each version is compared with the stored one by content digest, and only changes are written
+ *    (a call whose start moved gets a tombstone for its old row).
+ *
+ * The store's clock is the latest capture time among stored SIP messages: calls close by capture
+ * time, as in `analyze`. `rebuildCalls` runs the same engine once over a whole scope (a finished
+ * capture run), closing the calls still open at its end.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { CallRecord } from '../../core/call.js';
+import { type Logger, silentLogger } from '../../core/log.js';
+import { type CallVersion, callDigest } from '../../ingest/call-rows.js';
+import { qualifiedName } from '../../ingest/schema/ddl.js';
+import { TIMER_B_MS } from './builder.js';
+import { DEFAULT_HEURISTIC_WINDOW_MS, DEFAULT_LINK_WINDOW_MS, type LinkOptions } from './linker.js';
+import { CallSink } from './sink.js';
+import { mergeByTime, type StoredScope, storedSipEvents, storedStreams } from './stored-events.js';
+
+/** Where versions go: the store writer (ingest/writer.ts, writeCalls). */
+export interface CallsWriter {
+  writeCalls(
+    versions: readonly CallVersion[],
+    tombstones: ReadonlyArray<{ callId: string; start: number }>,
+    version: bigint,
+  ): Promise<void>;
+}
+
+export interface CallsJobOptions {
+  client: ClickHouseClient;
+  database: string;
+  writer: CallsWriter;
+  logger?: Logger;
+  /** Time between cycles (default 2,000 ms). */
+  intervalMs?: number;
+  /** Call-IDs computed together at most (default 2,000; a chunk grows by linked legs beyond it). */
+  chunkCalls?: number;
+  /** Messages stored this many seconds before the last cycle are looked at again (default 5). */
+  overlapSec?: number;
+  link?: LinkOptions;
+  maxDurationMs?: number;
+  lingerMs?: number;
+}
+
+export interface CallsJobStats {
+  cycles: number;
+  /** Calls computed (a call open for a while is computed in several cycles). */
+  callsComputed: number;
+  /** Versions written because something changed, and those found unchanged. */
+  versionsWritten: number;
+  unchanged: number;
+  tombstones: number;
+  /** Cycles that failed (they are retried by the next cycle: the watermark only moves on success). */
+  failures: number;
+  lastError: string | null;
+  /** Duration of the last cycle, ms. */
+  lastCycleMs: number;
+  /** The store's clock: latest capture time of a stored SIP message (ms), 0 before any. */
+  clockMs: number;
+}
+
+type Row = Record<string, unknown>;
+
+const hexOf = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
+const fromHex = (hex: unknown): string => Buffer.from(String(hex ?? ''), 'hex').toString('latin1');
+const IDS = '(SELECT unhex(arrayJoin({ids:Array(String)})))';
+
+/** µs of wall time, strictly increasing within the process: the version of what a computation writes. */
+let lastVersion = 0n;
+function nextVersion(): bigint {
+  const now = BigInt(Date.now()) * 1000n;
+  lastVersion = now > lastVersion ? now : lastVersion + 1n;
+  return lastVersion;
+}
+
+async function rows(
+  client: ClickHouseClient,
+  query: string,
+  params: Record<string, unknown>,
+): Promise<Row[]> {
+  const result = await client.query({ query, query_params: params, format: 'JSONEachRow' });
+  return result.json<Row>();
+}
+
+/** The computation shared by the job and a rebuild: records → versions → the changed ones written. */
+class CallsComputer {
+  readonly stats = { callsComputed: 0, versionsWritten: 0, unchanged: 0, tombstones: 0 };
+  readonly calls: string;
+
+  constructor(private readonly options: Omit<CallsJobOptions, 'intervalMs' | 'chunkCalls' | 'overlapSec'>) {
+    this.calls = qualifiedName(options.database, 'calls');
+  }
+
+  newSink(onRecord: (record: CallRecord) => void): CallSink {
+    return new CallSink({
+      onRecord,
+      link: this.options.link,
+      maxDurationMs: this.options.maxDurationMs,
+      lingerMs: this.options.lingerMs,
+      logger: this.options.logger,
+    });
+  }
+
+  /** The versions of these calls as stored: key (start) and digest, by Call-ID. */
+  async stored(ids: readonly string[]): Promise<Map<string, Array<{ start: number; digest: bigint }>>> {
+    const out = new Map<string, Array<{ start: number; digest: bigint }>>();
+    if (ids.length === 0) return out;
+    for (const r of await rows(
+      this.options.client,
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start, toString(digest) AS digest
+       FROM ${this.calls} FINAL WHERE call_id IN ${IDS}`,
+      { ids: ids.map(hexOf) },
+    )) {
+      const id = fromHex(r.id);
+      const list = out.get(id) ?? [];
+      list.push({ start: Number(r.start), digest: BigInt(String(r.digest)) });
+      out.set(id, list);
+    }
+    return out;
+  }
+
+  /** Writes what changed among `versions` (all the versions of their Call-IDs). */
+  async commit(versions: CallVersion[], version: bigint): Promise<void> {
+    const ids = [...new Set(versions.map((v) => v.record.callId))];
+    const stored = await this.stored(ids);
+    const changed: CallVersion[] = [];
+    const tombstones: Array<{ callId: string; start: number }> = [];
+    const starts = new Map<string, Set<number>>();
+    for (const v of versions) {
+      const id = v.record.callId;
+      starts.set(id, (starts.get(id) ?? new Set()).add(v.record.start));
+      const before = stored.get(id)?.find((s) => s.start === v.record.start);
+      if (before !== undefined && before.digest === callDigest(v)) this.stats.unchanged++;
+      else changed.push(v);
+    }
+    for (const [id, list] of stored)
+      for (const s of list)
+        if (!starts.get(id)?.has(s.start)) tombstones.push({ callId: id, start: s.start });
+    this.stats.callsComputed += versions.length;
+    if (changed.length === 0 && tombstones.length === 0) return;
+    await this.options.writer.writeCalls(changed, tombstones, version);
+    this.stats.versionsWritten += changed.length;
+    this.stats.tombstones += tombstones.length;
+  }
+}
+
+export class CallsJob {
+  private readonly computer: CallsComputer;
+  private readonly logger: Logger;
+  private readonly intervalMs: number;
+  private readonly chunkCalls: number;
+  private readonly overlapSec: number;
+  private readonly maxDurationMs: number;
+  private readonly linkWindowMs: number;
+  private watermark: number | null = null;
+  private clockMs = 0;
+  private cycles = 0;
+  private failures = 0;
+  private lastError: string | null = null;
+  private lastCycleMs = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly options: CallsJobOptions) {
+    this.computer = new CallsComputer(options);
+    this.logger = options.logger ?? silentLogger;
+    this.intervalMs = options.intervalMs ?? 2000;
+    this.chunkCalls = Math.max(1, options.chunkCalls ?? 2000);
+    this.overlapSec = options.overlapSec ?? 5;
+    this.maxDurationMs = options.maxDurationMs ?? 4 * 3_600_000;
+    this.linkWindowMs = Math.max(
+      options.link?.windowMs ?? DEFAULT_LINK_WINDOW_MS,
+      options.link?.heuristicWindowMs ?? DEFAULT_HEURISTIC_WINDOW_MS,
+    );
+  }
+
+  /** Runs cycles every intervalMs until stop(). */
+  start(): void {
+    if (this.timer !== null || this.stopped) return;
+    const tick = () => {
+      this.timer = null;
+      this.running = this.cycle()
+        .catch(() => undefined)
+        .finally(() => {
+          this.running = null;
+          if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  /** Stops the cycles after a last one (so that what is stored by now is in the calls table). */
+  async stop(): Promise<void> {
+    if (this.stopped) {
+      await this.running;
+      return;
+    }
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+    await this.cycle().catch(() => undefined);
+  }
+
+  stats(): CallsJobStats {
+    return {
+      cycles: this.cycles,
+      ...this.computer.stats,
+      failures: this.failures,
+      lastError: this.lastError,
+      lastCycleMs: this.lastCycleMs,
+      clockMs: this.clockMs,
+    };
+  }
+
+  /** One cycle; rejects (and counts the failure) when the store fails, leaving the watermark as it was. */
+  async cycle(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.runCycle();
+      this.cycles++;
+    } catch (error) {
+      this.failures++;
+      this.lastError = error instanceof Error ? error.message : String(error);
+      this.logger.warn('calls job: cycle failed; the next one retries', { error: this.lastError });
+      throw error;
+    } finally {
+      this.lastCycleMs = Math.round(performance.now() - started);
+    }
+  }
+
+  private async runCycle(): Promise<void> {
+    const { client, database } = this.options;
+    const sip = qualifiedName(database, 'sip_messages');
+    const media = qualifiedName(database, 'media_reports');
+    const [clock] = await rows(client, 'SELECT toUnixTimestamp(now()) AS now', {});
+    const serverNow = Number(clock?.now ?? Math.floor(Date.now() / 1000));
+    if (this.watermark === null) this.watermark = await this.initialWatermark();
+    const since = Math.max(0, this.watermark - this.overlapSec);
+    const version = nextVersion();
+    // The Call-IDs touched since the watermark, a page at a time (a first cycle over a full store).
+    const touched = new Map<string, number>();
+    let after: { first: number; id: string } | null = null;
+    for (;;) {
+      const page = await rows(
+        client,
+        `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(min(time)) AS first, toUnixTimestamp64Milli(max(sip_time)) AS last
+         FROM (
+           SELECT call_id, time, time AS sip_time FROM ${sip}
+           WHERE stored_at >= toDateTime({since:UInt32}) AND call_id != ''
+           UNION ALL
+           SELECT call_id, time, toDateTime64(0, 9) AS sip_time FROM ${media}
+           WHERE stored_at >= toDateTime({since:UInt32}) AND call_id != '' AND kind = 'final'
+         )
+         GROUP BY call_id
+         ${after === null ? '' : 'HAVING (first, id) > ({afterFirst:Int64}, {afterId:String})'}
+         ORDER BY first, id LIMIT {limit:UInt32}`,
+        { since, limit: this.chunkCalls * 10, afterFirst: after?.first ?? 0, afterId: after?.id ?? '' },
+      );
+      for (const r of page) {
+        touched.set(fromHex(r.id), Number(r.first));
+        this.clockMs = Math.max(this.clockMs, Number(r.last));
+      }
+      if (page.length < this.chunkCalls * 10) break;
+      const last = page[page.length - 1]!;
+      after = { first: Number(last.first), id: String(last.id) };
+      // Compute what is paged so far, so that memory stays bounded by a page.
+      if (touched.size >= this.chunkCalls * 10) await this.computeAll(touched, version);
+    }
+    // Open calls whose time is up by the store's clock change without a message: look at them too.
+    for (const r of await rows(
+      client,
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start FROM ${this.computer.calls} FINAL
+       WHERE open AND deadline <= fromUnixTimestamp64Milli({now:Int64}) LIMIT {limit:UInt32}`,
+      { now: this.clockMs, limit: this.chunkCalls * 50 },
+    ))
+      if (!touched.has(fromHex(r.id))) touched.set(fromHex(r.id), Number(r.start));
+    await this.computeAll(touched, version);
+    this.watermark = serverNow;
+  }
+
+  /** Where the previous process left off: the newest stored call version (0: everything). */
+  private async initialWatermark(): Promise<number> {
+    const [r] = await rows(
+      this.options.client,
+      `SELECT toUnixTimestamp(max(stored_at)) AS w, count() AS n FROM ${this.computer.calls}`,
+      {},
+    );
+    const [c] = await rows(
+      this.options.client,
+      `SELECT toUnixTimestamp64Milli(max(time)) AS t FROM ${qualifiedName(this.options.database, 'sip_messages')}`,
+      {},
+    );
+    this.clockMs = Math.max(this.clockMs, Number(c?.t ?? 0));
+    return Number(r?.n ?? 0) > 0 ? Number(r?.w ?? 0) : 0;
+  }
+
+  private async computeAll(touched: Map<string, number>, version: bigint): Promise<void> {
+    const ids = [...touched.keys()];
+    for (let i = 0; i < ids.length; i += this.chunkCalls) {
+      const chunk = new Map(ids.slice(i, i + this.chunkCalls).map((id) => [id, touched.get(id)!]));
+      await this.computeChunk(chunk, version);
+    }
+    touched.clear();
+  }
+
+  /** Computes a chunk's calls (grown by the stored legs linked to them) and commits what changed. */
+  private async computeChunk(chunk: Map<string, number>, version: bigint): Promise<void> {
+    let versions: CallVersion[] = [];
+    for (let round = 0; round < 3; round++) {
+      versions = await this.compute(chunk);
+      const more = await this.linkedLegs(versions, chunk);
+      if (more.size === 0) break;
+      for (const [id, start] of more) chunk.set(id, start);
+    }
+    await this.computer.commit(versions, version);
+  }
+
+  /** The versions of a set of Call-IDs as of the store's clock. */
+  private async compute(chunk: Map<string, number>): Promise<CallVersion[]> {
+    const { client, database } = this.options;
+    const from = Math.min(...chunk.values()) - this.maxDurationMs - TIMER_B_MS - this.linkWindowMs;
+    const scope: StoredScope = {
+      where: `call_id IN ${IDS} AND time >= fromUnixTimestamp64Milli({from:Int64})`,
+      params: { ids: [...chunk.keys()].map(hexOf), from },
+    };
+    const versions: CallVersion[] = [];
+    const sink = this.computer.newSink((record) =>
+      versions.push({ record, open: false, deadline: record.end }),
+    );
+    for await (const item of mergeByTime(
+      storedSipEvents(client, database, scope),
+      storedStreams(client, database, scope),
+    )) {
+      if (item.kind === 'sip') sink.add(item.event);
+      else sink.addStream(item.callId, item.stream, item.timeMs);
+    }
+    sink.advance(this.clockMs);
+    for (const { record, deadline } of sink.snapshot()) versions.push({ record, open: true, deadline });
+    return versions.filter((v) => chunk.has(v.record.callId));
+  }
+
+  /** Stored calls outside the chunk that share a linking key with its calls (either direction). */
+  private async linkedLegs(
+    versions: CallVersion[],
+    chunk: Map<string, number>,
+  ): Promise<Map<string, number>> {
+    if (versions.length === 0) return new Map();
+    const link = this.options.link ?? {};
+    const named = new Set<string>();
+    const sessions = new Set<string>();
+    const icids = new Set<string>();
+    const earlier: string[] = [];
+    const later: string[] = [];
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (const { record: r } of versions) {
+      lo = Math.min(lo, r.start);
+      hi = Math.max(hi, r.start);
+      if (r.correlation.xCid) named.add(hexOf(r.correlation.xCid));
+      if (r.correlation.sessionId) sessions.add(hexOf(r.correlation.sessionId));
+      if (r.correlation.icid) icids.add(hexOf(r.correlation.icid));
+      let base = r.callId;
+      if (link.callIdPrefix && base.startsWith(link.callIdPrefix))
+        base = base.slice(link.callIdPrefix.length);
+      if (link.callIdSuffix && base.endsWith(link.callIdSuffix))
+        base = base.slice(0, -link.callIdSuffix.length);
+      if (base !== r.callId) named.add(hexOf(base));
+      if (link.callIdPrefix || link.callIdSuffix)
+        named.add(hexOf(`${link.callIdPrefix ?? ''}${r.callId}${link.callIdSuffix ?? ''}`));
+      if ((link.heuristicWindowMs ?? DEFAULT_HEURISTIC_WINDOW_MS) > 0 && r.to !== '') {
+        earlier.push(`${hexOf(r.to)}|${r.caller.ip}`);
+        later.push(`${hexOf(r.to)}|${r.callee.ip}`);
+      }
+    }
+    const found = await rows(
+      this.options.client,
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start FROM ${this.computer.calls} FINAL
+       WHERE start >= fromUnixTimestamp64Milli({lo:Int64}) AND start <= fromUnixTimestamp64Milli({hi:Int64})
+         AND call_id NOT IN ${IDS}
+         AND (call_id IN (SELECT unhex(arrayJoin({named:Array(String)})))
+           OR x_cid IN ${IDS} OR edge_call_id IN ${IDS}
+           OR session_id IN (SELECT unhex(arrayJoin({sessions:Array(String)})))
+           OR icid IN (SELECT unhex(arrayJoin({icids:Array(String)})))
+           OR concat(hex(to_user), '|', callee_ip) IN {earlier:Array(String)}
+           OR concat(hex(to_user), '|', caller_ip) IN {later:Array(String)})`,
+      {
+        lo: lo - this.linkWindowMs,
+        hi: hi + this.linkWindowMs,
+        ids: [...chunk.keys()].map(hexOf),
+        named: [...named],
+        sessions: [...sessions],
+        icids: [...icids],
+        earlier,
+        later,
+      },
+    );
+    return new Map(found.map((r) => [fromHex(r.id), Number(r.start)]));
+  }
+}
+
+export interface RebuildOptions extends Omit<CallsJobOptions, 'intervalMs' | 'chunkCalls' | 'overlapSec'> {
+  /** The messages to compute calls from (sip_messages and media_reports columns). */
+  scope: StoredScope;
+  /** Calls still open at this capture time are closed ('end-of-capture'); without it they stay open. */
+  closeAtMs?: number;
+  /** Versions committed together (default 5,000). */
+  batch?: number;
+}
+
+/**
+ * Computes and stores the calls of a whole scope in one pass (a finished capture run): the same engine
+ * over the messages in capture order, memory bounded by the calls open at once.
+ */
+export async function rebuildCalls(
+  options: RebuildOptions,
+): Promise<{ callsComputed: number; versionsWritten: number; unchanged: number; tombstones: number }> {
+  const computer = new CallsComputer(options);
+  const version = nextVersion();
+  const batch = Math.max(1, options.batch ?? 5000);
+  let pending: CallVersion[] = [];
+  let writing: Promise<void> = Promise.resolve();
+  const flush = async () => {
+    const now = pending;
+    pending = [];
+    await writing;
+    writing = computer.commit(now, version);
+  };
+  const sink = computer.newSink((record) => pending.push({ record, open: false, deadline: record.end }));
+  for await (const item of mergeByTime(
+    storedSipEvents(options.client, options.database, options.scope),
+    storedStreams(options.client, options.database, options.scope),
+  )) {
+    if (item.kind === 'sip') sink.add(item.event);
+    else sink.addStream(item.callId, item.stream, item.timeMs);
+    if (pending.length >= batch) await flush();
+  }
+  if (options.closeAtMs !== undefined) await sink.close(options.closeAtMs);
+  else for (const { record, deadline } of sink.snapshot()) pending.push({ record, open: true, deadline });
+  await flush();
+  await writing;
+  return { ...computer.stats };
+}
