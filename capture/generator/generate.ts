@@ -10,7 +10,14 @@ import { PcapWriter } from '../file/pcap-writer.js';
 import { planB2buaCall } from './b2bua.js';
 import { planCall } from './calls.js';
 import { type Host, makeHost, TOS_SIP, UdpFrameBuilder } from './frames.js';
-import type { CallPlan, CallSetup, CallTruth, Outcome, SipEvent } from './ladder.js';
+import {
+  type CallPlan,
+  type CallSetup,
+  type CallTruth,
+  type Outcome,
+  type SipEvent,
+  VIA_MIDDLE,
+} from './ladder.js';
 import { apportion, type GeneratorOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { planProxiedCall } from './proxy.js';
 import { Rng } from './random.js';
@@ -239,7 +246,7 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
       const ordinal = ordinals.get(outcome) ?? 0;
       ordinals.set(outcome, ordinal + 1);
       // Only outcomes with a third VM draw more, so a mix of the original outcomes keeps its bytes.
-      const middle = outcome === 'b2bua' || outcome.startsWith('proxied') ? another(caller, callee) : null;
+      const middle = VIA_MIDDLE.includes(outcome) ? another(caller, callee) : null;
       const firstDestination =
         outcome === 'proxiedFailover' && middle !== null ? another(caller, callee, middle) : null;
       const legB: CallSetup['legB'] =

@@ -126,8 +126,8 @@ export interface CallTruth {
   /** Messages of this Call-ID that were resends. */
   retransmissions: number;
   /**
-   * Capture times in ms since the Unix epoch, at the capture's resolution. Through a proxy these are the
-   * times of the caller's edge (what the caller sent and received), not of the copies on the far hop.
+   * Capture times in ms since the Unix epoch, at the capture's resolution. Through a proxy each is the
+   * first copy on the wire: the far hop's 18x, 200 and a callee's BYE come before the proxy relays them.
    */
   startMs: number;
   ringingMs: number | null;
