@@ -380,6 +380,10 @@ export function planB2buaCall(s: CallSetup, rng: Rng): CallPlan {
         endAt: at.end,
         linkedCallIds: [leg === 'a' ? b.callId : a.callId],
         leg,
+        edgeCallId: a.callId,
+        linkedBy: leg === 'b' ? 'x-cid' : null,
+        // Both INVITEs carry the caller's UUID: the PBX passes the Session-ID through.
+        correlation: { xCid: leg === 'b' ? a.callId : null, sessionId: callerSession, icid: null },
         hops: [
           {
             from: d.uac,

@@ -64,6 +64,8 @@ export interface SipEvent {
   code: number | null;
   /** A UDP retransmission of an earlier request (same bytes, same branch and CSeq). */
   resent: boolean;
+  /** A proxy's forward of a message already on the wire (a request on its next hop, a relayed response). */
+  copy: boolean;
 }
 
 export interface CallTruth {
@@ -90,7 +92,7 @@ export interface CallTruth {
   attempts: number;
   /**
    * SIP messages of this Call-ID written to the capture, retransmissions included. Unlike the record's
-   * `messages`, a proxied call counts each hop's copy (the mirror wrote them all).
+   * `messages`, a proxied call counts each hop's copy (the mirror wrote them all): see distinctMessages.
    */
   messages: number;
 
@@ -125,6 +127,19 @@ export interface CallTruth {
   reInvitesRejected: number;
   /** Messages of this Call-ID that were resends. */
   retransmissions: number;
+  /**
+   * The record's `messages`: as `messages`, but a proxy's forwards of a message counted once. The proxy's
+   * own messages (its 100 Trying, its ACK of a failed branch) are messages of their own.
+   */
+  distinctMessages: number;
+  /** Answered, and ended by a BYE answered 2xx (every answered call the generator writes is). */
+  byeAnswered: boolean;
+  /** The first leg of the end-to-end call: leg A's Call-ID for both B2BUA legs, else the call's own. */
+  edgeCallId: string;
+  /** How leg B links to leg A (its X-CID, the strongest key it carries); null for leg A and other calls. */
+  linkedBy: 'x-cid' | null;
+  /** What the initial INVITE carried for linking: X-CID, the sender's RFC 7989 UUID (not the null one). */
+  correlation: { xCid: string | null; sessionId: string | null; icid: string | null };
   /**
    * Capture times in ms since the Unix epoch, at the capture's resolution. Through a proxy each is the
    * first copy on the wire: the far hop's 18x, 200 and a callee's BYE come before the proxy relays them.
@@ -214,8 +229,9 @@ export class Ladder {
     method: string | null,
     code: number | null,
     resent = false,
+    copy = false,
   ): void {
-    this.events.push({ time: this.at(ms), src, dst, callId, text, method, code, resent });
+    this.events.push({ time: this.at(ms), src, dst, callId, text, method, code, resent, copy });
   }
 
   /** Events in capture order; equal times keep the order they were sent in. */
@@ -270,6 +286,9 @@ export interface LegFacts {
   reInvitesRejected?: number;
   linkedCallIds?: string[];
   leg?: 'a' | 'b' | null;
+  edgeCallId?: string;
+  linkedBy?: 'x-cid' | null;
+  correlation?: CallTruth['correlation'];
   proxy?: Host | null;
   hops: HopFacts[];
 }
@@ -278,10 +297,12 @@ export interface LegFacts {
 export function legTruth(s: CallSetup, ladder: Ladder, f: LegFacts, outcome: Outcome): CallTruth {
   let messages = 0;
   let retransmissions = 0;
+  let copies = 0;
   for (const e of ladder.events) {
     if (e.callId !== f.callId) continue;
     messages++;
     if (e.resent) retransmissions++;
+    if (e.copy) copies++;
   }
   const ns = (ms: number) => ladder.at(ms);
   const epochOrNull = (ms: number | null) => (ms === null ? null : s.toEpoch(ns(ms)));
@@ -330,6 +351,11 @@ export function legTruth(s: CallSetup, ladder: Ladder, f: LegFacts, outcome: Out
     reInvites: f.reInvites ?? 0,
     reInvitesRejected: f.reInvitesRejected ?? 0,
     retransmissions,
+    distinctMessages: messages - copies,
+    byeAnswered: f.answerAt !== null,
+    edgeCallId: f.edgeCallId ?? f.callId,
+    linkedBy: f.linkedBy ?? null,
+    correlation: f.correlation ?? { xCid: null, sessionId: null, icid: null },
     startMs: s.toEpochMs(ns(f.startAt)),
     ringingMs: epochMsOrNull(f.ringingAt),
     answerMs: epochMsOrNull(f.answerAt),

@@ -402,6 +402,40 @@ describe('the truth is what the wire shows', () => {
     }
   });
 
+  it('distinct messages: a proxy forwarding or relaying a message on the wire makes no new message', () => {
+    // A copy keeps everything but the hop-by-hop headers (and a forwarded INVITE's Request-URI).
+    const hopByHop = /^(Via|Max-Forwards|Route|Record-Route|Content-Length|Content-Type)$/;
+    const norm = (m: WireSip) =>
+      [step(m), ...m.headers.filter(([n]) => !hopByHop.test(n)).map(([n, v]) => `${n}: ${v}`), m.body].join(
+        '\n',
+      );
+    for (const c of truth.calls) {
+      const firstFrom = new Map<string, string>();
+      let copies = 0;
+      for (const m of ladderOf(c)) {
+        const key = norm(m);
+        const from = firstFrom.get(key);
+        if (from === undefined) firstFrom.set(key, m.src);
+        else if (from !== m.src) copies++;
+      }
+      expect(c.distinctMessages, c.callId).toBe(c.messages - copies);
+      if (c.hops === 1) expect(c.distinctMessages).toBe(c.messages);
+    }
+    // Proxied: 14 on the wire, 6 of them forwards or relays; both 100 Trying are originals.
+    for (const c of truthsOf('proxied')) expect([c.messages, c.distinctMessages]).toEqual([14, 8]);
+  });
+
+  it('linking keys: X-CID, the Session-ID UUID of the INVITE sender, the edge leg', () => {
+    for (const c of truth.calls) {
+      const invite = ladderOf(c)[0];
+      const xCid = one(invite, 'X-CID') ?? null;
+      const uuid = one(invite, 'Session-ID')?.split(';')[0] ?? null;
+      expect(c.correlation).toEqual({ xCid, sessionId: uuid, icid: null });
+      expect(c.edgeCallId).toBe(xCid ?? c.callId);
+      expect(c.linkedBy).toBe(xCid === null ? null : 'x-cid');
+    }
+  });
+
   it('outcome, status, tags, times, hops and transactions: the call record one would derive', () => {
     for (const c of truth.calls) {
       const l = ladderOf(c);
@@ -445,6 +479,8 @@ describe('the truth is what the wire shows', () => {
               ? 'callee'
               : 'network';
       expect(c.endedBy, label).toBe(endedBy);
+      const byeOk = bye && l.some((m) => m.code === 200 && one(m, 'CSeq') === one(bye, 'CSeq'));
+      expect(c.byeAnswered, label).toBe(answer !== null && Boolean(byeOk));
       near(c.startMs, start);
       near(c.ringingMs, ringing);
       near(c.answerMs, answer);

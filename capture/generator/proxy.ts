@@ -81,6 +81,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
 
   const ladder = new Ladder(s.startNs);
   let t = 0;
+  // What the proxy forwards or relays is a copy of a message already on the wire: the record counts it once.
   /** The proxy forwards a request: its Via on top, the sender's completed, Route to itself removed. */
   const forward = (
     text: string,
@@ -185,7 +186,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
     const branch = `${inviteTx}.${farBranches.length}`;
     farBranches.push({ branch, startAt: t, finalStatus: null, retransmissions: 0 });
     const forwarded = forward(invite, caller, branch, contactAt(dest), [recordRoute]);
-    ladder.send(t, proxy, dest, callId, forwarded, 'INVITE', null);
+    ladder.send(t, proxy, dest, callId, forwarded, 'INVITE', null, false, true);
     t += rng.range(1, 10);
     ladder.send(t, dest, proxy, callId, answerForwarded(forwarded, dest, 100, 'Trying', toPlain), null, 100);
     return forwarded;
@@ -232,7 +233,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
   const ringingText = answerForwarded(forwarded, callee, 180, 'Ringing', toTagged, dialogExtra);
   ladder.send(t, callee, proxy, callId, ringingText, null, 180);
   t += rng.range(0.1, 1);
-  ladder.send(t, proxy, caller, callId, relayResponse(ringingText), null, 180);
+  ladder.send(t, proxy, caller, callId, relayResponse(ringingText), null, 180, false, true);
   t += rng.range(1000, 4000);
   const answered = t;
   const okText = answerForwarded(
@@ -247,7 +248,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
   ladder.send(t, callee, proxy, callId, okText, null, 200);
   farBranches[farBranches.length - 1].finalStatus = 200;
   t += rng.range(0.1, 1);
-  ladder.send(t, proxy, caller, callId, relayResponse(okText), null, 200);
+  ladder.send(t, proxy, caller, callId, relayResponse(okText), null, 200, false, true);
   // The ACK follows the route set: to the proxy (Route), which forwards it statelessly to the Contact.
   t += rng.range(0.5, 5);
   const ackCaller = t;
@@ -266,7 +267,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
   const ack = inDialog('ACK', newBranch(rng), callerCseq);
   ladder.send(t, caller, proxy, callId, ack, 'ACK', null);
   t += rng.range(0.1, 1);
-  ladder.send(t, proxy, callee, callId, forward(ack, caller, `${proxyBranch()}.0`), 'ACK', null);
+  ladder.send(t, proxy, callee, callId, forward(ack, caller, `${proxyBranch()}.0`), 'ACK', null, false, true);
 
   const media: CallPlan['media'] = [];
   let byeAt = ackCaller + s.talkMs;
@@ -309,12 +310,12 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
     ladder.send(t, caller, proxy, callId, bye, 'BYE', null);
     t += rng.range(0.1, 1);
     const relayed = forward(bye, caller, relayBranch);
-    ladder.send(t, proxy, callee, callId, relayed, 'BYE', null);
+    ladder.send(t, proxy, callee, callId, relayed, 'BYE', null, false, true);
     t += rng.range(0.5, 3);
     const ok = answerForwarded(relayed, callee, 200, 'OK', toTagged);
     ladder.send(t, callee, proxy, callId, ok, null, 200);
     t += rng.range(0.1, 1);
-    ladder.send(t, proxy, caller, callId, relayResponse(ok), null, 200);
+    ladder.send(t, proxy, caller, callId, relayResponse(ok), null, 200, false, true);
   } else {
     // The callee's route set is the Record-Route it saw: its BYE goes to the proxy too.
     const calleeFrom = `From: <${calleeAor}>;tag=${toTag}`;
@@ -333,7 +334,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
     ladder.send(t, callee, proxy, callId, bye, 'BYE', null);
     t += rng.range(0.1, 1);
     const relayed = forward(bye, callee, relayBranch);
-    ladder.send(t, proxy, caller, callId, relayed, 'BYE', null);
+    ladder.send(t, proxy, caller, callId, relayed, 'BYE', null, false, true);
     t += rng.range(0.5, 3);
     const { headers } = parts(relayed);
     const ok = message('SIP/2.0 200 OK', [
@@ -346,7 +347,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
     ]);
     ladder.send(t, caller, proxy, callId, ok, null, 200);
     t += rng.range(0.1, 1);
-    ladder.send(t, proxy, callee, callId, relayResponse(ok), null, 200);
+    ladder.send(t, proxy, callee, callId, relayResponse(ok), null, 200, false, true);
   }
 
   ladder.sorted();
