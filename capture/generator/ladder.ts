@@ -141,8 +141,9 @@ export interface CallTruth {
   /** What the initial INVITE carried for linking: X-CID, the sender's RFC 7989 UUID (not the null one). */
   correlation: { xCid: string | null; sessionId: string | null; icid: string | null };
   /**
-   * Capture times in ms since the Unix epoch, at the capture's resolution. Through a proxy each is the
-   * first copy on the wire: the far hop's 18x, 200 and a callee's BYE come before the proxy relays them.
+   * Capture times in ms since the Unix epoch, at the capture's resolution. Through a proxy, ringing and
+   * answer are the caller's edge (the 18x and 200 the proxy relayed to it), start and end the first
+   * INVITE and BYE on the wire (a callee's BYE reaches the proxy before the caller).
    */
   startMs: number;
   ringingMs: number | null;

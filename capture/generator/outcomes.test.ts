@@ -453,8 +453,10 @@ describe('the truth is what the wire shows', () => {
       const final = finals.at(0);
       const firstOf = (p: (m: WireSip) => boolean) => l.find(p)?.ms ?? null;
       const start = l[0].ms;
-      const ringing = firstOf((m) => m.code !== null && m.code >= 180 && m.code < 190);
-      const answer = firstOf((m) => m.code === 200 && cseqOf(m).method === 'INVITE');
+      // Ringing and answer are what the caller got; a proxy's far hop sees them a little earlier.
+      const toCaller = (m: WireSip) => m.dst === caller && cseqOf(m).method === 'INVITE';
+      const ringing = firstOf((m) => toCaller(m) && m.code !== null && m.code >= 180 && m.code < 190);
+      const answer = firstOf((m) => toCaller(m) && m.code === 200);
       const bye = l.find((m) => m.method === 'BYE');
       const cancel = l.find((m) => m.method === 'CANCEL');
       const endMessage = answer !== null ? bye : (cancel ?? final);

@@ -229,13 +229,13 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
   const forwarded = tryDestination(callee);
   const dialogExtra = [recordRoute, `Contact: <${calleeContact}>`];
   t += rng.range(20, 300);
-  const ringing = t;
   const ringingText = answerForwarded(forwarded, callee, 180, 'Ringing', toTagged, dialogExtra);
   ladder.send(t, callee, proxy, callId, ringingText, null, 180);
   t += rng.range(0.1, 1);
+  const ringing = t;
   ladder.send(t, proxy, caller, callId, relayResponse(ringingText), null, 180, false, true);
   t += rng.range(1000, 4000);
-  const answered = t;
+  const calleeAnswered = t;
   const okText = answerForwarded(
     forwarded,
     callee,
@@ -248,6 +248,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
   ladder.send(t, callee, proxy, callId, okText, null, 200);
   farBranches[farBranches.length - 1].finalStatus = 200;
   t += rng.range(0.1, 1);
+  const answered = t;
   ladder.send(t, proxy, caller, callId, relayResponse(okText), null, 200, false, true);
   // The ACK follows the route set: to the proxy (Route), which forwards it statelessly to the Contact.
   t += rng.range(0.5, 5);
@@ -291,7 +292,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
         s.calleeRtpPort,
         s.callerRtpPort,
         s.ssrcs[1],
-        answered + rng.range(2, 20),
+        calleeAnswered + rng.range(2, 20),
       ),
     ];
     for (const stream of streams) media.push({ callId, stream });
@@ -369,7 +370,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
       recordOutcome: 'answered',
       endedBy: hangupBy,
       hangupBy,
-      // Each time is the first copy in the capture: the far hop's 180 and 200 precede their relays.
+      // Ringing and answer as the caller got them (the proxy's relays); the end is the first BYE on the wire.
       startAt: 0,
       ringingAt: ringing,
       answerAt: answered,
