@@ -1,6 +1,11 @@
 /** `callscope generate`: a capture of realistic SIP calls with RTP, from our own traffic generator. */
 import { writeFileSync } from 'node:fs';
-import { generateCapture } from '../../capture/generator/generate.js';
+import {
+  generateCapture,
+  OUTCOMES,
+  type OutcomeMix,
+  parseOutcomeMix,
+} from '../../capture/generator/generate.js';
 import { type Command, parseCommand } from '../command.js';
 import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
@@ -11,8 +16,8 @@ export const generateCommand: Command = {
   summary: 'write a capture of realistic SIP calls with RTP, and its ground truth',
   help: `Usage: callscope generate --output FILE.pcap [options] [--json]
 
-Write a capture of realistic SIP calls with RTP between VMs (answered, busy, cancelled, 503,
-unanswered with retransmissions, 407 challenge), and its ground truth as JSON.
+Write a capture of realistic SIP calls with RTP between VMs, and its ground truth as JSON. By default
+calls are answered, busy, cancelled, 503, unanswered with retransmissions or 407-challenged (70:6:6:6:6:6).
 
   --output FILE          the pcap to write (required)
   --truth FILE           the ground truth (every call, its outcome and messages) as JSON
@@ -21,6 +26,9 @@ unanswered with retransmissions, 407 challenge), and its ground truth as JSON.
   --seed N               random seed (1): the same seed writes the same file
   --loss P --jitter MS --reorder P   RTP impairments (fraction, ms, fraction)
   --codec PCMU|PCMA|G729 voice codec (PCMU)    --no-rtp   SIP only
+  --outcomes MIX         the outcome mix: "all" (each outcome once), or outcomes with optional weights,
+                         e.g. answered=70,busy=6,b2bua (a bare name weighs 1); outcomes:
+                         ${OUTCOMES.join(', ')}
 
 ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
@@ -40,6 +48,7 @@ ${EXIT_CODES_HELP}`,
       reorder: { type: 'string' },
       codec: { type: 'string' },
       'no-rtp': { type: 'boolean' },
+      outcomes: { type: 'string' },
     });
     if (parsed === null) return EXIT_OK;
     const { values, settings } = parsed;
@@ -48,6 +57,13 @@ ${EXIT_CODES_HELP}`,
     const codec = settings.string('codec', 'PCMU');
     if (codec !== 'PCMU' && codec !== 'PCMA' && codec !== 'G729')
       throw new UsageError(`unknown codec "${codec}"`);
+    const mixText = settings.string('outcomes');
+    let outcomes: OutcomeMix | undefined;
+    try {
+      outcomes = mixText === undefined ? undefined : parseOutcomeMix(mixText);
+    } catch (e) {
+      throw new UsageError(`--outcomes: ${(e as Error).message}`);
+    }
     const started = performance.now();
     const truth = generateCapture({
       output,
@@ -56,6 +72,7 @@ ${EXIT_CODES_HELP}`,
       vms: settings.number('vms', 4),
       callDurationSec: settings.number('duration', 5),
       seed: settings.number('seed', 1),
+      outcomes,
       rtp: {
         enabled: !values['no-rtp'],
         codec,

@@ -1,137 +1,48 @@
-import { createHash } from 'node:crypto';
+/**
+ * Calls that go directly from one VM to another: the ladder each outcome takes between two real UAs,
+ * and its truth. Calls through a proxy are in proxy.ts, B2BUA leg pairs in b2bua.ts.
+ */
+import type { CallEndedBy, CallOutcome } from '../../core/call.js';
 import type { Host } from './frames.js';
+import {
+  type BranchFacts,
+  type CallPlan,
+  type CallSetup,
+  type CallTruth,
+  Ladder,
+  legTruth,
+  newBranch,
+} from './ladder.js';
 import type { Rng } from './random.js';
-import { type Codec, RtpStream, type RtpStreamPlan, TELEPHONE_EVENT_PT } from './rtp.js';
+import { RtpStream, type RtpStreamPlan } from './rtp.js';
+import {
+  ALLOW,
+  agentOf,
+  G722,
+  md5,
+  message,
+  Q850,
+  reasonHeader,
+  type SipReason,
+  SUPPORTED,
+  sdp,
+  TIMER_A_MS,
+  TIMER_B_MS,
+  via,
+  viaReceived,
+} from './sip-text.js';
 
-export type Outcome = 'answered' | 'busy' | 'cancelled' | 'unavailable' | 'noAnswer' | 'challenged';
-export const OUTCOMES: readonly Outcome[] = [
-  'answered',
-  'busy',
-  'cancelled',
-  'unavailable',
-  'noAnswer',
-  'challenged',
-];
-
-/** One SIP message as the mirror sees it. */
-export interface SipEvent {
-  /** Capture time, ns relative to the capture start. */
-  time: number;
-  fromCaller: boolean;
-  text: string;
-  /** Request method, or null for a response. */
-  method: string | null;
-  /** Response status code, or null for a request. */
-  code: number | null;
-  /** A UDP retransmission of an earlier request (same bytes, same branch and CSeq). */
-  resent: boolean;
-}
-
-export interface CallTruth {
-  callId: string;
-  /** From / To address-of-record URIs of the initial INVITE. */
-  from: string;
-  to: string;
-  callerVm: string;
-  calleeVm: string;
-  outcome: Outcome;
-  /** Final response to the last INVITE; null when none came (timeout). */
-  finalStatus: number | null;
-  /** Epoch seconds (as written to the capture) of the first INVITE. */
-  start: number;
-  /** First 18x (post-dial delay ends here); null when none was sent. */
-  ringing: number | null;
-  /** 200 OK to INVITE; null when not answered. */
-  answer: number | null;
-  /** BYE (answered), CANCEL (cancelled), final response (busy, unavailable) or Timer B expiry (32 s). */
-  end: number;
-  hangupBy: 'caller' | 'callee' | null;
-  /** INVITE transactions (2 for a 407-challenged call); retransmissions are not new attempts. */
-  attempts: number;
-  /** SIP messages of this call written to the capture, retransmissions included. */
-  messages: number;
-}
-
-/** Everything fixed at the moment a call starts; the generator turns it into sources. */
-export interface CallPlan {
-  truth: CallTruth;
-  events: SipEvent[];
-  rtp: RtpStreamPlan[];
-}
-
-export interface CallSetup {
-  callId: string;
-  startNs: number;
-  outcome: Outcome;
-  caller: Host;
-  callee: Host;
-  callerRtpPort: number;
-  calleeRtpPort: number;
-  talkMs: number;
-  codec: Codec;
-  ptimeMs: number;
-  rtpEnabled: boolean;
-  jitterMs: number;
-  lossRate: number;
-  reorderRate: number;
-  vlan: number | null;
-  /** Distinct SSRCs for the two directions. */
-  ssrcs: [number, number];
-  toEpoch: (ns: number) => number;
-}
-
-/** Product strings seen on real VoIP VMs; each VM keeps one, as a real deployment would. */
-const AGENTS = [
-  'Asterisk PBX 18.20.0',
-  'FreeSWITCH-mod_sofia/1.10.11-release~64bit',
-  'Linphone-Desktop/5.2.0 (belle-sip/5.2.0)',
-  'Yealink SIP-T46S 66.86.0.15',
-  'PolycomVVX-VVX_411-UA/6.4.3.5018',
-  'Zoiper rv2.10.19.7',
-];
-
-export function agentOf(host: Host): string {
-  return AGENTS[(host.index - 1) % AGENTS.length];
-}
-
-const ALLOW = 'Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY';
-/** Timer A doubles from T1 = 500 ms: resends at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; Timer B = 64·T1. */
-const TIMER_A_MS = [500, 1000, 2000, 4000, 8000, 16000];
-const TIMER_B_MS = 32000;
 const DIGEST_PASSWORD = 'callscope';
 
-function md5(s: string): string {
-  return createHash('md5').update(s).digest('hex');
+/** How the answered part of a call goes on. */
+interface AnsweredFlow {
+  /** The callee sends the BYE (otherwise a coin toss decides). */
+  calleeHangsUp?: boolean;
+  /** Mid-call: a hold re-INVITE accepted, then a re-INVITE refused with 488; the call goes on. */
+  holdThenRefused?: boolean;
 }
 
-function message(startLine: string, headers: string[], body = '', contentType = 'application/sdp'): string {
-  const lines = [startLine, ...headers];
-  if (body) lines.push(`Content-Type: ${contentType}`);
-  // SIP bodies here are ASCII, so characters are bytes.
-  lines.push(`Content-Length: ${body.length}`);
-  return `${lines.join('\r\n')}\r\n\r\n${body}`;
-}
-
-function sdp(user: string, host: Host, sessId: number, port: number, codec: Codec, ptimeMs: number): string {
-  const pt = codec.payloadType;
-  const lines = [
-    'v=0',
-    `o=${user} ${sessId} ${sessId} IN IP4 ${host.ipText}`,
-    's=call',
-    `c=IN IP4 ${host.ipText}`,
-    't=0 0',
-    `m=audio ${port} RTP/AVP ${pt} ${TELEPHONE_EVENT_PT}`,
-    `a=rtpmap:${pt} ${codec.name}/${codec.clockRate}`,
-    ...codec.fmtp,
-    `a=rtpmap:${TELEPHONE_EVENT_PT} telephone-event/8000`,
-    `a=fmtp:${TELEPHONE_EVENT_PT} 0-16`,
-    `a=ptime:${ptimeMs}`,
-    'a=sendrecv',
-  ];
-  return `${lines.join('\r\n')}\r\n`;
-}
-
-/** Builds the complete SIP ladder and media plan of one call. */
+/** Builds the complete SIP ladder and media plan of one direct call. */
 export function planCall(s: CallSetup, rng: Rng): CallPlan {
   const { caller, callee, callId } = s;
   const callerUser = String(1000 + caller.index * 100 + rng.int(100));
@@ -151,12 +62,14 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
   // UAs start CSeq at arbitrary values; independent per side, as RFC 3261 allows.
   let callerCseq = 1 + rng.int(100);
   const calleeCseq = 1 + rng.int(100);
-  const offer = sdp(callerUser, caller, 1000000 + rng.int(9000000), s.callerRtpPort, s.codec, s.ptimeMs);
-  const answerSdp = sdp(calleeUser, callee, 1000000 + rng.int(9000000), s.calleeRtpPort, s.codec, s.ptimeMs);
+  const offerSession = 1000000 + rng.int(9000000);
+  const answerSession = 1000000 + rng.int(9000000);
+  const offer = sdp(callerUser, caller, offerSession, s.callerRtpPort, s.codec, s.ptimeMs);
+  const answerSdp = sdp(calleeUser, callee, answerSession, s.calleeRtpPort, s.codec, s.ptimeMs);
 
-  const events: SipEvent[] = [];
+  const ladder = new Ladder(s.startNs);
   let t = 0; // ms since call start
-  const at = (ms: number) => s.startNs + Math.round(ms * 1e6);
+  const at = (ms: number) => ladder.at(ms);
   const push = (
     ms: number,
     fromCaller: boolean,
@@ -165,13 +78,18 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     code: number | null,
     resent = false,
   ) => {
-    events.push({ time: at(ms), fromCaller, text, method, code, resent });
+    ladder.send(
+      ms,
+      fromCaller ? caller : callee,
+      fromCaller ? callee : caller,
+      callId,
+      text,
+      method,
+      code,
+      resent,
+    );
   };
-  const via = (host: Host, branch: string) => `Via: SIP/2.0/UDP ${host.ipText}:5060;branch=${branch};rport`;
-  // The UAS fills rport and received (RFC 3581) when answering.
-  const viaReply = (host: Host, branch: string) =>
-    `Via: SIP/2.0/UDP ${host.ipText}:5060;branch=${branch};rport=5060;received=${host.ipText}`;
-  const newBranch = () => `z9hG4bK${rng.hex(8)}`;
+  const branchOf = () => newBranch(rng);
 
   const invite = (branch: string, cseq: number, extra: string[] = []) =>
     message(
@@ -187,7 +105,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
         ...extra,
         `User-Agent: ${callerAgent}`,
         ALLOW,
-        'Supported: replaces, timer',
+        SUPPORTED,
       ],
       offer,
     );
@@ -205,7 +123,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     message(
       `SIP/2.0 ${code} ${reason}`,
       [
-        viaReply(caller, branch),
+        viaReceived(caller, branch),
         fromHdr,
         tagged === true ? toTagged : tagged ? `${toPlain};tag=${tagged}` : toPlain,
         callIdHdr,
@@ -216,8 +134,8 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       body,
     );
   /** ACK for a non-2xx final response: same branch and Request-URI as the INVITE (RFC 3261 17.1.1.3). */
-  const ackFailure = (branch: string, cseq: number, tag = toTag) =>
-    message(`ACK ${calleeAor} SIP/2.0`, [
+  const ackFailure = (branch: string, cseq: number, tag = toTag, requestUri = calleeAor) =>
+    message(`ACK ${requestUri} SIP/2.0`, [
       via(caller, branch),
       'Max-Forwards: 70',
       fromHdr,
@@ -226,14 +144,37 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       `CSeq: ${cseq} ACK`,
       `User-Agent: ${callerAgent}`,
     ]);
+  /** ACK for a 2xx: a new transaction (new branch) to the callee's Contact. */
+  const ack2xx = (cseq: number) =>
+    message(`ACK ${calleeContact} SIP/2.0`, [
+      via(caller, branchOf()),
+      'Max-Forwards: 70',
+      fromHdr,
+      toTagged,
+      callIdHdr,
+      `CSeq: ${cseq} ACK`,
+      `User-Agent: ${callerAgent}`,
+    ]);
 
   let finalStatus: number | null = null;
+  let reasonPhrase: string | null = null;
+  let endReason: SipReason | null = null;
   let ringingMs: number | null = null;
   let answerMs: number | null = null;
+  let finalMs: number | null = null;
   let endMs = 0;
   let hangupBy: CallTruth['hangupBy'] = null;
   let attempts = 1;
+  let reInvites = 0;
+  let reInvitesRejected = 0;
   const rtp: RtpStreamPlan[] = [];
+
+  /** The final response to the caller's INVITE: the call's status, and the PDD's end without an 18x. */
+  const final = (code: number, phrase: string) => {
+    finalStatus = code;
+    reasonPhrase = phrase;
+    finalMs = t;
+  };
 
   /** 100 Trying then 180 Ringing for the INVITE sent at `t`. */
   const trying180 = (branch: string, cseq: number) => {
@@ -250,12 +191,109 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     );
   };
 
+  /**
+   * The caller puts the call on hold (a=sendonly; the callee answers a=recvonly and stops sending), then
+   * tries to resume offering only G.722, which the callee refuses with 488: the dialog and the hold stay.
+   */
+  const holdThenRefused = (cseq: number, holdAt: number, refuseAt: number): number => {
+    t = Math.max(t + 1, holdAt);
+    const holdBranch = branchOf();
+    const holdCseq = cseq + 1;
+    const reInvite = (branch: string, n: number, body: string) =>
+      message(
+        `INVITE ${calleeContact} SIP/2.0`,
+        [
+          via(caller, branch),
+          'Max-Forwards: 70',
+          fromHdr,
+          toTagged,
+          callIdHdr,
+          `CSeq: ${n} INVITE`,
+          `Contact: <${callerContact}>`,
+          `User-Agent: ${callerAgent}`,
+          ALLOW,
+          SUPPORTED,
+        ],
+        body,
+      );
+    const holdOffer = sdp(
+      callerUser,
+      caller,
+      offerSession,
+      s.callerRtpPort,
+      s.codec,
+      s.ptimeMs,
+      offerSession + 1,
+      'sendonly',
+    );
+    push(t, true, reInvite(holdBranch, holdCseq, holdOffer), 'INVITE', null);
+    t += rng.range(5, 40);
+    const heldAnswer = sdp(
+      calleeUser,
+      callee,
+      answerSession,
+      s.calleeRtpPort,
+      s.codec,
+      s.ptimeMs,
+      answerSession + 1,
+      'recvonly',
+    );
+    push(
+      t,
+      false,
+      reply(
+        200,
+        'OK',
+        holdBranch,
+        holdCseq,
+        'INVITE',
+        true,
+        [`Contact: <${calleeContact}>`, ALLOW, SUPPORTED],
+        heldAnswer,
+      ),
+      null,
+      200,
+    );
+    t += rng.range(0.5, 5);
+    push(t, true, ack2xx(holdCseq), 'ACK', null);
+
+    t = Math.max(t + 1, refuseAt);
+    const resumeBranch = branchOf();
+    const resumeCseq = cseq + 2;
+    const resumeOffer = sdp(
+      callerUser,
+      caller,
+      offerSession,
+      s.callerRtpPort,
+      G722,
+      s.ptimeMs,
+      offerSession + 2,
+    );
+    push(t, true, reInvite(resumeBranch, resumeCseq, resumeOffer), 'INVITE', null);
+    t += rng.range(2, 20);
+    push(
+      t,
+      false,
+      reply(488, 'Not Acceptable Here', resumeBranch, resumeCseq, 'INVITE', true, [
+        `Warning: 305 ${callee.ipText} "Incompatible media format"`,
+        reasonHeader(Q850.incompatibleDestination),
+      ]),
+      null,
+      488,
+    );
+    t += rng.range(0.5, 5);
+    push(t, true, ackFailure(resumeBranch, resumeCseq, toTag, calleeContact), 'ACK', null);
+    reInvites = 2;
+    reInvitesRejected = 1;
+    return resumeCseq;
+  };
+
   /** INVITE (already sent at `t`) → 100 → 180 → 200 → ACK → media → BYE → 200. */
-  const answeredFlow = (branch: string, cseq: number) => {
+  const answeredFlow = (branch: string, cseq: number, flow: AnsweredFlow = {}) => {
     trying180(branch, cseq);
     t += rng.range(1000, 4000);
     answerMs = t;
-    finalStatus = 200;
+    final(200, 'OK');
     push(
       t,
       false,
@@ -266,7 +304,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
         cseq,
         'INVITE',
         true,
-        [`Contact: <${calleeContact}>`, ALLOW, 'Supported: replaces, timer'],
+        [`Contact: <${calleeContact}>`, ALLOW, SUPPORTED],
         answerSdp,
       ),
       null,
@@ -274,22 +312,9 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     );
     const t200 = t;
     t += rng.range(0.5, 5);
-    push(
-      t,
-      true,
-      message(`ACK ${calleeContact} SIP/2.0`, [
-        via(caller, newBranch()),
-        'Max-Forwards: 70',
-        fromHdr,
-        toTagged,
-        callIdHdr,
-        `CSeq: ${cseq} ACK`,
-        `User-Agent: ${callerAgent}`,
-      ]),
-      'ACK',
-      null,
-    );
+    push(t, true, ack2xx(cseq), 'ACK', null);
     const tAck = t;
+    const holdAt = tAck + s.talkMs * 0.4;
     let byeMs = tAck + s.talkMs;
     const packets = Math.floor(s.talkMs / s.ptimeMs);
     if (s.rtpEnabled && packets > 0) {
@@ -316,13 +341,14 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
         vlan: s.vlan,
       });
       // The callee talks as soon as it has answered; the caller once it has the answer SDP.
+      const calleeStartMs = t200 + rng.range(2, 20);
       const fromCallee: RtpStreamPlan = stream(
         callee,
         caller,
         s.calleeRtpPort,
         s.callerRtpPort,
         s.ssrcs[1],
-        t200 + rng.range(2, 20),
+        calleeStartMs,
       );
       const fromCaller: RtpStreamPlan = stream(
         caller,
@@ -332,17 +358,28 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
         s.ssrcs[0],
         tAck + rng.range(1, 15),
       );
-      rtp.push(fromCaller, fromCallee);
-      const lastNs = Math.max(RtpStream.lastArrival(fromCaller), RtpStream.lastArrival(fromCallee));
+      // Put on hold (a=recvonly), the callee stops sending; the holding caller goes on (music on hold).
+      if (flow.holdThenRefused)
+        fromCallee.packets = Math.max(0, Math.floor((holdAt - calleeStartMs) / s.ptimeMs));
+      rtp.push(fromCaller);
+      if (fromCallee.packets > 0) rtp.push(fromCallee);
+      const lastNs = Math.max(...rtp.map((p) => RtpStream.lastArrival(p)));
       byeMs = (lastNs - s.startNs) / 1e6 + rng.range(5, 40);
+    }
+    let lastCseq = cseq;
+    if (flow.holdThenRefused) {
+      lastCseq = holdThenRefused(cseq, holdAt, tAck + s.talkMs * 0.7);
+      byeMs = Math.max(byeMs, t + rng.range(5, 40));
     }
     t = byeMs;
     endMs = t;
-    const reason = 'Reason: Q.850;cause=16;text="Normal call clearing"';
-    const byeBranch = newBranch();
-    if (rng.next() < 0.5) {
+    const reason = reasonHeader(Q850.normalClearing);
+    endReason = Q850.normalClearing;
+    const byeBranch = branchOf();
+    const callerHangsUp = rng.next() < 0.5 && !flow.calleeHangsUp;
+    if (callerHangsUp) {
       hangupBy = 'caller';
-      callerCseq = cseq + 1;
+      callerCseq = lastCseq + 1;
       push(
         t,
         true,
@@ -387,7 +424,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
         t,
         true,
         message('SIP/2.0 200 OK', [
-          viaReply(callee, byeBranch),
+          viaReceived(callee, byeBranch),
           calleeFrom,
           calleeTo,
           callIdHdr,
@@ -400,12 +437,43 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
     }
   };
 
-  const branch = newBranch();
+  /** 100 Trying, then (after `delayMs`) a final refusal from the callee, and the caller's ACK. */
+  const refused = (
+    branch: string,
+    cseq: number,
+    code: number,
+    phrase: string,
+    delayMs: [number, number],
+    extra: string[] = [],
+    reason: SipReason | null = null,
+  ) => {
+    t += rng.range(1, 10);
+    push(t, false, reply(100, 'Trying', branch, cseq, 'INVITE', false), null, 100);
+    t += rng.range(delayMs[0], delayMs[1]);
+    endMs = t;
+    final(code, phrase);
+    endReason = reason;
+    const headers = reason === null ? extra : [...extra, reasonHeader(reason)];
+    push(t, false, reply(code, phrase, branch, cseq, 'INVITE', true, headers), null, code);
+    t += rng.range(0.5, 5);
+    push(t, true, ackFailure(branch, cseq), 'ACK', null);
+  };
+
+  const branch = branchOf();
   const cseq = callerCseq;
+  const branches: BranchFacts[] = [{ branch, startAt: 0, finalStatus: null, retransmissions: 0 }];
   push(0, true, invite(branch, cseq), 'INVITE', null);
+  let recordOutcome: CallOutcome = 'answered';
+  let endedBy: CallEndedBy = 'network';
   switch (s.outcome) {
     case 'answered':
       answeredFlow(branch, cseq);
+      break;
+    case 'calleeHangup':
+      answeredFlow(branch, cseq, { calleeHangsUp: true });
+      break;
+    case 'reInvite':
+      answeredFlow(branch, cseq, { holdThenRefused: true });
       break;
     case 'busy':
     case 'unavailable': {
@@ -414,10 +482,13 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       t += rng.range(5, 200);
       endMs = t;
       if (s.outcome === 'busy') {
-        finalStatus = 486;
+        final(486, 'Busy Here');
+        recordOutcome = 'busy';
+        endedBy = 'callee';
         push(t, false, reply(486, 'Busy Here', branch, cseq, 'INVITE', true), null, 486);
       } else {
-        finalStatus = 503;
+        final(503, 'Service Unavailable');
+        recordOutcome = 'failed';
         push(
           t,
           false,
@@ -430,11 +501,62 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       push(t, true, ackFailure(branch, cseq), 'ACK', null);
       break;
     }
+    case 'rejected':
+      recordOutcome = 'rejected';
+      endedBy = 'callee';
+      if (s.ordinal % 2 === 0) {
+        // The user sees the call ring and declines it.
+        trying180(branch, cseq);
+        t += rng.range(1000, 5000);
+        endMs = t;
+        final(603, 'Decline');
+        endReason = Q850.callRejected;
+        push(
+          t,
+          false,
+          reply(603, 'Decline', branch, cseq, 'INVITE', true, [reasonHeader(Q850.callRejected)]),
+          null,
+          603,
+        );
+        t += rng.range(0.5, 5);
+        push(t, true, ackFailure(branch, cseq), 'ACK', null);
+      } else {
+        refused(branch, cseq, 404, 'Not Found', [5, 200], [], Q850.unallocatedNumber);
+      }
+      break;
+    case 'redirected': {
+      recordOutcome = 'redirected';
+      endedBy = 'callee';
+      // Call forwarding: the callee points at another number and says why (Diversion, RFC 5806).
+      const target = `sip:${9000 + rng.int(1000)}@${callee.ipText}:5060`;
+      refused(
+        branch,
+        cseq,
+        302,
+        'Moved Temporarily',
+        [5, 200],
+        [`Contact: <${target}>`, `Diversion: <${calleeAor}>;reason=unconditional`],
+      );
+      break;
+    }
+    case 'failed':
+      recordOutcome = 'failed';
+      if (s.ordinal % 2 === 0) {
+        refused(branch, cseq, 500, 'Server Internal Error', [5, 200], [], Q850.interworking);
+      } else {
+        // A PBX whose own INVITE to the user's device went unanswered answers 408 once its Timer B fires.
+        const timeout: [number, number] = [TIMER_B_MS, TIMER_B_MS + 20];
+        refused(branch, cseq, 408, 'Request Timeout', timeout, [], Q850.recoveryOnTimerExpiry);
+      }
+      break;
     case 'cancelled': {
+      recordOutcome = 'cancelled';
+      endedBy = 'caller';
       trying180(branch, cseq);
       t += rng.range(1000, 5000);
       endMs = t;
       hangupBy = 'caller';
+      endReason = Q850.normalClearing;
       // CANCEL reuses the INVITE's branch, Request-URI and CSeq number (RFC 3261 9.1).
       push(
         t,
@@ -446,7 +568,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
           toPlain,
           callIdHdr,
           `CSeq: ${cseq} CANCEL`,
-          'Reason: Q.850;cause=16;text="Normal call clearing"',
+          reasonHeader(Q850.normalClearing),
           `User-Agent: ${callerAgent}`,
         ]),
         'CANCEL',
@@ -455,19 +577,21 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
       t += rng.range(0.5, 3);
       push(t, false, reply(200, 'OK', branch, cseq, 'CANCEL', true), null, 200);
       t += rng.range(0.1, 2);
-      finalStatus = 487;
+      final(487, 'Request Terminated');
       push(t, false, reply(487, 'Request Terminated', branch, cseq, 'INVITE', true), null, 487);
       t += rng.range(0.5, 5);
       push(t, true, ackFailure(branch, cseq), 'ACK', null);
       break;
     }
     case 'noAnswer': {
+      recordOutcome = 'noAnswer';
       // Nothing answers: the INVITE client transaction resends on Timer A until Timer B fires.
-      const text = events[0].text;
+      const text = ladder.events[0].text;
       for (const gap of TIMER_A_MS) {
         t += gap;
         push(t, true, text, 'INVITE', null, true);
       }
+      branches[0].retransmissions = TIMER_A_MS.length;
       endMs = TIMER_B_MS;
       break;
     }
@@ -486,6 +610,7 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
         null,
         407,
       );
+      branches[0].finalStatus = 407;
       t += rng.range(0.5, 5);
       push(t, true, ackFailure(branch, cseq, challengeTag), 'ACK', null);
       // Same Call-ID and From tag, new branch, CSeq + 1: the same attempt, now with credentials.
@@ -495,35 +620,48 @@ export function planCall(s: CallSetup, rng: Rng): CallPlan {
         `Proxy-Authorization: Digest username="${callerUser}", realm="${realm}", nonce="${nonce}", ` +
         `uri="${calleeAor}", response="${md5(`${ha1}:${nonce}:${ha2}`)}", algorithm=MD5`;
       t += rng.range(2, 20);
-      const branch2 = newBranch();
+      const branch2 = branchOf();
       callerCseq = cseq + 1;
       attempts = 2;
+      branches.push({ branch: branch2, startAt: t, finalStatus: null, retransmissions: 0 });
       push(t, true, invite(branch2, callerCseq, [auth]), 'INVITE', null);
       answeredFlow(branch2, callerCseq);
       break;
     }
   }
+  branches[branches.length - 1].finalStatus = finalStatus;
+  if (answerMs !== null) endedBy = hangupBy ?? 'unknown';
 
-  events.sort((a, b) => a.time - b.time);
-  const epochOrNull = (ms: number | null) => (ms === null ? null : s.toEpoch(at(ms)));
-  return {
-    truth: {
+  ladder.sorted();
+  const truth = legTruth(
+    s,
+    ladder,
+    {
       callId,
       from: callerAor,
       to: calleeAor,
-      callerVm: caller.name,
-      calleeVm: callee.name,
-      outcome: s.outcome,
+      caller,
+      callee,
+      fromTag,
+      toTag: s.outcome === 'noAnswer' ? null : toTag,
       finalStatus,
-      start: s.toEpoch(at(0)),
-      ringing: epochOrNull(ringingMs),
-      answer: epochOrNull(answerMs),
-      end: s.toEpoch(at(endMs)),
+      reasonPhrase,
+      reason: endReason,
+      recordOutcome,
+      endedBy,
       hangupBy,
-      attempts,
-      messages: events.length,
+      startAt: 0,
+      ringingAt: ringingMs,
+      answerAt: answerMs,
+      finalAt: finalMs,
+      endAt: endMs,
+      inviteTransactions: attempts,
+      authChallenges: s.outcome === 'challenged' ? 1 : 0,
+      reInvites,
+      reInvitesRejected,
+      hops: [{ from: caller, to: callee, branches }],
     },
-    events,
-    rtp,
-  };
+    s.outcome,
+  );
+  return { truths: [truth], events: ladder.events, media: rtp.map((stream) => ({ callId, stream })) };
 }

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -371,6 +371,17 @@ describe('capture/sample', () => {
   makeIt('regenerates calls.pcap and calls.truth.json (MAKE_SAMPLE=1)', () => {
     const truth = makeSample(sampleDir);
     console.log(`sample: ${truth.packets} packets, ${truth.calls.length} calls`);
+  });
+
+  it('regenerates byte for byte: newer outcomes and truth fields changed none of its draws', () => {
+    const out = join(dir, 'sample');
+    mkdirSync(out);
+    makeSample(out);
+    const committed = (name: string) => readFileSync(join(sampleDir, name));
+    expect(readFileSync(join(out, 'calls.pcap')).equals(committed('calls.pcap'))).toBe(true);
+    expect(readFileSync(join(out, 'calls.truth.json'), 'utf8')).toBe(
+      committed('calls.truth.json').toString('utf8'),
+    );
   });
 
   withTshark.it('is small and tshark agrees with its truth', async () => {

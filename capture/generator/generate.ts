@@ -7,19 +7,31 @@
 
 import { countSipMessage, emptySipCounts } from '../../core/sip-counts.js';
 import { PcapWriter } from '../file/pcap-writer.js';
-import { agentOf, type CallTruth, type Outcome, planCall, type SipEvent } from './calls.js';
+import { planB2buaCall } from './b2bua.js';
+import { planCall } from './calls.js';
 import { type Host, makeHost, TOS_SIP, UdpFrameBuilder } from './frames.js';
+import {
+  type CallPlan,
+  type CallSetup,
+  type CallTruth,
+  type Outcome,
+  type SipEvent,
+  VIA_MIDDLE,
+} from './ladder.js';
 import { apportion, type GeneratorOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { planProxiedCall } from './proxy.js';
 import { Rng } from './random.js';
 import { CODECS, RtpStream } from './rtp.js';
+import { agentOf, SIP_PORT } from './sip-text.js';
 import type { GroundTruth } from './truth.js';
 
-export type { CallTruth, Outcome } from './calls.js';
+export type { CallTruth, Outcome } from './ladder.js';
+export { OUTCOMES } from './ladder.js';
 export type { GeneratorOptions, OutcomeMix, ResolvedOptions, RtpOptions } from './options.js';
+export { EVERY_OUTCOME, parseOutcomeMix } from './options.js';
 export type { CodecName, RtpStreamTruth } from './rtp.js';
 export type { GroundTruth, VmTruth } from './truth.js';
 
-const SIP_PORT = 5060;
 const RTP_PORT_MIN = 10000;
 const RTP_PORT_MAX = 60000;
 
@@ -143,6 +155,14 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
     const frac = abs - sec * 1e9;
     return baseSec + sec + Math.floor(frac / tickNs) / (1e9 / tickNs);
   };
+  // The same written times in ms for the call records' terms; differences are taken on the written ticks
+  // so that they carry no rounding from the epoch's magnitude.
+  const writtenNs = (rel: number): number => {
+    const abs = baseNs + rel;
+    return abs - (((abs % tickNs) + tickNs) % tickNs);
+  };
+  const toEpochMs = (rel: number): number => baseSec * 1000 + writtenNs(rel) / 1e6;
+  const nsBetween = (from: number, to: number): number => writtenNs(to) - writtenNs(from);
 
   const writer = new PcapWriter(o.output, { nanosecond: o.nanosecond });
   const sipFrames = new UdpFrameBuilder(o.vlan);
@@ -166,19 +186,16 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
     readonly time: number;
     private i = 0;
 
-    constructor(
-      private readonly events: SipEvent[],
-      private readonly caller: Host,
-      private readonly callee: Host,
-    ) {
+    constructor(private readonly events: SipEvent[]) {
       this.time = events[0].time;
     }
 
     fire(): number {
       const e = this.events[this.i++];
-      const src = e.fromCaller ? this.caller : this.callee;
-      const dst = e.fromCaller ? this.callee : this.caller;
-      write(e.time, sipFrames.build(src, dst, SIP_PORT, SIP_PORT, Buffer.from(e.text, 'latin1'), TOS_SIP, 3));
+      write(
+        e.time,
+        sipFrames.build(e.src, e.dst, SIP_PORT, SIP_PORT, Buffer.from(e.text, 'latin1'), TOS_SIP, 3),
+      );
       countSipMessage(sip, e.method, e.code, e.resent);
       return this.i < this.events.length ? this.events[this.i].time : -1;
     }
@@ -200,6 +217,19 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
 
   const outcomes: Outcome[] = rng.shuffle(apportion(o.calls, o.outcomes));
   const spawned: Source[] = [];
+  const ordinals = new Map<Outcome, number>();
+  /** A VM other than those given: the PBX or proxy of a call, or a proxy's failover destination. */
+  const another = (...taken: Host[]): Host => {
+    const free = hosts.filter((h) => !taken.includes(h));
+    return free[rng.int(free.length)];
+  };
+  const newCallId = (make: () => string): string => {
+    let callId: string;
+    do callId = make();
+    while (usedCallIds.has(callId));
+    usedCallIds.add(callId);
+    return callId;
+  };
 
   /** Starts calls at Poisson arrival times; writes nothing itself. */
   class CallSpawner implements Source {
@@ -211,36 +241,60 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
       const caller = hosts[rng.int(hosts.length)];
       let callee = hosts[rng.int(hosts.length - 1)];
       if (callee === caller) callee = hosts[hosts.length - 1];
-      let callId: string;
-      do callId = `${rng.hex(12)}@${caller.ipText}`;
-      while (usedCallIds.has(callId));
-      usedCallIds.add(callId);
-      const plan = planCall(
-        {
-          callId,
-          startNs: this.time,
-          outcome: outcomes[this.index],
-          caller,
-          callee,
-          callerRtpPort: allocPort(caller),
-          calleeRtpPort: allocPort(callee),
-          talkMs: o.callDurationSec * 1000,
-          codec: CODECS[o.rtp.codec],
-          ptimeMs: o.rtp.ptimeMs,
-          rtpEnabled: o.rtp.enabled,
-          jitterMs: o.rtp.jitterMs,
-          lossRate: o.rtp.lossRate,
-          reorderRate: o.rtp.reorderRate,
-          vlan: o.vlan,
-          ssrcs: [newSsrc(), newSsrc()],
-          toEpoch,
-        },
-        callRng,
-      );
-      calls.push(plan.truth);
-      spawned.push(new SipSource(plan.events, caller, callee));
-      for (const p of plan.rtp) {
-        const stream = new RtpStream(p, callRng.fork(), callId);
+      const callId = newCallId(() => `${rng.hex(12)}@${caller.ipText}`);
+      const outcome = outcomes[this.index];
+      const ordinal = ordinals.get(outcome) ?? 0;
+      ordinals.set(outcome, ordinal + 1);
+      // Only outcomes with a third VM draw more, so a mix of the original outcomes keeps its bytes.
+      const middle = VIA_MIDDLE.includes(outcome) ? another(caller, callee) : null;
+      const firstDestination =
+        outcome === 'proxiedFailover' && middle !== null ? another(caller, callee, middle) : null;
+      const legB: CallSetup['legB'] =
+        outcome === 'b2bua' && middle !== null
+          ? {
+              // Asterisk's PJSIP names its outgoing dialogs with a UUID.
+              callId: newCallId(
+                () => `${rng.hex(4)}-${rng.hex(2)}-${rng.hex(2)}-${rng.hex(2)}-${rng.hex(6)}`,
+              ),
+              rtpPorts: [allocPort(middle), allocPort(middle)],
+              ssrcs: [newSsrc(), newSsrc()],
+            }
+          : null;
+      const setup: CallSetup = {
+        callId,
+        startNs: this.time,
+        outcome,
+        ordinal,
+        caller,
+        callee,
+        middle,
+        firstDestination,
+        legB,
+        callerRtpPort: allocPort(caller),
+        calleeRtpPort: allocPort(callee),
+        talkMs: o.callDurationSec * 1000,
+        codec: CODECS[o.rtp.codec],
+        ptimeMs: o.rtp.ptimeMs,
+        rtpEnabled: o.rtp.enabled,
+        jitterMs: o.rtp.jitterMs,
+        lossRate: o.rtp.lossRate,
+        reorderRate: o.rtp.reorderRate,
+        vlan: o.vlan,
+        ssrcs: [newSsrc(), newSsrc()],
+        toEpoch,
+        toEpochMs,
+        nsBetween,
+      };
+      const plan: CallPlan =
+        outcome === 'b2bua'
+          ? planB2buaCall(setup, callRng)
+          : middle !== null
+            ? planProxiedCall(setup, callRng)
+            : planCall(setup, callRng);
+      calls.push(...plan.truths);
+      spawned.push(new SipSource(plan.events));
+      for (const m of plan.media) {
+        const stream = new RtpStream(m.stream, callRng.fork(), m.callId);
         rtpStreams.push(stream.truth);
         if (stream.advance()) spawned.push(new RtpSource(stream));
       }

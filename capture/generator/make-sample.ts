@@ -1,6 +1,7 @@
 /**
- * Writes the demo capture shipped in capture/sample: every call outcome, RTP with a little jitter and
- * loss so the quality views have something to show, small enough (< 2 MB) to keep in the repository.
+ * Writes the demo capture shipped in capture/sample: the six original call outcomes, RTP with a little
+ * jitter and loss so the quality views have something to show, small enough (< 2 MB) to keep in the
+ * repository. Its bytes are pinned by a test: newer outcomes stay out of SAMPLE_OPTIONS.
  * Run: npx tsc -p tsconfig.json && node dist/capture/generator/make-sample.js [dir]
  */
 import { writeFileSync } from 'node:fs';

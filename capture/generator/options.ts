@@ -1,7 +1,10 @@
-import { OUTCOMES, type Outcome } from './calls.js';
+import { OUTCOMES, type Outcome, VIA_MIDDLE } from './ladder.js';
 import type { CodecName } from './rtp.js';
 
-/** Relative weights of call outcomes; calls are apportioned to them exactly (largest remainder). */
+/**
+ * Relative weights of call outcomes; calls are apportioned to them exactly (largest remainder). Outcomes
+ * with two variants alternate between them, call by call, so two calls of one show both.
+ */
 export interface OutcomeMix {
   answered: number;
   /** 486 Busy Here. */
@@ -14,6 +17,22 @@ export interface OutcomeMix {
   noAnswer: number;
   /** 407, ACK, then INVITE with Proxy-Authorization (CSeq + 1, same Call-ID) → answered. */
   challenged: number;
+  /** The callee says no: 603 Decline after ringing, and 404 Not Found (alternately), each with a Q.850 Reason. */
+  rejected: number;
+  /** 302 Moved Temporarily with the new Contact and a Diversion header. */
+  redirected: number;
+  /** A server fails the call: 500 Server Internal Error, and 408 Request Timeout after 32 s (alternately). */
+  failed: number;
+  /** Answered, and the callee sends the BYE. */
+  calleeHangup: number;
+  /** Answered; a hold re-INVITE (a=sendonly) accepted, then a re-INVITE refused with 488; the call goes on. */
+  reInvite: number;
+  /** Caller → PBX (leg A) and PBX → callee (leg B, its own Call-ID, X-CID and Session-ID): two records. */
+  b2bua: number;
+  /** Caller → stateful record-routing proxy → callee, one Call-ID over two hops. */
+  proxied: number;
+  /** As proxied, but the proxy's first destination answers 503 and a second one the call. */
+  proxiedFailover: number;
 }
 
 export interface RtpOptions {
@@ -64,30 +83,49 @@ export interface ResolvedOptions {
   nanosecond: boolean;
 }
 
-export const DEFAULT_OUTCOMES: OutcomeMix = {
+/** Weights of `weighed`, every other outcome 0. */
+function mixOf(weighed: Partial<OutcomeMix>): OutcomeMix {
+  return Object.fromEntries(OUTCOMES.map((k) => [k, weighed[k] ?? 0])) as unknown as OutcomeMix;
+}
+
+/** The original mix: the committed sample and every capture made without a mix keep their bytes with it. */
+export const DEFAULT_OUTCOMES: OutcomeMix = mixOf({
   answered: 70,
   busy: 6,
   cancelled: 6,
   unavailable: 6,
   noAnswer: 6,
   challenged: 6,
-};
+});
+
+/** Every outcome, once each. */
+export const EVERY_OUTCOME: OutcomeMix = mixOf(Object.fromEntries(OUTCOMES.map((k) => [k, 1])));
+
+/**
+ * A mix from its command-line spelling: `all`, or outcomes separated by commas, each with an optional
+ * weight (`answered=70,busy=6,b2bua`; a bare name weighs 1).
+ */
+export function parseOutcomeMix(text: string): OutcomeMix {
+  if (text.trim() === 'all') return { ...EVERY_OUTCOME };
+  const weighed: Partial<OutcomeMix> = {};
+  for (const item of text.split(',')) {
+    const [name, weight, ...rest] = item.trim().split('=');
+    if (!(OUTCOMES as readonly string[]).includes(name))
+      throw new RangeError(`unknown outcome "${name}" (known: all, ${OUTCOMES.join(', ')})`);
+    const w = weight === undefined ? 1 : Number(weight);
+    if (rest.length > 0 || weight === '' || !Number.isFinite(w) || w < 0)
+      throw new RangeError(`outcome weight must be a number >= 0: "${item.trim()}"`);
+    weighed[name as Outcome] = w;
+  }
+  return mixOf(weighed);
+}
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new RangeError(`generateCapture: ${what}`);
 }
 
 export function resolveOptions(o: GeneratorOptions): ResolvedOptions {
-  const outcomes: OutcomeMix = o.outcomes
-    ? {
-        answered: o.outcomes.answered ?? 0,
-        busy: o.outcomes.busy ?? 0,
-        cancelled: o.outcomes.cancelled ?? 0,
-        unavailable: o.outcomes.unavailable ?? 0,
-        noAnswer: o.outcomes.noAnswer ?? 0,
-        challenged: o.outcomes.challenged ?? 0,
-      }
-    : { ...DEFAULT_OUTCOMES };
+  const outcomes: OutcomeMix = o.outcomes ? mixOf(o.outcomes) : { ...DEFAULT_OUTCOMES };
   const r: ResolvedOptions = {
     output: o.output,
     seed: o.seed ?? 1,
@@ -118,6 +156,9 @@ export function resolveOptions(o: GeneratorOptions): ResolvedOptions {
   for (const k of OUTCOMES)
     check(outcomes[k] >= 0 && Number.isFinite(outcomes[k]), `outcomes.${k} must be >= 0`);
   check(r.calls === 0 || OUTCOMES.some((k) => outcomes[k] > 0), 'outcome weights are all zero');
+  // A call through a PBX or proxy needs a third VM; a failover a fourth (its first destination).
+  if (VIA_MIDDLE.some((k) => outcomes[k] > 0)) check(r.vms >= 3, 'b2bua and proxied calls need vms >= 3');
+  if (outcomes.proxiedFailover > 0) check(r.vms >= 4, 'proxiedFailover calls need vms >= 4');
   const { rtp } = r;
   check(['PCMU', 'PCMA', 'G729'].includes(rtp.codec), `unknown codec ${rtp.codec}`);
   check(rtp.ptimeMs >= 1 && rtp.ptimeMs <= 200, 'rtp.ptimeMs must be in 1..200');

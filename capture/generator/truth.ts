@@ -1,9 +1,9 @@
 import type { SipCounts } from '../../core/sip-counts.js';
-import type { CallTruth } from './calls.js';
+import type { CallTruth } from './ladder.js';
 import type { ResolvedOptions } from './options.js';
 import type { RtpStreamTruth } from './rtp.js';
 
-export type { CallTruth } from './calls.js';
+export type { CallTruth } from './ladder.js';
 export type { RtpStreamTruth } from './rtp.js';
 
 export interface VmTruth {
