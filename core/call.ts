@@ -72,18 +72,23 @@ export interface CallStream {
   mos: number | null;
 }
 
-/** One address pair the call's INVITE crossed (caller → proxy, proxy → destination). */
+/**
+ * One step of the call's path (caller → proxy, proxy → destination): the INVITEs one address sent
+ * with as many Vias. `to` is the destination that answered, else the last one tried.
+ */
 export interface CallHop {
   from: string;
   to: string;
-  /** The INVITE transactions on this hop (branches: a proxy's failover is a second one). */
+  /** The INVITE transactions of this hop (branches: a proxy's failover is a second one). */
   branches: CallBranch[];
 }
 
-/** One INVITE transaction of a hop, and how it ended. */
+/** One INVITE transaction of a hop, where it went, and how it ended. */
 export interface CallBranch {
   /** Via branch of the INVITE. */
   branch: string;
+  /** Its destination address. */
+  to: string;
   /** Capture time (ms since the Unix epoch) of the first INVITE of the transaction. */
   start: number;
   /** Final status it got; null when none (no answer: the proxy timed it out, or it never came). */

@@ -58,7 +58,7 @@ function worst(streams: CallStream[], pick: (s: CallStream) => number | null, mi
 /** Appends one version's row. */
 export function callRow(v: CallVersion, version: bigint, out: TsvBuffer): void {
   const r = v.record;
-  const branches = r.hops.flatMap((hop) => hop.branches.map((b) => ({ hop, b })));
+  const branches = r.hops.flatMap((hop, i) => hop.branches.map((b) => ({ hop, i, b })));
   out.timeMs(r.start).latin1(r.callId).bigUint(version).uint(0).bigUint(callDigest(v));
   out.bool(v.open).timeMs(v.deadline);
   out
@@ -109,12 +109,16 @@ export function callRow(v: CallVersion, version: bigint, out: TsvBuffer): void {
     .uint(r.retransmissions, U32)
     .bool(r.byeAnswered);
   out
+    .uintArray(
+      branches.map(({ i }) => i),
+      0xff,
+    )
     .stringArray(
       branches.map(({ hop }) => hop.from),
       'utf8',
     )
     .stringArray(
-      branches.map(({ hop }) => hop.to),
+      branches.map(({ b }) => b.to),
       'utf8',
     )
     .stringArray(
@@ -175,16 +179,21 @@ const LATIN1 = new Set([
 const LATIN1_ARRAYS = new Set(['linked_call_ids', 'codecs_offered', 'codecs_answered', 'branch_id']);
 const TIMES = new Set(['start', 'deadline', 'ringing', 'answer', 'end']);
 
-/** The SELECT list that reads rows for {@link callFromRow} (JSONEachRow). */
+/**
+ * The SELECT list that reads rows for {@link callFromRow} (JSONEachRow). Converted columns get an alias
+ * of their own (`<column>_out`): an alias taking a column's name would change what a WHERE on that
+ * column means.
+ */
 export function callSelectList(): string {
   return columnNames(CALLS)
     .map((name) => {
       const q = `\`${name}\``;
-      if (LATIN1.has(name)) return `hex(${q}) AS ${q}`;
-      if (LATIN1_ARRAYS.has(name)) return `arrayMap(x -> hex(x), ${q}) AS ${q}`;
-      if (TIMES.has(name)) return `toUnixTimestamp64Milli(${q}) AS ${q}`;
-      if (name === 'branch_start') return `arrayMap(x -> toUnixTimestamp64Milli(x), ${q}) AS ${q}`;
-      if (name === 'version' || name === 'digest') return `toString(${q}) AS ${q}`;
+      const as = `AS \`${name}_out\``;
+      if (LATIN1.has(name)) return `hex(${q}) ${as}`;
+      if (LATIN1_ARRAYS.has(name)) return `arrayMap(x -> hex(x), ${q}) ${as}`;
+      if (TIMES.has(name)) return `toUnixTimestamp64Milli(${q}) ${as}`;
+      if (name === 'branch_start') return `arrayMap(x -> toUnixTimestamp64Milli(x), ${q}) ${as}`;
+      if (name === 'version' || name === 'digest') return `toString(${q}) ${as}`;
       return q;
     })
     .join(', ');
@@ -199,7 +208,10 @@ const numOrNull = (v: unknown): number | null => (v === null || v === undefined 
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** A row read with {@link callSelectList} as the version it stores. */
-export function callFromRow(row: Row): StoredCallVersion {
+export function callFromRow(selected: Row): StoredCallVersion {
+  const row: Row = {};
+  for (const [k, v] of Object.entries(selected)) row[k.endsWith('_out') ? k.slice(0, -4) : k] = v;
+  const branchHop = list(row.branch_hop).map(num);
   const branchFrom = list(row.branch_from).map(String);
   const branchTo = list(row.branch_to).map(String);
   const branchId = list(row.branch_id).map(text);
@@ -207,20 +219,21 @@ export function callFromRow(row: Row): StoredCallVersion {
   const branchStatus = list(row.branch_status).map(num);
   const branchResends = list(row.branch_retransmissions).map(num);
   const hops: CallRecord['hops'] = [];
-  branchFrom.forEach((from, i) => {
-    const to = branchTo[i] ?? '';
-    let hop = hops.find((h) => h.from === from && h.to === to);
-    if (hop === undefined) {
-      hop = { from, to, branches: [] };
-      hops.push(hop);
-    }
-    hop.branches.push({
+  branchHop.forEach((h, i) => {
+    hops[h] ??= { from: branchFrom[i] ?? '', to: '', branches: [] };
+    hops[h].branches.push({
       branch: branchId[i] ?? '',
+      to: branchTo[i] ?? '',
       start: branchStart[i] ?? 0,
       finalStatus: branchStatus[i] ? branchStatus[i]! : null,
       retransmissions: branchResends[i] ?? 0,
     });
   });
+  // A hop's destination: the branch that answered (2xx), else the last one tried (as the engine says).
+  for (const hop of hops) {
+    const answered = hop.branches.find((b) => b.finalStatus !== null && b.finalStatus < 300);
+    hop.to = (answered ?? hop.branches.at(-1))?.to ?? '';
+  }
   const reasonProtocol = text(row.reason_protocol);
   const record: CallRecord = {
     callId: text(row.call_id),

@@ -7,8 +7,10 @@
  * - The caller's INVITE transactions are its INVITEs on the edge hop (new CSeq each). A 401/407
  *   followed by a new INVITE is the same call, one more challenge; retransmissions are not attempts.
  * - Through a stateful proxy the same Call-ID crosses several hops (caller → proxy → destination):
- *   one call. Each hop keeps its INVITE branches (a proxy's failover is a second branch); the call's
- *   outcome is what the caller got on the edge hop, not what a branch got.
+ *   one call. A hop is where INVITEs leave from with as many Vias (the caller's carry one, a proxy's
+ *   forwards one more); each keeps its INVITE transactions as branches, each with its destination (a
+ *   proxy's failover is a second branch to another destination). The call's outcome is what the
+ *   caller got on the edge hop, not what a branch got.
  * - A message seen on several hops, or twice on one, is one message: messages are told apart by their
  *   bottom Via branch (the originator's, kept by every proxy), CSeq, method or status and To tag.
  * - In-dialog INVITEs and UPDATEs are re-INVITEs: counted, and a refusal does not end the call.
@@ -29,14 +31,30 @@ const MAX_STREAMS = 16;
 const MAX_REINVITES = 64;
 const MAX_LINKED = 16;
 
+interface Branch {
+  /** Where this INVITE transaction went. */
+  to: string;
+  start: number;
+  finalStatus: number | null;
+  retransmissions: number;
+  answered: boolean;
+}
+
+/** One step of the path: INVITEs from one address carrying as many Vias (the caller, then each proxy). */
 interface Hop {
   from: string;
-  to: string;
   firstSeen: number;
-  branches: Map<
-    string,
-    { start: number; finalStatus: number | null; retransmissions: number; answered: boolean }
-  >;
+  branches: Map<string, Branch>;
+}
+
+/** Where a hop's INVITE got: the destination that answered, else the last one tried. */
+function hopTarget(hop: Hop): string {
+  let last: Branch | null = null;
+  for (const b of hop.branches.values()) {
+    if (b.answered) return b.to;
+    last = b;
+  }
+  return last?.to ?? '';
 }
 
 /** The caller's INVITE transaction on the edge hop. */
@@ -90,6 +108,8 @@ export class CallBuilder {
   private readonly edgeTo: string;
   private readonly node: string;
   private readonly hops = new Map<string, Hop>();
+  /** Every hop's INVITE transactions by Via branch: responses and resends find theirs by it. */
+  private readonly branches = new Map<string, Branch>();
   private readonly callerInvites: CallerInvite[] = [];
   private readonly messageKeys = new Set<string>();
   private readonly reInviteKeys = new Set<string>();
@@ -196,12 +216,14 @@ export class CallBuilder {
       this.retransmissions++;
       this.messages++;
       if (sip.isRequest && sip.method === 'INVITE') {
-        const branch = this.hops.get(`${src}>${dst}`)?.branches.get(topBranch);
+        const branch = this.branches.get(topBranch);
         if (branch !== undefined) branch.retransmissions++;
       }
       return;
     }
-    const key = `${sip.isRequest ? sip.method : sip.statusCode}|${cseq?.seq} ${cseq?.method}|${sip.via.at(-1)?.branch ?? ''}|${sip.to?.tag ?? ''}`;
+    // 100 Trying is hop by hop (never relayed): each hop's is a message of its own.
+    const hopLocal = sip.statusCode === 100 ? `|${src}>${dst}` : '';
+    const key = `${sip.isRequest ? sip.method : sip.statusCode}|${cseq?.seq} ${cseq?.method}|${sip.via.at(-1)?.branch ?? ''}|${sip.to?.tag ?? ''}${hopLocal}`;
     if (!this.messageKeys.has(key)) {
       if (this.messageKeys.size < MAX_MESSAGE_KEYS) this.messageKeys.add(key);
       this.messages++;
@@ -218,9 +240,12 @@ export class CallBuilder {
     const cseq = sip.cseq?.seq ?? -1;
     const inDialog = sip.to?.tag !== null && sip.to?.tag !== undefined;
     if (method === 'INVITE' && !inDialog) {
-      const hop = this.hopOf(src, dst, timeMs);
-      if (hop !== null && !hop.branches.has(branch) && hop.branches.size < MAX_BRANCHES)
-        hop.branches.set(branch, { start: timeMs, finalStatus: null, retransmissions: 0, answered: false });
+      const hop = this.hopOf(src, sip.via.length, timeMs);
+      if (hop !== null && !hop.branches.has(branch) && hop.branches.size < MAX_BRANCHES) {
+        const b: Branch = { to: dst, start: timeMs, finalStatus: null, retransmissions: 0, answered: false };
+        hop.branches.set(branch, b);
+        this.branches.set(branch, b);
+      }
       if (src === this.edgeFrom && dst === this.edgeTo && !this.callerInvites.some((i) => i.cseq === cseq)) {
         const previous = this.callerInvites.at(-1);
         if (previous !== undefined && this.challengePending(previous)) this.authChallenges++;
@@ -274,8 +299,7 @@ export class CallBuilder {
     }
     if (method !== 'INVITE') return;
     // The branch of the hop this answer travels back over.
-    const hop = this.hops.get(`${dst}>${src}`);
-    const b = hop?.branches.get(branch);
+    const b = this.branches.get(branch);
     if (b !== undefined && status >= 200 && b.finalStatus === null) {
       b.finalStatus = status;
       b.answered = status < 300;
@@ -313,12 +337,12 @@ export class CallBuilder {
     if (this.streams.length < MAX_STREAMS) this.streams.push(stream);
   }
 
-  private hopOf(from: string, to: string, timeMs: number): Hop | null {
-    const key = `${from}>${to}`;
+  private hopOf(from: string, depth: number, timeMs: number): Hop | null {
+    const key = `${from}|${depth}`;
     let hop = this.hops.get(key);
     if (hop === undefined) {
       if (this.hops.size >= MAX_HOPS) return null;
-      hop = { from, to, firstSeen: timeMs, branches: new Map() };
+      hop = { from, firstSeen: timeMs, branches: new Map() };
       this.hops.set(key, hop);
     }
     return hop;
@@ -339,7 +363,7 @@ export class CallBuilder {
         bestAnswered = answered;
       }
     }
-    const to = best?.to ?? this.edgeTo;
+    const to = (best === null ? '' : hopTarget(best)) || this.edgeTo;
     const cut = to.lastIndexOf(':');
     const ip = to.slice(0, cut).replace(/^\[|\]$/g, '');
     return { ip, port: Number(to.slice(cut + 1)), vm: this.calleeVm, userAgent: this.calleeAgent };
@@ -383,9 +407,10 @@ export class CallBuilder {
     const firstResponse = this.ringing ?? this.callerInvites.find((i) => i.finalAt !== null)?.finalAt ?? null;
     const hops: CallHop[] = [...this.hops.values()].map((h) => ({
       from: h.from,
-      to: h.to,
+      to: hopTarget(h),
       branches: [...h.branches].map(([branch, b]) => ({
         branch,
+        to: b.to,
         start: b.start,
         finalStatus: b.finalStatus,
         retransmissions: b.retransmissions,

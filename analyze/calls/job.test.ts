@@ -3,8 +3,12 @@
  * a finished run rebuilt at its end, and the incremental job fed in pieces, out of order, twice over,
  * and restarted, each ending with exactly one row per call and the same records.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVERY_OUTCOME, generateCapture, OUTCOMES } from '../../capture/generator/generate.js';
 import type { CallRecord } from '../../core/call.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { callFromRow, callSelectList } from '../../ingest/call-rows.js';
@@ -130,5 +134,56 @@ describe('calls in the store', () => {
       }
     }
     await writer.close();
+  });
+
+  it('legs and hops of every outcome, one Call-ID at a time, and a start that moves earlier', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'callscope-calls-job-'));
+    try {
+      const file = join(dir, 'every.pcap');
+      const truth = generateCapture({
+        output: file,
+        seed: 9,
+        vms: 5,
+        calls: 2 * OUTCOMES.length,
+        callsPerSecond: 2,
+        callDurationSec: 1,
+        outcomes: EVERY_OUTCOME,
+      });
+      const all: CaptureEvent[] = [];
+      const analysis = new CallAnalysis({ keepRecords: true });
+      const summary = await analyzeFile(file, { onEvent: (e) => all.push(e), sinks: [analysis.sink] });
+      await analysis.finish(Math.trunc(Date.parse(summary.lastPacketTime!)));
+      const database = 'calls_every';
+      const writer = await fresh(database);
+      // A proxied call's caller INVITE arrives last: the call first starts at the proxy's forward.
+      const proxied = truth.calls.find((t) => t.proxyVm !== null && t.hopPath.length === 2)!;
+      const edgeInvite = all.findIndex((e) => e.sip?.callId === proxied.callId && e.sip.method === 'INVITE');
+      const held = all[edgeInvite]!;
+      await writer.write(all.filter((_, i) => i !== edgeInvite));
+      await writer.flush();
+      // One Call-ID per chunk: B2BUA legs meet only through the calls table.
+      const job = new CallsJob({ client: store.client, database, writer, overlapSec: 0, chunkCalls: 1 });
+      await job.cycle();
+      const before = (await storedCalls(database)).find((s) => s.record.callId === proxied.callId)!;
+      expect(before.record.start).toBeGreaterThan(proxied.startMs);
+      await writer.write([held]);
+      await writer.flush();
+      await job.cycle();
+      expect(job.stats().tombstones).toBe(1);
+      const stored = await storedCalls(database);
+      expect(stored).toHaveLength(analysis.records.length);
+      const expected = byId(analysis.records);
+      for (const s of stored) {
+        const a = expected.get(s.record.callId)!;
+        if (a.closedBy === 'end-of-capture') expect({ ...s.record, closedBy: 'end-of-capture' }).toEqual(a);
+        else expect(s.record, a.callId).toEqual(a);
+      }
+      expect(stored.filter((s) => s.record.linkedBy === 'x-cid').length).toBe(
+        truth.calls.filter((t) => t.linkedBy === 'x-cid').length,
+      );
+      await writer.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

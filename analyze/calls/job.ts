@@ -77,6 +77,7 @@ type Row = Record<string, unknown>;
 const hexOf = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 const fromHex = (hex: unknown): string => Buffer.from(String(hex ?? ''), 'hex').toString('latin1');
 const IDS = '(SELECT unhex(arrayJoin({ids:Array(String)})))';
+// No alias in these queries takes a column's name: ClickHouse would read a condition on the alias.
 
 /** µs of wall time, strictly increasing within the process: the version of what a computation writes. */
 let lastVersion = 0n;
@@ -120,13 +121,13 @@ class CallsComputer {
     if (ids.length === 0) return out;
     for (const r of await rows(
       this.options.client,
-      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start, toString(digest) AS digest
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms, toString(digest) AS digest_text
        FROM ${this.calls} FINAL WHERE call_id IN ${IDS}`,
       { ids: ids.map(hexOf) },
     )) {
       const id = fromHex(r.id);
       const list = out.get(id) ?? [];
-      list.push({ start: Number(r.start), digest: BigInt(String(r.digest)) });
+      list.push({ start: Number(r.start_ms), digest: BigInt(String(r.digest_text)) });
       out.set(id, list);
     }
     return out;
@@ -284,11 +285,11 @@ export class CallsJob {
     // Open calls whose time is up by the store's clock change without a message: look at them too.
     for (const r of await rows(
       client,
-      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start FROM ${this.computer.calls} FINAL
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms FROM ${this.computer.calls} FINAL
        WHERE open AND deadline <= fromUnixTimestamp64Milli({now:Int64}) LIMIT {limit:UInt32}`,
       { now: this.clockMs, limit: this.chunkCalls * 50 },
     ))
-      if (!touched.has(fromHex(r.id))) touched.set(fromHex(r.id), Number(r.start));
+      if (!touched.has(fromHex(r.id))) touched.set(fromHex(r.id), Number(r.start_ms));
     await this.computeAll(touched, version);
     this.watermark = serverNow;
   }
@@ -389,7 +390,7 @@ export class CallsJob {
     }
     const found = await rows(
       this.options.client,
-      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start FROM ${this.computer.calls} FINAL
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms FROM ${this.computer.calls} FINAL
        WHERE start >= fromUnixTimestamp64Milli({lo:Int64}) AND start <= fromUnixTimestamp64Milli({hi:Int64})
          AND call_id NOT IN ${IDS}
          AND (call_id IN (SELECT unhex(arrayJoin({named:Array(String)})))
@@ -409,7 +410,7 @@ export class CallsJob {
         later,
       },
     );
-    return new Map(found.map((r) => [fromHex(r.id), Number(r.start)]));
+    return new Map(found.map((r) => [fromHex(r.id), Number(r.start_ms)]));
   }
 }
 

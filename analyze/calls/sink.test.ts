@@ -1,97 +1,183 @@
 /**
- * The call engine against our generator's ground truth (capture/sample: answered, busy, cancelled,
- * 503, no answer with retransmissions, 407 then answered), call by call.
+ * The call engine against our generator's ground truth, call by call, field by field: the committed
+ * sample (capture/sample), and a capture with every outcome the generator writes (answered, callee
+ * hangs up, busy, cancelled, rejected 603/404, redirected 302, failed 500/408/503, no answer, 407
+ * then answered, re-INVITEs with a 488, B2BUA legs linked by X-CID and Session-ID, a stateful proxy,
+ * a proxy's failover). The truth is written by the generator as it writes the packets; the engine
+ * only reads the capture.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { GroundTruth } from '../../capture/generator/truth.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVERY_OUTCOME, generateCapture, OUTCOMES } from '../../capture/generator/generate.js';
+import type { CallTruth, GroundTruth } from '../../capture/generator/truth.js';
 import { FileSource } from '../../capture/sources.js';
 import type { CallRecord } from '../../core/call.js';
 import { drive } from '../../core/drive.js';
 import { CaptureSummary } from '../summary.js';
+import type { CallsSummary } from './kpis.js';
 
 const SAMPLE = fileURLToPath(new URL('../../capture/sample/calls.pcap', import.meta.url));
-const TRUTH = fileURLToPath(new URL('../../capture/sample/calls.truth.json', import.meta.url));
+const SAMPLE_TRUTH = fileURLToPath(new URL('../../capture/sample/calls.truth.json', import.meta.url));
 
-let truth: GroundTruth;
-let records: Map<string, CallRecord>;
-let summary: CaptureSummary;
+interface Case {
+  truth: GroundTruth;
+  records: Map<string, CallRecord>;
+  calls: CallsSummary;
+}
 
-beforeAll(async () => {
-  truth = JSON.parse(readFileSync(TRUTH, 'utf8'));
-  summary = new CaptureSummary({ calls: { keepRecords: true } });
-  const result = await drive(new FileSource(SAMPLE), summary.sinks);
-  await summary.of(result.source);
-  records = new Map(summary.calls.records.map((r) => [r.callId, r]));
-});
+async function analyse(file: string, truth: GroundTruth): Promise<Case> {
+  const summary = new CaptureSummary({ calls: { keepRecords: true } });
+  const result = await drive(new FileSource(file), summary.sinks);
+  const { calls } = await summary.of(result.source);
+  return { truth, records: new Map(summary.calls.records.map((r) => [r.callId, r])), calls };
+}
 
-const ms = (epochSeconds: number | null) => (epochSeconds === null ? null : Math.round(epochSeconds * 1000));
+/** A no-answer call whose Timer B falls after the capture's last packet is still in progress there. */
+function cutShort(t: CallTruth, truth: GroundTruth): boolean {
+  return t.recordOutcome === 'noAnswer' && t.endMs > truth.lastPacket! * 1000;
+}
+
+/** The record the truth describes, in the record's own terms. */
+function expectedRecord(t: CallTruth, truth: GroundTruth) {
+  const short = cutShort(t, truth);
+  return {
+    callId: t.callId,
+    outcome: short ? 'inProgress' : t.recordOutcome,
+    finalStatus: t.finalStatus,
+    endedBy: short ? 'unknown' : t.endedBy,
+    reasonPhrase: t.reasonPhrase,
+    reason: t.reason,
+    fromTag: t.fromTag,
+    toTag: t.toTag,
+    linkedCallIds: t.linkedCallIds,
+    edgeCallId: t.edgeCallId,
+    linkedBy: t.linkedBy,
+    correlation: t.correlation,
+    inviteTransactions: t.inviteTransactions,
+    authChallenges: t.authChallenges,
+    reInvites: t.reInvites,
+    reInvitesRejected: t.reInvitesRejected,
+    retransmissions: t.retransmissions,
+    messages: t.distinctMessages,
+    byeAnswered: t.byeAnswered,
+    // Branch starts at the capture's resolution in the truth; whole ms (rounded down) in the record.
+    hops: t.hopPath.map((h) => ({
+      ...h,
+      branches: h.branches.map((b) => ({ ...b, start: Math.floor(b.start) })),
+    })),
+  };
+}
+
+function checkCalls(c: Case): void {
+  const { truth, records } = c;
+  expect([...records.keys()].sort()).toEqual(truth.calls.map((t) => t.callId).sort());
+  for (const t of truth.calls) {
+    const r = records.get(t.callId)!;
+    const where = `${t.callId} (${t.outcome})`;
+    const { hops, ...rest } = expectedRecord(t, truth);
+    expect(r, where).toMatchObject(rest);
+    expect(r.hops, where).toEqual(hops);
+    // Times at the capture's resolution; the record's are whole ms.
+    const near = (a: number | null, b: number | null) =>
+      a === null || b === null
+        ? expect(a, where).toBe(b)
+        : expect(Math.abs(a - b), where).toBeLessThanOrEqual(1);
+    near(r.start, t.startMs);
+    near(r.ringing, t.ringingMs);
+    near(r.answer, t.answerMs);
+    if (!cutShort(t, truth)) {
+      near(r.end, t.endMs);
+      near(r.pddMs, t.pddMs);
+      near(r.setupMs, t.setupMs);
+      near(r.ringMs, t.ringMs);
+      expect(Math.abs(r.billsec - t.billsec), where).toBeLessThanOrEqual(0.002);
+      expect(Math.abs(r.durationSec - t.durationSec), where).toBeLessThanOrEqual(0.002);
+    }
+    expect(r.from, where).toBe(/sip:([^@]+)@/.exec(t.from)![1]);
+    expect(r.to, where).toBe(/sip:([^@]+)@/.exec(t.to)![1]);
+  }
+}
+
+/** The KPIs from the truth, each end-to-end call once (at its edge leg). */
+function checkKpis(c: Case): void {
+  const { truth, calls } = c;
+  const edges = truth.calls.filter((t) => t.edgeCallId === t.callId);
+  const outcomeOf = (t: CallTruth) => expectedRecord(t, truth).outcome;
+  const n = (f: (t: CallTruth) => boolean) => edges.filter(f).length;
+  const completed = n((t) => outcomeOf(t) !== 'inProgress');
+  const answered = n((t) => outcomeOf(t) === 'answered');
+  const failed = n((t) => outcomeOf(t) === 'failed' || outcomeOf(t) === 'noAnswer');
+  const redirected = n((t) => outcomeOf(t) === 'redirected');
+  const seer = n((t) => outcomeOf(t) === 'answered' || [480, 486, 600, 603].includes(t.finalStatus ?? 0));
+  const r = (a: number, b: number) => Math.round((a / b) * 1e6) / 1e6;
+  expect(calls.attempts).toBe(edges.length);
+  expect(calls.legs).toBe(truth.calls.length - edges.length);
+  expect(calls.answered).toBe(answered);
+  expect(calls.failed).toBe(failed);
+  for (const o of Object.keys(calls.outcomes) as Array<keyof CallsSummary['outcomes']>)
+    expect(calls.outcomes[o], o).toBe(n((t) => outcomeOf(t) === o));
+  expect(calls.kpis.asr).toBe(r(answered, completed));
+  expect(calls.kpis.ser).toBe(r(answered, completed - redirected));
+  expect(calls.kpis.seer).toBe(r(seer, completed - redirected));
+  expect(calls.kpis.failedRatio).toBe(r(failed, completed));
+  expect(calls.kpis.ner).toBe(r(completed - failed, completed));
+  const billsec = edges.filter((t) => outcomeOf(t) === 'answered').map((t) => t.billsec);
+  expect(calls.kpis.acdSec).toBeCloseTo(billsec.reduce((a, b) => a + b, 0) / billsec.length, 2);
+}
 
 describe('calls from the sample capture', () => {
-  it('makes one record per generated call, and no other', () => {
-    expect(records.size).toBe(truth.calls.length);
-    for (const c of truth.calls) expect(records.has(c.callId), c.callId).toBe(true);
+  let c: Case;
+  beforeAll(async () => {
+    c = await analyse(SAMPLE, JSON.parse(readFileSync(SAMPLE_TRUTH, 'utf8')));
+  });
+  it('one record per generated call, each as the ground truth has it', () => checkCalls(c));
+  it('each call counted once in the KPIs', () => {
+    checkKpis(c);
+    expect(c.calls.peakPending).toBeGreaterThan(0);
+    expect(c.calls.peakConcurrent).toBeGreaterThan(0);
+  });
+});
+
+describe('calls from a capture with every outcome', () => {
+  let dir = '';
+  let c: Case;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'callscope-calls-'));
+    const file = join(dir, 'every-outcome.pcap');
+    const truth = generateCapture({
+      output: file,
+      seed: 5,
+      vms: 5,
+      calls: 3 * OUTCOMES.length,
+      callsPerSecond: 2,
+      callDurationSec: 1.5,
+      outcomes: EVERY_OUTCOME,
+      rtp: { jitterMs: 2, lossRate: 0.01 },
+    });
+    c = await analyse(file, truth);
+  }, 60_000);
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('gives each call the outcome, status, times and counts of the ground truth', () => {
-    const lastPacket = truth.lastPacket! * 1000;
-    for (const t of truth.calls) {
-      const r = records.get(t.callId)!;
-      const expected = {
-        answered: 'answered',
-        challenged: 'answered',
-        busy: 'busy',
-        cancelled: 'cancelled',
-        unavailable: 'failed',
-        // The capture cannot know a timeout that comes after its last packet.
-        noAnswer: t.end * 1000 <= lastPacket ? 'noAnswer' : 'inProgress',
-      }[t.outcome];
-      const where = `${t.callId} (${t.outcome})`;
-      expect(r.outcome, where).toBe(expected);
-      expect(r.finalStatus, where).toBe(t.finalStatus);
-      expect(Math.abs(r.start - ms(t.start)!), where).toBeLessThanOrEqual(1);
-      if (t.ringing !== null) expect(Math.abs(r.ringing! - ms(t.ringing)!), where).toBeLessThanOrEqual(1);
-      else expect(r.ringing, where).toBeNull();
-      if (t.answer !== null) expect(Math.abs(r.answer! - ms(t.answer)!), where).toBeLessThanOrEqual(1);
-      else expect(r.answer, where).toBeNull();
-      if (expected !== 'inProgress') expect(Math.abs(r.end - ms(t.end)!), where).toBeLessThanOrEqual(1);
-      expect(r.inviteTransactions, where).toBe(t.attempts);
-      expect(r.authChallenges, where).toBe(t.outcome === 'challenged' ? 1 : 0);
-      expect(r.messages, where).toBe(t.messages);
-      expect(r.caller.vm, where).toBeNull();
-      if (t.hangupBy !== null) expect(r.endedBy, where).toBe(t.hangupBy);
-      if (t.outcome === 'busy') expect(r.endedBy, where).toBe('callee');
-      if (t.outcome === 'unavailable' || t.outcome === 'noAnswer')
-        expect(r.endedBy, where).toBe(expected === 'inProgress' ? 'unknown' : 'network');
-      if (expected === 'answered') expect(r.byeAnswered, where).toBe(true);
+  it('covers every outcome, B2BUA legs and proxied calls', () => {
+    const outcomes = new Set(c.truth.calls.map((t) => t.outcome));
+    expect([...outcomes].sort()).toEqual([...OUTCOMES].sort());
+    expect(c.truth.calls.some((t) => t.linkedBy === 'x-cid')).toBe(true);
+    expect(c.truth.calls.some((t) => t.hopPath.length === 2 && t.hopPath[1]!.branches.length === 2)).toBe(
+      true,
+    );
+  });
+  it('one record per Call-ID, each as the ground truth has it', () => checkCalls(c));
+  it('each end-to-end call counted once, at its edge', () => checkKpis(c));
+  it('B2BUA legs name each other, and the edge leg names the other', () => {
+    for (const t of c.truth.calls.filter((x) => x.leg !== null)) {
+      const r = c.records.get(t.callId)!;
+      expect(r.linkedCallIds.length, t.callId).toBe(1);
+      expect(c.records.get(r.linkedCallIds[0]!)!.linkedCallIds, t.callId).toEqual([t.callId]);
     }
-  });
-
-  it('counts each call once in the KPIs, as the ground truth gives them', async () => {
-    const calls = (await summary.of((await drive(new FileSource(SAMPLE), [])).source)).calls;
-    const lastPacket = truth.lastPacket! * 1000;
-    const inProgress = truth.calls.filter(
-      (c) => c.outcome === 'noAnswer' && c.end * 1000 > lastPacket,
-    ).length;
-    const completed = truth.calls.length - inProgress;
-    const answered = truth.calls.filter((c) => c.answer !== null).length;
-    const failed =
-      truth.calls.filter((c) => c.outcome === 'unavailable' || c.outcome === 'noAnswer').length - inProgress;
-    const busy = truth.calls.filter((c) => c.outcome === 'busy').length;
-    expect(calls.attempts).toBe(truth.calls.length);
-    expect(calls.answered).toBe(answered);
-    expect(calls.failed).toBe(failed);
-    expect(calls.outcomes.inProgress).toBe(inProgress);
-    const r = (n: number, d: number) => Math.round((n / d) * 1e6) / 1e6;
-    expect(calls.kpis.asr).toBe(r(answered, completed));
-    expect(calls.kpis.ser).toBe(r(answered, completed)); // no 3xx in the sample
-    expect(calls.kpis.seer).toBe(r(answered + busy, completed));
-    expect(calls.kpis.failedRatio).toBe(r(failed, completed));
-    expect(calls.kpis.ner).toBe(r(completed - failed, completed));
-    const billsec = truth.calls.filter((c) => c.answer !== null).map((c) => c.end - c.answer!);
-    expect(calls.kpis.acdSec).toBeCloseTo(billsec.reduce((a, b) => a + b, 0) / billsec.length, 2);
-    expect(calls.peakPending).toBeGreaterThan(0);
-    expect(calls.peakConcurrent).toBeGreaterThan(0);
   });
 });

@@ -249,6 +249,8 @@ export function newBranch(rng: Rng): string {
 /** One INVITE transaction of a hop, on the call's clock. */
 export interface BranchFacts {
   branch: string;
+  /** Where this INVITE went when not the hop's `to` (a proxy's failed first destination). */
+  to?: Host;
   startAt: number;
   finalStatus: number | null;
   retransmissions: number;
@@ -342,6 +344,7 @@ export function legTruth(s: CallSetup, ladder: Ladder, f: LegFacts, outcome: Out
       to: sipAddress(h.to),
       branches: h.branches.map((b) => ({
         branch: b.branch,
+        to: sipAddress(b.to ?? h.to),
         start: s.toEpochMs(ns(b.startAt)),
         finalStatus: b.finalStatus,
         retransmissions: b.retransmissions,

@@ -184,7 +184,7 @@ export function planProxiedCall(s: CallSetup, rng: Rng): CallPlan {
   const tryDestination = (dest: Host) => {
     t += rng.range(0.1, 1);
     const branch = `${inviteTx}.${farBranches.length}`;
-    farBranches.push({ branch, startAt: t, finalStatus: null, retransmissions: 0 });
+    farBranches.push({ branch, to: dest, startAt: t, finalStatus: null, retransmissions: 0 });
     const forwarded = forward(invite, caller, branch, contactAt(dest), [recordRoute]);
     ladder.send(t, proxy, dest, callId, forwarded, 'INVITE', null, false, true);
     t += rng.range(1, 10);
