@@ -9,6 +9,7 @@ import { openTestStore, type TestStore } from '../ingest/schema/test-store.js';
 import { StoreWriter } from '../ingest/writer.js';
 import { needs, SHARED_CAPTURES } from '../test/oracle/tools.js';
 import { analyzeFile } from './analyze.js';
+import { rebuildCalls } from './calls/job.js';
 import { storeSummary } from './store-summary.js';
 import type { AnalyzeSummary } from './summary.js';
 
@@ -28,6 +29,25 @@ const PUBLIC = [
 const DB = 'stats_test';
 
 let store: TestStore;
+
+/** What `run` stores at a run's end besides its events: the run's record and its calls. */
+async function finishRun(
+  writer: StoreWriter,
+  database: string,
+  runId: string,
+  summary: AnalyzeSummary,
+  context: { captureId?: number; nodeName?: string } = {},
+): Promise<void> {
+  await writer.writeCaptureRun(captureRunFromSummary(summary, { runId, ...context }));
+  await writer.flush();
+  await rebuildCalls({
+    client: store.client,
+    database,
+    writer,
+    scope: { where: 'run_id = {run:String}', params: { run: runId } },
+    closeAtMs: summary.lastPacketTime === null ? undefined : Math.trunc(Date.parse(summary.lastPacketTime)),
+  });
+}
 let analyzed: AnalyzeSummary;
 let events: CaptureEvent[];
 
@@ -38,9 +58,7 @@ beforeAll(async () => {
   analyzed = await analyzeFile(SAMPLE, { onEvent: (e) => events.push(e), captureId: 7, nodeName: 'hv1' });
   const writer = new StoreWriter(store.client, { database: DB, runId: 'run-1', maxRows: 500 });
   await writer.write(events);
-  await writer.writeCaptureRun(
-    captureRunFromSummary(analyzed, { runId: 'run-1', captureId: 7, nodeName: 'hv1' }),
-  );
+  await finishRun(writer, DB, 'run-1', analyzed, { captureId: 7, nodeName: 'hv1' });
   await writer.close();
 });
 
@@ -67,7 +85,7 @@ describe('storeSummary', () => {
     await migrate(store.client, { database, ttlDays: 0 });
     const writer = new StoreWriter(store.client, { database, runId: 'run-vms' });
     await writer.write(vmEvents);
-    await writer.writeCaptureRun(captureRunFromSummary(withVms, { runId: 'run-vms' }));
+    await finishRun(writer, database, 'run-vms', withVms);
     await writer.close();
     const summary = await storeSummary(store.client, { database, runId: 'run-vms' });
     expect(summary.vms).toEqual(withVms.vms);
@@ -107,7 +125,7 @@ describe('storeSummary', () => {
     const runId = `public-${basename(file)}`;
     const writer = new StoreWriter(store.client, { database: DB, runId });
     await writer.write(seen);
-    await writer.writeCaptureRun(captureRunFromSummary(expected, { runId }));
+    await finishRun(writer, DB, runId, expected);
     await writer.close();
     expect(await storeSummary(store.client, { database: DB, runId })).toEqual(expected);
   });
@@ -152,7 +170,7 @@ describe('storeSummary', () => {
     });
     const writer = new StoreWriter(store.client, { database, runId: 'rtcp' });
     await writer.write(mixed);
-    await writer.writeCaptureRun(captureRunFromSummary(analyzed, { runId: 'rtcp' }));
+    await finishRun(writer, database, 'rtcp', analyzed);
     await writer.close();
     expect(writer.stats.rowsByTable.rtcp_reports).toBe(7);
 

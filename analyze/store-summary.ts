@@ -16,8 +16,7 @@ import type { TransportName } from '../core/event.js';
 import type { MediaEndReason, MediaStreamReport, RtcpFigures } from '../core/media-report.js';
 import type { CaptureRun } from '../ingest/rows.js';
 import { qualifiedName } from '../ingest/schema/ddl.js';
-import { CallAnalysis } from './calls/analysis.js';
-import { mergeByTime, storedSipEvents, storedStreams } from './calls/stored-events.js';
+import { storedCallsSummary } from './calls/stored-kpis.js';
 import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, SummarySink } from './summary.js';
 
 export interface StoreSummaryOptions {
@@ -177,12 +176,18 @@ export async function storeSummary(
     packetsPerSecond: run.packetsPerSecond,
     vms: counted.vms,
     // What the capture's structures gave up is the runs'; what the counter gave up is recounted here.
-    calls: await calls(
-      client,
-      options.database,
-      scope,
-      endOf(run.lastPacketTime ?? (counted.sip.messages > 0 ? isoOf(totals?.last) : null)),
-    ),
+    // The calls table (analyze/calls/job.ts keeps it; a run's calls are computed when it ends).
+    calls: await storedCallsSummary(client, options.database, {
+      runId: options.runId,
+      node: options.node,
+      since: options.since,
+      until: options.until,
+    }).catch((error: unknown) => {
+      throw new StoreSummaryError(
+        `reading calls: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }),
     limits: {
       ...run.limits,
       endpointMessagesUntracked: counter.untrackedEndpointMessages,
@@ -199,34 +204,6 @@ export async function storeSummary(
     summary.durationSec = first === null || last === null ? 0 : (Date.parse(last) - Date.parse(first)) / 1000;
   }
   return summary;
-}
-
-/** Capture time (ms) of an ISO time, undefined without one. */
-function endOf(iso: string | null): number | undefined {
-  return iso === null ? undefined : Date.parse(iso);
-}
-
-/**
- * The calls of the stored SIP messages and media reports, by the same engine `analyze` runs
- * (analyze/calls/), read back in capture order.
- */
-async function calls(client: ClickHouseClient, database: string, scope: Scope, endMs: number | undefined) {
-  const analysis = new CallAnalysis();
-  try {
-    for await (const item of mergeByTime(
-      storedSipEvents(client, database, scope),
-      storedStreams(client, database, scope),
-    )) {
-      if (item.kind === 'sip') analysis.sink.add(item.event);
-      else analysis.sink.addStream(item.callId, item.stream, item.timeMs);
-    }
-  } catch (error) {
-    throw new StoreSummaryError(
-      `reading SIP messages for calls: ${error instanceof Error ? error.message : String(error)}`,
-      { cause: error },
-    );
-  }
-  return analysis.finish(endMs);
 }
 
 /** The rows a summary covers: one run, or a time range and node (every row without either). */

@@ -56,7 +56,7 @@ function worst(streams: CallStream[], pick: (s: CallStream) => number | null, mi
 }
 
 /** Appends one version's row. */
-export function callRow(v: CallVersion, version: bigint, out: TsvBuffer): void {
+export function callRow(v: CallVersion, version: bigint, runId: string, out: TsvBuffer): void {
   const r = v.record;
   const branches = r.hops.flatMap((hop, i) => hop.branches.map((b) => ({ hop, i, b })));
   out.timeMs(r.start).latin1(r.callId).bigUint(version).uint(0).bigUint(callDigest(v));
@@ -138,11 +138,16 @@ export function callRow(v: CallVersion, version: bigint, out: TsvBuffer): void {
   out.nullableFloat(worst(r.streams, (s) => s.mos, true));
   out.nullableFloat(worst(r.streams, (s) => s.lossPercent, false));
   out.nullableFloat(worst(r.streams, (s) => s.maxJitterMs, false));
-  out.utf8(r.node).endRow();
+  out.utf8(r.node).utf8(runId).endRow();
 }
 
 /** A tombstone: deletes the row of `callId` keyed by `start` (its start changed) once its version wins. */
-export function callTombstoneRow(callId: string, start: number, version: bigint, out: TsvBuffer): void {
+export function callTombstoneRow(
+  callId: string,
+  start: number,
+  version: bigint,
+  out: TsvBuffer,
+): void {
   const columns = columnNames(CALLS);
   out.timeMs(start).latin1(callId).bigUint(version).uint(1).uint(0).bool(false).timeMs(start);
   // The rest are the columns' plain values; only the key, version and flag matter to a tombstone.

@@ -72,8 +72,8 @@ export interface StoreCaptureResult {
   queuePeak: number;
   /** Live: health rows stored. */
   healthRows: number;
-  /** The calls table: calls computed and versions written for this run. */
-  calls: { computed: number; written: number };
+  /** The calls table: calls computed and versions written for this run (error: why none were). */
+  calls: { computed: number; written: number; error: string | null };
 }
 
 /** Drives `source` into the store and the summary, then stores the run; resolves once all is stored. */
@@ -119,6 +119,7 @@ export async function storeCapture(
     await job?.stop();
     const s = await summary.of(result.source);
     // The run's calls from what the store holds, closed at the capture's end as `analyze` closes them.
+    // The events are stored whatever happens here: a failure is reported, and a rebuild can redo it.
     const calls = await rebuildCalls({
       client: store.client,
       database,
@@ -128,6 +129,13 @@ export async function storeCapture(
       scope: { where: 'run_id = {run:String}', params: { run: runId } },
       closeAtMs:
         result.source.lastTimestamp === null ? undefined : Math.trunc(result.source.lastTimestamp * 1000),
+    }).catch((error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error);
+      logger?.error('calls of the run not computed; `callscope calls --rebuild --run ID` computes them', {
+        runId,
+        error: message,
+      });
+      return { callsComputed: 0, versionsWritten: 0, error: message };
     });
     await storeSink.recordRun(
       captureRunFromSummary(s, { runId, captureId: options.captureId, nodeName: options.nodeName }),
@@ -142,7 +150,11 @@ export async function storeCapture(
       droppedEvents: result.droppedEvents + Math.max(0, lost),
       queuePeak: result.queuePeak,
       healthRows: stats.healthRows,
-      calls: { computed: calls.callsComputed, written: calls.versionsWritten },
+      calls: {
+        computed: calls.callsComputed,
+        written: calls.versionsWritten,
+        error: 'error' in calls ? calls.error : null,
+      },
     };
   } finally {
     await job?.stop();

@@ -403,7 +403,7 @@ export class StoreWriter {
     const rows = versions.length + tombstones.length;
     if (rows === 0) return;
     const out = new TsvBuffer(versions.length * 1024 + 1024);
-    for (const v of versions) callRow(v, version, out);
+    for (const v of versions) callRow(v, version, this.context.runId, out);
     for (const t of tombstones) callTombstoneRow(t.callId, t.start, version, out);
     const data = out.take();
     await this.insert(

@@ -18,6 +18,7 @@ import { StoreWriter } from '../../ingest/writer.js';
 import { analyzeFile } from '../analyze.js';
 import { CallAnalysis } from './analysis.js';
 import { CallsJob, rebuildCalls } from './job.js';
+import { storedCallsSummary, storedDestinations } from './stored-kpis.js';
 
 const SAMPLE = fileURLToPath(new URL('../../capture/sample/calls.pcap', import.meta.url));
 
@@ -152,7 +153,7 @@ describe('calls in the store', () => {
       const all: CaptureEvent[] = [];
       const analysis = new CallAnalysis({ keepRecords: true });
       const summary = await analyzeFile(file, { onEvent: (e) => all.push(e), sinks: [analysis.sink] });
-      await analysis.finish(Math.trunc(Date.parse(summary.lastPacketTime!)));
+      const kpis = await analysis.finish(Math.trunc(Date.parse(summary.lastPacketTime!)));
       const database = 'calls_every';
       const writer = await fresh(database);
       // A proxied call's caller INVITE arrives last: the call first starts at the proxy's forward.
@@ -181,6 +182,12 @@ describe('calls in the store', () => {
       expect(stored.filter((s) => s.record.linkedBy === 'x-cid').length).toBe(
         truth.calls.filter((t) => t.linkedBy === 'x-cid').length,
       );
+      // The KPIs by SQL over the table equal the in-memory counter's over the same calls.
+      expect(await storedCallsSummary(store.client, database)).toEqual(kpis);
+      const destinations = await storedDestinations(store.client, database, {});
+      const failover = truth.calls.find((t) => t.outcome === 'proxiedFailover')!;
+      const failed = failover.hopPath[1]!.branches[0]!;
+      expect(destinations.find((d) => d.destination === failed.to)).toMatchObject({ failovers: 1 });
       await writer.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

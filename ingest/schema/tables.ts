@@ -586,6 +586,11 @@ export const CALLS: TableSpec = {
     { name: 'jitter_max', type: 'Nullable(Float32)', comment: 'worst jitter of its streams, ms' },
     { name: 'node', type: 'LowCardinality(String)', comment: 'capture node' },
     {
+      name: 'run_id',
+      type: 'LowCardinality(String)',
+      comment: "capture run whose process computed it ('' for the ingest service's job)",
+    },
+    {
       name: 'stored_at',
       type: 'DateTime',
       defaultExpression: 'now()',
