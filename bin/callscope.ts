@@ -3,9 +3,11 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';
 import { analyzeCommand } from './commands/analyze.js';
+import { callsCommand } from './commands/calls.js';
 import { captureCommand } from './commands/capture.js';
 import { generateCommand } from './commands/generate.js';
 import { ingestCommand } from './commands/ingest.js';
+import { kpisCommand } from './commands/kpis.js';
 import { runCommand } from './commands/run.js';
 import { statsCommand } from './commands/stats.js';
 import { storeCommand } from './commands/store.js';
@@ -17,6 +19,8 @@ const COMMANDS: readonly Command[] = [
   analyzeCommand,
   runCommand,
   statsCommand,
+  callsCommand,
+  kpisCommand,
   storeCommand,
   captureCommand,
   ingestCommand,

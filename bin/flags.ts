@@ -4,6 +4,7 @@
  * takes; its --help shows exactly those.
  */
 import { hostname } from 'node:os';
+import { DEFAULT_HEURISTIC_WINDOW_MS, type LinkOptions } from '../analyze/calls/linker.js';
 import type { CaptureOptions, InterfaceSourceOptions } from '../capture/sources.js';
 import { createLogger, type Logger, type LogLevel } from '../core/log.js';
 import { DEFAULT_GROUP_ID, DEFAULT_TOPIC } from '../ingest/kafka/constants.js';
@@ -123,6 +124,31 @@ export const EXIT_CODES_HELP = `Exit codes:
   69  a service named does not answer: --ovs-db, --clickhouse, Kafka brokers
   75  in use by another process: the data directory (a running store or run), the port; try again or stop it
 `;
+
+export const LINK_FLAGS = {
+  'link-callid-prefix': { type: 'string' },
+  'link-callid-suffix': { type: 'string' },
+  'link-heuristic-window': { type: 'string' },
+} as const;
+
+export const LINK_HELP = `B2BUA leg linking (X-CID, Session-ID and icid-value always; docs/CALLS.md):
+  --link-callid-prefix P   a leg's Call-ID is P + the first leg's           env CALLSCOPE_LINK_CALLID_PREFIX
+  --link-callid-suffix S   a leg's Call-ID is the first leg's + S (_b2b-1)  env CALLSCOPE_LINK_CALLID_SUFFIX
+  --link-heuristic-window S  link by same user, the leg leaving where the first went, within S
+                         seconds (2; 0 off); such links say "heuristic"      env CALLSCOPE_LINK_HEURISTIC_WINDOW
+`;
+
+/** How B2BUA legs are linked, from the flags. */
+export function linkOf(settings: Settings): LinkOptions {
+  const window = settings.number('link-heuristic-window', DEFAULT_HEURISTIC_WINDOW_MS / 1000);
+  if (!(window >= 0 && window <= 60))
+    throw new UsageError(`--link-heuristic-window must be 0..60 seconds, got ${window}`);
+  return {
+    callIdPrefix: settings.string('link-callid-prefix') || undefined,
+    callIdSuffix: settings.string('link-callid-suffix') || undefined,
+    heuristicWindowMs: Math.round(window * 1000),
+  };
+}
 
 /** HEP carries the capture agent id as an unsigned 32-bit number. */
 export function captureIdOf(settings: Settings): number {

@@ -1,3 +1,4 @@
+import type { CallsSummary } from '../analyze/calls/kpis.js';
 import { type AnalyzeSummary, limitsReached } from '../analyze/summary.js';
 import { formatInt } from './progress.js';
 
@@ -87,7 +88,7 @@ export function formatSummary(s: AnalyzeSummary): string {
     if (s.vms.length > 50) lines.push(`  ... ${s.vms.length - 50} more with --json`);
   }
   lines.push('');
-  lines.push(...formatCalls(s));
+  lines.push(...formatCallsSummary(s.calls));
   lines.push('');
   lines.push(...formatMedia(s));
   lines.push('');
@@ -213,8 +214,7 @@ function reasonOf(code: number): string {
 const pct = (r: number | null) => (r === null ? 'n/a' : `${(r * 100).toFixed(1)}%`);
 
 /** The calls: one per call, each counted once (docs/CALLS.md). */
-function formatCalls(s: AnalyzeSummary): string[] {
-  const c = s.calls;
+export function formatCallsSummary(c: CallsSummary): string[] {
   const o = c.outcomes;
   const k = c.kpis;
   const lines = [

@@ -7,68 +7,13 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { CALL_OUTCOMES, type CallOutcome } from '../../core/call.js';
 import { qualifiedName } from '../../ingest/schema/ddl.js';
-import type { CallKpis, CallsBySide, CallsSummary } from './kpis.js';
-
-/** Which calls: every condition given must hold. */
-export interface CallFilter {
-  /** Calls that started at or after `since` and before `until`. */
-  since?: Date;
-  until?: Date;
-  /** Calls computed by one capture run. */
-  runId?: string;
-  node?: string;
-  /** The NOC's failed calls only (failed, noAnswer). */
-  failed?: boolean;
-  outcome?: CallOutcome;
-  /** From / To user. */
-  from?: string;
-  to?: string;
-  /** Calls with a side on this VM, or this peer address. */
-  vm?: string;
-  peer?: string;
-  /** Every leg of the call this Call-ID belongs to. */
-  callId?: string;
-  /** Every leg (B2BUA), not only the edge where each call entered. */
-  legs?: boolean;
-}
-
-export type KpiGrouping = 'vm' | 'peer' | 'node' | 'hour' | 'destination';
-
-interface Where {
-  sql: string;
-  params: Record<string, unknown>;
-}
+import { type CallFilter, callWhere } from './filter.js';
 
 type Row = Record<string, unknown>;
 
-/** The WHERE of a filter, over the calls table's columns. */
-export function callWhere(filter: CallFilter, options: { edgesOnly?: boolean } = {}): Where {
-  const conditions: string[] = [];
-  const params: Record<string, unknown> = {};
-  const add = (sql: string, name: string, value: unknown) => {
-    conditions.push(sql);
-    params[name] = value;
-  };
-  if (filter.since) add('start >= fromUnixTimestamp64Milli({since:Int64})', 'since', filter.since.getTime());
-  if (filter.until) add('start < fromUnixTimestamp64Milli({until:Int64})', 'until', filter.until.getTime());
-  if (filter.runId !== undefined) add('run_id = {run:String}', 'run', filter.runId);
-  if (filter.node !== undefined) add('node = {node:String}', 'node', filter.node);
-  if (filter.failed) conditions.push('failed');
-  if (filter.outcome !== undefined) add('outcome = {outcome:String}', 'outcome', filter.outcome);
-  if (filter.from !== undefined) add('from_user = {from:String}', 'from', filter.from);
-  if (filter.to !== undefined) add('to_user = {to:String}', 'to', filter.to);
-  if (filter.vm !== undefined) add('(caller_vm = {vm:String} OR callee_vm = {vm:String})', 'vm', filter.vm);
-  if (filter.peer !== undefined)
-    add('(caller_ip = {peer:String} OR callee_ip = {peer:String})', 'peer', filter.peer);
-  if (filter.callId !== undefined)
-    add(
-      '(call_id = {cid:String} OR edge_call_id = {cid:String} OR has(linked_call_ids, {cid:String}))',
-      'cid',
-      filter.callId,
-    );
-  else if (options.edgesOnly !== false && !filter.legs) conditions.push('is_edge');
-  return { sql: conditions.length === 0 ? '1' : conditions.join(' AND '), params };
-}
+import type { CallKpis, CallsBySide, CallsSummary } from './kpis.js';
+
+export type KpiGrouping = 'vm' | 'peer' | 'node' | 'hour' | 'destination';
 
 async function select(
   client: ClickHouseClient,

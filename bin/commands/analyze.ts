@@ -9,6 +9,9 @@ import {
   COMMON_HELP,
   captureOptionsOf,
   EXIT_CODES_HELP,
+  LINK_FLAGS,
+  LINK_HELP,
+  linkOf,
   MEDIA_FLAGS,
   MEDIA_HELP,
   progressFor,
@@ -22,23 +25,26 @@ export const analyzeCommand: Command = {
   help: `Usage: callscope analyze FILE [--json] [options]
 
 Decode a pcap/pcapng capture and summarise its SIP (messages per method and status, retransmissions
-counted as tshark counts them, Call-IDs, the busiest endpoints) and its RTP streams (tshark's RTP
-Streams figures per stream, plus loss bursts, delay variation, RTCP and MOS), worst first. Nothing is
-stored: the ClickHouse engine is not even loaded.
+counted as tshark counts them, Call-IDs, the busiest endpoints), its calls (one per call, however many
+messages, hops and legs: outcomes, final statuses, ASR, SER, SEER, NER, ISA, SCR, ACD, PDD, failed-call
+ratio, peaks of calls up and attempts waiting; \`callscope calls --pcap FILE\` lists them) and its RTP
+streams (tshark's RTP Streams figures per stream, plus loss bursts, delay variation, RTCP and MOS),
+worst first. Nothing is stored: the ClickHouse engine is not even loaded.
 
 ${COMMON_HELP}
 ${MEDIA_HELP}
 ${VM_HELP}
+${LINK_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
-    const parsed = parseCommand(this, argv, { ...COMMON, ...MEDIA_FLAGS, ...VM_FLAGS }, 1);
+    const parsed = parseCommand(this, argv, { ...COMMON, ...MEDIA_FLAGS, ...VM_FLAGS, ...LINK_FLAGS }, 1);
     if (parsed === null) return EXIT_OK;
     const { values, settings, logger, file } = parsed;
     const vms = await vmSourceFor(settings, logger);
     const progress = progressFor('analyze', values);
     try {
-      const summary = new CaptureSummary({ logger });
+      const summary = new CaptureSummary({ logger, calls: { link: linkOf(settings) } });
       const source = new FileSource(file, {
         ...captureOptionsOf(settings, logger, vms),
         onProgress: (done, total, packets) => progress.update(done, total, packets),

@@ -2,6 +2,7 @@
  * `callscope ingest`: the ingest service of split mode. Sources: a Kafka consumer group and/or a HEP3
  * listener; each is driven into a store sink of its own until SIGINT/SIGTERM.
  */
+import { CallsJob } from '../../analyze/calls/job.js';
 import { drive } from '../../core/drive.js';
 import type { EventSource } from '../../core/source.js';
 import { HepSource } from '../../ingest/hep/source.js';
@@ -21,6 +22,9 @@ import {
   GROUP_HELP,
   KAFKA_FLAGS,
   KAFKA_HELP,
+  LINK_FLAGS,
+  LINK_HELP,
+  linkOf,
   partitionsOf,
   STORE_FLAGS,
   STORE_HELP,
@@ -51,7 +55,11 @@ SIP arriving as payload only is parsed once here; HEP type-100 logs are stored w
 correlation id (hep_logs); events the store has no table for are counted and logged.
 
 ${KAFKA_HELP}${GROUP_HELP}  --hep-listen [HOST:]PORT   accept HEP3 on UDP and TCP (e.g. 9060)
+  --calls-job on|off     keep the calls table current (on): every 2 s, the calls with messages
+                         stored since are computed again from the store. Safe on every consumer
+                         (the results are the same); turn it off on all but one to save work.
 
+${LINK_HELP}
 ${STORE_HELP}
 ${COMMON_HELP}
 ${EXIT_CODES_HELP}`,
@@ -64,8 +72,10 @@ ${EXIT_CODES_HELP}`,
         ...COMMON,
         ...STORE_FLAGS,
         ...KAFKA_FLAGS,
+        ...LINK_FLAGS,
         group: { type: 'string' },
         'hep-listen': { type: 'string' },
+        'calls-job': { type: 'string' },
       },
       0,
       () => true,
@@ -77,12 +87,17 @@ ${EXIT_CODES_HELP}`,
     if (!brokers && !listen)
       throw new UsageError('ingest needs a source: --kafka BROKERS and/or --hep-listen PORT');
     const hepAddress = listen ? parseListen(listen) : null;
+    const callsJobFlag = settings.string('calls-job', 'on');
+    if (callsJobFlag !== 'on' && callsJobFlag !== 'off')
+      throw new UsageError(`--calls-job must be on or off, got "${callsJobFlag}"`);
+    const link = linkOf(settings);
     const partitions = partitionsOf(settings);
     const statsInterval = statsIntervalOf(settings);
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
     const store = await storeFor(settings, logger);
     const stop = stopOnSignals(logger);
+    let stopCalls: () => Promise<void> = async () => {};
     try {
       await migrate(store.client, { database, ttlDays, logger });
       const ready = {
@@ -129,6 +144,24 @@ ${EXIT_CODES_HELP}`,
       const all = new AbortController();
       stop.signal.addEventListener('abort', () => all.abort(), { once: true });
       const sinks = sources.map(() => new StoreSink(store.client, { database, logger }));
+      // The calls table, recomputed from what the store holds (any consumer, any agent, any order).
+      const callsWriter = new StoreSink(store.client, { database, logger });
+      const callsJob =
+        callsJobFlag === 'off'
+          ? null
+          : new CallsJob({
+              client: store.client,
+              database,
+              writer: callsWriter,
+              logger,
+              link,
+            });
+      callsJob?.start();
+      stopCalls = async () => {
+        await callsJob?.stop();
+        await callsWriter.close();
+        if (callsJob) logger.info('calls job stopped', { ...callsJob.stats() });
+      };
       const runs = sources.map((source, i) =>
         drive(source, [sinks[i]], { logger, signal: all.signal, statsIntervalMs: statsInterval })
           .catch((error: unknown) => {
@@ -156,6 +189,7 @@ ${EXIT_CODES_HELP}`,
       return EXIT_OK;
     } finally {
       stop.dispose();
+      await stopCalls();
       await store.close();
     }
   },

@@ -13,8 +13,11 @@ import {
   captureOptionsOf,
   databaseOf,
   EXIT_CODES_HELP,
+  LINK_FLAGS,
+  LINK_HELP,
   LIVE_FLAGS,
   LIVE_HELP,
+  linkOf,
   MEDIA_FLAGS,
   MEDIA_HELP,
   STORE_FLAGS,
@@ -33,13 +36,15 @@ export const runCommand: Command = {
 Capture → store in one process: decode the file (or capture live on the interface until SIGINT/SIGTERM
 or --duration) and write every SIP message, media report, HEP log and, live, the capture's health into
 the store (embedded chDB in --data-dir unless --clickhouse URL). The summary of the run is stored in
-capture_runs; \`callscope stats\` prints it.
+capture_runs, and its calls in the calls table (live: kept current as the capture goes, within
+seconds); \`callscope stats\` prints the summary, \`callscope calls\` and \`callscope kpis\` the calls.
 
 ${LIVE_HELP}
 ${STORE_HELP}
 ${COMMON_HELP}
 ${MEDIA_HELP}
 ${VM_HELP}
+${LINK_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
@@ -52,6 +57,7 @@ ${EXIT_CODES_HELP}`,
         ...LIVE_FLAGS,
         ...MEDIA_FLAGS,
         ...VM_FLAGS,
+        ...LINK_FLAGS,
       },
       0,
       (s) => s.string('interface') !== undefined,
@@ -76,6 +82,9 @@ ${EXIT_CODES_HELP}`,
             maxQueuedEvents: input.maxQueuedEvents,
             signal: input.signal,
             statsIntervalMs: input.live ? statsIntervalOf(settings) : 0,
+            link: linkOf(settings),
+            // Live: the calls table follows the capture (a call visible within seconds of its last message).
+            callsIntervalMs: input.live ? 2000 : undefined,
           });
           input.done();
           const s = result.summary;
@@ -87,6 +96,7 @@ ${EXIT_CODES_HELP}`,
             packets: s.packets,
             sipMessages: s.sip.messages,
             rtpStreams: s.rtp.streams.length,
+            calls: { attempts: s.calls.attempts, ...result.calls },
             capture: s.capture,
             events: w.events,
             stored: result.store.delivered,
@@ -114,10 +124,13 @@ ${EXIT_CODES_HELP}`,
               : '';
             process.stdout.write(
               `${input.live ? 'captured' : 'stored'} ${input.name}: ${s.packets} packets${kernel}, ` +
-                `${s.sip.messages} SIP messages → ${w.rows} rows (${rows || 'none'}` +
+                `${s.sip.messages} SIP messages, ${s.calls.attempts} calls → ${w.rows} rows (${rows || 'none'}` +
                 `${input.live ? `, capture_health ${result.healthRows}` : ''}) in ${store.mode} store ` +
                 `${store.displayUrl}, run ${result.runId}` +
                 (skipped ? `; not stored: ${skipped}` : '') +
+                (result.calls.error === null
+                  ? `; calls table: ${result.calls.written} calls`
+                  : `; CALLS NOT COMPUTED: ${result.calls.error}`) +
                 (result.droppedEvents > 0
                   ? `; ${result.droppedEvents} events DROPPED (store too slow or failed)`
                   : '') +
