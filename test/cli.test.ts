@@ -156,6 +156,105 @@ describe('callscope CLI', () => {
   });
 });
 
+describe('callscope calls and kpis', () => {
+  const data = () => join(dir, 'calls-store');
+  beforeAll(() => {
+    const r = run(['run', '--pcap', sample, '--data-dir', data(), '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).calls).toMatchObject({
+      attempts: 40,
+      computed: 40,
+      written: 40,
+      error: null,
+    });
+  }, 120_000);
+
+  const ISSUE_FIELDS = [
+    'callId',
+    'start',
+    'answer',
+    'end',
+    'outcome',
+    'finalStatus',
+    'pddMs',
+    'durationSec',
+    'billsec',
+    'from',
+    'to',
+    'callerIp',
+    'calleeIp',
+    'srcVm',
+    'dstVm',
+    'endedBy',
+    'reason',
+    'codecs',
+    'hops',
+    'branches',
+    'linkedCallIds',
+    'streams',
+  ];
+
+  it('calls --json: one object per call, with every field the NOC asked for, the same from the store and the file', () => {
+    const stored = run(['calls', '--data-dir', data(), '--json', '--limit', '0']);
+    expect(stored.status, stored.stderr).toBe(0);
+    const calls = JSON.parse(stored.stdout) as Array<Record<string, unknown>>;
+    expect(calls).toHaveLength(40);
+    for (const c of calls) for (const k of ISSUE_FIELDS) expect(c, k).toHaveProperty(k);
+    const direct = run(['calls', '--pcap', sample, '--json', '--limit', '0']);
+    expect(direct.status, direct.stderr).toBe(0);
+    const byId = (list: Array<Record<string, unknown>>) =>
+      Object.fromEntries(list.map((c) => [String(c.callId), c]));
+    expect(byId(JSON.parse(direct.stdout))).toEqual(byId(calls));
+  });
+
+  it('calls filters: --failed, --outcome, --call-id, --from, --csv', () => {
+    const failed = JSON.parse(run(['calls', '--data-dir', data(), '--json', '--failed']).stdout);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const c of failed) expect(['failed', 'noAnswer']).toContain(c.outcome);
+    const busy = JSON.parse(run(['calls', '--data-dir', data(), '--json', '--outcome', 'busy']).stdout);
+    expect(busy.map((c: { finalStatus: number }) => c.finalStatus)).toEqual(busy.map(() => 486));
+    const one = JSON.parse(
+      run(['calls', '--data-dir', data(), '--json', '--call-id', busy[0].callId]).stdout,
+    );
+    expect(one.map((c: { callId: string }) => c.callId)).toEqual([busy[0].callId]);
+    const from = JSON.parse(run(['calls', '--data-dir', data(), '--json', '--from', busy[0].from]).stdout);
+    expect(from.every((c: { from: string }) => c.from === busy[0].from)).toBe(true);
+    const csv = run(['calls', '--data-dir', data(), '--csv', '--outcome', 'busy']);
+    expect(csv.status, csv.stderr).toBe(0);
+    const rows = csv.stdout.trim().split('\r\n');
+    expect(rows[0]).toMatch(/^callId,start,answer,end,outcome,finalStatus/);
+    expect(rows).toHaveLength(busy.length + 1);
+    const table = run(['calls', '--data-dir', data(), '--failed']);
+    expect(table.stdout).toMatch(/^START \(UTC\)/);
+    const bad = run(['calls', '--data-dir', data(), '--outcome', 'lost']);
+    expect(bad.status).toBe(64);
+  });
+
+  it('kpis: the summary equals analyze --json, and splits by peer, hour and destination', () => {
+    const analyzed = JSON.parse(run(['analyze', sample, '--json']).stdout).calls;
+    const kpis = run(['kpis', '--data-dir', data(), '--json']);
+    expect(kpis.status, kpis.stderr).toBe(0);
+    expect(JSON.parse(kpis.stdout)).toEqual(analyzed);
+    const byPeer = JSON.parse(run(['kpis', '--data-dir', data(), '--json', '--by', 'peer']).stdout);
+    const outs = byPeer.filter((g: { direction: string }) => g.direction === 'out');
+    expect(outs.reduce((n: number, g: { attempts: number }) => n + g.attempts, 0)).toBe(analyzed.attempts);
+    const byHour = JSON.parse(run(['kpis', '--data-dir', data(), '--json', '--by', 'hour']).stdout);
+    expect(byHour.reduce((n: number, g: { attempts: number }) => n + g.attempts, 0)).toBe(analyzed.attempts);
+    expect(run(['kpis', '--data-dir', data(), '--by', 'destination']).status).toBe(0);
+    expect(run(['kpis', '--data-dir', data(), '--by', 'planet']).status).toBe(64);
+  });
+
+  it('calls --rebuild computes a run again, and changes nothing when nothing changed', () => {
+    const id = JSON.parse(
+      run(['run', '--pcap', sample, '--data-dir', join(dir, 'calls-store-2'), '--json']).stdout,
+    ).runId;
+    const r = run(['calls', '--data-dir', join(dir, 'calls-store-2'), '--rebuild', '--run', id, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/40 calls computed, 0 written, 40 unchanged/);
+    expect(run(['calls', '--data-dir', data(), '--rebuild']).status).toBe(64);
+  });
+});
+
 describe('callscope CLI on a damaged capture', () => {
   it('keeps the packets before the damage, logs structured warnings with file and offset, exits 2 for the cut end', () => {
     const damaged = join(dir, 'damaged.pcap');

@@ -198,6 +198,18 @@ ${EXIT_CODES_HELP}`,
             conditions.push('time < fromUnixTimestamp64Milli({until:Int64})');
             params.until = filter.until.getTime();
           }
+          // A run's calls close at its end, as they did when it was stored (a time range's stay open).
+          let closeAtMs: number | undefined;
+          if (filter.runId !== undefined) {
+            const rs = await store.client.query({
+              query: `SELECT toUnixTimestamp64Milli(last_packet_time) AS last FROM ${qualifiedName(database, 'capture_runs')}
+                      FINAL WHERE run_id = {run:String} AND last_packet_time IS NOT NULL`,
+              query_params: { run: filter.runId },
+              format: 'JSONEachRow',
+            });
+            const [row] = await rs.json<{ last: string | number }>();
+            if (row !== undefined) closeAtMs = Number(row.last);
+          }
           const sink = new StoreSink(store.client, { database, runId: filter.runId ?? '', logger });
           try {
             const done = await rebuildCalls({
@@ -207,6 +219,7 @@ ${EXIT_CODES_HELP}`,
               logger,
               link,
               scope: { where: conditions.join(' AND '), params },
+              closeAtMs,
             });
             logger.info('calls rebuilt', { ...done });
             process.stderr.write(
