@@ -11,8 +11,10 @@
  *   forwards one more); each keeps its INVITE transactions as branches, each with its destination (a
  *   proxy's failover is a second branch to another destination). The call's outcome is what the
  *   caller got on the edge hop, not what a branch got.
- * - A message seen on several hops, or twice on one, is one message: messages are told apart by their
- *   bottom Via branch (the originator's, kept by every proxy), CSeq, method or status and To tag.
+ * - A message seen on several hops is one message: messages are told apart by their bottom Via branch
+ *   (the originator's, kept by every proxy), CSeq, method or status and To tag. Seen again on the same
+ *   hop it is a resend (counted in retransmissions), or, within 20 ms, a copy of the same packet from
+ *   another capture point (ignored).
  * - In-dialog INVITEs and UPDATEs are re-INVITEs: counted, and a refusal does not end the call.
  */
 import type { CallHop, CallParty, CallRecord, CallStream } from '../../core/call.js';
@@ -30,6 +32,8 @@ const MAX_MESSAGE_KEYS = 512;
 const MAX_STREAMS = 16;
 const MAX_REINVITES = 64;
 const MAX_LINKED = 16;
+/** The same packet seen again this soon on the same hop is a copy (two capture points), not a resend (T1 ≥ 100 ms in practice). */
+const DUPLICATE_COPY_MS = 20;
 
 interface Branch {
   /** Where this INVITE transaction went. */
@@ -112,6 +116,8 @@ export class CallBuilder {
   private readonly branches = new Map<string, Branch>();
   private readonly callerInvites: CallerInvite[] = [];
   private readonly messageKeys = new Set<string>();
+  /** Each message as seen on each hop, with when it was last seen there (resends and copies). */
+  private readonly hopSeen = new Map<string, number>();
   private readonly reInviteKeys = new Set<string>();
   private readonly reInvitesRejectedKeys = new Set<string>();
   private readonly streams: CallStream[] = [];
@@ -207,12 +213,22 @@ export class CallBuilder {
 
   /** Adds one SIP message of this Call-ID. */
   add(event: CaptureEvent, sip: SipMessage, timeMs: number): void {
-    if (timeMs > this.lastSeen) this.lastSeen = timeMs;
     const src = addressOf(event.srcIp, event.srcPort);
     const dst = addressOf(event.dstIp, event.dstPort);
     const cseq = sip.cseq;
     const topBranch = sip.via[0]?.branch ?? '';
-    if (event.retransmission) {
+    // 100 Trying is hop by hop (never relayed): each hop's is a message of its own.
+    const hopLocal = sip.statusCode === 100 ? `|${src}>${dst}` : '';
+    const key = `${sip.isRequest ? sip.method : sip.statusCode}|${cseq?.seq} ${cseq?.method}|${sip.via.at(-1)?.branch ?? ''}|${sip.to?.tag ?? ''}${hopLocal}`;
+    // The same message again on the same hop: a copy of the same packet (a second capture point,
+    // a mirror of both directions) within a few ms, else a resend. Told from the messages themselves,
+    // so events that lost their retransmission flag on the way (HEP, Kafka) count the same.
+    const onHop = `${key}|${src}>${dst}`;
+    const seen = this.hopSeen.get(onHop);
+    if (seen !== undefined || event.retransmission) {
+      if (seen !== undefined && Math.abs(timeMs - seen) < DUPLICATE_COPY_MS) return;
+      if (timeMs > this.lastSeen) this.lastSeen = timeMs;
+      if (seen !== undefined) this.hopSeen.set(onHop, timeMs);
       this.retransmissions++;
       this.messages++;
       if (sip.isRequest && sip.method === 'INVITE') {
@@ -221,9 +237,8 @@ export class CallBuilder {
       }
       return;
     }
-    // 100 Trying is hop by hop (never relayed): each hop's is a message of its own.
-    const hopLocal = sip.statusCode === 100 ? `|${src}>${dst}` : '';
-    const key = `${sip.isRequest ? sip.method : sip.statusCode}|${cseq?.seq} ${cseq?.method}|${sip.via.at(-1)?.branch ?? ''}|${sip.to?.tag ?? ''}${hopLocal}`;
+    if (timeMs > this.lastSeen) this.lastSeen = timeMs;
+    if (this.hopSeen.size < MAX_MESSAGE_KEYS * 2) this.hopSeen.set(onHop, timeMs);
     if (!this.messageKeys.has(key)) {
       if (this.messageKeys.size < MAX_MESSAGE_KEYS) this.messageKeys.add(key);
       this.messages++;

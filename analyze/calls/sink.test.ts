@@ -16,7 +16,10 @@ import type { CallTruth, GroundTruth } from '../../capture/generator/truth.js';
 import { FileSource } from '../../capture/sources.js';
 import type { CallRecord } from '../../core/call.js';
 import { drive } from '../../core/drive.js';
+import type { CaptureEvent } from '../../core/event.js';
+import { CallbackSink } from '../../core/sink.js';
 import { CaptureSummary } from '../summary.js';
+import { CallAnalysis } from './analysis.js';
 import type { CallsSummary } from './kpis.js';
 
 const SAMPLE = fileURLToPath(new URL('../../capture/sample/calls.pcap', import.meta.url));
@@ -138,6 +141,38 @@ describe('calls from the sample capture', () => {
     checkKpis(c);
     expect(c.calls.peakPending).toBeGreaterThan(0);
     expect(c.calls.peakConcurrent).toBeGreaterThan(0);
+  });
+});
+
+describe('calls from events as other paths deliver them', () => {
+  let events: CaptureEvent[];
+  let expected: CallRecord[];
+  const recordsOf = async (list: CaptureEvent[], endMs: number) => {
+    const analysis = new CallAnalysis({ keepRecords: true });
+    for (const e of list) analysis.sink.add(e);
+    await analysis.finish(endMs);
+    return analysis.records.sort((a, b) => a.start - b.start);
+  };
+  let endMs: number;
+  beforeAll(async () => {
+    events = [];
+    const result = await drive(new FileSource(SAMPLE), [new CallbackSink((e) => events.push(e))]);
+    endMs = Math.trunc(result.source.lastTimestamp! * 1000);
+    expected = await recordsOf(events, endMs);
+  });
+  it('without retransmission flags (HEP and Kafka do not carry them): the same records', async () => {
+    expect(
+      await recordsOf(
+        events.map((e) => ({ ...e, retransmission: false })),
+        endMs,
+      ),
+    ).toEqual(expected);
+  });
+  it('every SIP message captured twice (two capture points, 1 ms apart): the same records', async () => {
+    const twice = events.flatMap((e) =>
+      e.sip === undefined ? [e] : [e, { ...e, captureId: 2, timestampNs: e.timestampNs + 1_000_000n }],
+    );
+    expect(await recordsOf(twice, endMs)).toEqual(expected);
   });
 });
 
