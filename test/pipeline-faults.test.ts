@@ -27,11 +27,16 @@ import { join } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallAnalysis } from '../analyze/calls/analysis.js';
+import { CallsJob } from '../analyze/calls/job.js';
 import { storeSummary } from '../analyze/store-summary.js';
+import { EVERY_OUTCOME } from '../capture/generator/generate.js';
+import type { CallRecord } from '../core/call.js';
 import { drive } from '../core/drive.js';
 import type { CaptureEvent } from '../core/event.js';
 import { HEP_PROTO_SIP } from '../core/event.js';
 import { encodeHep3 } from '../core/hep3.js';
+import { callFromRow, callSelectList } from '../ingest/call-rows.js';
 import { createKafka } from '../ingest/kafka/client.js';
 import { HEADER_ERROR, HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC } from '../ingest/kafka/constants.js';
 import type { ChunkContext } from '../ingest/kafka/consumer.js';
@@ -62,6 +67,8 @@ const logger = testLogger();
 
 let dir: string;
 let source: SourceCapture;
+/** The capture's calls as `analyze` makes them, by Call-ID (closed at the capture's end). */
+let expectedCalls: Map<string, CallRecord>;
 /** The test process's own embedded store: scenarios 1 and 4, one database each. */
 let local: Store;
 const targets: KafkaTarget[] = [];
@@ -70,7 +77,13 @@ const clients: ClickHouseClient[] = [];
 
 beforeAll(async () => {
   dir = tmpDir('callscope-pipeline-faults-');
-  source = await generatedSource(dir);
+  // Every outcome: B2BUA legs (two Call-IDs, so two partitions, linked again in the store), proxied
+  // calls with their hops and failover, re-INVITEs, no answer.
+  source = await generatedSource(dir, { outcomes: EVERY_OUTCOME });
+  const analysis = new CallAnalysis({ keepRecords: true });
+  for (const e of source.events) analysis.sink.add(e);
+  await analysis.finish(Math.trunc(Date.parse(source.summary.lastPacketTime!)));
+  expectedCalls = new Map(analysis.records.map((r) => [r.callId, r]));
   local = await openStore({ dataDir: join(dir, 'local-store'), logger });
 });
 
@@ -165,6 +178,7 @@ async function expectExactStore(
     const foreign = [...got].filter((id) => !want.has(id)).length;
     expect({ table, missing, foreign }).toEqual({ table, missing: 0, foreign: 0 });
   }
+  await expectExactCalls(client, database);
   const writer = new StoreWriter(client, { database, runId, logger });
   await writer.writeCaptureRun(captureRunFromSummary(source.summary, { runId }));
   await writer.close();
@@ -177,6 +191,45 @@ async function expectExactStore(
 }
 
 /**
+ * The calls table holds exactly the capture's calls: `count() … FINAL` is one row per Call-ID, and each
+ * row is the record `analyze` makes (a call the capture's end cut short stays open in the store rather
+ * than closed 'end-of-capture'). Waits up to 60 s for the jobs' cycles to catch up.
+ */
+async function expectExactCalls(client: ClickHouseClient, database: string): Promise<number> {
+  const read = async () => {
+    const rs = await client.query({
+      query: `SELECT ${callSelectList()} FROM {db:Identifier}.calls FINAL`,
+      query_params: { db: database },
+      format: 'JSONEachRow',
+    });
+    return (await rs.json<Record<string, unknown>>()).map(callFromRow);
+  };
+  const asExpected = (stored: Awaited<ReturnType<typeof read>>) =>
+    stored.length === expectedCalls.size &&
+    stored.every((s) => {
+      const want = expectedCalls.get(s.record.callId);
+      const got =
+        want?.closedBy === 'end-of-capture' ? { ...s.record, closedBy: 'end-of-capture' } : s.record;
+      return want !== undefined && JSON.stringify(got) === JSON.stringify(want);
+    });
+  const started = Date.now();
+  let stored = await read();
+  while (!asExpected(stored) && Date.now() - started < 60_000) {
+    await sleep(500);
+    stored = await read();
+  }
+  expect(stored.length, `${database}.calls: SELECT count() … FINAL`).toBe(expectedCalls.size);
+  for (const s of stored) {
+    const want = expectedCalls.get(s.record.callId);
+    expect(want, s.record.callId).toBeDefined();
+    if (want!.closedBy === 'end-of-capture')
+      expect({ ...s.record, closedBy: 'end-of-capture' }).toEqual(want);
+    else expect(s.record, s.record.callId).toEqual(want);
+  }
+  return Date.now() - started;
+}
+
+/**
  * `callscope ingest`'s Kafka path: a KafkaSource driven into `sink` until stopped. `delivered` counts
  * the events of every chunk made durable (a chunk delivered twice counts twice).
  */
@@ -184,6 +237,8 @@ function ingestFrom(
   sink: StoreSink,
   options: Omit<KafkaSourceOptions, 'onStart'> & {
     onDelivered?: (events: number, context: ChunkContext, total: number) => Promise<void> | void;
+    /** Where the calls job runs (the sink's store and database). */
+    calls: { client: ClickHouseClient; database: string };
   },
 ) {
   let delivered = 0;
@@ -203,13 +258,24 @@ function ingestFrom(
   });
   const stop = new AbortController();
   const driven = drive(source, [sink], { logger, signal: stop.signal });
+  // The calls job `callscope ingest` runs beside its sources, on the same store.
+  const callsWriter = new StoreSink(options.calls.client, {
+    database: options.calls.database,
+    runId: RUN_ID,
+    logger,
+  });
+  const calls = new CallsJob({ ...options.calls, writer: callsWriter, logger, intervalMs: 500 });
+  calls.start();
   return {
     source,
+    calls,
     started: Promise.race([started, driven.then(() => undefined)]),
     delivered: () => delivered,
     stop: async () => {
       stop.abort();
       await driven;
+      await calls.stop();
+      await callsWriter.close();
     },
   };
 }
@@ -251,6 +317,7 @@ describe
           kafka: kafkaOf(target),
           topic,
           groupId: target.name('pf-brokers'),
+          calls: { client: local.client, database },
           onDelivered: async (_events, _context, total) => {
             if (down !== 0 || total < cut1) return;
             down = Date.now();
@@ -348,6 +415,7 @@ describe
         kafka,
         topic,
         groupId,
+        calls: { client, database },
         maxEventsPerWrite: 1000,
         sinkRetry: { initialMs: 200, maxMs: 2000, jitter: 0.3 },
       });
@@ -644,7 +712,12 @@ describe
       const sink = new StoreSink(local.client, { database, runId: RUN_ID, logger });
       await producer.connect();
       await raw.connect();
-      const ingest = ingestFrom(sink, { kafka, topic, groupId: target.name('pf-poison') });
+      const ingest = ingestFrom(sink, {
+        kafka,
+        topic,
+        groupId: target.name('pf-poison'),
+        calls: { client: local.client, database },
+      });
       await ingest.started;
       try {
         // Events at a steady rate, a poison message in between every quarter, the non-SIP one at the end.
@@ -720,6 +793,83 @@ describe
         await producer.close();
         await raw.disconnect();
         await sink.close().catch(() => undefined);
+      }
+    }, 200_000);
+
+    it('two consumers rebalancing mid-stream, then the whole topic replayed by a new group: every call once, and unchanged by the replay', async () => {
+      const started = Date.now();
+      const target = await startKafkaTarget({ brokers: 1 });
+      targets.push(target);
+      const topic = target.name('pipeline.rebalance');
+      const groupId = target.name('pf-rebalance');
+      await target.createTopics([{ topic, partitions: 6 }]);
+      const database = 'pf_rebalance';
+      await migrate(local.client, { database, ttlDays: 0, logger });
+      const calls = { client: local.client, database };
+      const producer = new EventProducer({
+        kafka: kafkaOf(target),
+        topic,
+        spool: { dir: join(dir, 'spool-rebalance') },
+        logger,
+        lingerMs: LINGER_MS,
+      });
+      const sinks = [0, 1, 2].map(() => new StoreSink(local.client, { database, runId: RUN_ID, logger }));
+      const a = ingestFrom(sinks[0]!, { kafka: kafkaOf(target), topic, groupId, calls });
+      let b: ReturnType<typeof ingestFrom> | null = null;
+      let replay: ReturnType<typeof ingestFrom> | null = null;
+      await producer.connect();
+      await a.started;
+      const events = source.events;
+      const third = Math.floor(events.length / 3);
+      try {
+        await sendPaced(producer, events.slice(0, third), 400);
+        // A second consumer joins (a rebalance), then the first leaves (another): B2BUA legs and
+        // calls in progress change hands.
+        b = ingestFrom(sinks[1]!, { kafka: kafkaOf(target), topic, groupId, calls });
+        await b.started;
+        await sendPaced(producer, events.slice(third, 2 * third), 400);
+        await a.stop();
+        await sendPaced(producer, events.slice(2 * third), 400);
+        await producer.flush();
+        const final = await waitForCounts(local.client, database, sizes(source.expected), 120_000);
+        expect(final).not.toBeNull();
+        // A consumer handed a partition mid-stream has not seen the originals of its retransmissions
+        // (their flags are checked apart); the calls do not depend on the flags.
+        await expectExactStore(local.client, database, 'checked-apart');
+        const writtenByB = b.calls.stats().versionsWritten;
+        // The whole topic again, from its start, by another group into the same store.
+        replay = ingestFrom(sinks[2]!, {
+          kafka: kafkaOf(target),
+          topic,
+          groupId: target.name('pf-replay'),
+          calls,
+        });
+        await replay.started;
+        await waitFor(
+          () => replay!.delivered() >= events.length,
+          120_000,
+          () => `the replay delivered ${replay!.delivered()} of ${events.length}`,
+        );
+        await sleep(2000); // a few cycles of both jobs over the replayed messages
+        await replay.stop();
+        await b.stop();
+        expect(replay.calls.stats().cycles).toBeGreaterThan(0);
+        const { counts } = await expectExactStore(local.client, database, 'checked-apart');
+        // Every call was computed again from the replayed messages and found unchanged: no new version.
+        expect(replay.calls.stats().callsComputed).toBeGreaterThan(0);
+        expect(replay.calls.stats().versionsWritten).toBe(0);
+        expect(b.calls.stats().versionsWritten).toBe(writtenByB);
+        console.log(
+          `[pipeline] rebalance: consumer A ${JSON.stringify(a.source.stats())}, B ${JSON.stringify(b.source.stats())}; ` +
+            `calls jobs A ${JSON.stringify(a.calls.stats())}, B ${JSON.stringify(b.calls.stats())}, ` +
+            `replay ${JSON.stringify(replay.calls.stats())}; ${expectedCalls.size} calls; store: ${brief(counts)}; ${Date.now() - started} ms in all`,
+        );
+      } finally {
+        await a.stop();
+        await b?.stop();
+        await replay?.stop();
+        await producer.close();
+        for (const sink of sinks) await sink.close().catch(() => undefined);
       }
     }, 200_000);
   });

@@ -15,6 +15,7 @@ import { callFromRow, callSelectList } from '../../ingest/call-rows.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { openTestStore, type TestStore } from '../../ingest/schema/test-store.js';
 import { StoreWriter } from '../../ingest/writer.js';
+import { generatedSource } from '../../test/pipeline/source.js';
 import { analyzeFile } from '../analyze.js';
 import { CallAnalysis } from './analysis.js';
 import { CallsJob, rebuildCalls } from './job.js';
@@ -193,4 +194,35 @@ describe('calls in the store', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('legs linked by the heuristic meet across chunks, whichever hop of the first leg the next leaves', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'callscope-calls-heuristic-'));
+    try {
+      // The pipeline tests' capture: among its 800 calls, legs the heuristic links (same dialled user,
+      // leaving an address an earlier leg went to within 2 s), one of them a proxied first leg.
+      const source = await generatedSource(dir, { outcomes: EVERY_OUTCOME });
+      const analysis = new CallAnalysis({ keepRecords: true });
+      for (const e of source.events) analysis.sink.add(e);
+      await analysis.finish(Math.trunc(Date.parse(source.summary.lastPacketTime!)));
+      const heuristic = analysis.records.filter((r) => r.linkedBy === 'heuristic');
+      expect(heuristic.length).toBeGreaterThan(0);
+      const database = 'calls_heuristic';
+      const writer = await fresh(database);
+      await writer.write(source.events);
+      await writer.flush();
+      // 50 Call-IDs per chunk: most linked legs start in different chunks.
+      await new CallsJob({ client: store.client, database, writer, chunkCalls: 50 }).cycle();
+      const stored = byId((await storedCalls(database)).map((s) => s.record));
+      expect(stored.size).toBe(analysis.records.length);
+      for (const a of analysis.records) {
+        const s = stored.get(a.callId)!;
+        expect(a.closedBy === 'end-of-capture' ? { ...s, closedBy: 'end-of-capture' } : s, a.callId).toEqual(
+          a,
+        );
+      }
+      await writer.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

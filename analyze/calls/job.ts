@@ -79,12 +79,27 @@ const fromHex = (hex: unknown): string => Buffer.from(String(hex ?? ''), 'hex').
 const IDS = '(SELECT unhex(arrayJoin({ids:Array(String)})))';
 // No alias in these queries takes a column's name: ClickHouse would read a condition on the alias.
 
-/** µs of wall time, strictly increasing within the process: the version of what a computation writes. */
+/**
+ * µs of the store's clock (the process's own when not given), strictly increasing within the process:
+ * the version of what a computation writes. Taken when it writes, after it read, so that of two jobs
+ * the one that read later writes the newer version whatever the clocks of their hosts.
+ */
 let lastVersion = 0n;
-function nextVersion(): bigint {
-  const now = BigInt(Date.now()) * 1000n;
+function nextVersion(storeMicros?: bigint): bigint {
+  const now = storeMicros ?? BigInt(Date.now()) * 1000n;
   lastVersion = now > lastVersion ? now : lastVersion + 1n;
   return lastVersion;
+}
+
+/** The addresses a call's INVITEs went to: every branch's destination and the callee's. */
+function wentTo(record: CallRecord): Set<string> {
+  const out = new Set<string>([record.callee.ip]);
+  for (const hop of record.hops)
+    for (const branch of hop.branches) {
+      const cut = branch.to.lastIndexOf(':');
+      if (cut > 0) out.add(branch.to.slice(0, cut).replace(/^\[|\]$/g, ''));
+    }
+  return out;
 }
 
 async function rows(
@@ -133,8 +148,17 @@ class CallsComputer {
     return out;
   }
 
-  /** Writes what changed among `versions` (all the versions of their Call-IDs). */
-  async commit(versions: CallVersion[], version: bigint): Promise<void> {
+  /** The version of a write now: the store's clock in µs. */
+  async versionNow(): Promise<bigint> {
+    const [r] = await rows(this.options.client, 'SELECT toString(toUnixTimestamp64Micro(now64(6))) AS v', {});
+    return nextVersion(r?.v === undefined ? undefined : BigInt(String(r.v)));
+  }
+
+  /**
+   * Writes what changed among `versions` (all the versions of their Call-IDs), as `version` or, without
+   * it, as of the store's clock now. Returns whether anything was written.
+   */
+  async commit(versions: CallVersion[], version?: bigint): Promise<boolean> {
     const ids = [...new Set(versions.map((v) => v.record.callId))];
     const stored = await this.stored(ids);
     const changed: CallVersion[] = [];
@@ -151,10 +175,11 @@ class CallsComputer {
       for (const s of list)
         if (!starts.get(id)?.has(s.start)) tombstones.push({ callId: id, start: s.start });
     this.stats.callsComputed += versions.length;
-    if (changed.length === 0 && tombstones.length === 0) return;
-    await this.options.writer.writeCalls(changed, tombstones, version);
+    if (changed.length === 0 && tombstones.length === 0) return false;
+    await this.options.writer.writeCalls(changed, tombstones, version ?? (await this.versionNow()));
     this.stats.versionsWritten += changed.length;
     this.stats.tombstones += tombstones.length;
+    return true;
   }
 }
 
@@ -252,7 +277,6 @@ export class CallsJob {
     const serverNow = Number(clock?.now ?? Math.floor(Date.now() / 1000));
     if (this.watermark === null) this.watermark = await this.initialWatermark();
     const since = Math.max(0, this.watermark - this.overlapSec);
-    const version = nextVersion();
     // The Call-IDs touched since the watermark, a page at a time (a first cycle over a full store).
     const touched = new Map<string, number>();
     let after: { first: number; id: string } | null = null;
@@ -280,7 +304,7 @@ export class CallsJob {
       const last = page[page.length - 1]!;
       after = { first: Number(last.first), id: String(last.id) };
       // Compute what is paged so far, so that memory stays bounded by a page.
-      if (touched.size >= this.chunkCalls * 10) await this.computeAll(touched, version);
+      if (touched.size >= this.chunkCalls * 10) await this.computeAll(touched);
     }
     // Open calls whose time is up by the store's clock change without a message: look at them too.
     for (const r of await rows(
@@ -290,7 +314,7 @@ export class CallsJob {
       { now: this.clockMs, limit: this.chunkCalls * 50 },
     ))
       if (!touched.has(fromHex(r.id))) touched.set(fromHex(r.id), Number(r.start_ms));
-    await this.computeAll(touched, version);
+    await this.computeAll(touched);
     this.watermark = serverNow;
   }
 
@@ -310,25 +334,36 @@ export class CallsJob {
     return Number(r?.n ?? 0) > 0 ? Number(r?.w ?? 0) : 0;
   }
 
-  private async computeAll(touched: Map<string, number>, version: bigint): Promise<void> {
+  private async computeAll(touched: Map<string, number>): Promise<void> {
     const ids = [...touched.keys()];
     for (let i = 0; i < ids.length; i += this.chunkCalls) {
       const chunk = new Map(ids.slice(i, i + this.chunkCalls).map((id) => [id, touched.get(id)!]));
-      await this.computeChunk(chunk, version);
+      await this.computeChunk(chunk);
     }
     touched.clear();
   }
 
-  /** Computes a chunk's calls (grown by the stored legs linked to them) and commits what changed. */
-  private async computeChunk(chunk: Map<string, number>, version: bigint): Promise<void> {
-    let versions: CallVersion[] = [];
-    for (let round = 0; round < 3; round++) {
-      versions = await this.compute(chunk);
+  /**
+   * Computes a chunk's calls (grown by the stored legs linked to them) and commits what changed. The
+   * legs are looked for again after the write: two jobs computing a call's two legs at once each find
+   * the other's row missing, but whichever writes second finds the first's row when it looks again,
+   * and computes them together (its write is the newer version).
+   */
+  private async computeChunk(chunk: Map<string, number>): Promise<void> {
+    for (let commits = 0; commits < 3; commits++) {
+      // What is committed is always computed over the chunk as last grown.
+      let versions = await this.compute(chunk);
+      for (let round = 0; round < 3; round++) {
+        const more = await this.linkedLegs(versions, chunk);
+        if (more.size === 0) break;
+        for (const [id, start] of more) chunk.set(id, start);
+        versions = await this.compute(chunk);
+      }
+      if (!(await this.computer.commit(versions))) return;
       const more = await this.linkedLegs(versions, chunk);
-      if (more.size === 0) break;
+      if (more.size === 0) return;
       for (const [id, start] of more) chunk.set(id, start);
     }
-    await this.computer.commit(versions, version);
   }
 
   /** The versions of a set of Call-IDs as of the store's clock. */
@@ -362,11 +397,18 @@ export class CallsJob {
   ): Promise<Map<string, number>> {
     if (versions.length === 0) return new Map();
     const link = this.options.link ?? {};
+    const heuristicMs = link.heuristicWindowMs ?? DEFAULT_HEURISTIC_WINDOW_MS;
     const named = new Set<string>();
     const sessions = new Set<string>();
     const icids = new Set<string>();
-    const earlier: string[] = [];
-    const later: string[] = [];
+    // Heuristic keys → starts of the chunk's legs holding them, to keep only candidates in the window.
+    const earlier = new Map<string, number[]>();
+    const later = new Map<string, number[]>();
+    const add = (map: Map<string, number[]>, key: string, start: number) => {
+      const list = map.get(key);
+      if (list === undefined) map.set(key, [start]);
+      else list.push(start);
+    };
     let lo = Number.POSITIVE_INFINITY;
     let hi = Number.NEGATIVE_INFINITY;
     for (const { record: r } of versions) {
@@ -383,22 +425,30 @@ export class CallsJob {
       if (base !== r.callId) named.add(hexOf(base));
       if (link.callIdPrefix || link.callIdSuffix)
         named.add(hexOf(`${link.callIdPrefix ?? ''}${r.callId}${link.callIdSuffix ?? ''}`));
-      if ((link.heuristicWindowMs ?? DEFAULT_HEURISTIC_WINDOW_MS) > 0 && r.to !== '') {
-        earlier.push(`${hexOf(r.to)}|${r.caller.ip}`);
-        later.push(`${hexOf(r.to)}|${r.callee.ip}`);
+      if (heuristicMs > 0 && r.to !== '') {
+        const user = hexOf(r.to).toUpperCase();
+        add(earlier, `${user}|${r.caller.ip}`, r.start);
+        for (const ip of wentTo(r)) add(later, `${user}|${ip}`, r.start);
       }
     }
     const found = await rows(
       this.options.client,
-      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms FROM ${this.computer.calls} FINAL
-       WHERE start >= fromUnixTimestamp64Milli({lo:Int64}) AND start <= fromUnixTimestamp64Milli({hi:Int64})
-         AND call_id NOT IN ${IDS}
-         AND (call_id IN (SELECT unhex(arrayJoin({named:Array(String)})))
-           OR x_cid IN ${IDS} OR edge_call_id IN ${IDS}
-           OR session_id IN (SELECT unhex(arrayJoin({sessions:Array(String)})))
-           OR icid IN (SELECT unhex(arrayJoin({icids:Array(String)})))
-           OR concat(hex(to_user), '|', callee_ip) IN {earlier:Array(String)}
-           OR concat(hex(to_user), '|', caller_ip) IN {later:Array(String)})`,
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms, by_key, as_earlier, as_later
+       FROM (
+         SELECT call_id, start,
+           call_id IN (SELECT unhex(arrayJoin({named:Array(String)})))
+             OR x_cid IN ${IDS} OR edge_call_id IN ${IDS}
+             OR session_id IN (SELECT unhex(arrayJoin({sessions:Array(String)})))
+             OR icid IN (SELECT unhex(arrayJoin({icids:Array(String)}))) AS by_key,
+           arrayMap(a -> concat(hex(to_user), '|', a), arrayDistinct(arrayConcat([toString(callee_ip)],
+             arrayMap(t -> if(startsWith(t, '['), substring(t, 2, position(t, ']') - 2),
+               substring(t, 1, position(t, ':') - 1)), branch_to)))) AS as_earlier,
+           concat(hex(to_user), '|', caller_ip) AS as_later
+         FROM ${this.computer.calls} FINAL
+         WHERE start >= fromUnixTimestamp64Milli({lo:Int64}) AND start <= fromUnixTimestamp64Milli({hi:Int64})
+           AND call_id NOT IN ${IDS}
+       )
+       WHERE by_key OR hasAny(as_earlier, {earlier:Array(String)}) OR as_later IN {later:Array(String)}`,
       {
         lo: lo - this.linkWindowMs,
         hi: hi + this.linkWindowMs,
@@ -406,11 +456,27 @@ export class CallsJob {
         named: [...named],
         sessions: [...sessions],
         icids: [...icids],
-        earlier,
-        later,
+        earlier: [...earlier.keys()],
+        later: [...later.keys()],
       },
     );
-    return new Map(found.map((r) => [fromHex(r.id), Number(r.start_ms)]));
+    // The heuristic links legs within its window only, and the engine decides among the candidates:
+    // a leg's INVITE may have gone to any of its hops' destinations when the next leg started (a key alone would pull in every call to the
+    // same user through the same address over the link window).
+    const near = (starts: number[] | undefined, from: number, to: number) =>
+      starts?.some((s) => s >= from && s <= to) === true;
+    const out = new Map<string, number>();
+    for (const r of found) {
+      const start = Number(r.start_ms);
+      if (
+        r.by_key === true ||
+        r.by_key === 1 ||
+        (r.as_earlier as string[]).some((k) => near(earlier.get(k), start, start + heuristicMs)) ||
+        near(later.get(String(r.as_later)), start - heuristicMs, start)
+      )
+        out.set(fromHex(r.id), start);
+    }
+    return out;
   }
 }
 
@@ -431,15 +497,18 @@ export async function rebuildCalls(
   options: RebuildOptions,
 ): Promise<{ callsComputed: number; versionsWritten: number; unchanged: number; tombstones: number }> {
   const computer = new CallsComputer(options);
-  const version = nextVersion();
+  // One version for the whole rebuild: its calls replace what the store had for the run at once.
+  const version = await computer.versionNow();
   const batch = Math.max(1, options.batch ?? 5000);
   let pending: CallVersion[] = [];
-  let writing: Promise<void> = Promise.resolve();
+  let writing: Promise<unknown> = Promise.resolve();
   const flush = async () => {
     const now = pending;
     pending = [];
     await writing;
     writing = computer.commit(now, version);
+    // Awaited at the next flush; marked handled so that a failure meanwhile is not an unhandled one.
+    writing.catch(() => undefined);
   };
   const sink = computer.newSink((record) => pending.push({ record, open: false, deadline: record.end }));
   for await (const item of mergeByTime(

@@ -1,6 +1,6 @@
 /**
  * The ingest process of the SIGKILL scenario, as `callscope ingest` wires it: KafkaSource → drive →
- * StoreSink → an embedded store that this process owns (its data directory is locked to it) and serves on 127.0.0.1, so the test can
+ * StoreSink, and the calls job beside it → an embedded store that this process owns (its data directory is locked to it) and serves on 127.0.0.1, so the test can
  * query it while it runs.
  *
  *   node consume-to-store.js '{"brokers","topic","groupId","dataDir","port","database","runId",
@@ -15,6 +15,7 @@
  *   {"event":"stopped","consumer","sink"}             after SIGTERM: clean stop, everything committed
  */
 import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import { CallsJob } from '../../analyze/calls/job.js';
 import { drive } from '../../core/drive.js';
 import { createLogger, type LogLevel } from '../../core/log.js';
 import { createKafka } from '../../ingest/kafka/client.js';
@@ -76,6 +77,16 @@ const source = new KafkaSource({
   },
 });
 const driven = drive(source, [sink], { logger, signal: stop.signal });
+// The calls table, as `callscope ingest` keeps it: recomputed from the store every cycle.
+const callsWriter = new StoreSink(client, { database: config.database, runId: config.runId, logger });
+const calls = new CallsJob({
+  client,
+  database: config.database,
+  writer: callsWriter,
+  logger,
+  intervalMs: 500,
+});
+calls.start();
 
 let stopping = false;
 process.on('SIGTERM', () => {
@@ -84,6 +95,8 @@ process.on('SIGTERM', () => {
   (async () => {
     stop.abort();
     const result = await driven;
+    await calls.stop();
+    await callsWriter.close();
     await sink.close();
     await client.close();
     await store.close();
