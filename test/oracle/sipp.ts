@@ -41,8 +41,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, SIPP_SCENARIO_DIR } from './tools.js';
 
-export type SippUasScenario = 'answer' | 'answer-rtp-echo' | 'busy' | 'unavailable' | 'random-fail';
-export type SippUacScenario = 'basic' | 'rtp';
+export type SippUasScenario =
+  | 'answer'
+  | 'answer-rtp-echo'
+  | 'busy'
+  | 'unavailable'
+  | 'random-fail'
+  | 'registrar'
+  | 'options';
+/** 'register': one REGISTER attempt per call (needs -inf, -au, -ap in uacArgs); 'options': one probe. */
+export type SippUacScenario = 'basic' | 'rtp' | 'register' | 'options';
 
 export interface SippStats {
   /** SuccessfulCall(C): calls whose scenario ran to the end without a failure mark. */
@@ -68,6 +76,9 @@ export interface SippRunFiles {
   uasStats: string;
   uasErrors: string;
   uasOutput: string;
+  /** SIPp's -trace_logs files (the scenarios' <log> lines), written only with `traceLogs`. */
+  uacLogs: string;
+  uasLogs: string;
 }
 
 export interface SippRun {
@@ -117,6 +128,14 @@ export interface SippCallsOptions {
   mediaPort?: number;
   /** Upper bound for the UAC (SIPp -timeout and our own watchdog). Default: calls/rate + duration + 30 s. */
   timeoutMs?: number;
+  /** Calls the UAS takes before it exits (its -m). Default `calls`; fewer makes the peer go silent. */
+  uasCalls?: number;
+  /** More SIPp arguments for the UAC and the UAS (e.g. `-inf users.csv`, `-au`, `-T2`). */
+  uacArgs?: string[];
+  /** More SIPp arguments for the UAS. */
+  uasArgs?: string[];
+  /** Have both SIPps write their scenarios' <log> lines (-trace_logs) to `files.uacLogs`/`uasLogs`. */
+  traceLogs?: boolean;
 }
 
 const DEFAULT_UAC_IP = '127.0.0.2';
@@ -348,7 +367,11 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
   const transport = options.transport ?? 'udp';
   const port = options.port ?? 5060;
   const uacScenario = options.uacScenario ?? 'basic';
-  const uasScenario = options.uasScenario ?? (uacScenario === 'rtp' ? 'answer-rtp-echo' : 'answer');
+  const uasScenario =
+    options.uasScenario ??
+    ({ rtp: 'answer-rtp-echo', register: 'registrar', options: 'options', basic: 'answer' } as const)[
+      uacScenario
+    ];
   const uacIp = options.uacIp ?? DEFAULT_UAC_IP;
   const uasIp = options.uasIp ?? DEFAULT_UAS_IP;
   const mediaPort = options.mediaPort ?? port + 10000;
@@ -385,6 +408,8 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
     uasStats: join(dir, 'uas.stat.csv'),
     uasErrors: join(dir, 'uas.errors.log'),
     uasOutput: join(dir, 'uas.out.log'),
+    uacLogs: join(dir, 'uac.logs.log'),
+    uasLogs: join(dir, 'uas.logs.log'),
   };
   const pcap = join(dir, 'capture.pcap');
   // SIP: everything to/from the UAS port (covers the UAC's ephemeral TCP port). Media: both media
@@ -452,12 +477,14 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
       '-mp', String(mediaPort),
       '-ci', ip,
       '-t', t,
-      '-m', String(options.calls),
+      '-m', String(side === 'uac' ? options.calls : (options.uasCalls ?? options.calls)),
       '-nostdin',
       '-timeout', String(side === 'uac' ? timeoutSec : timeoutSec + 10), // the UAS starts first
       '-trace_screen', '-screen_file', side === 'uac' ? files.uacScreen : files.uasScreen,
       '-trace_stat', '-stf', side === 'uac' ? files.uacStats : files.uasStats,
       '-trace_err', '-error_file', side === 'uac' ? files.uacErrors : files.uasErrors,
+      ...(options.traceLogs ? ['-trace_logs', '-log_file', side === 'uac' ? files.uacLogs : files.uasLogs] : []),
+      ...((side === 'uac' ? options.uacArgs : options.uasArgs) ?? []),
     ];
 
     // 2. UAS, awaited until its SIP socket is bound.
