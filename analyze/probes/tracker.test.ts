@@ -92,6 +92,25 @@ describe('OptionsProbeTracker', () => {
     expect(s).toMatchObject({ sent: 8, answered: 5, failing: 3, up: 0, down: 1, unknown: 0 });
   });
 
+  it('after Timer F: a late answer leaves the probe failed; retransmissions still count', () => {
+    const id = `ping-${PBX1}-0`;
+    const s = run([
+      sipEvent(options(id), { t: T0, src: KAM, dst: PBX1 }),
+      sipEvent(options(id), { t: T0 + 33_000, src: KAM, dst: PBX1, retransmission: true }),
+      sipEvent(answer(id, 200), { t: T0 + 34_000, src: PBX1, dst: KAM }),
+      sipEvent(answer(id, 200), { t: T0 + 34_500, src: PBX1, dst: KAM, retransmission: true }),
+    ]).summary();
+    expect(s.pairs[0]).toMatchObject({
+      sent: 1,
+      answered: 0,
+      failing: 1,
+      timeouts: 1,
+      lateAnswers: 1,
+      retransmissions: 2,
+      state: 'down',
+    });
+  });
+
   it('probes within Timer F at the end are pending, not failing', () => {
     const s = run([...ping(0, PBX1, T0, 200), ...ping(1, PBX1, T0 + 15_000, null)]).summary();
     expect(s.pairs[0]).toMatchObject({ sent: 2, answered: 1, failing: 0, pending: 1, state: 'up' });
@@ -153,9 +172,9 @@ describe('OptionsProbeTracker', () => {
       ['10.0.0.11:5060', 1, 1, 0],
       ['10.0.0.12:5060', 1, 1, 0],
     ]);
-    expect(s.counters.copies).toBe(1);
-    // The copy of the answer arrived after the probe was settled: a message of no probe in flight.
-    expect(s.counters.orphanMessages).toBe(1);
+    // The copy of the answer arrives after the probe was settled: still recognised as a copy.
+    expect(s.counters.copies).toBe(2);
+    expect(s.counters.orphanMessages).toBe(0);
   });
 
   it('bounded: pairs (least recently probed go) and probes in flight (oldest go), counted', () => {

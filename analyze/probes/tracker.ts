@@ -15,6 +15,8 @@
  * - bounded: pairs (the least recently active evicted), probes in flight (the oldest evicted), state
  *   changes listed per pair; each bound counts what it gave up.
  */
+
+import { BoundedMap } from '../../capture/sip/bounded-map.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { HEP_PROTO_SIP } from '../../core/event.js';
 import type { SipMessage } from '../../core/sip-message.js';
@@ -61,8 +63,13 @@ export interface ProbePair {
   timeouts: number;
   /** Probes still waiting for their answer (within Timer F) at the summary's time. */
   pending: number;
-  /** Retransmitted OPTIONS at the edge. */
+  /**
+   * Retransmitted OPTIONS and final responses at the edge, also after the probe was settled (a prober
+   * may keep retransmitting past Timer F; an answer is sent again for a retransmitted OPTIONS).
+   */
   retransmissions: number;
+  /** Final responses that came after their probe had timed out (the probe stays failed). */
+  lateAnswers: number;
   /**
    * Probes forgotten in flight to stay within maxPending: neither answered nor failed. So
    * sent = answered + timeouts + pending + forgotten.
@@ -155,6 +162,7 @@ interface Pair {
   timeouts: number;
   pending: number;
   retransmissions: number;
+  lateAnswers: number;
   forgotten: number;
   statusCounts: Record<string, number>;
   firstSent: number;
@@ -177,8 +185,10 @@ interface Probe {
   start: number;
   branch: string;
   node: string;
-  /** 'open' until answered, timed out or forgotten. */
+  /** 'open' until answered, timed out or forgotten (then 'gone': remembered a while as settled). */
   phase: 'open' | 'gone';
+  /** How it was settled; 'late' once a late answer came. */
+  settledAs: 'answered' | 'timedOut' | 'late' | 'forgotten' | null;
   stamp: number;
 }
 
@@ -193,6 +203,8 @@ function isFailureStatus(status: number): boolean {
 export class OptionsProbeTracker {
   private readonly pairs = new Map<string, Pair>();
   private readonly probes = new Map<string, Probe>();
+  /** Probes answered or timed out lately, to tell their retransmissions and late answers (bounded). */
+  private readonly settled: BoundedMap<Probe>;
   /** Probes in creation order, gone ones skipped lazily (the oldest in O(1)). */
   private order: Probe[] = [];
   private orderHead = 0;
@@ -219,6 +231,7 @@ export class OptionsProbeTracker {
     this.upAfter = Math.max(1, options.upAfter ?? 1);
     this.maxPairs = Math.max(1, options.maxPairs ?? 10_000);
     this.maxPending = Math.max(1, options.maxPending ?? 100_000);
+    this.settled = new BoundedMap(this.maxPending);
   }
 
   /** Takes one capture event (only OPTIONS transactions are followed). */
@@ -276,7 +289,7 @@ export class OptionsProbeTracker {
 
   private request(event: CaptureEvent, sip: SipMessage, key: string, t: number): void {
     const bottom = sip.via.at(-1)?.branch ?? '';
-    const known = this.probes.get(key);
+    const known = this.probes.get(key) ?? this.settled.get(key);
     if (known !== undefined) {
       const p = known.pair;
       const atEdge =
@@ -304,6 +317,7 @@ export class OptionsProbeTracker {
       branch: owned(bottom) ?? '',
       node: event.nodeName,
       phase: 'open',
+      settledAs: null,
       stamp: 0,
     };
     this.probes.set(ownedKey, probe);
@@ -318,7 +332,7 @@ export class OptionsProbeTracker {
   private response(event: CaptureEvent, sip: SipMessage, key: string, t: number): void {
     const status = sip.statusCode ?? 0;
     if (status < 200) return;
-    const probe = this.probes.get(key);
+    const probe = this.probes.get(key) ?? this.settled.get(key);
     if (probe === undefined) {
       this.counters.orphanMessages++;
       return;
@@ -328,8 +342,17 @@ export class OptionsProbeTracker {
       this.counters.copies++;
       return;
     }
+    if (probe.phase === 'gone') {
+      if (event.nodeName !== probe.node) this.counters.copies++;
+      else if (probe.settledAs === 'forgotten') this.counters.orphanMessages++;
+      else if (probe.settledAs === 'timedOut') {
+        probe.settledAs = 'late'; // one late answer per probe; its repeats are retransmissions
+        pair.lateAnswers++;
+      } else pair.retransmissions++;
+      return;
+    }
     // The first final response: the probe is answered.
-    this.settle(probe);
+    this.settle(probe, 'answered');
     pair.answered++;
     pair.statusCounts[status] = (pair.statusCounts[status] ?? 0) + 1;
     pair.lastAnswerAt = Math.floor(t);
@@ -341,9 +364,11 @@ export class OptionsProbeTracker {
   }
 
   /** A probe stops being in flight (answered, timed out, or evicted). */
-  private settle(probe: Probe): void {
+  private settle(probe: Probe, how: 'answered' | 'timedOut' | 'forgotten'): void {
     probe.phase = 'gone';
+    probe.settledAs = how;
     if (this.probes.get(probe.key) === probe) this.probes.delete(probe.key);
+    this.settled.set(probe.key, probe);
     this.inFlight--;
     if (!probe.pair.evicted) probe.pair.pending--;
   }
@@ -410,6 +435,7 @@ export class OptionsProbeTracker {
       timeouts: 0,
       pending: 0,
       retransmissions: 0,
+      lateAnswers: 0,
       forgotten: 0,
       statusCounts: {},
       firstSent: Math.floor(t),
@@ -438,7 +464,7 @@ export class OptionsProbeTracker {
     for (let d = this.due.popDue(this.now); d !== undefined; d = this.due.popDue(this.now)) {
       const probe = d.owner;
       if (probe.phase === 'gone' || probe.stamp !== d.stamp) continue;
-      this.settle(probe);
+      this.settle(probe, 'timedOut');
       const pair = probe.pair;
       if (!pair.evicted) pair.timeouts++;
       this.failed(pair, d.at, 'timeout');
@@ -464,7 +490,7 @@ export class OptionsProbeTracker {
     const oldest = this.order[this.orderHead];
     if (oldest === undefined) return;
     this.counters.pendingEvicted++;
-    this.settle(oldest);
+    this.settle(oldest, 'forgotten');
     if (!oldest.pair.evicted) oldest.pair.forgotten++;
     this.orderHead++;
   }
@@ -488,6 +514,7 @@ export class OptionsProbeTracker {
       timeouts: p.timeouts,
       pending: p.pending,
       retransmissions: p.retransmissions,
+      lateAnswers: p.lateAnswers,
       forgotten: p.forgotten,
       statusCounts: Object.fromEntries(Object.entries(p.statusCounts).sort(([a], [b]) => compare(a, b))),
       firstSent: p.firstSent,
