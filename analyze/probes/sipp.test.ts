@@ -8,7 +8,7 @@
  * T1 is scaled down to 50 ms in the prober's scenario (so Timer F, 64·T1, is 3.2 s, and the run takes
  * seconds, not minutes); the tracker is given the same Timer F.
  */
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileSource } from '../../capture/sources.js';
 import { drive } from '../../core/drive.js';
 import { CallbackSink } from '../../core/sink.js';
@@ -80,7 +80,7 @@ gate.describe('OPTIONS probes: a SIPp peer that answers, then dies, against SIPp
     if (dir) removeTmpDir(dir);
   });
 
-  gate.it('one pair; probes sent and answered as SIPp and tshark count them', () => {
+  it('one pair; probes sent and answered as SIPp and tshark count them', () => {
     expect(summary.pairs).toHaveLength(1);
     expect(pair).toMatchObject({
       prober: `${UAC_IP}:${PORT}`,
@@ -108,7 +108,7 @@ gate.describe('OPTIONS probes: a SIPp peer that answers, then dies, against SIPp
     expect(summary.counters.orphanMessages).toBe(0);
   });
 
-  gate.it(
+  it(
     'failing: the unanswered probes whose Timer F ran out within the capture, from tshark times',
     () => {
       const answered = new Set(rows.filter((r) => r.status >= 200).map((r) => r.callId));
@@ -125,7 +125,7 @@ gate.describe('OPTIONS probes: a SIPp peer that answers, then dies, against SIPp
     },
   );
 
-  gate.it('state: up at the first answer, down when the first unanswered probe times out', () => {
+  it('state: up at the first answer, down when the first unanswered probe times out', () => {
     const firstAnswer = Math.min(...rows.filter((r) => r.status === 200).map((r) => r.t));
     const answered = new Set(rows.filter((r) => r.status >= 200).map((r) => r.callId));
     const firstLost = Math.min(

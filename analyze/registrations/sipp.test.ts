@@ -8,7 +8,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileSource } from '../../capture/sources.js';
 import { drive } from '../../core/drive.js';
 import { CallbackSink } from '../../core/sink.js';
@@ -121,7 +121,7 @@ gate.describe('registrations: SIPp UAs and registrar, captured, against SIPp and
     if (dir) removeTmpDir(dir);
   });
 
-  gate.it('one record per user, with the outcome SIPp logged for that user', () => {
+  it('one record per user, with the outcome SIPp logged for that user', () => {
     expect(run.uac.createdCalls).toBe(USERS.length);
     expect(sippSays.size).toBe(USERS.length);
     expect(records.size).toBe(USERS.length);
@@ -167,7 +167,7 @@ gate.describe('registrations: SIPp UAs and registrar, captured, against SIPp and
     });
   });
 
-  gate.it('transactions, challenges and retransmissions: as tshark counts the messages', () => {
+  it('transactions, challenges and retransmissions: as tshark counts the messages', () => {
     const requests = rows.filter((r) => r.method === 'REGISTER');
     const finals = (status: number) => rows.filter((r) => r.status === status && !r.resent).length;
     expect(summary.attempts).toBe(USERS.length);
@@ -184,7 +184,7 @@ gate.describe('registrations: SIPp UAs and registrar, captured, against SIPp and
     expect(requests.filter((r) => r.resent).length).toBe(run.uac.retransmissions);
   });
 
-  gate.it('RRD and response times: the first REGISTER to the final answer, as tshark times them', () => {
+  it('RRD and response times: the first REGISTER to the final answer, as tshark times them', () => {
     const byCall = new Map<string, typeof rows>();
     for (const r of rows) byCall.set(r.callId, [...(byCall.get(r.callId) ?? []), r]);
     let compared = 0;
@@ -209,7 +209,7 @@ gate.describe('registrations: SIPp UAs and registrar, captured, against SIPp and
     expect(summary.rrdMs.max).toBe(Math.max(...rrds));
   });
 
-  gate.it('attempts per second: the peak second as tshark counts first REGISTERs', () => {
+  it('attempts per second: the peak second as tshark counts first REGISTERs', () => {
     const seconds = new Map<number, number>();
     for (const r of rows)
       if (r.method === 'REGISTER' && r.cseq === 1 && !r.resent) {
@@ -223,7 +223,7 @@ gate.describe('registrations: SIPp UAs and registrar, captured, against SIPp and
     expect(summary.series.buckets.reduce((n, b) => n + b.attempts, 0)).toBe(USERS.length);
   });
 
-  gate.it('bindings: the registered users, each until its 200 + the 600 s granted', () => {
+  it('bindings: the registered users, each until its 200 + the 600 s granted', () => {
     const registered = USERS.filter((u) => registers(u.kind));
     expect(summary.bindings.live).toBe(registered.length);
     expect(summary.bindings.aors).toBe(registered.length);
