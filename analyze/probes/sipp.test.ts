@@ -108,22 +108,19 @@ gate.describe('OPTIONS probes: a SIPp peer that answers, then dies, against SIPp
     expect(summary.counters.orphanMessages).toBe(0);
   });
 
-  it(
-    'failing: the unanswered probes whose Timer F ran out within the capture, from tshark times',
-    () => {
-      const answered = new Set(rows.filter((r) => r.status >= 200).map((r) => r.callId));
-      const last = Math.max(...rows.map((r) => r.t));
-      const unanswered = rows.filter((r) => r.method === 'OPTIONS' && !r.resent && !answered.has(r.callId));
-      const timedOut = unanswered.filter((r) => r.t + TIMER_F <= last);
-      expect(pair.timeouts).toBe(timedOut.length);
-      expect(pair.failing).toBe(timedOut.length);
-      expect(pair.pending).toBe(unanswered.length - timedOut.length);
-      expect(pair.consecutiveFailures).toBe(timedOut.length);
-      expect(pair.lastStatus).toBe(200);
-      const lastAnswer = Math.max(...rows.filter((r) => r.status === 200).map((r) => r.t));
-      expect(pair.lastAnswerAt).toBe(Math.floor(lastAnswer));
-    },
-  );
+  it('failing: the unanswered probes whose Timer F ran out within the capture, from tshark times', () => {
+    const answered = new Set(rows.filter((r) => r.status >= 200).map((r) => r.callId));
+    const last = Math.max(...rows.map((r) => r.t));
+    const unanswered = rows.filter((r) => r.method === 'OPTIONS' && !r.resent && !answered.has(r.callId));
+    const timedOut = unanswered.filter((r) => r.t + TIMER_F <= last);
+    expect(pair.timeouts).toBe(timedOut.length);
+    expect(pair.failing).toBe(timedOut.length);
+    expect(pair.pending).toBe(unanswered.length - timedOut.length);
+    expect(pair.consecutiveFailures).toBe(timedOut.length);
+    expect(pair.lastStatus).toBe(200);
+    const lastAnswer = Math.max(...rows.filter((r) => r.status === 200).map((r) => r.t));
+    expect(pair.lastAnswerAt).toBe(Math.floor(lastAnswer));
+  });
 
   it('state: up at the first answer, down when the first unanswered probe times out', () => {
     const firstAnswer = Math.min(...rows.filter((r) => r.status === 200).map((r) => r.t));

@@ -193,7 +193,12 @@ export class RegistrationCounter {
     number
   >;
   private readonly finalStatus: Record<string, number> = {};
-  private readonly users = new Map<string, { user: string | null; domain: string | null; side: Side }>();
+  /** Users by domain, then user part (no key built per record). */
+  private readonly users = new Map<
+    string,
+    Map<string, { user: string | null; domain: string | null; side: Side }>
+  >();
+  private userCount = 0;
   private readonly vms = new Map<string, { asUa: Side; asRegistrar: Side }>();
   private usersOmitted = 0;
   private vmsOmitted = 0;
@@ -240,11 +245,16 @@ export class RegistrationCounter {
     const b = this.bucket(r.time);
     if (isRegistrationSuccess(r.outcome)) b.successes++;
     else if (failure) b.failures++;
-    const userKey = `${r.user ?? ''}@${r.domain ?? ''}`;
-    let user = this.users.get(userKey);
-    if (user === undefined && this.users.size < MAX_KEYS) {
+    let domain = this.users.get(r.domain ?? '');
+    if (domain === undefined && this.userCount < MAX_KEYS) {
+      domain = new Map();
+      this.users.set(r.domain ?? '', domain);
+    }
+    let user = domain?.get(r.user ?? '');
+    if (user === undefined && domain !== undefined && this.userCount < MAX_KEYS) {
       user = { user: r.user, domain: r.domain, side: new Side(KEY_SAMPLES) };
-      this.users.set(userKey, user);
+      domain.set(r.user ?? '', user);
+      this.userCount++;
     }
     if (user === undefined) this.usersOmitted++;
     else user.side.add(r, failure);
@@ -304,6 +314,7 @@ export class RegistrationCounter {
         omitted: Math.max(0, live.length - MAX_LISTED_BINDINGS),
       },
       byUser: [...this.users.values()]
+        .flatMap((d) => [...d.values()])
         .sort((a, b) => compare(a.user, b.user) || compare(a.domain, b.domain))
         .map((u) => ({ user: u.user, domain: u.domain, ...u.side.stats() })),
       byVm: [...this.vms]

@@ -54,7 +54,10 @@ const DEFAULT_EXPIRES_SEC = 3600;
 export interface RegistrationTrackerOptions {
   /** Each record, once its attempt is closed. */
   onRecord?: (record: RegistrationRecord) => void;
-  /** Records kept for `records()` (default 100,000; 0 keeps none): past it the oldest are dropped, counted. */
+  /**
+   * Records kept for `records()`: the latest ones (default 10,000; 0 keeps none), the older ones are
+   * dropped and counted. Every record goes to `onRecord` and into the summary whatever this is.
+   */
   maxRecords?: number;
   /** Open attempts kept at most (default 100,000): beyond, the longest-open one is closed ('evicted'). */
   maxOpen?: number;
@@ -102,12 +105,14 @@ interface Attempt {
   stamp: number;
   callId: string;
   callKey: string;
-  /** Transaction keys (Call-ID + CSeq) of the attempt. */
-  keys: string[];
+  /** CSeqs of the attempt's earlier transactions (challenged ones), null without. */
+  earlier: number[] | null;
+  /** The next older open attempt of the same Call-ID (a refresh while this one lingers), or null. */
+  older: Attempt | null;
   firstCseq: number;
   cseq: number;
-  /** Bottom Via branch of the current REGISTER. */
-  branch: string;
+  /** Hash of the bottom Via branch of the current REGISTER (to tell its retransmissions). */
+  branch: number;
   start: number;
   /** The current REGISTER's capture time. */
   txnStart: number;
@@ -156,6 +161,26 @@ function isRetryable(status: number | null): boolean {
   return status === 401 || status === 407 || status === 423;
 }
 
+/** FNV-1a (32 bits) of a string: a Via branch compared by hash, not kept. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** Open attempts kept per Call-ID (a refresh while the previous attempt lingers makes two). */
+const MAX_PER_CALL = 8;
+
+/** The attempt of a Call-ID's chain that has a transaction with this CSeq. */
+function transactionOf(latest: Attempt, seq: number): Attempt | undefined {
+  for (let a: Attempt | null = latest; a !== null; a = a.older)
+    if (a.cseq === seq || a.earlier?.includes(seq)) return a;
+  return undefined;
+}
+
+/** Distinct short strings (User-Agent, Server, domain) shared between attempts, at most this many. */
+const MAX_INTERNED = 4096;
+
 function keyOf(callId: string): string {
   return callId.length > KEY_CHARS ? callId.slice(0, KEY_CHARS) : callId;
 }
@@ -168,14 +193,20 @@ export class RegistrationTracker {
   private order: Attempt[] = [];
   private orderHead = 0;
   private open = 0;
-  private readonly txns = new Map<string, Attempt>();
-  /** Attempts whose last REGISTER got a 401/407/423, by Call-ID: the UA's next REGISTER joins them. */
-  private readonly retryable = new Map<string, Attempt>();
+  /**
+   * Open attempts by Call-ID: the latest, linked to older ones still open (at most MAX_PER_CALL). A
+   * transaction is found by its CSeq in that short chain; a 401/407/423 on the latest one is what the
+   * UA's next REGISTER answers.
+   */
+  private readonly byCall = new Map<string, Attempt>();
   private readonly due = new DeadlineHeap<Attempt>();
   private readonly bindings = new Map<string, Map<string, Binding>>();
+  private readonly interned = new Map<string, string>();
   private bindingCount = 0;
   private readonly counter: RegistrationCounter;
-  private kept: RegistrationRecord[] = [];
+  /** The latest records, a ring of maxRecords slots. */
+  private readonly kept: RegistrationRecord[] = [];
+  private keptNext = 0;
   private readonly maxRecords: number;
   private readonly maxOpen: number;
   private readonly maxBindings: number;
@@ -198,7 +229,7 @@ export class RegistrationTracker {
   private closed = false;
 
   constructor(private readonly options: RegistrationTrackerOptions = {}) {
-    this.maxRecords = Math.max(0, options.maxRecords ?? 100_000);
+    this.maxRecords = Math.max(0, options.maxRecords ?? 10_000);
     this.maxOpen = Math.max(1, options.maxOpen ?? 100_000);
     this.maxBindings = Math.max(1, options.maxBindings ?? 200_000);
     this.timerFMs = options.timerFMs ?? TIMER_F_MS;
@@ -247,13 +278,13 @@ export class RegistrationTracker {
 
   /** The records kept (the last `maxRecords`), in the order their attempts closed. */
   records(): RegistrationRecord[] {
-    return this.kept.length > this.maxRecords ? this.kept.slice(-this.maxRecords) : [...this.kept];
+    return [...this.kept.slice(this.keptNext), ...this.kept.slice(0, this.keptNext)];
   }
 
   trackerCounters(): RegistrationTrackerCounters {
     return {
       ...this.counters,
-      recordsDropped: this.counters.recordsDropped + Math.max(0, this.kept.length - this.maxRecords),
+      recordsDropped: this.counters.recordsDropped,
       open: this.open,
     };
   }
@@ -270,13 +301,13 @@ export class RegistrationTracker {
   // ------------------------------------------------------------------------------------------------
 
   private request(event: CaptureEvent, sip: SipMessage, seq: number, t: number): void {
-    let callKey = keyOf(sip.callId!);
-    let key = `${callKey}\n${seq}`;
+    const callKey = keyOf(sip.callId!);
     const bottom = sip.via.at(-1)?.branch ?? '';
-    const open = this.txns.get(key);
+    const latest = this.byCall.get(callKey);
+    const open = latest === undefined ? undefined : transactionOf(latest, seq);
     if (open !== undefined) {
       if (this.fromUa(open, event) && event.nodeName === open.node) {
-        if (event.retransmission || bottom === open.branch) {
+        if (event.retransmission || hash(bottom) === open.branch) {
           open.retransmissions++;
           open.lastSeen = t;
         } else this.counters.conflicts++;
@@ -287,19 +318,21 @@ export class RegistrationTracker {
       this.counters.orphanMessages++;
       return;
     }
-    const waiting = this.retryable.get(callKey);
+    const waiting = latest;
     if (
       waiting !== undefined &&
+      isRetryable(waiting.finalStatus) &&
       seq > waiting.cseq &&
-      waiting.keys.length < MAX_TRANSACTIONS &&
+      waiting.transactions < MAX_TRANSACTIONS &&
       event.srcIp === waiting.uaIp &&
       event.dstIp === waiting.registrarIp
     ) {
       if (waiting.finalStatus === 423) waiting.intervalRetries++;
       else waiting.authChallenges++;
       waiting.transactions++;
+      (waiting.earlier ??= []).push(waiting.cseq);
       waiting.cseq = seq;
-      waiting.branch = owned(bottom) ?? '';
+      waiting.branch = hash(bottom);
       waiting.txnStart = t;
       waiting.lastSeen = t;
       waiting.finalStatus = null;
@@ -307,28 +340,33 @@ export class RegistrationTracker {
       waiting.reasonPhrase = null;
       waiting.server = null;
       this.readContacts(waiting, sip);
-      key = `${waiting.callKey}\n${seq}`;
-      waiting.keys.push(key);
-      this.txns.set(key, waiting);
-      this.retryable.delete(callKey);
       this.schedule(waiting);
       return;
     }
     if (this.open >= this.maxOpen) this.evictOldest();
+    let chain = 0;
+    for (let a = this.byCall.get(callKey) ?? null; a !== null; a = a.older) {
+      // Hostile traffic can open any number of attempts on one Call-ID: the oldest of them goes.
+      if (++chain >= MAX_PER_CALL) {
+        this.evict(a);
+        break;
+      }
+    }
+    const older = this.byCall.get(callKey) ?? null;
     // Kept strings are copies: a substring of the message would keep its whole text alive.
-    callKey = owned(callKey) ?? '';
-    key = `${callKey}\n${seq}`;
-    const callId = sip.callId!.length > KEY_CHARS ? (owned(sip.callId) ?? '') : callKey;
+    const ownKey = older?.callKey ?? owned(callKey) ?? '';
+    const callId = sip.callId!.length > KEY_CHARS ? (owned(sip.callId) ?? '') : ownKey;
     const toUri = sip.to?.uri ?? null;
     const attempt: Attempt = {
       closed: false,
       stamp: 0,
       callId,
-      callKey,
-      keys: [key],
+      callKey: ownKey,
+      earlier: null,
+      older,
       firstCseq: seq,
       cseq: seq,
-      branch: owned(bottom) ?? '',
+      branch: hash(bottom),
       start: t,
       txnStart: t,
       lastSeen: t,
@@ -341,8 +379,8 @@ export class RegistrationTracker {
       transport: event.transport,
       node: event.nodeName,
       user: owned(toUri?.user),
-      domain: toUri === null ? null : owned(toUri.host.toLowerCase()),
-      userAgent: owned(sip.userAgent),
+      domain: toUri === null ? null : this.intern(toUri.host.toLowerCase()),
+      userAgent: this.intern(sip.userAgent),
       contacts: [],
       contactKeys: [],
       requestedExpires: null,
@@ -359,14 +397,14 @@ export class RegistrationTracker {
     this.readContacts(attempt, sip);
     this.open++;
     this.order.push(attempt);
-    this.txns.set(key, attempt);
+    this.byCall.set(ownKey, attempt);
     this.counter.started(t);
     this.schedule(attempt);
   }
 
   private response(event: CaptureEvent, sip: SipMessage, seq: number, t: number): void {
-    const key = `${keyOf(sip.callId!)}\n${seq}`;
-    const attempt = this.txns.get(key);
+    const latest = this.byCall.get(keyOf(sip.callId!));
+    const attempt = latest === undefined ? undefined : transactionOf(latest, seq);
     if (attempt === undefined) {
       this.counters.orphanMessages++;
       return;
@@ -395,9 +433,8 @@ export class RegistrationTracker {
     attempt.finalStatus = status;
     attempt.finalAt = t;
     attempt.reasonPhrase = owned(sip.reasonPhrase);
-    attempt.server = owned(sip.server ?? sip.userAgent);
-    if (isRetryable(status)) this.retryable.set(attempt.callKey, attempt);
-    else if (status < 300) this.registered(attempt, sip, t);
+    attempt.server = this.intern(sip.server ?? sip.userAgent);
+    if (status < 300) this.registered(attempt, sip, t);
     this.schedule(attempt);
   }
 
@@ -413,6 +450,16 @@ export class RegistrationTracker {
       attempt.contactKeys.push(contactKey(c));
     }
     attempt.requestedExpires = attempt.contacts[0]?.expires ?? header;
+  }
+
+  /** One copy of a value that many attempts share (a UA model, a registrar's name, a domain). */
+  private intern(text: string | null | undefined): string | null {
+    if (text === null || text === undefined) return null;
+    const known = this.interned.get(text);
+    if (known !== undefined) return known;
+    const copy = owned(text)!;
+    if (this.interned.size < MAX_INTERNED) this.interned.set(copy, copy);
+    return copy;
   }
 
   private expires(value: string | undefined): number | null {
@@ -571,15 +618,16 @@ export class RegistrationTracker {
   private evictOldest(): void {
     this.tidyOrder();
     const oldest = this.order[this.orderHead];
-    if (oldest === undefined) return;
+    if (oldest !== undefined) this.evict(oldest);
+  }
+
+  private evict(attempt: Attempt): void {
     if (this.counters.evicted++ === 0)
       this.logger.warn(
-        'registrations: the bound of open attempts was reached; the longest-open are closed early',
-        {
-          maxOpen: this.maxOpen,
-        },
+        'registrations: a bound of open attempts was reached (maxOpen, or 8 on one Call-ID); the longest-open are closed early',
+        { maxOpen: this.maxOpen },
       );
-    this.finish(oldest, 'evicted');
+    this.finish(attempt, 'evicted');
   }
 
   private outcomeOf(a: Attempt): RegistrationOutcome {
@@ -597,8 +645,18 @@ export class RegistrationTracker {
   private finish(a: Attempt, reason: 'end-of-capture' | 'evicted' | null): void {
     a.closed = true;
     this.open--;
-    for (const key of a.keys) if (this.txns.get(key) === a) this.txns.delete(key);
-    if (this.retryable.get(a.callKey) === a) this.retryable.delete(a.callKey);
+    // Out of its Call-ID's chain.
+    const latest = this.byCall.get(a.callKey);
+    if (latest === a) {
+      if (a.older === null) this.byCall.delete(a.callKey);
+      else this.byCall.set(a.callKey, a.older);
+    } else
+      for (let n = latest ?? null; n !== null; n = n.older)
+        if (n.older === a) {
+          n.older = a.older;
+          break;
+        }
+    a.older = null;
     a.stamp++;
     const outcome = this.outcomeOf(a);
     const ended = outcome !== 'inProgress' && !(reason !== null && isRetryable(a.finalStatus));
@@ -640,13 +698,13 @@ export class RegistrationTracker {
       node: a.node,
     };
     this.counter.add(record, isRegistrationFailure(outcome));
-    if (this.maxRecords > 0) {
-      this.kept.push(record);
-      if (this.kept.length >= 2 * this.maxRecords) {
-        this.counters.recordsDropped += this.kept.length - this.maxRecords;
-        this.kept = this.kept.slice(-this.maxRecords);
-      }
-    } else this.counters.recordsDropped++;
+    if (this.maxRecords === 0) this.counters.recordsDropped++;
+    else if (this.kept.length < this.maxRecords) this.kept.push(record);
+    else {
+      this.kept[this.keptNext] = record;
+      this.keptNext = (this.keptNext + 1) % this.maxRecords;
+      this.counters.recordsDropped++;
+    }
     this.options.onRecord?.(record);
   }
 }
