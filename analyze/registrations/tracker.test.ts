@@ -343,6 +343,79 @@ describe('RegistrationTracker: flows', () => {
   });
 });
 
+describe('RegistrationTracker: one Call-ID, several attempts', () => {
+  it('a refresh while the previous attempt lingers: two attempts, a late repeat goes to the right one', () => {
+    const contact = ['<sip:pat@10.0.0.1>'];
+    const ok = (cseq: number, t: number, retransmission = false) =>
+      sipEvent(responseText({ callId: 'r1', cseq, user: 'pat', status: 200, expires: '60' }), {
+        t,
+        src: REG,
+        dst: UA,
+        retransmission,
+      });
+    const tracker = run([
+      sipEvent(registerText({ callId: 'r1', cseq: 1, user: 'pat', contacts: contact }), {
+        t: T0,
+        src: UA,
+        dst: REG,
+      }),
+      ok(1, T0 + 2),
+      sipEvent(registerText({ callId: 'r1', cseq: 2, user: 'pat', contacts: contact }), {
+        t: T0 + 1000,
+        src: UA,
+        dst: REG,
+      }),
+      ok(1, T0 + 1001, true),
+      ok(2, T0 + 1003),
+    ]);
+    expect(
+      tracker.records().map((r) => [r.cseq, r.outcome, r.transactions, r.retransmissions, r.rrdMs]),
+    ).toEqual([
+      [1, 'registered', 1, 1, 2],
+      [2, 'registered', 1, 0, 3],
+    ]);
+  });
+
+  it('423 Interval Too Brief answered with a longer expiry is one attempt; left unanswered, a failure', () => {
+    const reg = (cseq: number, expires: string, t: number) =>
+      sipEvent(registerText({ callId: 'i1', cseq, user: 'quinn', contacts: ['<sip:quinn@h>'], expires }), {
+        t,
+        src: UA,
+        dst: REG,
+      });
+    const resp = (cseq: number, status: number, t: number) =>
+      sipEvent(responseText({ callId: 'i1', cseq, user: 'quinn', status, extra: ['Min-Expires: 600'] }), {
+        t,
+        src: REG,
+        dst: UA,
+      });
+    const retried = only(
+      run([reg(1, '60', T0), resp(1, 423, T0 + 1), reg(2, '600', T0 + 5), resp(2, 200, T0 + 7)]),
+    );
+    expect(retried).toMatchObject({
+      outcome: 'registered',
+      intervalRetries: 1,
+      authChallenges: 0,
+      transactions: 2,
+      requestedExpires: 600,
+      rrdMs: 7,
+    });
+    expect(only(run([reg(1, '60', T0), resp(1, 423, T0 + 1)], T0 + 60_000))).toMatchObject({
+      outcome: 'failed',
+      finalStatus: 423,
+    });
+  });
+
+  it('at most 8 open attempts on one Call-ID: the oldest beyond is evicted, counted', () => {
+    const events = Array.from({ length: 20 }, (_, i) =>
+      sipEvent(registerText({ callId: 'same', cseq: i + 1, user: 'x' }), { t: T0 + i, src: UA, dst: REG }),
+    );
+    const tracker = run(events);
+    expect(tracker.trackerCounters().evicted).toBe(12);
+    expect(tracker.records()).toHaveLength(20);
+  });
+});
+
 describe('RegistrationTracker: hostile input', () => {
   it('REGISTER without Contact: a query; nothing bound, nothing broken', () => {
     const tracker = run([

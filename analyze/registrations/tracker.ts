@@ -330,7 +330,8 @@ export class RegistrationTracker {
       if (waiting.finalStatus === 423) waiting.intervalRetries++;
       else waiting.authChallenges++;
       waiting.transactions++;
-      (waiting.earlier ??= []).push(waiting.cseq);
+      if (waiting.earlier === null) waiting.earlier = [waiting.cseq];
+      else waiting.earlier.push(waiting.cseq);
       waiting.cseq = seq;
       waiting.branch = hash(bottom);
       waiting.txnStart = t;
