@@ -1,7 +1,7 @@
 /**
  * Registrations against outside truth: real SIPp REGISTERs (test/sipp/uac-register.xml, one user per
  * call from an injection file) to a SIPp registrar that challenges every REGISTER, refuses some users
- * and loses some of its 200s (test/sipp/uas-registrar.xml), captured on lo by tcpdump, decoded by our
+ * and loses the first 200 of some (test/sipp/uas-registrar.xml), captured on lo by tcpdump, decoded by our
  * pipeline into events and followed by the RegistrationTracker. What we say is compared with what SIPp
  * says user by user (its counters and its <log> lines) and with tshark's view of the same capture
  * (messages, retransmissions, and the times behind RRD and the per-second peak).
