@@ -16,8 +16,11 @@ import type { TransportName } from '../core/event.js';
 import type { MediaEndReason, MediaStreamReport, RtcpFigures } from '../core/media-report.js';
 import type { CaptureRun } from '../ingest/rows.js';
 import { qualifiedName } from '../ingest/schema/ddl.js';
+import { storedSipEvents } from './calls/stored-events.js';
 import { storedCallsSummary } from './calls/stored-kpis.js';
-import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, SummarySink } from './summary.js';
+import { OptionsProbeTracker } from './probes/tracker.js';
+import { RegistrationTracker } from './registrations/tracker.js';
+import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, SummarySink, trackedSummary } from './summary.js';
 
 export interface StoreSummaryOptions {
   database: string;
@@ -160,6 +163,14 @@ export async function storeSummary(
   counter.addOmittedStreams(run.streamsOmitted);
 
   const counted = counter.counts();
+  const lastIso =
+    run.format !== 'store' ? run.lastPacketTime : counted.sip.messages > 0 ? isoOf(totals?.last) : null;
+  const tracked = await trackedFromStore(
+    client,
+    db,
+    scope,
+    lastIso === null ? undefined : Date.parse(lastIso),
+  );
   const summary: AnalyzeSummary = {
     file: run.file,
     format: run.format,
@@ -188,6 +199,7 @@ export async function storeSummary(
         { cause: error },
       );
     }),
+    ...tracked,
     limits: {
       ...run.limits,
       endpointMessagesUntracked: counter.untrackedEndpointMessages,
@@ -204,6 +216,36 @@ export async function storeSummary(
     summary.durationSec = first === null || last === null ? 0 : (Date.parse(last) - Date.parse(first)) / 1000;
   }
   return summary;
+}
+
+/**
+ * Registrations and OPTIONS probes recounted by the trackers `analyze` runs, over the stored REGISTER
+ * and OPTIONS messages in capture order, closed at the same end.
+ */
+async function trackedFromStore(
+  client: ClickHouseClient,
+  database: string,
+  scope: Scope,
+  endMs: number | undefined,
+): Promise<Pick<AnalyzeSummary, 'registrations' | 'probes'>> {
+  const registrations = new RegistrationTracker();
+  const probes = new OptionsProbeTracker();
+  try {
+    for await (const item of storedSipEvents(client, database, {
+      where: `(${scope.where}) AND cseq_method IN ('REGISTER', 'OPTIONS')`,
+      params: scope.params,
+    })) {
+      if (item.kind !== 'sip') continue;
+      registrations.add(item.event);
+      probes.add(item.event);
+    }
+  } catch (error) {
+    throw new StoreSummaryError(
+      `reading REGISTER and OPTIONS messages: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
+  }
+  return { registrations: trackedSummary(registrations, endMs), probes: trackedSummary(probes, endMs) };
 }
 
 /** The rows a summary covers: one run, or a time range and node (every row without either). */

@@ -20,6 +20,10 @@ import { type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js'
 import { countSipMessage, emptySipCounts, type SipCounts } from '../core/sip-counts.js';
 import { CallAnalysis, type CallAnalysisOptions, type CallLimitsReached } from './calls/analysis.js';
 import type { CallsSummary } from './calls/kpis.js';
+import { OptionsProbeTracker, type ProbesSummary } from './probes/tracker.js';
+import type { RegistrationsSummary } from './registrations/summary.js';
+import { RegistrationTracker } from './registrations/tracker.js';
+import { TrackerSink } from './tracking.js';
 
 /** Streams listed in a summary at most; more are counted in `streamsOmitted`. */
 export const MAX_SUMMARY_STREAMS = 100_000;
@@ -119,6 +123,10 @@ export interface AnalyzeSummary {
   capture?: CaptureFacts['capture'];
   /** The calls (one record per call, analyze/calls/) and their KPIs, each call counted once. */
   calls: CallsSummary;
+  /** REGISTER attempts, each counted once (analyze/registrations/, docs/REGISTRATIONS.md). */
+  registrations: RegistrationsSummary;
+  /** OPTIONS keep-alives per prober → probed pair: sent, answered, failing, up/down (analyze/probes/). */
+  probes: ProbesSummary;
 }
 
 /** Each bounded structure of a capture and of the summary, and what it gave up at its bound. */
@@ -382,6 +390,9 @@ export class SummarySink implements EventSink {
 export class CaptureSummary {
   readonly counts: SummarySink;
   readonly calls: CallAnalysis;
+  readonly registrations = new RegistrationTracker();
+  readonly probes = new OptionsProbeTracker();
+  private readonly trackers = new TrackerSink('registrations', [this.registrations, this.probes]);
 
   constructor(options: SummarySinkOptions & { calls?: CallAnalysisOptions } = {}) {
     this.counts = new SummarySink(options);
@@ -389,14 +400,23 @@ export class CaptureSummary {
   }
 
   get sinks(): EventSink[] {
-    return [this.counts, this.calls.sink];
+    return [this.counts, this.calls.sink, this.trackers];
   }
 
   async of(facts: CaptureFacts): Promise<AnalyzeSummary> {
     // Whole ms, as the run's lastPacketTime keeps it: the store's summary then closes calls alike.
     const end = facts.lastTimestamp === null ? undefined : Math.trunc(facts.lastTimestamp * 1000);
-    return summarize(facts, this.counts, await this.calls.finish(end), this.calls.limits());
+    return summarize(facts, this.counts, await this.calls.finish(end), this.calls.limits(), {
+      registrations: trackedSummary(this.registrations, end),
+      probes: trackedSummary(this.probes, end),
+    });
   }
+}
+
+/** A tracker's summary as of the input's end (capture time, ms). */
+export function trackedSummary<S>(tracker: { close(endMs?: number): void; summary(): S }, endMs?: number): S {
+  tracker.close(endMs);
+  return tracker.summary();
 }
 
 /** The summary of a finished capture: its facts, what its events counted, and its calls. */
@@ -405,6 +425,7 @@ export function summarize(
   counted: SummarySink,
   calls: CallsSummary,
   callLimits: CallLimitsReached,
+  tracked: Pick<AnalyzeSummary, 'registrations' | 'probes'>,
 ): AnalyzeSummary {
   const d = facts.decoder;
   const s = facts.sip;
@@ -454,6 +475,7 @@ export function summarize(
       ...callLimits,
     },
     calls,
+    ...tracked,
   };
   if (facts.capture !== undefined) summary.capture = facts.capture;
   return summary;

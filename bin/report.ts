@@ -90,6 +90,8 @@ export function formatSummary(s: AnalyzeSummary): string {
   lines.push('');
   lines.push(...formatCallsSummary(s.calls));
   lines.push('');
+  const tracked = formatTracked(s);
+  if (tracked.length > 0) lines.push(...tracked, '');
   lines.push(...formatMedia(s));
   lines.push('');
   const reached = Object.entries(limitsReached(s.limits));
@@ -212,6 +214,37 @@ function reasonOf(code: number): string {
 }
 
 const pct = (r: number | null) => (r === null ? 'n/a' : `${(r * 100).toFixed(1)}%`);
+
+/** Registrations and OPTIONS peer health (docs/REGISTRATIONS.md); nothing when the capture has none. */
+function formatTracked(s: AnalyzeSummary): string[] {
+  const lines: string[] = [];
+  const r = s.registrations;
+  if (r.attempts > 0) {
+    const failures = Object.entries(r.failuresByStatus)
+      .sort(([, a], [, b]) => b - a)
+      .slice(0, 6)
+      .map(([status, n]) => `${status === 'none' ? 'no response' : status} ${formatInt(n)}`);
+    lines.push(
+      `REGISTRATIONS  ${formatInt(r.attempts)} attempts: ${formatInt(r.successes)} succeeded, ` +
+        `${formatInt(r.failures)} failed (IRA ${pct(r.ira)})${failures.length > 0 ? `: ${failures.join(', ')}` : ''}`,
+      `  times        RRD mean ${r.rrdMs.mean === null ? 'n/a' : `${Math.round(r.rrdMs.mean)} ms`}, ` +
+        `p95 ${r.rrdMs.p95 === null ? 'n/a' : Math.round(r.rrdMs.p95)}, max ${r.rrdMs.max === null ? 'n/a' : Math.round(r.rrdMs.max)} ms; ` +
+        `peak ${formatInt(r.peakPerSecond)} attempts in one second`,
+      `  bindings     ${formatInt(r.bindings.live)} live for ${formatInt(r.bindings.aors)} addresses of record at the end`,
+    );
+  }
+  const p = s.probes;
+  if (p.pairs.length > 0) {
+    lines.push(
+      `OPTIONS PROBES  ${formatInt(p.pairs.length)} prober → peer pairs: ${formatInt(p.up)} up, ${formatInt(p.down)} down, ` +
+        `${formatInt(p.unknown)} unknown; ${formatInt(p.sent)} probes, ${formatInt(p.answered)} answered, ` +
+        `${formatInt(p.failing)} failing`,
+    );
+    for (const pair of p.pairs.filter((x) => x.state === 'down').slice(0, 10))
+      lines.push(`  down         ${pair.prober} → ${pair.probed}`);
+  }
+  return lines;
+}
 
 /** The calls: one per call, each counted once (docs/CALLS.md). */
 export function formatCallsSummary(c: CallsSummary): string[] {

@@ -52,9 +52,19 @@ export type SippUasScenario =
   | 'ring-cancel'
   | 'silent'
   | 'auth'
-  | 'reinvite-488';
-/** `test/sipp/uac-NAME.xml`. */
-export type SippUacScenario = 'basic' | 'rtp' | 'callee-bye' | 'cancel' | 'auth' | 'reinvite';
+  | 'reinvite-488'
+  | 'registrar'
+  | 'options';
+/** `test/sipp/uac-NAME.xml`. 'register': one REGISTER attempt per call (needs -inf, -au, -ap in uacArgs); 'options': one probe. */
+export type SippUacScenario =
+  | 'basic'
+  | 'rtp'
+  | 'callee-bye'
+  | 'cancel'
+  | 'auth'
+  | 'reinvite'
+  | 'register'
+  | 'options';
 
 export interface SippStats {
   /** SuccessfulCall(C): calls whose scenario ran to the end without a failure mark. */
@@ -89,6 +99,9 @@ export interface SippRunFiles {
   uasShortMessages: string;
   uacMessages: string;
   uasMessages: string;
+  /** SIPp's -trace_logs files (the scenarios' <log> lines), written only with `traceLogs`. */
+  uacLogs: string;
+  uasLogs: string;
 }
 
 export interface SippRun {
@@ -152,6 +165,14 @@ export interface SippCallsOptions {
    * unanswered for as long as the UAS waited, not just until its last retransmission.
    */
   endProbe?: boolean;
+  /** Calls the UAS takes before it exits (its -m). Default `calls`; fewer makes the peer go silent. */
+  uasCalls?: number;
+  /** More SIPp arguments for the UAC and the UAS (e.g. `-inf users.csv`, `-au`, `-T2`). */
+  uacArgs?: string[];
+  /** More SIPp arguments for the UAS. */
+  uasArgs?: string[];
+  /** Have both SIPps write their scenarios' <log> lines (-trace_logs) to `files.uacLogs`/`uasLogs`. */
+  traceLogs?: boolean;
 }
 
 const DEFAULT_UAC_IP = '127.0.0.2';
@@ -383,7 +404,12 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
   const transport = options.transport ?? 'udp';
   const port = options.port ?? 5060;
   const uacScenario = options.uacScenario ?? 'basic';
-  const uasScenario = options.uasScenario ?? (uacScenario === 'rtp' ? 'answer-rtp-echo' : 'answer');
+  const uasScenario =
+    options.uasScenario ??
+    ({ rtp: 'answer-rtp-echo', register: 'registrar', options: 'options' } as const)[
+      uacScenario as 'rtp' | 'register' | 'options'
+    ] ??
+    'answer';
   const uacIp = options.uacIp ?? DEFAULT_UAC_IP;
   const uasIp = options.uasIp ?? DEFAULT_UAS_IP;
   const mediaPort = options.mediaPort ?? port + 10000;
@@ -426,6 +452,8 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
     uasShortMessages: join(dir, 'uas.shortmsg.log'),
     uacMessages: join(dir, 'uac.msg.log'),
     uasMessages: join(dir, 'uas.msg.log'),
+    uacLogs: join(dir, 'uac.logs.log'),
+    uasLogs: join(dir, 'uas.logs.log'),
   };
   const pcap = join(dir, 'capture.pcap');
   // SIP: everything to/from the UAS port (covers the UAC's ephemeral TCP port). Media: both media
@@ -497,12 +525,14 @@ export async function runSippCalls(options: SippCallsOptions): Promise<SippRun> 
       '-mp', String(mediaPort),
       '-ci', ip,
       '-t', t,
-      '-m', String(options.calls),
+      '-m', String(side === 'uac' ? options.calls : (options.uasCalls ?? options.calls)),
       '-nostdin',
       '-timeout', String(side === 'uac' ? timeoutSec : timeoutSec + 10), // the UAS starts first
       '-trace_screen', '-screen_file', side === 'uac' ? files.uacScreen : files.uasScreen,
       '-trace_stat', '-stf', side === 'uac' ? files.uacStats : files.uasStats,
       '-trace_err', '-error_file', side === 'uac' ? files.uacErrors : files.uasErrors,
+      ...(options.traceLogs ? ['-trace_logs', '-log_file', side === 'uac' ? files.uacLogs : files.uasLogs] : []),
+      ...((side === 'uac' ? options.uacArgs : options.uasArgs) ?? []),
     ];
 
     // 2. UAS, awaited until its SIP socket is bound.

@@ -230,6 +230,26 @@ export async function tsharkCount(
   return run.stdout.split('\n').filter((l) => l.trim() !== '').length;
 }
 
+/**
+ * One row per packet matching `displayFilter`, with the values of `fields` (the first occurrence of
+ * each; '' when absent), e.g. `tsharkFields(pcap, 'sip', ['frame.time_epoch', 'sip.Call-ID'])`.
+ */
+export async function tsharkFields(
+  file: string,
+  displayFilter: string,
+  fields: string[],
+  options: TsharkSipOptions = {},
+): Promise<string[][]> {
+  const args = [...commonArgs(file, options), '-Y', displayFilter, '-T', 'fields', '-E', 'separator=/t'];
+  args.push('-E', 'occurrence=f');
+  for (const field of fields) args.push('-e', field);
+  const run = await runTshark(args, { timeoutMs: options.timeoutMs });
+  return run.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split('\t'));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Which status codes does tshark name? Asked of tshark itself, once per process.
 
