@@ -18,6 +18,8 @@ import type { CallsSummary } from '../analyze/calls/kpis.js';
 import { FileSource } from '../capture/sources.js';
 import type { CallOutcome, CallRecord } from '../core/call.js';
 import { drive } from '../core/drive.js';
+import type { CaptureEvent } from '../core/event.js';
+import { CallbackSink } from '../core/sink.js';
 import type { HepListener } from '../ingest/hep/listener.js';
 import { HepSource } from '../ingest/hep/source.js';
 import {
@@ -172,6 +174,49 @@ gate.describe('calls through a Kamailio dispatcher, against SIPp and Kamailio', 
 
   afterAll(() => {
     if (dir) removeTmpDir(dir);
+  });
+
+  it('a 180 the caller gets after its 200 is no ringing: PDD is to the 200 (RFC 6076)', async () => {
+    // With several UDP workers Kamailio relayed a 180 and its 200 from two processes microseconds
+    // apart, and the caller's SIPp received the 200 first (test/kamailio/dispatcher.cfg). A capture
+    // at the caller sees what it received: here the capture's 180 of every answered call is handed
+    // over 1 ms after its 200, as SIPp got it then. A provisional after the final answer is no alerting.
+    const run = runs.get('two attempts, HEP mirror')!;
+    const proxy = run.proxy.ip;
+    const events: CaptureEvent[] = [];
+    const read = await drive(new FileSource(run.pcap), [new CallbackSink((e) => events.push(e))]);
+    const toCaller = (e: CaptureEvent, callId: string, status: number) =>
+      e.sip?.callId === callId && e.sip.statusCode === status && e.srcIp === proxy && e.dstIp === run.uacIp;
+    const answered = run.calls.filter((c) => c.finalStatus === 200);
+    expect(answered.length).toBeGreaterThan(0);
+    for (const c of answered) {
+      const ring = events.findIndex((e) => toCaller(e, c.callId, 180));
+      const ok = events.findIndex((e) => toCaller(e, c.callId, 200));
+      expect(ring, c.callId).toBeGreaterThanOrEqual(0);
+      expect(ring, c.callId).toBeLessThan(ok);
+      const [late] = events.splice(ring, 1);
+      events.splice(ok, 0, { ...late!, timestampNs: events[ok - 1]!.timestampNs + 1_000_000n });
+    }
+    const analysis = new CallAnalysis({ keepRecords: true });
+    for (const e of events) analysis.sink.add(e);
+    const last = read.source.lastTimestamp;
+    await analysis.finish(last === null ? undefined : Math.trunc(last * 1000) + 2);
+    const records = new Map(analysis.records.map((r) => [r.callId, r]));
+    const uacLog = parseSippShortMessages(readFileSync(run.files.uacShortMessages, 'utf8'));
+    for (const c of answered) {
+      const r = records.get(c.callId)!;
+      expect(r.outcome, c.callId).toBe('answered');
+      expect([r.ringing, r.ringMs], c.callId).toEqual([null, null]);
+      expect(r.pddMs, c.callId).toBe(r.setupMs);
+      const got200 = uacLog.find(
+        (m) =>
+          m.callId === c.callId &&
+          m.direction === 'received' &&
+          m.status === 200 &&
+          m.cseqMethod === 'INVITE',
+      )!;
+      expect(Math.abs(r.pddMs! - (got200.time - c.invitedAt) * 1000), c.callId).toBeLessThan(CLOCK_SLACK_MS);
+    }
   });
 
   describe.each(TOPOLOGY_NAMES)('%s', (name) => {
