@@ -123,7 +123,7 @@ export interface CallRecord {
   callee: CallParty;
   /** Capture times, ms since the Unix epoch. */
   start: number;
-  /** First 18x. */
+  /** First 18x (before the final answer: one after it is no alerting). */
   ringing: number | null;
   /** 2xx to the INVITE. */
   answer: number | null;

@@ -322,7 +322,9 @@ export class CallBuilder {
     if (src !== this.edgeTo || dst !== this.edgeFrom) return;
     const invite = this.callerInvites.find((i) => i.cseq === cseq);
     if (invite === undefined) return;
-    if (status >= 180 && status < 200 && this.ringing === null) {
+    // A provisional after the final answer (reordered on the way, as with a proxy's several workers)
+    // is no alerting: PDD is to the first 18x or final response, whichever came first (RFC 6076).
+    if (status >= 180 && status < 200 && this.ringing === null && invite.finalStatus === null) {
       this.ringing = timeMs;
       if (this.answered.length === 0) this.answered = codecsOf(sip.sdp);
       this.stamp++;

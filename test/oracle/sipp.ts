@@ -198,14 +198,14 @@ function assertPort(port: number, what: string): void {
     throw new Error(`runSippCalls: bad ${what} ${port}`);
 }
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exited: boolean;
 }
 
-function startProcess(name: string, command: string, args: string[], logFile: string | null): Proc {
+export function startProcess(name: string, command: string, args: string[], logFile: string | null): Proc {
   const fd = logFile ? openSync(logFile, 'a') : null;
   try {
     const child = spawn(command, args, {
@@ -244,7 +244,7 @@ function writeIfPossible(file: string | null, text: string): void {
 }
 
 /** Waits up to `ms` for the process to exit; the timer is cancelled so it never holds the event loop. */
-async function waitExit(proc: Proc, ms: number): Promise<boolean> {
+export async function waitExit(proc: Proc, ms: number): Promise<boolean> {
   if (proc.exited) return true;
   const cancel = new AbortController();
   const timer = sleep(ms, false, { signal: cancel.signal }).catch(() => false);
@@ -256,7 +256,7 @@ async function waitExit(proc: Proc, ms: number): Promise<boolean> {
 }
 
 /** Stops a process we started, by PID: the given signals in turn, then SIGKILL. */
-async function stop(proc: Proc, steps: Array<[NodeJS.Signals, number]>): Promise<void> {
+export async function stop(proc: Proc, steps: Array<[NodeJS.Signals, number]>): Promise<void> {
   for (const [signal, waitMs] of steps) {
     if (proc.exited) return;
     try {
@@ -285,7 +285,7 @@ function procNetAddress(ip: string, port: number): string {
 }
 
 /** Socket inodes bound to ip:port (UDP) or listening on it (TCP), per /proc/net; 0.0.0.0 counts too. */
-function boundInodes(ip: string, port: number, transport: 'udp' | 'tcp'): string[] {
+export function boundInodes(ip: string, port: number, transport: 'udp' | 'tcp'): string[] {
   const wanted = procNetAddress(ip, port);
   const any = procNetAddress('0.0.0.0', port);
   let text: string;
@@ -306,7 +306,12 @@ function boundInodes(ip: string, port: number, transport: 'udp' | 'tcp'): string
 }
 
 /** True when process `pid` owns one of the sockets bound to ip:port (so not someone else's socket). */
-function isBoundBy(pid: number | undefined, ip: string, port: number, transport: 'udp' | 'tcp'): boolean {
+export function isBoundBy(
+  pid: number | undefined,
+  ip: string,
+  port: number,
+  transport: 'udp' | 'tcp',
+): boolean {
   if (pid === undefined) return false;
   const inodes = new Set(boundInodes(ip, port, transport));
   if (inodes.size === 0) return false;
@@ -327,7 +332,7 @@ function isBoundBy(pid: number | undefined, ip: string, port: number, transport:
   return false;
 }
 
-async function waitFor(
+export async function waitFor(
   what: string,
   predicate: () => boolean,
   ms: number,
@@ -344,7 +349,7 @@ async function waitFor(
 }
 
 /** Waits until the file size has not changed for `quietMs` (at most `maxMs`). */
-async function waitFileQuiet(file: string, quietMs: number, maxMs: number): Promise<void> {
+export async function waitFileQuiet(file: string, quietMs: number, maxMs: number): Promise<void> {
   const deadline = Date.now() + maxMs;
   let last = -1;
   let since = Date.now();
@@ -360,7 +365,7 @@ async function waitFileQuiet(file: string, quietMs: number, maxMs: number): Prom
   }
 }
 
-function tail(file: string, chars = 1500): string {
+export function tail(file: string, chars = 1500): string {
   try {
     const text = readFileSync(file, 'utf8');
     return text.length > chars ? `...${text.slice(-chars)}` : text;
@@ -642,7 +647,7 @@ async function sendProbe(uacIp: string, uasIp: string, port: number): Promise<vo
 }
 
 /** Sends a non-SIP UDP datagram uacIp → uasIp:port until tcpdump has written a packet to `pcap`. */
-async function probeCapture(pcap: string, uacIp: string, uasIp: string, port: number): Promise<void> {
+export async function probeCapture(pcap: string, uacIp: string, uasIp: string, port: number): Promise<void> {
   const socket = createSocket('udp4');
   await new Promise<void>((ok, fail) => {
     socket.once('error', fail);

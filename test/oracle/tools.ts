@@ -181,6 +181,7 @@ export const CI_PACKAGES: Readonly<Record<string, string>> = {
   ip: 'iproute2',
   ethtool: 'ethtool',
   tcpreplay: 'tcpreplay',
+  kamailio: 'kamailio',
 };
 
 const tools = new Map<string, Requirement>();
