@@ -9,10 +9,11 @@
  * - answered: a 2xx;
  * - busy: 486 or 600;
  * - cancelled: the caller cancelled before an answer (CANCEL, 487);
- * - rejected: the user side said no: 401/407 left unanswered, 404, 480, 603, 604, 606, 607, 608;
+ * - rejected: the user side said no: 401/407 left unanswered, 403, 404, 480, 603, 604, 606, 607, 608;
  * - redirected: a 3xx;
  * - failed: the network or a server failed it: 5xx, other 6xx, 408, any other 4xx;
- * - noAnswer: no final response at all (the INVITE timed out: Timer B, 32 s);
+ * - noAnswer: no final response at all (the INVITE timed out: Timer B, 32 s, or Timer C, 3 min after
+ *   the last 18x of a call that rang);
  * - inProgress: no final response yet when the capture ended (or the record was written).
  */
 export type CallOutcome =
@@ -41,7 +42,7 @@ export type CallEndedBy =
   | 'caller' // BYE from the caller, or its CANCEL
   | 'callee' // BYE from the callee, or its final refusal
   | 'network' // a failure response from a proxy or server (5xx, 408...) or no answer at all
-  | 'timeout' // closed by callscope: longer than the maximum duration, or media silent
+  | 'timeout' // closed by callscope: longer than the maximum duration
   | 'unknown'; // answered, end not seen (capture ended, or the BYE was not mirrored)
 
 /** How a later leg of a call was linked to an earlier one (analyze/calls/linker.ts). */
@@ -164,7 +165,7 @@ export interface CallRecord {
   /** SIP messages of the call, retransmissions included (each seen once: copies on other hops excluded). */
   messages: number;
   retransmissions: number;
-  /** Answered, and ended by a BYE that was answered 2xx (RFC 6076 session completion). */
+  /** A BYE of the call was answered 2xx (RFC 6076 session completion; SCR counts answered calls only). */
   byeAnswered: boolean;
   hops: CallHop[];
   /** Capture node that saw it. */

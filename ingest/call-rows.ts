@@ -142,12 +142,7 @@ export function callRow(v: CallVersion, version: bigint, runId: string, out: Tsv
 }
 
 /** A tombstone: deletes the row of `callId` keyed by `start` (its start changed) once its version wins. */
-export function callTombstoneRow(
-  callId: string,
-  start: number,
-  version: bigint,
-  out: TsvBuffer,
-): void {
+export function callTombstoneRow(callId: string, start: number, version: bigint, out: TsvBuffer): void {
   const columns = columnNames(CALLS);
   out.timeMs(start).latin1(callId).bigUint(version).uint(1).uint(0).bool(false).timeMs(start);
   // The rest are the columns' plain values; only the key, version and flag matter to a tombstone.

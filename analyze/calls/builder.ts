@@ -23,8 +23,14 @@ import type { Sdp, SipMessage, SipReason } from '../../core/sip-message.js';
 import { type LegKeys, type LegLink, legKeysOf } from './linker.js';
 import { outcomeOf } from './outcome.js';
 
-/** Timer B (64·T1): an INVITE without a final response by then has timed out. */
+/** Timer B (64·T1): an INVITE without any response by then has timed out. */
 export const TIMER_B_MS = 32_000;
+/**
+ * After a provisional response Timer B no longer runs (RFC 3261 §17.1.1.2: the transaction is
+ * proceeding); a call may ring for minutes (we take 18x only: 100 Trying comes from the next hop). A proxy gives up on a ringing branch with Timer C, more
+ * than 3 minutes after its last provisional (§16.6): a call that rang with nothing since is over.
+ */
+export const TIMER_C_MS = 180_000;
 /** Bounds of one call's state (hostile traffic can reuse one Call-ID for anything). */
 const MAX_HOPS = 16;
 const MAX_BRANCHES = 16;
@@ -66,6 +72,8 @@ interface CallerInvite {
   cseq: number;
   finalStatus: number | null;
   finalAt: number | null;
+  /** The latest provisional response to it other than 100 Trying, before its final one. */
+  provisionalAt: number | null;
   reasonPhrase: string | null;
   reason: SipReason | null;
 }
@@ -187,6 +195,17 @@ export class CallBuilder {
     return this.answer !== null;
   }
 
+  /**
+   * When an unanswered call is over without a final response: Timer B after its start while nothing
+   * answered the INVITE, Timer C after the last provisional once something did.
+   */
+  get noAnswerAt(): number {
+    const provisional = this.callerInvites.at(-1)?.provisionalAt ?? null;
+    return provisional === null
+      ? this.start + TIMER_B_MS
+      : Math.max(this.start + TIMER_B_MS, provisional + TIMER_C_MS);
+  }
+
   /** When the call ended (or null while it has not). */
   get endedAt(): number | null {
     if (this.byeAt !== null) return this.byeAt;
@@ -269,6 +288,7 @@ export class CallBuilder {
             cseq,
             finalStatus: null,
             finalAt: null,
+            provisionalAt: null,
             reasonPhrase: null,
             reason: null,
           });
@@ -324,6 +344,17 @@ export class CallBuilder {
     if (invite === undefined) return;
     // A provisional after the final answer (reordered on the way, as with a proxy's several workers)
     // is no alerting: PDD is to the first 18x or final response, whichever came first (RFC 6076).
+    // 100 Trying is the next hop's, not the callee's: only a provisional from further on (18x) says
+    // the call is ringing or progressing, and the call may then ring past Timer B.
+    if (
+      status > 100 &&
+      status < 200 &&
+      invite.finalStatus === null &&
+      (invite.provisionalAt ?? -1) < timeMs
+    ) {
+      invite.provisionalAt = timeMs;
+      this.stamp++;
+    }
     if (status >= 180 && status < 200 && this.ringing === null && invite.finalStatus === null) {
       this.ringing = timeMs;
       if (this.answered.length === 0) this.answered = codecsOf(sip.sdp);
@@ -394,7 +425,7 @@ export class CallBuilder {
     const last = this.callerInvites.at(-1);
     const finalStatus = last?.finalStatus ?? null;
     const answeredAt = this.answer;
-    const timedOut = last !== undefined && finalStatus === null && now - this.start >= TIMER_B_MS;
+    const timedOut = last !== undefined && finalStatus === null && now >= this.noAnswerAt;
     const outcome = outcomeOf(finalStatus, answeredAt !== null, this.cancelledAt !== null, timedOut);
     let end: number;
     let endedBy: CallRecord['endedBy'];
@@ -415,7 +446,7 @@ export class CallBuilder {
       endedBy = outcome === 'failed' ? 'network' : 'callee';
       reason = last.reason;
     } else if (outcome === 'noAnswer') {
-      end = this.start + TIMER_B_MS;
+      end = this.noAnswerAt;
       endedBy = 'network';
     } else {
       end = this.lastSeen;

@@ -497,7 +497,8 @@ export async function rebuildCalls(
   options: RebuildOptions,
 ): Promise<{ callsComputed: number; versionsWritten: number; unchanged: number; tombstones: number }> {
   const computer = new CallsComputer(options);
-  // One version for the whole rebuild: its calls replace what the store had for the run at once.
+  // One version for the whole rebuild, taken before it reads (a run's messages are all stored by then):
+  // its calls replace what the store had for the run at once.
   const version = await computer.versionNow();
   const batch = Math.max(1, options.batch ?? 5000);
   let pending: CallVersion[] = [];

@@ -18,6 +18,7 @@ import type { CallRecord } from '../../core/call.js';
 import { drive } from '../../core/drive.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { CallbackSink } from '../../core/sink.js';
+import { sipEvent } from '../../test/fixtures/sip-events.js';
 import { CaptureSummary } from '../summary.js';
 import { CallAnalysis } from './analysis.js';
 import type { CallsSummary } from './kpis.js';
@@ -214,5 +215,74 @@ describe('calls from a capture with every outcome', () => {
       expect(r.linkedCallIds.length, t.callId).toBe(1);
       expect(c.records.get(r.linkedCallIds[0]!)!.linkedCallIds, t.callId).toEqual([t.callId]);
     }
+  });
+});
+
+describe('ringing past Timer B', () => {
+  const caller = '10.9.0.1:5060';
+  const callee = '10.9.0.2:5060';
+  const T0 = 1_700_000_000_000;
+  const invite = (t: number) =>
+    sipEvent(
+      [
+        'INVITE sip:200@10.9.0.2 SIP/2.0',
+        'Via: SIP/2.0/UDP 10.9.0.1:5060;branch=z9hG4bKring1',
+        'From: <sip:100@10.9.0.1>;tag=a1',
+        'To: <sip:200@10.9.0.2>',
+        'Call-ID: ring-1@10.9.0.1',
+        'CSeq: 1 INVITE',
+        'Content-Length: 0',
+      ],
+      { t, src: caller, dst: callee },
+    );
+  const response = (status: string, t: number, toTag = true) =>
+    sipEvent(
+      [
+        `SIP/2.0 ${status}`,
+        'Via: SIP/2.0/UDP 10.9.0.1:5060;branch=z9hG4bKring1',
+        'From: <sip:100@10.9.0.1>;tag=a1',
+        `To: <sip:200@10.9.0.2>${toTag ? ';tag=b2' : ''}`,
+        'Call-ID: ring-1@10.9.0.1',
+        'CSeq: 1 INVITE',
+        'Content-Length: 0',
+      ],
+      { t, src: callee, dst: caller },
+    );
+  const run = async (events: CaptureEvent[], endMs: number) => {
+    const analysis = new CallAnalysis({ keepRecords: true });
+    for (const e of events) analysis.sink.add(e);
+    await analysis.finish(endMs);
+    return analysis.records;
+  };
+
+  it('a call that rings for 50 s and is then answered is answered (Timer B stops at the 180)', async () => {
+    const [r] = await run(
+      [
+        invite(T0),
+        response('100 Trying', T0 + 5, false),
+        response('180 Ringing', T0 + 300),
+        response('200 OK', T0 + 50_000),
+      ],
+      T0 + 60_000,
+    );
+    expect(r).toMatchObject({
+      outcome: 'answered',
+      finalStatus: 200,
+      ringing: T0 + 300,
+      answer: T0 + 50_000,
+    });
+  });
+
+  it('a call that rings and never gets a final response is no answer Timer C after its last 18x', async () => {
+    const [r] = await run(
+      [invite(T0), response('180 Ringing', T0 + 300), response('183 Session Progress', T0 + 20_000)],
+      T0 + 400_000,
+    );
+    expect(r).toMatchObject({ outcome: 'noAnswer', end: T0 + 20_000 + 180_000, endedBy: 'network' });
+  });
+
+  it('only 100 Trying: no answer at Timer B, as before', async () => {
+    const [r] = await run([invite(T0), response('100 Trying', T0 + 5, false)], T0 + 60_000);
+    expect(r).toMatchObject({ outcome: 'noAnswer', end: T0 + 32_000 });
   });
 });

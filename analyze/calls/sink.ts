@@ -12,7 +12,7 @@ import type { CaptureEvent } from '../../core/event.js';
 import { type Logger, silentLogger } from '../../core/log.js';
 import type { MediaStreamReport } from '../../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../../core/sink.js';
-import { CallBuilder, TIMER_B_MS } from './builder.js';
+import { CallBuilder } from './builder.js';
 import { CallLinker, type LinkOptions } from './linker.js';
 
 export interface CallSinkOptions {
@@ -20,7 +20,7 @@ export interface CallSinkOptions {
   onRecord: (record: CallRecord) => void;
   /** Open calls kept at most (default 200,000): beyond, the longest-open one is closed ('evicted'). */
   maxOpenCalls?: number;
-  /** A call whose end is not seen is closed this long after its answer (default 4 h). */
+  /** A call whose end is not seen is closed this long after its start (default 4 h). */
   maxDurationMs?: number;
   /** After its end a call waits this long for stragglers and media reports (default 10 s). */
   lingerMs?: number;
@@ -196,7 +196,8 @@ export class CallSink implements EventSink {
     const ended = call.endedAt;
     if (ended !== null) return ended + this.lingerMs;
     if (call.isAnswered) return call.start + this.maxDurationMs;
-    return call.start + TIMER_B_MS + this.lingerMs;
+    // A call that keeps ringing is still bounded by the maximum duration.
+    return Math.min(call.noAnswerAt, call.start + this.maxDurationMs) + this.lingerMs;
   }
 
   private schedule(key: string, call: CallBuilder): void {
