@@ -42,7 +42,7 @@ export type CallEndedBy =
   | 'caller' // BYE from the caller, or its CANCEL
   | 'callee' // BYE from the callee, or its final refusal
   | 'network' // a failure response from a proxy or server (5xx, 408...) or no answer at all
-  | 'timeout' // closed by callscope: longer than the maximum duration
+  | 'timeout' // closed by callscope: longer than the maximum duration, or its media went silent
   | 'unknown'; // answered, end not seen (capture ended, or the BYE was not mirrored)
 
 /** How a later leg of a call was linked to an earlier one (analyze/calls/linker.ts). */
@@ -151,7 +151,7 @@ export interface CallRecord {
    * The call was closed without its end being seen, and why: longer than the maximum duration, the
    * capture ended, or its state was evicted to stay within the bound of open calls.
    */
-  closedBy: 'max-duration' | 'end-of-capture' | 'evicted' | null;
+  closedBy: 'max-duration' | 'media-silence' | 'end-of-capture' | 'evicted' | null;
   /** Codecs of the SDP offer (the caller's) and answer (the callee's), by rtpmap name. */
   codecs: { offered: string[]; answered: string[] };
   streams: CallStream[];

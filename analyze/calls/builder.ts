@@ -17,9 +17,12 @@
  *   another capture point (ignored).
  * - In-dialog INVITEs and UPDATEs are re-INVITEs: counted, and a refusal does not end the call.
  */
+
+import { ownedCopy } from '../../capture/sip/bounded-map.js';
 import type { CallHop, CallParty, CallRecord, CallStream } from '../../core/call.js';
 import type { CaptureEvent } from '../../core/event.js';
 import type { Sdp, SipMessage, SipReason } from '../../core/sip-message.js';
+import type { KeyHash } from '../tracking.js';
 import { type LegKeys, type LegLink, legKeysOf } from './linker.js';
 import { outcomeOf } from './outcome.js';
 
@@ -42,6 +45,8 @@ const MAX_LINKED = 16;
 const DUPLICATE_COPY_MS = 20;
 
 interface Branch {
+  /** Its Via branch. */
+  id: string;
   /** Where this INVITE transaction went. */
   to: string;
   start: number;
@@ -54,13 +59,14 @@ interface Branch {
 interface Hop {
   from: string;
   firstSeen: number;
-  branches: Map<string, Branch>;
+  /** In the order they were tried (at most MAX_BRANCHES). */
+  branches: Branch[];
 }
 
 /** Where a hop's INVITE got: the destination that answered, else the last one tried. */
 function hopTarget(hop: Hop): string {
   let last: Branch | null = null;
-  for (const b of hop.branches.values()) {
+  for (const b of hop.branches) {
     if (b.answered) return b.to;
     last = b;
   }
@@ -106,8 +112,26 @@ const STATIC_NAMES: Record<number, string> = {
   18: 'G729',
 };
 
+const NO_LINKS: ReadonlySet<string> = new Set();
+
+function owned(text: string | null): string | null {
+  return text === null ? null : ownedCopy(text);
+}
+
+/** A re-INVITE or UPDATE: From tag, CSeq number and method. */
+function reInviteKey(hash: KeyHash, sip: SipMessage, cseq: number, method: string): number {
+  return hash
+    .reset()
+    .text(sip.from?.tag ?? '')
+    .number(cseq)
+    .text(method)
+    .value();
+}
+
 export class CallBuilder {
   readonly callId: string;
+  /** The Call-ID's first 256 characters: the call's key in the sink (as the capture keys Call-IDs). */
+  readonly key: string;
   readonly start: number;
   /** Capture time (ms) of the latest message or report. */
   lastSeen: number;
@@ -123,12 +147,19 @@ export class CallBuilder {
   /** Every hop's INVITE transactions by Via branch: responses and resends find theirs by it. */
   private readonly branches = new Map<string, Branch>();
   private readonly callerInvites: CallerInvite[] = [];
-  private readonly messageKeys = new Set<string>();
-  /** Each message as seen on each hop, with when it was last seen there (resends and copies). */
-  private readonly hopSeen = new Map<string, number>();
-  private readonly reInviteKeys = new Set<string>();
-  private readonly reInvitesRejectedKeys = new Set<string>();
+  /** Each distinct message, by the hash of what makes it one (its copies on other hops included). */
+  private readonly messageKeys = new Set<number>();
+  /** Each message as seen on each hop (hash), with when it was last seen there (resends and copies). */
+  private readonly hopSeen = new Map<number, number>();
+  /** Re-INVITEs and UPDATEs (hash of From tag, CSeq, method), and those rejected; made on the first. */
+  private reInviteKeys: Set<number> | null = null;
+  private reInvitesRejected: Set<number> | null = null;
   private readonly streams: CallStream[] = [];
+  /** Streams with an interval report and no final one yet, and those that ended (hashed keys). */
+  private mediaRunning: Set<number> | null = null;
+  private mediaEnded: Set<number> | null = null;
+  /** The latest final report of a stream that ended by silence. */
+  private mediaSilentSince: number | null = null;
   private messages = 0;
   private retransmissions = 0;
   private authChallenges = 0;
@@ -149,24 +180,27 @@ export class CallBuilder {
   /** What the initial INVITE offers for linking legs, and the link the sink found for it. */
   readonly keys: LegKeys;
   link: LegLink;
-  private readonly linked = new Set<string>();
+  private linked: Set<string> | null = null;
   /** Bumped on every change of what decides when the call may be closed (see CallSink). */
   stamp = 0;
 
   /** Starts a call from its first initial INVITE. */
-  constructor(event: CaptureEvent, sip: SipMessage, timeMs: number) {
-    this.callId = sip.callId ?? '';
+  /** `hash` is the caller's scratch for message keys (the sink owns one for all its calls). */
+  constructor(event: CaptureEvent, sip: SipMessage, timeMs: number, hash: KeyHash) {
+    // Strings kept for the call's life are copies: a substring would keep its message alive.
+    this.callId = ownedCopy(sip.callId ?? '');
+    this.key = this.callId.length > 256 ? this.callId.slice(0, 256) : this.callId;
     this.start = timeMs;
     this.lastSeen = timeMs;
-    this.fromTag = sip.from?.tag ?? '';
-    this.from = sip.from?.uri?.user ?? '';
-    this.to = sip.to?.uri?.user ?? '';
-    this.requestUri = sip.requestUri?.raw ?? null;
+    this.fromTag = ownedCopy(sip.from?.tag ?? '');
+    this.from = ownedCopy(sip.from?.uri?.user ?? '');
+    this.to = ownedCopy(sip.to?.uri?.user ?? '');
+    this.requestUri = owned(sip.requestUri?.raw ?? null);
     this.caller = {
       ip: event.srcIp,
       port: event.srcPort,
       vm: event.srcVm ?? null,
-      userAgent: sip.userAgent ?? sip.server,
+      userAgent: owned(sip.userAgent ?? sip.server),
     };
     this.edgeFrom = addressOf(event.srcIp, event.srcPort);
     this.edgeTo = addressOf(event.dstIp, event.dstPort);
@@ -174,7 +208,7 @@ export class CallBuilder {
     this.offered = codecsOf(sip.sdp);
     this.keys = legKeysOf(sip, timeMs, event.srcIp, event.dstIp);
     this.link = { edgeCallId: this.callId, linkedBy: null, linkedTo: null };
-    this.add(event, sip, timeMs);
+    this.add(event, sip, timeMs, hash);
   }
 
   /** True once the call has ended (answered and hung up, cancelled, or failed): only stragglers may follow. */
@@ -217,11 +251,12 @@ export class CallBuilder {
 
   /** The other legs of the same end-to-end call known so far. */
   get linkedCallIds(): ReadonlySet<string> {
-    return this.linked;
+    return this.linked ?? NO_LINKS;
   }
 
   /** Another leg of the same end-to-end call (bounded). */
   addLinked(callId: string): void {
+    this.linked ??= new Set();
     if (callId !== this.callId && this.linked.size < MAX_LINKED) this.linked.add(callId);
   }
 
@@ -231,18 +266,26 @@ export class CallBuilder {
   }
 
   /** Adds one SIP message of this Call-ID. */
-  add(event: CaptureEvent, sip: SipMessage, timeMs: number): void {
+  add(event: CaptureEvent, sip: SipMessage, timeMs: number, hash: KeyHash): void {
     const src = addressOf(event.srcIp, event.srcPort);
     const dst = addressOf(event.dstIp, event.dstPort);
     const cseq = sip.cseq;
     const topBranch = sip.via[0]?.branch ?? '';
-    // 100 Trying is hop by hop (never relayed): each hop's is a message of its own.
-    const hopLocal = sip.statusCode === 100 ? `|${src}>${dst}` : '';
-    const key = `${sip.isRequest ? sip.method : sip.statusCode}|${cseq?.seq} ${cseq?.method}|${sip.via.at(-1)?.branch ?? ''}|${sip.to?.tag ?? ''}${hopLocal}`;
+    // What makes a message one, whichever hop it is seen on: kind, CSeq, the bottom Via branch (the
+    // originator's) and the To tag. 100 Trying is hop by hop (never relayed): each hop's is its own.
+    const h = hash.reset();
+    if (sip.isRequest) h.text(sip.method ?? '');
+    else h.number(sip.statusCode ?? 0);
+    h.number(cseq?.seq ?? -1)
+      .text(cseq?.method ?? '')
+      .text(sip.via.at(-1)?.branch ?? '')
+      .text(sip.to?.tag ?? '');
+    if (sip.statusCode === 100) h.text(src).text(dst);
+    const key = h.value();
     // The same message again on the same hop: a copy of the same packet (a second capture point,
     // a mirror of both directions) within a few ms, else a resend. Told from the messages themselves,
     // so events that lost their retransmission flag on the way (HEP, Kafka) count the same.
-    const onHop = `${key}|${src}>${dst}`;
+    const onHop = h.text(src).text(dst).value();
     const seen = this.hopSeen.get(onHop);
     if (seen !== undefined || event.retransmission) {
       if (seen !== undefined && Math.abs(timeMs - seen) < DUPLICATE_COPY_MS) return;
@@ -265,20 +308,34 @@ export class CallBuilder {
     if (sip.isRequest) {
       // The deepest INVITE's destination is the callee's side: its VM, when attributed.
       if (sip.method === 'INVITE' && !sip.to?.tag && event.dstVm !== undefined) this.calleeVm = event.dstVm;
-      this.request(sip, src, dst, topBranch, timeMs);
-    } else this.response(sip, src, dst, topBranch, timeMs);
+      this.request(sip, src, dst, topBranch, timeMs, hash);
+    } else this.response(sip, src, dst, topBranch, timeMs, hash);
   }
 
-  private request(sip: SipMessage, src: string, dst: string, branch: string, timeMs: number): void {
+  private request(
+    sip: SipMessage,
+    src: string,
+    dst: string,
+    branch: string,
+    timeMs: number,
+    hash: KeyHash,
+  ): void {
     const method = sip.method;
     const cseq = sip.cseq?.seq ?? -1;
     const inDialog = sip.to?.tag !== null && sip.to?.tag !== undefined;
     if (method === 'INVITE' && !inDialog) {
       const hop = this.hopOf(src, sip.via.length, timeMs);
-      if (hop !== null && !hop.branches.has(branch) && hop.branches.size < MAX_BRANCHES) {
-        const b: Branch = { to: dst, start: timeMs, finalStatus: null, retransmissions: 0, answered: false };
-        hop.branches.set(branch, b);
-        this.branches.set(branch, b);
+      if (hop !== null && hop.branches.length < MAX_BRANCHES && !hop.branches.some((b) => b.id === branch)) {
+        const b: Branch = {
+          id: ownedCopy(branch),
+          to: dst,
+          start: timeMs,
+          finalStatus: null,
+          retransmissions: 0,
+          answered: false,
+        };
+        hop.branches.push(b);
+        this.branches.set(b.id, b);
       }
       if (src === this.edgeFrom && dst === this.edgeTo && !this.callerInvites.some((i) => i.cseq === cseq)) {
         const previous = this.callerInvites.at(-1);
@@ -298,8 +355,8 @@ export class CallBuilder {
       return;
     }
     if ((method === 'INVITE' || method === 'UPDATE') && inDialog) {
-      const key = `${sip.from?.tag ?? ''}|${cseq}|${method}`;
-      if (this.reInviteKeys.size < MAX_REINVITES) this.reInviteKeys.add(key);
+      this.reInviteKeys ??= new Set();
+      if (this.reInviteKeys.size < MAX_REINVITES) this.reInviteKeys.add(reInviteKey(hash, sip, cseq, method));
       return;
     }
     if (method === 'CANCEL') {
@@ -318,7 +375,14 @@ export class CallBuilder {
     }
   }
 
-  private response(sip: SipMessage, src: string, dst: string, branch: string, timeMs: number): void {
+  private response(
+    sip: SipMessage,
+    src: string,
+    dst: string,
+    branch: string,
+    timeMs: number,
+    hash: KeyHash,
+  ): void {
     const status = sip.statusCode ?? 0;
     const method = sip.cseq?.method;
     const cseq = sip.cseq?.seq ?? -1;
@@ -327,9 +391,12 @@ export class CallBuilder {
       return;
     }
     if (method !== 'INVITE' && method !== 'UPDATE') return;
-    const reKey = `${sip.from?.tag ?? ''}|${cseq}|${method}`;
-    if (this.reInviteKeys.has(reKey)) {
-      if (status >= 300) this.reInvitesRejectedKeys.add(reKey);
+    const reKey = this.reInviteKeys === null ? 0 : reInviteKey(hash, sip, cseq, method);
+    if (this.reInviteKeys?.has(reKey)) {
+      if (status >= 300) {
+        this.reInvitesRejected ??= new Set();
+        this.reInvitesRejected.add(reKey);
+      }
       return;
     }
     if (method !== 'INVITE') return;
@@ -367,15 +434,15 @@ export class CallBuilder {
     invite.reason = sip.reason;
     if (status < 300 && this.answer === null) {
       this.answer = timeMs;
-      this.toTag = sip.to?.tag ?? null;
+      this.toTag = owned(sip.to?.tag ?? null);
       const answerCodecs = codecsOf(sip.sdp);
       if (answerCodecs.length > 0) this.answered = answerCodecs;
-      this.calleeAgent = sip.server ?? sip.userAgent;
+      this.calleeAgent = owned(sip.server ?? sip.userAgent);
     } else if (status >= 300 && this.toTag === null) {
-      this.toTag = sip.to?.tag ?? null;
-      this.calleeAgent ??= sip.server ?? sip.userAgent;
+      this.toTag = owned(sip.to?.tag ?? null);
+      this.calleeAgent ??= owned(sip.server ?? sip.userAgent);
     }
-    if (this.calleeAgent === null) this.calleeAgent = sip.server ?? sip.userAgent;
+    if (this.calleeAgent === null) this.calleeAgent = owned(sip.server ?? sip.userAgent);
     this.stamp++;
   }
 
@@ -385,12 +452,46 @@ export class CallBuilder {
     if (this.streams.length < MAX_STREAMS) this.streams.push(stream);
   }
 
+  /**
+   * What the media reports say of the call's streams (any report, interval or final): a stream with
+   * an interval report and no final one is running; a final one that ended by silence (idle, RTCP
+   * BYE) is over. `key` tells the streams apart (its 5-tuple and SSRC, hashed).
+   */
+  mediaReport(key: number, final: boolean, silent: boolean, timeMs: number): void {
+    if (!final) {
+      if (this.mediaEnded?.has(key)) return;
+      this.mediaRunning ??= new Set();
+      if (this.mediaRunning.size < MAX_STREAMS * 4 && !this.mediaRunning.has(key)) {
+        this.mediaRunning.add(key);
+        this.stamp++;
+      }
+      return;
+    }
+    this.mediaRunning?.delete(key);
+    this.mediaEnded ??= new Set();
+    if (this.mediaEnded.size < MAX_STREAMS * 4) this.mediaEnded.add(key);
+    if (silent && (this.mediaSilentSince === null || timeMs > this.mediaSilentSince))
+      this.mediaSilentSince = timeMs;
+    this.stamp++;
+  }
+
+  /**
+   * When an answered call whose end was not seen is over because its media went silent: every stream
+   * known to it has ended by silence, and nothing (SIP or media) came for `silenceMs` after the last
+   * of them. Null while a stream runs, without any, or when the call ended otherwise.
+   */
+  mediaSilentAt(silenceMs: number): number | null {
+    if (silenceMs <= 0 || this.answer === null || this.byeAt !== null) return null;
+    if (this.mediaSilentSince === null || (this.mediaRunning?.size ?? 0) > 0) return null;
+    return Math.max(this.lastSeen, this.mediaSilentSince) + silenceMs;
+  }
+
   private hopOf(from: string, depth: number, timeMs: number): Hop | null {
     const key = `${from}|${depth}`;
     let hop = this.hops.get(key);
     if (hop === undefined) {
       if (this.hops.size >= MAX_HOPS) return null;
-      hop = { from, firstSeen: timeMs, branches: new Map() };
+      hop = { from, firstSeen: timeMs, branches: [] };
       this.hops.set(key, hop);
     }
     return hop;
@@ -401,7 +502,7 @@ export class CallBuilder {
     let best: Hop | null = null;
     let bestAnswered = false;
     for (const hop of this.hops.values()) {
-      const answered = [...hop.branches.values()].some((b) => b.answered);
+      const answered = hop.branches.some((b) => b.answered);
       if (
         best === null ||
         (answered && !bestAnswered) ||
@@ -436,7 +537,7 @@ export class CallBuilder {
       reason = this.byeReason;
     } else if (answeredAt !== null) {
       end = Math.max(this.lastSeen, answeredAt);
-      endedBy = closedBy === 'max-duration' ? 'timeout' : 'unknown';
+      endedBy = closedBy === 'max-duration' || closedBy === 'media-silence' ? 'timeout' : 'unknown';
     } else if (this.cancelledAt !== null) {
       end = this.cancelledAt;
       endedBy = 'caller';
@@ -456,8 +557,8 @@ export class CallBuilder {
     const hops: CallHop[] = [...this.hops.values()].map((h) => ({
       from: h.from,
       to: hopTarget(h),
-      branches: [...h.branches].map(([branch, b]) => ({
-        branch,
+      branches: h.branches.map((b) => ({
+        branch: b.id,
         to: b.to,
         start: b.start,
         finalStatus: b.finalStatus,
@@ -466,7 +567,7 @@ export class CallBuilder {
     }));
     return {
       callId: this.callId,
-      linkedCallIds: [...this.linked],
+      linkedCallIds: [...this.linkedCallIds],
       edgeCallId: this.link.edgeCallId,
       linkedBy: this.link.linkedBy,
       correlation: { xCid: this.keys.xCid, sessionId: this.keys.sessionId, icid: this.keys.icid },
@@ -501,8 +602,8 @@ export class CallBuilder {
       streams: [...this.streams].sort(compareStreams),
       inviteTransactions: this.callerInvites.length,
       authChallenges: this.authChallenges,
-      reInvites: this.reInviteKeys.size,
-      reInvitesRejected: this.reInvitesRejectedKeys.size,
+      reInvites: this.reInviteKeys?.size ?? 0,
+      reInvitesRejected: this.reInvitesRejected?.size ?? 0,
       messages: this.messages,
       retransmissions: this.retransmissions,
       byeAnswered: this.byeAnswered,

@@ -383,7 +383,7 @@ export class CallsJob {
       storedStreams(client, database, scope),
     )) {
       if (item.kind === 'sip') sink.add(item.event);
-      else sink.addStream(item.callId, item.stream, item.timeMs);
+      else sink.addMedia(item.callId, item.final, item.endReason, item.stream, item.timeMs);
     }
     sink.advance(this.clockMs);
     for (const { record, deadline } of sink.snapshot()) versions.push({ record, open: true, deadline });
@@ -517,7 +517,7 @@ export async function rebuildCalls(
     storedStreams(options.client, options.database, options.scope),
   )) {
     if (item.kind === 'sip') sink.add(item.event);
-    else sink.addStream(item.callId, item.stream, item.timeMs);
+    else sink.addMedia(item.callId, item.final, item.endReason, item.stream, item.timeMs);
     if (pending.length >= batch) await flush();
   }
   if (options.closeAtMs !== undefined) await sink.close(options.closeAtMs);

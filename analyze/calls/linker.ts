@@ -14,6 +14,7 @@
  * index of recent legs (oldest dropped first, counted): a leg starting after its partner was dropped
  * stays unlinked, and says so by being its own edge.
  */
+import { ownedCopy, ownedKeyPart } from '../../capture/sip/bounded-map.js';
 import type { CallLinkMethod } from '../../core/call.js';
 import type { SipMessage } from '../../core/sip-message.js';
 
@@ -76,13 +77,14 @@ export function legKeysOf(sip: SipMessage, start: number, callerIp: string, call
       if (m) icid = m[2]!.slice(0, 256);
     }
   }
+  // Kept while the leg is remembered: copies, not substrings of the message.
   return {
-    callId: sip.callId ?? '',
+    callId: ownedCopy(sip.callId ?? ''),
     start,
-    xCid: sip.correlationCallId ? sip.correlationCallId.slice(0, 256) : null,
-    sessionId,
-    icid,
-    toUser: sip.to?.uri?.user ?? '',
+    xCid: sip.correlationCallId ? ownedKeyPart(sip.correlationCallId) : null,
+    sessionId: sessionId === null ? null : ownedCopy(sessionId),
+    icid: icid === null ? null : ownedCopy(icid),
+    toUser: ownedCopy(sip.to?.uri?.user ?? ''),
     callerIp,
     calleeIp,
   };

@@ -286,3 +286,100 @@ describe('ringing past Timer B', () => {
     expect(r).toMatchObject({ outcome: 'noAnswer', end: T0 + 32_000 });
   });
 });
+
+describe('media silence', () => {
+  const T0 = 1_700_000_000_000;
+  const msg = (lines: string[], t: number, src: string, dst: string) =>
+    sipEvent([...lines, 'Content-Length: 0'], { t, src, dst });
+  const a = '10.8.0.1:5060';
+  const b = '10.8.0.2:5060';
+  const dialog = (id: string, t: number) => [
+    msg(
+      [
+        'INVITE sip:2@10.8.0.2 SIP/2.0',
+        `Via: SIP/2.0/UDP 10.8.0.1:5060;branch=z9hG4bK${id}`,
+        'From: <sip:1@x>;tag=f',
+        'To: <sip:2@x>',
+        `Call-ID: ${id}`,
+        'CSeq: 1 INVITE',
+      ],
+      t,
+      a,
+      b,
+    ),
+    msg(
+      [
+        'SIP/2.0 200 OK',
+        `Via: SIP/2.0/UDP 10.8.0.1:5060;branch=z9hG4bK${id}`,
+        'From: <sip:1@x>;tag=f',
+        'To: <sip:2@x>;tag=t',
+        `Call-ID: ${id}`,
+        'CSeq: 1 INVITE',
+      ],
+      t + 100,
+      b,
+      a,
+    ),
+    msg(
+      [
+        'ACK sip:2@10.8.0.2 SIP/2.0',
+        `Via: SIP/2.0/UDP 10.8.0.1:5060;branch=z9hG4bK${id}ack`,
+        'From: <sip:1@x>;tag=f',
+        'To: <sip:2@x>;tag=t',
+        `Call-ID: ${id}`,
+        'CSeq: 1 ACK',
+      ],
+      t + 110,
+      a,
+      b,
+    ),
+  ];
+  const stream = (src: string, ssrc: number) => ({
+    src,
+    srcPort: 4000,
+    dst: src === '10.8.0.1' ? '10.8.0.2' : '10.8.0.1',
+    dstPort: 4000,
+    ssrc,
+    codec: 'PCMU',
+    packets: 1000,
+    lost: 0,
+    lossPercent: 0,
+    maxJitterMs: 1,
+    meanJitterMs: 0.5,
+    mos: 4.4,
+  });
+
+  it('an answered call without BYE is closed a minute after all its streams went idle, and says so', async () => {
+    const analysis = new CallAnalysis({ keepRecords: true });
+    for (const e of dialog('silent-1', T0)) analysis.sink.add(e);
+    analysis.sink.addMedia('silent-1', false, null, stream('10.8.0.1', 1), T0 + 10_000);
+    analysis.sink.addMedia('silent-1', false, null, stream('10.8.0.2', 2), T0 + 10_000);
+    analysis.sink.addMedia('silent-1', true, 'idle', stream('10.8.0.1', 1), T0 + 40_000);
+    analysis.sink.addMedia('silent-1', true, 'idle', stream('10.8.0.2', 2), T0 + 41_000);
+    // Another call's messages move the clock past the silence.
+    for (const e of dialog('other-1', T0 + 102_000)) analysis.sink.add(e);
+    expect(analysis.records.map((r) => r.callId)).toEqual(['silent-1']);
+    expect(analysis.records[0]).toMatchObject({
+      outcome: 'answered',
+      closedBy: 'media-silence',
+      endedBy: 'timeout',
+      end: T0 + 41_000,
+    });
+    expect(analysis.records[0]!.streams).toHaveLength(2);
+    expect(analysis.sink.callStats().mediaSilence).toBe(1);
+  });
+
+  it('one stream still running (one-way silence) keeps the call open', async () => {
+    const analysis = new CallAnalysis({ keepRecords: true });
+    for (const e of dialog('oneway-1', T0)) analysis.sink.add(e);
+    analysis.sink.addMedia('oneway-1', false, null, stream('10.8.0.1', 1), T0 + 10_000);
+    analysis.sink.addMedia('oneway-1', false, null, stream('10.8.0.2', 2), T0 + 10_000);
+    analysis.sink.addMedia('oneway-1', true, 'idle', stream('10.8.0.1', 1), T0 + 40_000);
+    for (const e of dialog('other-2', T0 + 300_000)) analysis.sink.add(e);
+    expect(analysis.records).toHaveLength(0);
+    await analysis.finish(T0 + 400_000);
+    expect(analysis.records.find((r) => r.callId === 'oneway-1')).toMatchObject({
+      closedBy: 'end-of-capture',
+    });
+  });
+});

@@ -10,8 +10,9 @@
 import type { CallRecord, CallStream } from '../../core/call.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { type Logger, silentLogger } from '../../core/log.js';
-import type { MediaStreamReport } from '../../core/media-report.js';
+import type { MediaEndReason, MediaStreamReport } from '../../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../../core/sink.js';
+import { KeyHash } from '../tracking.js';
 import { CallBuilder } from './builder.js';
 import { CallLinker, type LinkOptions } from './linker.js';
 
@@ -24,6 +25,12 @@ export interface CallSinkOptions {
   maxDurationMs?: number;
   /** After its end a call waits this long for stragglers and media reports (default 10 s). */
   lingerMs?: number;
+  /**
+   * An answered call whose BYE is not seen is closed ('media-silence') this long after every one of
+   * its media streams ended by silence and nothing else came (default 60 s; 0: only the maximum
+   * duration closes it).
+   */
+  mediaSilenceMs?: number;
   /** How a B2BUA's legs are linked (analyze/calls/linker.ts). */
   link?: LinkOptions;
   logger?: Logger;
@@ -40,6 +47,8 @@ export interface CallSinkStats {
   evicted: number;
   /** Calls closed at the maximum duration. */
   maxDuration: number;
+  /** Answered calls closed because their media went silent (no BYE seen). */
+  mediaSilence: number;
   /** SIP messages of no open call (its start not captured, or arriving after it was closed). */
   orphanMessages: number;
   /** Legs dropped from the linking index at its bound. */
@@ -64,7 +73,17 @@ export class CallSink implements EventSink {
   private readonly lingerMs: number;
   private readonly logger: Logger;
   private readonly linker: CallLinker;
-  private readonly counters = { calls: 0, records: 0, evicted: 0, maxDuration: 0, orphanMessages: 0 };
+  /** Scratch for the calls' message keys. */
+  private readonly keyHash = new KeyHash();
+  private readonly counters = {
+    calls: 0,
+    records: 0,
+    evicted: 0,
+    maxDuration: 0,
+    mediaSilence: 0,
+    orphanMessages: 0,
+  };
+  private readonly mediaSilenceMs: number;
   private accepted = 0;
   /** Latest capture time seen, ms. */
   private now = 0;
@@ -74,6 +93,7 @@ export class CallSink implements EventSink {
     this.maxOpenCalls = Math.max(1, options.maxOpenCalls ?? 200_000);
     this.maxDurationMs = options.maxDurationMs ?? 4 * 3_600_000;
     this.lingerMs = options.lingerMs ?? 10_000;
+    this.mediaSilenceMs = options.mediaSilenceMs ?? 60_000;
     this.logger = options.logger ?? silentLogger;
     this.linker = new CallLinker(options.link);
   }
@@ -102,29 +122,51 @@ export class CallSink implements EventSink {
           return;
         }
         if (this.calls.size >= this.maxOpenCalls) this.evictOldest();
-        call = new CallBuilder(event, sip, timeMs);
+        call = new CallBuilder(event, sip, timeMs, this.keyHash);
         this.linkLeg(call);
-        this.calls.set(key, call);
+        // Keyed by the call's own copy: the message's Call-ID is a substring of the whole message.
+        this.calls.set(call.key, call);
         this.counters.calls++;
-        this.schedule(key, call);
+        this.schedule(call.key, call);
       } else {
         const before = call.stamp;
-        call.add(event, sip, timeMs);
-        if (call.stamp !== before) this.schedule(key, call);
+        call.add(event, sip, timeMs, this.keyHash);
+        if (call.stamp !== before) this.schedule(call.key, call);
       }
     } else {
       // Media reports attach to their call; they do not move the calls' clock (SIP does), so that a
       // capture and its stored SIP close calls alike.
-      if (event.media?.kind === 'final' && event.media.callId !== null)
-        this.addStream(event.media.callId, callStreamOf(event.media), timeMs);
+      const media = event.media;
+      if (media !== undefined && media.callId !== null)
+        this.addMedia(media.callId, media.kind === 'final', media.endReason, callStreamOf(media), timeMs);
     }
   }
 
-  /** A media stream's final figures for the call of `callId`, if it is open. */
-  addStream(callId: string, stream: CallStream, timeMs: number): void {
-    this.calls
-      .get(callId.length > KEY_CHARS ? callId.slice(0, KEY_CHARS) : callId)
-      ?.addStream(stream, timeMs);
+  /**
+   * A media report of the call of `callId`, if it is open: a final one's figures join the record; any
+   * report says whether the stream runs (for the media-silence closure).
+   */
+  addMedia(
+    callId: string,
+    final: boolean,
+    endReason: MediaEndReason | null,
+    stream: CallStream,
+    timeMs: number,
+  ): void {
+    const call = this.calls.get(callId.length > KEY_CHARS ? callId.slice(0, KEY_CHARS) : callId);
+    if (call === undefined) return;
+    const before = call.stamp;
+    if (final) call.addStream(stream, timeMs);
+    const key = this.keyHash
+      .reset()
+      .text(stream.src)
+      .number(stream.srcPort)
+      .text(stream.dst)
+      .number(stream.dstPort)
+      .number(stream.ssrc)
+      .value();
+    call.mediaReport(key, final, endReason === 'idle' || endReason === 'rtcp-bye', timeMs);
+    if (call.stamp !== before) this.schedule(call.key, call);
   }
 
   /** Moves the capture clock to `nowMs` (never back), closing the calls whose time is up. */
@@ -191,17 +233,31 @@ export class CallSink implements EventSink {
     return { ...this.counters, open: this.calls.size, legsForgotten: this.linker.dropped };
   }
 
-  /** When a call should be looked at next: its end plus the linger, Timer B, or its maximum duration. */
+  /**
+   * When a call should be looked at next: its end plus the linger, Timer B (C), its media silence, or
+   * its maximum duration.
+   */
   private deadlineOf(call: CallBuilder): number {
     const ended = call.endedAt;
     if (ended !== null) return ended + this.lingerMs;
-    if (call.isAnswered) return call.start + this.maxDurationMs;
+    if (call.isAnswered) {
+      const silent = call.mediaSilentAt(this.mediaSilenceMs);
+      return Math.min(call.start + this.maxDurationMs, silent ?? Number.POSITIVE_INFINITY);
+    }
     // A call that keeps ringing is still bounded by the maximum duration.
     return Math.min(call.noAnswerAt, call.start + this.maxDurationMs) + this.lingerMs;
   }
 
   private schedule(key: string, call: CallBuilder): void {
     heapPush(this.due, { at: this.deadlineOf(call), key, stamp: call.stamp });
+    // Entries of calls evicted or rescheduled are skipped when popped; they must not outgrow the open
+    // calls (a flood of Call-IDs evicts one call per message).
+    if (this.due.length > 2 * this.calls.size + 1024) {
+      const live = this.due.filter((d) => this.calls.get(d.key)?.stamp === d.stamp);
+      live.sort((a, b) => a.at - b.at); // a sorted array is a heap
+      this.due.length = 0;
+      for (const d of live) this.due.push(d);
+    }
   }
 
   private sweep(): void {
@@ -216,9 +272,11 @@ export class CallSink implements EventSink {
         continue;
       }
       this.calls.delete(next.key);
-      const overLong = call.isAnswered && call.endedAt === null;
-      if (overLong) this.counters.maxDuration++;
-      this.emit(call, overLong ? 'max-duration' : null);
+      const endless = call.isAnswered && call.endedAt === null;
+      const silent = endless && call.start + this.maxDurationMs > this.now;
+      if (silent) this.counters.mediaSilence++;
+      else if (endless) this.counters.maxDuration++;
+      this.emit(call, silent ? 'media-silence' : endless ? 'max-duration' : null);
     }
   }
 

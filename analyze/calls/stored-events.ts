@@ -7,6 +7,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { SipParser } from '../../capture/sip/parser.js';
 import type { CallStream } from '../../core/call.js';
 import type { CaptureEvent, TransportName } from '../../core/event.js';
+import type { MediaEndReason } from '../../core/media-report.js';
 import { qualifiedName } from '../../ingest/schema/ddl.js';
 
 /** Rows of a table that a query selects: `where` over its columns, with its parameters. */
@@ -18,7 +19,15 @@ export interface StoredScope {
 /** One stored SIP message as the capture delivered it, or a stream's final figures. */
 export type StoredCallEvent =
   | { kind: 'sip'; timeMs: number; event: CaptureEvent }
-  | { kind: 'stream'; timeMs: number; callId: string; stream: CallStream };
+  | {
+      kind: 'stream';
+      timeMs: number;
+      callId: string;
+      stream: CallStream;
+      /** A final report (else an interval one), and why its stream ended. */
+      final: boolean;
+      endReason: MediaEndReason | null;
+    };
 
 type Row = Record<string, unknown>;
 
@@ -90,9 +99,10 @@ export async function* storedStreams(
 ): AsyncGenerator<StoredCallEvent> {
   const result = await client.query({
     query: `SELECT toUnixTimestamp64Milli(time) AS t, hex(call_id) AS call_id_hex, src_ip, src_port, dst_ip, dst_port,
-         ssrc, codec, packets, lost, loss_percent, max_jitter_ms, mean_jitter_ms, mos
+         ssrc, codec, packets, lost, loss_percent, max_jitter_ms, mean_jitter_ms, mos, kind = 'final' AS is_final,
+         end_reason
        FROM ${qualifiedName(database, 'media_reports')} FINAL
-       WHERE kind = 'final' AND call_id != '' AND (${scope.where})
+       WHERE call_id != '' AND (${scope.where})
        ORDER BY time, event_id
        ${READ_SETTINGS}`,
     query_params: scope.params,
@@ -105,6 +115,11 @@ export async function* storedStreams(
         kind: 'stream',
         timeMs: num(r.t),
         callId: Buffer.from(String(r.call_id_hex), 'hex').toString('latin1'),
+        final: r.is_final === true || r.is_final === 1,
+        endReason:
+          r.end_reason === null || r.end_reason === undefined || r.end_reason === ''
+            ? null
+            : (String(r.end_reason) as MediaEndReason),
         stream: {
           src: String(r.src_ip),
           srcPort: num(r.src_port),

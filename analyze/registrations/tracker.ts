@@ -24,7 +24,7 @@ import type { CaptureEvent } from '../../core/event.js';
 import { HEP_PROTO_SIP } from '../../core/event.js';
 import { type Logger, silentLogger } from '../../core/log.js';
 import type { SipMessage } from '../../core/sip-message.js';
-import { DeadlineHeap, eventTimeMs, roundUs } from '../tracking.js';
+import { DeadlineHeap, eventTimeMs, fnv1a, roundUs } from '../tracking.js';
 import {
   isRegistrationFailure,
   isRegistrationSuccess,
@@ -161,12 +161,8 @@ function isRetryable(status: number | null): boolean {
   return status === 401 || status === 407 || status === 423;
 }
 
-/** FNV-1a (32 bits) of a string: a Via branch compared by hash, not kept. */
-function hash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
+/** A Via branch compared by hash, not kept. */
+const hash = (text: string): number => fnv1a(text);
 
 /** Open attempts kept per Call-ID (a refresh while the previous attempt lingers makes two). */
 const MAX_PER_CALL = 8;

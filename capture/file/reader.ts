@@ -6,6 +6,11 @@ import { CaptureFormatError, emptyPacketRecord, type PacketRecord } from './reco
 export interface ReadOptions {
   /** Bytes requested per read (default 4 MiB); the buffer grows past it only for a larger record. */
   chunkSize?: number;
+  /**
+   * Asked before each read for fewer bytes than chunkSize (at least 64 KiB): the consumer keeps its
+   * batches small when the packets are dense in events (a SIP-only capture), so that they die young.
+   */
+  nextChunkSize?: () => number;
   /** Called once after each chunk has been read and parsed. */
   onProgress?: (bytesRead: number, totalBytes: number) => void;
   /**
@@ -159,7 +164,8 @@ export async function readCaptureFile(
     for (;;) {
       signal?.throwIfAborted();
       const need = parser ? parser.need : 4;
-      const room = Math.min(chunkSize, buf.length);
+      const size = Math.min(chunkSize, Math.max(64 << 10, options.nextChunkSize?.() ?? chunkSize));
+      const room = Math.min(size, buf.length);
       // Move the carried-over partial record to the front when the tail is too small for the next read.
       if (start > 0 && (buf.length - start < need || buf.length - end < room)) {
         buf.copyWithin(0, start, end);
@@ -172,7 +178,7 @@ export async function readCaptureFile(
         buf.copy(bigger, 0, start, end);
         buf = bigger;
       }
-      const want = Math.min(chunkSize, buf.length - end);
+      const want = Math.min(size, buf.length - end);
       if (want <= 0)
         throw new Error(`${path}: internal error: reader made no progress at byte offset ${pos}`);
 

@@ -17,6 +17,7 @@ import { readCaptureFile } from '../../capture/file/reader.js';
 import { generateCapture } from '../../capture/generator/generate.js';
 import { looksLikeSip } from '../../capture/sip/detect.js';
 import { SipParser } from '../../capture/sip/parser.js';
+import { runCallsBench } from './calls.js';
 import { runLiveBench } from './live.js';
 import {
   bestSync,
@@ -231,11 +232,15 @@ async function main(): Promise<void> {
   // end, capture-to-queryable latency) print their own lines as they go.
   log('store and stream (test/bench/store.ts) ...');
   const store = await runStoreBench({ log, quick: process.argv.includes('--quick') });
+  // Calls (test/bench/calls.ts): the engine on parsed messages beside tshark, memory per open call and
+  // a Call-ID flood, KPI queries over a million stored calls.
+  log('calls (test/bench/calls.ts) ...');
+  const calls = await runCallsBench({ log, quick: process.argv.includes('--quick') });
   // Live capture over a veth pair (test/bench/live.ts): zero-drop rate and peak; skipped unless root.
   log('live capture (test/bench/live.ts) ...');
   const live = await runLiveBench({ log, quick: process.argv.includes('--quick') });
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ...result, store, live }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...result, store, calls, live }, null, 2)}\n`);
     return;
   }
   const f = (n: number | null) => (n === null ? 'n/a' : n.toLocaleString('en-US'));
