@@ -558,7 +558,7 @@ export const CALLS: TableSpec = {
     {
       name: 'closed_by',
       type: 'LowCardinality(String)',
-      comment: "max-duration, end-of-capture, evicted; '' when its end was seen",
+      comment: "media-silence, max-duration, end-of-capture, evicted; '' when its end was seen",
     },
     { name: 'codecs_offered', type: 'Array(LowCardinality(String))', comment: "caller's SDP offer" },
     { name: 'codecs_answered', type: 'Array(LowCardinality(String))', comment: "callee's SDP answer" },
