@@ -12,7 +12,7 @@ import type { CaptureEvent } from '../../core/event.js';
 import { type Logger, silentLogger } from '../../core/log.js';
 import type { MediaEndReason, MediaStreamReport } from '../../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../../core/sink.js';
-import { KeyHash } from '../tracking.js';
+import { DeadlineHeap, KeyHash } from '../tracking.js';
 import { CallBuilder } from './builder.js';
 import { CallLinker, type LinkOptions } from './linker.js';
 
@@ -58,16 +58,11 @@ export interface CallSinkStats {
 /** Call-IDs are keyed by their first 256 characters, as the rest of the capture keys them. */
 const KEY_CHARS = 256;
 
-interface Due {
-  at: number;
-  key: string;
-  stamp: number;
-}
-
 export class CallSink implements EventSink {
   readonly name = 'calls';
   private readonly calls = new Map<string, CallBuilder>();
-  private readonly due: Due[] = [];
+  /** When each open call is looked at next, by its key (stale entries skipped by their stamp). */
+  private readonly due = new DeadlineHeap<string>();
   private readonly maxOpenCalls: number;
   private readonly maxDurationMs: number;
   private readonly lingerMs: number;
@@ -249,29 +244,22 @@ export class CallSink implements EventSink {
   }
 
   private schedule(key: string, call: CallBuilder): void {
-    heapPush(this.due, { at: this.deadlineOf(call), key, stamp: call.stamp });
+    this.due.push({ at: this.deadlineOf(call), owner: key, stamp: call.stamp });
     // Entries of calls evicted or rescheduled are skipped when popped; they must not outgrow the open
     // calls (a flood of Call-IDs evicts one call per message).
-    if (this.due.length > 2 * this.calls.size + 1024) {
-      const live = this.due.filter((d) => this.calls.get(d.key)?.stamp === d.stamp);
-      live.sort((a, b) => a.at - b.at); // a sorted array is a heap
-      this.due.length = 0;
-      for (const d of live) this.due.push(d);
-    }
+    this.due.compact((d) => this.calls.get(d.owner)?.stamp === d.stamp, this.calls.size);
   }
 
   private sweep(): void {
-    const due = this.due;
-    while (due.length > 0 && due[0]!.at <= this.now) {
-      const next = heapPop(due)!;
-      const call = this.calls.get(next.key);
+    for (let next = this.due.popDue(this.now); next !== undefined; next = this.due.popDue(this.now)) {
+      const call = this.calls.get(next.owner);
       if (call === undefined || call.stamp !== next.stamp) continue;
       const deadline = this.deadlineOf(call);
       if (deadline > this.now) {
-        heapPush(due, { at: deadline, key: next.key, stamp: call.stamp });
+        this.due.push({ at: deadline, owner: next.owner, stamp: call.stamp });
         continue;
       }
-      this.calls.delete(next.key);
+      this.calls.delete(next.owner);
       const endless = call.isAnswered && call.endedAt === null;
       const silent = endless && call.start + this.maxDurationMs > this.now;
       if (silent) this.counters.mediaSilence++;
@@ -296,38 +284,6 @@ export class CallSink implements EventSink {
     this.counters.records++;
     this.options.onRecord(call.record(this.now, closedBy));
   }
-}
-
-/** A binary min-heap by `at` over an array (no dependency for twenty lines). */
-function heapPush(heap: Due[], item: Due): void {
-  heap.push(item);
-  let i = heap.length - 1;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if (heap[parent]!.at <= heap[i]!.at) break;
-    [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
-    i = parent;
-  }
-}
-
-function heapPop(heap: Due[]): Due | undefined {
-  const top = heap[0];
-  const last = heap.pop();
-  if (heap.length > 0 && last !== undefined) {
-    heap[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < heap.length && heap[l]!.at < heap[m]!.at) m = l;
-      if (r < heap.length && heap[r]!.at < heap[m]!.at) m = r;
-      if (m === i) break;
-      [heap[m], heap[i]] = [heap[i]!, heap[m]!];
-      i = m;
-    }
-  }
-  return top;
 }
 
 /** What a call record keeps of a stream's final report. */
