@@ -127,6 +127,7 @@ export async function storeCapture(
       logger,
       link: options.link,
       scope: { where: 'run_id = {run:String}', params: { run: runId } },
+      runId,
       closeAtMs:
         result.source.lastTimestamp === null ? undefined : Math.trunc(result.source.lastTimestamp * 1000),
     }).catch((error: unknown) => {

@@ -253,6 +253,18 @@ describe('callscope calls and kpis', () => {
     expect(r.stderr).toMatch(/40 calls computed, 0 written, 40 unchanged/);
     expect(run(['calls', '--data-dir', data(), '--rebuild']).status).toBe(64);
   });
+
+  it('the same capture run again into the same store: its calls belong to the latest run, as its messages', () => {
+    const store = join(dir, 'calls-store-3');
+    for (let i = 0; i < 2; i++) {
+      const r = run(['run', '--pcap', sample, '--data-dir', store, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).calls).toMatchObject({ attempts: 40, computed: 40, written: 40 });
+    }
+    const stats = run(['stats', '--data-dir', store, '--json']);
+    expect(stats.status, stats.stderr).toBe(0);
+    expect(JSON.parse(stats.stdout).calls).toMatchObject({ attempts: 40, answered: 24 });
+  }, 120_000);
 });
 
 describe('callscope CLI on a damaged capture', () => {

@@ -131,18 +131,25 @@ class CallsComputer {
   }
 
   /** The versions of these calls as stored: key (start) and digest, by Call-ID. */
-  async stored(ids: readonly string[]): Promise<Map<string, Array<{ start: number; digest: bigint }>>> {
-    const out = new Map<string, Array<{ start: number; digest: bigint }>>();
+  async stored(
+    ids: readonly string[],
+  ): Promise<Map<string, Array<{ start: number; digest: bigint; runId: string }>>> {
+    const out = new Map<string, Array<{ start: number; digest: bigint; runId: string }>>();
     if (ids.length === 0) return out;
     for (const r of await rows(
       this.options.client,
-      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms, toString(digest) AS digest_text
+      `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms, toString(digest) AS digest_text,
+         run_id AS run
        FROM ${this.calls} FINAL WHERE call_id IN ${IDS}`,
       { ids: ids.map(hexOf) },
     )) {
       const id = fromHex(r.id);
       const list = out.get(id) ?? [];
-      list.push({ start: Number(r.start_ms), digest: BigInt(String(r.digest_text)) });
+      list.push({
+        start: Number(r.start_ms),
+        digest: BigInt(String(r.digest_text)),
+        runId: String(r.run ?? ''),
+      });
       out.set(id, list);
     }
     return out;
@@ -156,9 +163,10 @@ class CallsComputer {
 
   /**
    * Writes what changed among `versions` (all the versions of their Call-IDs), as `version` or, without
-   * it, as of the store's clock now. Returns whether anything was written.
+   * it, as of the store's clock now; with `runId`, a version stored by another run counts as changed.
+   * Returns whether anything was written.
    */
-  async commit(versions: CallVersion[], version?: bigint): Promise<boolean> {
+  async commit(versions: CallVersion[], version?: bigint, runId?: string): Promise<boolean> {
     const ids = [...new Set(versions.map((v) => v.record.callId))];
     const stored = await this.stored(ids);
     const changed: CallVersion[] = [];
@@ -168,7 +176,12 @@ class CallsComputer {
       const id = v.record.callId;
       starts.set(id, (starts.get(id) ?? new Set()).add(v.record.start));
       const before = stored.get(id)?.find((s) => s.start === v.record.start);
-      if (before !== undefined && before.digest === callDigest(v)) this.stats.unchanged++;
+      if (
+        before !== undefined &&
+        before.digest === callDigest(v) &&
+        (runId === undefined || before.runId === runId)
+      )
+        this.stats.unchanged++;
       else changed.push(v);
     }
     for (const [id, list] of stored)
@@ -485,6 +498,11 @@ export interface RebuildOptions extends Omit<CallsJobOptions, 'intervalMs' | 'ch
   scope: StoredScope;
   /** Calls still open at this capture time are closed ('end-of-capture'); without it they stay open. */
   closeAtMs?: number;
+  /**
+   * The run the writer stamps the calls with: a stored call of another run is written again even
+   * when unchanged (the same capture run twice: its calls belong to the latest run, as its messages).
+   */
+  runId?: string;
   /** Versions committed together (default 5,000). */
   batch?: number;
 }
@@ -507,7 +525,7 @@ export async function rebuildCalls(
     const now = pending;
     pending = [];
     await writing;
-    writing = computer.commit(now, version);
+    writing = computer.commit(now, version, options.runId);
     // Awaited at the next flush; marked handled so that a failure meanwhile is not an unhandled one.
     writing.catch(() => undefined);
   };

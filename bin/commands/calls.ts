@@ -219,6 +219,7 @@ ${EXIT_CODES_HELP}`,
               logger,
               link,
               scope: { where: conditions.join(' AND '), params },
+              runId: filter.runId,
               closeAtMs,
             });
             logger.info('calls rebuilt', { ...done });
