@@ -118,6 +118,11 @@ function owned(text: string | null): string | null {
   return text === null ? null : ownedCopy(text);
 }
 
+/** The message's two ends into the hash (as `ip:port > ip:port` would, without building them). */
+function wire(hash: KeyHash, event: CaptureEvent): KeyHash {
+  return hash.text(event.srcIp).number(event.srcPort).text(event.dstIp).number(event.dstPort);
+}
+
 /** A re-INVITE or UPDATE: From tag, CSeq number and method. */
 function reInviteKey(hash: KeyHash, sip: SipMessage, cseq: number, method: string): number {
   return hash
@@ -142,6 +147,9 @@ export class CallBuilder {
   private readonly caller: CallParty;
   private readonly edgeFrom: string;
   private readonly edgeTo: string;
+  /** The edge hop's two ends as the events carry them, compared without building `ip:port` per message. */
+  private readonly edgeToIp: string;
+  private readonly edgeToPort: number;
   private readonly node: string;
   private readonly hops = new Map<string, Hop>();
   /** Every hop's INVITE transactions by Via branch: responses and resends find theirs by it. */
@@ -204,6 +212,8 @@ export class CallBuilder {
     };
     this.edgeFrom = addressOf(event.srcIp, event.srcPort);
     this.edgeTo = addressOf(event.dstIp, event.dstPort);
+    this.edgeToIp = event.dstIp;
+    this.edgeToPort = event.dstPort;
     this.node = event.nodeName;
     this.offered = codecsOf(sip.sdp);
     this.keys = legKeysOf(sip, timeMs, event.srcIp, event.dstIp);
@@ -267,8 +277,6 @@ export class CallBuilder {
 
   /** Adds one SIP message of this Call-ID. */
   add(event: CaptureEvent, sip: SipMessage, timeMs: number, hash: KeyHash): void {
-    const src = addressOf(event.srcIp, event.srcPort);
-    const dst = addressOf(event.dstIp, event.dstPort);
     const cseq = sip.cseq;
     const topBranch = sip.via[0]?.branch ?? '';
     // What makes a message one, whichever hop it is seen on: kind, CSeq, the bottom Via branch (the
@@ -280,12 +288,12 @@ export class CallBuilder {
       .text(cseq?.method ?? '')
       .text(sip.via.at(-1)?.branch ?? '')
       .text(sip.to?.tag ?? '');
-    if (sip.statusCode === 100) h.text(src).text(dst);
+    if (sip.statusCode === 100) wire(h, event);
     const key = h.value();
     // The same message again on the same hop: a copy of the same packet (a second capture point,
     // a mirror of both directions) within a few ms, else a resend. Told from the messages themselves,
     // so events that lost their retransmission flag on the way (HEP, Kafka) count the same.
-    const onHop = h.text(src).text(dst).value();
+    const onHop = wire(h, event).value();
     const seen = this.hopSeen.get(onHop);
     if (seen !== undefined || event.retransmission) {
       if (seen !== undefined && Math.abs(timeMs - seen) < DUPLICATE_COPY_MS) return;
@@ -308,27 +316,20 @@ export class CallBuilder {
     if (sip.isRequest) {
       // The deepest INVITE's destination is the callee's side: its VM, when attributed.
       if (sip.method === 'INVITE' && !sip.to?.tag && event.dstVm !== undefined) this.calleeVm = event.dstVm;
-      this.request(sip, src, dst, topBranch, timeMs, hash);
-    } else this.response(sip, src, dst, topBranch, timeMs, hash);
+      this.request(sip, event, topBranch, timeMs, hash);
+    } else this.response(sip, event, topBranch, timeMs, hash);
   }
 
-  private request(
-    sip: SipMessage,
-    src: string,
-    dst: string,
-    branch: string,
-    timeMs: number,
-    hash: KeyHash,
-  ): void {
+  private request(sip: SipMessage, event: CaptureEvent, branch: string, timeMs: number, hash: KeyHash): void {
     const method = sip.method;
     const cseq = sip.cseq?.seq ?? -1;
     const inDialog = sip.to?.tag !== null && sip.to?.tag !== undefined;
     if (method === 'INVITE' && !inDialog) {
-      const hop = this.hopOf(src, sip.via.length, timeMs);
+      const hop = this.hopOf(event, sip.via.length, timeMs);
       if (hop !== null && hop.branches.length < MAX_BRANCHES && !hop.branches.some((b) => b.id === branch)) {
         const b: Branch = {
           id: ownedCopy(branch),
-          to: dst,
+          to: addressOf(event.dstIp, event.dstPort),
           start: timeMs,
           finalStatus: null,
           retransmissions: 0,
@@ -337,7 +338,7 @@ export class CallBuilder {
         hop.branches.push(b);
         this.branches.set(b.id, b);
       }
-      if (src === this.edgeFrom && dst === this.edgeTo && !this.callerInvites.some((i) => i.cseq === cseq)) {
+      if (this.fromCaller(event) && !this.callerInvites.some((i) => i.cseq === cseq)) {
         const previous = this.callerInvites.at(-1);
         if (previous !== undefined && this.challengePending(previous)) this.authChallenges++;
         if (this.callerInvites.length < MAX_BRANCHES)
@@ -360,7 +361,12 @@ export class CallBuilder {
       return;
     }
     if (method === 'CANCEL') {
-      if (src === this.edgeFrom && this.answer === null && this.cancelledAt === null) {
+      if (
+        event.srcIp === this.caller.ip &&
+        event.srcPort === this.caller.port &&
+        this.answer === null &&
+        this.cancelledAt === null
+      ) {
         this.cancelledAt = timeMs;
         this.cancelReason = sip.reason;
         this.stamp++;
@@ -377,8 +383,7 @@ export class CallBuilder {
 
   private response(
     sip: SipMessage,
-    src: string,
-    dst: string,
+    event: CaptureEvent,
     branch: string,
     timeMs: number,
     hash: KeyHash,
@@ -406,7 +411,7 @@ export class CallBuilder {
       b.finalStatus = status;
       b.answered = status < 300;
     }
-    if (src !== this.edgeTo || dst !== this.edgeFrom) return;
+    if (!this.toCaller(event)) return;
     const invite = this.callerInvites.find((i) => i.cseq === cseq);
     if (invite === undefined) return;
     // A provisional after the final answer (reordered on the way, as with a proxy's several workers)
@@ -486,7 +491,8 @@ export class CallBuilder {
     return Math.max(this.lastSeen, this.mediaSilentSince) + silenceMs;
   }
 
-  private hopOf(from: string, depth: number, timeMs: number): Hop | null {
+  private hopOf(event: CaptureEvent, depth: number, timeMs: number): Hop | null {
+    const from = addressOf(event.srcIp, event.srcPort);
     const key = `${from}|${depth}`;
     let hop = this.hops.get(key);
     if (hop === undefined) {
@@ -495,6 +501,26 @@ export class CallBuilder {
       this.hops.set(key, hop);
     }
     return hop;
+  }
+
+  /** Sent on the edge hop by the caller (its address to the edge's destination). */
+  private fromCaller(event: CaptureEvent): boolean {
+    return (
+      event.srcPort === this.caller.port &&
+      event.dstPort === this.edgeToPort &&
+      event.srcIp === this.caller.ip &&
+      event.dstIp === this.edgeToIp
+    );
+  }
+
+  /** Sent on the edge hop back to the caller. */
+  private toCaller(event: CaptureEvent): boolean {
+    return (
+      event.dstPort === this.caller.port &&
+      event.srcPort === this.edgeToPort &&
+      event.dstIp === this.caller.ip &&
+      event.srcIp === this.edgeToIp
+    );
   }
 
   /** The callee's side: where the call was answered, else the deepest hop the INVITE reached. */

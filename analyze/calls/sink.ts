@@ -12,7 +12,7 @@ import type { CaptureEvent } from '../../core/event.js';
 import { type Logger, silentLogger } from '../../core/log.js';
 import type { MediaEndReason, MediaStreamReport } from '../../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../../core/sink.js';
-import { DeadlineHeap, KeyHash } from '../tracking.js';
+import { DeadlineHeap, eventWholeMs, KeyHash } from '../tracking.js';
 import { CallBuilder } from './builder.js';
 import { CallLinker, type LinkOptions } from './linker.js';
 
@@ -100,7 +100,7 @@ export class CallSink implements EventSink {
   /** Takes one event synchronously. */
   add(event: CaptureEvent): void {
     this.accepted++;
-    const timeMs = Number(event.timestampNs / 1_000_000n);
+    const timeMs = eventWholeMs(event.timestampNs);
     const sip = event.sip;
     // The clock moves first: a message arriving after its call's deadline finds the call closed,
     // whatever other traffic moved the clock before it (a file and the store's job agree).

@@ -9,6 +9,7 @@ import type { CallStream } from '../../core/call.js';
 import type { CaptureEvent, TransportName } from '../../core/event.js';
 import type { MediaEndReason } from '../../core/media-report.js';
 import { qualifiedName } from '../../ingest/schema/ddl.js';
+import { eventWholeMs } from '../tracking.js';
 
 /** Rows of a table that a query selects: `where` over its columns, with its parameters. */
 export interface StoredScope {
@@ -62,7 +63,7 @@ export async function* storedSipEvents(
       const timestampNs = BigInt(String(r.ns));
       yield {
         kind: 'sip',
-        timeMs: Number(timestampNs / 1_000_000n),
+        timeMs: eventWholeMs(timestampNs),
         event: {
           timestampNs,
           ipFamily: srcIp.includes(':') ? 6 : 4,
