@@ -145,7 +145,6 @@ export class CallBuilder {
   private readonly to: string;
   private readonly requestUri: string | null;
   private readonly caller: CallParty;
-  private readonly edgeFrom: string;
   private readonly edgeTo: string;
   /** The edge hop's two ends as the events carry them, compared without building `ip:port` per message. */
   private readonly edgeToIp: string;
@@ -210,7 +209,6 @@ export class CallBuilder {
       vm: event.srcVm ?? null,
       userAgent: owned(sip.userAgent ?? sip.server),
     };
-    this.edgeFrom = addressOf(event.srcIp, event.srcPort);
     this.edgeTo = addressOf(event.dstIp, event.dstPort);
     this.edgeToIp = event.dstIp;
     this.edgeToPort = event.dstPort;
