@@ -3,9 +3,10 @@
  * The callscope command line: one command per file in bin/commands/, each with its own --help.
  * A 64 MiB young generation (the shebang's flag): a read's worth of SIP events and what the call
  * engine makes of them die young instead of being promoted; on a SIP-only capture `analyze` ran 1.8×
- * faster with it (docs/PERFORMANCE.md, "Calls").
+ * faster with it (docs/PERFORMANCE.md, "Calls"). V8's other settings: core/runtime.ts.
  */
 import { readFileSync } from 'node:fs';
+import { tuneRuntime } from '../core/runtime.js';
 import type { Command } from './command.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { callsCommand } from './commands/calls.js';
@@ -83,6 +84,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+tuneRuntime();
+// A reader that went away (`| head`) ends the output, not the command: a run still stores what it read.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+});
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -64,6 +64,20 @@ describe('callscope CLI', () => {
     expect(r.stdout).toMatch(/worst streams/);
   });
 
+  it('a reader that goes away (`| head`) ends the output quietly: exit 0, no stack', () => {
+    // bash's PIPESTATUS gives callscope's own status, not head's.
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `"${process.execPath}" "${cli}" analyze "${sample}" --json | head -c 10 >/dev/null; exit \${PIPESTATUS[0]}`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(r.stderr).not.toMatch(/EPIPE|Error/);
+    expect(r.status).toBe(0);
+  });
+
   it('exits 2 naming the file and byte offset for a file that is not a capture', () => {
     const bad = join(dir, 'not-a-capture.pcap');
     writeFileSync(bad, 'this is not a capture file at all');

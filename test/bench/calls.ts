@@ -33,6 +33,7 @@ import { FileSource } from '../../capture/sources.js';
 import type { CallRecord } from '../../core/call.js';
 import { drive } from '../../core/drive.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
+import { tuneRuntime } from '../../core/runtime.js';
 import type { SipMessage } from '../../core/sip-message.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { openStore } from '../../ingest/store/client.js';
@@ -361,6 +362,7 @@ export async function runCallsBench(options: {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  tuneRuntime();
   const state = process.argv.indexOf('--state');
   const flood = process.argv.indexOf('--flood');
   if (state > 0)

@@ -19,6 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { analyzeInterface } from '../../analyze/analyze.js';
 import { pcapAvailable } from '../../capture/live/binding.js';
 import type { LiveCapture } from '../../capture/live/source.js';
+import { tuneRuntime } from '../../core/runtime.js';
 import { REPO_ROOT } from '../oracle/tools.js';
 import { type ReplayResult, VethPair, vethUnavailableReason } from './veth.js';
 
@@ -129,6 +130,7 @@ export async function runLiveBench(options: {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  tuneRuntime();
   const json = process.argv.includes('--json');
   const log = (line: string) => {
     if (!json) process.stderr.write(`${line}\n`);

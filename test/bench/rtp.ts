@@ -18,6 +18,7 @@ import { emptyPacketRecord, type PacketRecord } from '../../capture/file/record.
 import { DecodedPacket } from '../../capture/packet.js';
 import { type MediaStats, MediaTracker } from '../../capture/rtp/media.js';
 import { looksLikeSip } from '../../capture/sip/detect.js';
+import { tuneRuntime } from '../../core/runtime.js';
 
 /** Best wall time of `runs` timed calls after `warm` untimed ones; the value of the last call. */
 export function bestSync<T>(runs: number, warm: number, fn: () => T): { seconds: number; value: T } {
@@ -458,6 +459,7 @@ export function statePerStreamInChild(streams: number): StateResult {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  tuneRuntime();
   const i = process.argv.indexOf('--state');
   if (i < 0) {
     process.stderr.write('usage: node --expose-gc dist/test/bench/rtp.js --state STREAMS [--breakdown]\n');

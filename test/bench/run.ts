@@ -17,6 +17,7 @@ import { readCaptureFile } from '../../capture/file/reader.js';
 import { generateCapture } from '../../capture/generator/generate.js';
 import { looksLikeSip } from '../../capture/sip/detect.js';
 import { SipParser } from '../../capture/sip/parser.js';
+import { tuneRuntime } from '../../core/runtime.js';
 import { runCallsBench } from './calls.js';
 import { runLiveBench } from './live.js';
 import {
@@ -316,6 +317,7 @@ async function main(): Promise<void> {
   );
 }
 
+tuneRuntime();
 main().catch((e) => {
   console.error(e);
   process.exitCode = 1;

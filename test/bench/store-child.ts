@@ -18,6 +18,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Session } from 'chdb';
+import { tuneRuntime } from '../../core/runtime.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { columnNames, DATA_TABLES } from '../../ingest/schema/tables.js';
 import { openStore } from '../../ingest/store/client.js';
@@ -129,6 +130,7 @@ async function runJob(job: PeerJob): Promise<PeerResult> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  tuneRuntime();
   const job = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as PeerJob;
   runJob(job).then(
     (result) => process.stdout.write(`${JSON.stringify(result)}\n`),

@@ -36,6 +36,7 @@ import { generateCapture } from '../../capture/generator/generate.js';
 import { drive } from '../../core/drive.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
 import { silentLogger } from '../../core/log.js';
+import { tuneRuntime } from '../../core/runtime.js';
 import { type EventSink, emptySinkStats } from '../../core/sink.js';
 import { EventIds, eventId } from '../../ingest/event-id.js';
 import { createKafka } from '../../ingest/kafka/client.js';
@@ -1215,6 +1216,7 @@ export async function runStoreBench(options: StoreBenchOptions): Promise<StoreBe
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  tuneRuntime();
   const args = process.argv.slice(2);
   const json = args.includes('--json');
   const onlyAt = args.indexOf('--only');
