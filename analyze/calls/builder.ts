@@ -154,10 +154,15 @@ export class CallBuilder {
   /** Every hop's INVITE transactions by Via branch: responses and resends find theirs by it. */
   private readonly branches = new Map<string, Branch>();
   private readonly callerInvites: CallerInvite[] = [];
-  /** Each distinct message, by the hash of what makes it one (its copies on other hops included). */
-  private readonly messageKeys = new Set<number>();
+  /**
+   * Each distinct message, by the hash of what makes it one (its copies on other hops included).
+   * Arrays scanned in place: a call holds tens of messages, and a Set or Map per call costs more to
+   * make and fill than the scans (bounded by MAX_MESSAGE_KEYS).
+   */
+  private readonly messageKeys: number[] = [];
   /** Each message as seen on each hop (hash), with when it was last seen there (resends and copies). */
-  private readonly hopSeen = new Map<number, number>();
+  private readonly hopKeys: number[] = [];
+  private readonly hopTimes: number[] = [];
   /** Re-INVITEs and UPDATEs (hash of From tag, CSeq, method), and those rejected; made on the first. */
   private reInviteKeys: Set<number> | null = null;
   private reInvitesRejected: Set<number> | null = null;
@@ -292,11 +297,11 @@ export class CallBuilder {
     // a mirror of both directions) within a few ms, else a resend. Told from the messages themselves,
     // so events that lost their retransmission flag on the way (HEP, Kafka) count the same.
     const onHop = wire(h, event).value();
-    const seen = this.hopSeen.get(onHop);
-    if (seen !== undefined || event.retransmission) {
-      if (seen !== undefined && Math.abs(timeMs - seen) < DUPLICATE_COPY_MS) return;
+    const at = this.hopKeys.indexOf(onHop);
+    if (at >= 0 || event.retransmission) {
+      if (at >= 0 && Math.abs(timeMs - this.hopTimes[at]!) < DUPLICATE_COPY_MS) return;
       if (timeMs > this.lastSeen) this.lastSeen = timeMs;
-      if (seen !== undefined) this.hopSeen.set(onHop, timeMs);
+      if (at >= 0) this.hopTimes[at] = timeMs;
       this.retransmissions++;
       this.messages++;
       if (sip.isRequest && sip.method === 'INVITE') {
@@ -306,9 +311,12 @@ export class CallBuilder {
       return;
     }
     if (timeMs > this.lastSeen) this.lastSeen = timeMs;
-    if (this.hopSeen.size < MAX_MESSAGE_KEYS * 2) this.hopSeen.set(onHop, timeMs);
-    if (!this.messageKeys.has(key)) {
-      if (this.messageKeys.size < MAX_MESSAGE_KEYS) this.messageKeys.add(key);
+    if (this.hopKeys.length < MAX_MESSAGE_KEYS * 2) {
+      this.hopKeys.push(onHop);
+      this.hopTimes.push(timeMs);
+    }
+    if (!this.messageKeys.includes(key)) {
+      if (this.messageKeys.length < MAX_MESSAGE_KEYS) this.messageKeys.push(key);
       this.messages++;
     }
     if (sip.isRequest) {

@@ -69,6 +69,8 @@ export function legKeysOf(sip: SipMessage, start: number, callerIp: string, call
   let sessionId: string | null = null;
   let icid: string | null = null;
   for (const [name, value] of sip.headers) {
+    // Lengths first: most headers are neither, and lower-casing each name would allocate.
+    if (name.length !== 10 && name.length !== 17) continue;
     if (sessionId === null && name.toLowerCase() === 'session-id') {
       const uuid = value.split(';', 1)[0]!.trim().toLowerCase();
       if (/^[0-9a-f]{32}$/.test(uuid) && !NULL_UUID.test(uuid)) sessionId = uuid;
