@@ -18,6 +18,7 @@
  * - In-dialog INVITEs and UPDATEs are re-INVITEs: counted, and a refusal does not end the call.
  */
 
+import { sdpMediaCodecs } from '../../capture/rtp/payload-types.js';
 import { ownedCopy } from '../../capture/sip/bounded-map.js';
 import type { CallHop, CallParty, CallRecord, CallStream } from '../../core/call.js';
 import type { CaptureEvent } from '../../core/event.js';
@@ -93,24 +94,10 @@ function codecsOf(sdp: Sdp | null): string[] {
   const out: string[] = [];
   for (const m of sdp.media) {
     if (m.port === 0) continue;
-    for (const f of m.formats) {
-      const pt = Number(f);
-      const name = Number.isInteger(pt) ? (m.rtpmap[pt]?.encoding ?? STATIC_NAMES[pt]) : f;
-      if (name !== undefined && !out.includes(name)) out.push(name);
-    }
+    for (const name of sdpMediaCodecs(m)) if (!out.includes(name)) out.push(name);
   }
   return out;
 }
-
-/** RTP/AVP static payload types an SDP may list without rtpmap (RFC 3551). */
-const STATIC_NAMES: Record<number, string> = {
-  0: 'PCMU',
-  3: 'GSM',
-  4: 'G723',
-  8: 'PCMA',
-  9: 'G722',
-  18: 'G729',
-};
 
 const NO_LINKS: ReadonlySet<string> = new Set();
 

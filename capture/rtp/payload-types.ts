@@ -3,6 +3,7 @@
  * the short names are the ones Wireshark prints in its RTP Streams table, so our output can be compared
  * column for column. Dynamic types (96..127) get their encoding and clock from the SDP `a=rtpmap`.
  */
+import type { SdpMedia } from '../../core/sip-message.js';
 
 interface StaticType {
   /** Wireshark's short name. */
@@ -128,4 +129,18 @@ export function clockRateOf(pt: number, dynamic: DynamicPayload | undefined): nu
   const lower = dynamic.encoding.toLowerCase();
   for (const [prefix, rate] of DYNAMIC_CLOCKS) if (lower.startsWith(prefix)) return rate;
   return 0;
+}
+
+/**
+ * The codecs an SDP m= line offers, in its order: each format's rtpmap encoding, else the static
+ * type's (RFC 3551), else the format as written (non-RTP media such as T.38's `t38`).
+ */
+export function sdpMediaCodecs(media: SdpMedia): string[] {
+  const out: string[] = [];
+  for (const f of media.formats) {
+    const pt = Number(f);
+    const name = Number.isInteger(pt) ? (media.rtpmap[pt]?.encoding ?? codecName(pt, undefined)) : f;
+    if (name !== null && !out.includes(name)) out.push(name);
+  }
+  return out;
 }
