@@ -14,6 +14,7 @@ import { captureCommand } from './commands/capture.js';
 import { generateCommand } from './commands/generate.js';
 import { ingestCommand } from './commands/ingest.js';
 import { kpisCommand } from './commands/kpis.js';
+import { ladderCommand } from './commands/ladder.js';
 import { runCommand } from './commands/run.js';
 import { statsCommand } from './commands/stats.js';
 import { storeCommand } from './commands/store.js';
@@ -27,6 +28,7 @@ const COMMANDS: readonly Command[] = [
   statsCommand,
   callsCommand,
   kpisCommand,
+  ladderCommand,
   storeCommand,
   captureCommand,
   ingestCommand,

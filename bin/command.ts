@@ -18,13 +18,14 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 /**
  * Parses a command's flags and settings, or prints its help and returns null (--help). `files` is how
- * many positional arguments it takes (all of them files): 0 or 1.
+ * many positional arguments it takes: 0, 1 capture file, or at most one argument of the given name
+ * (`{ optional: 'CALL-ID' }`).
  */
 export function parseCommand<const O extends Options>(
   command: Command,
   argv: string[],
   options: O,
-  files: 0 | 1 = 0,
+  files: 0 | 1 | { optional: string } = 0,
   service: (settings: Settings) => boolean = () => false,
 ) {
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -32,7 +33,9 @@ export function parseCommand<const O extends Options>(
     process.stdout.write(command.help);
     return null;
   }
-  if (positionals.length !== files)
+  if (typeof files === 'object') {
+    if (positionals.length > 1) throw new UsageError(`${command.name} takes at most one ${files.optional}`);
+  } else if (positionals.length !== files)
     throw new UsageError(
       files === 0
         ? `${command.name} takes no positional arguments`

@@ -1,0 +1,155 @@
+/**
+ * What a ladder is drawn from, gathered from a capture file or from the store: the call's legs (the
+ * Call-ID asked for and every B2BUA leg linked to it), their records, SIP messages in capture order,
+ * final media reports and HEP logs.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { SipParser } from '../../capture/sip/parser.js';
+import { FileSource, type FileSourceOptions } from '../../capture/sources.js';
+import type { CallRecord, CallStream } from '../../core/call.js';
+import { drive } from '../../core/drive.js';
+import type { CaptureEvent } from '../../core/event.js';
+import type { Logger } from '../../core/log.js';
+import { CallbackSink } from '../../core/sink.js';
+import { callFromRow, callSelectList } from '../../ingest/call-rows.js';
+import { qualifiedName } from '../../ingest/schema/ddl.js';
+import { CallAnalysis } from '../calls/analysis.js';
+import type { LinkOptions } from '../calls/linker.js';
+import { callStreamOf } from '../calls/sink.js';
+import { storedSipEvents, storedStreams } from '../calls/stored-events.js';
+import type { LadderInput } from './build.js';
+
+/** No message of this Call-ID: the command's one-line error. */
+export class UnknownCallError extends Error {
+  /** The command's exit code (an operational error: one line, no stack). */
+  readonly exitCode = 1;
+  constructor(readonly callId: string) {
+    super(`no call with Call-ID ${JSON.stringify(callId)}`);
+    this.name = 'UnknownCallError';
+  }
+}
+
+/** The legs of the call `callId` belongs to, among `records`: its edge and every leg linked to it. */
+export function legsOf(records: readonly CallRecord[], callId: string): CallRecord[] {
+  const own = records.find((r) => r.callId === callId || r.linkedCallIds.includes(callId));
+  if (own === undefined) return [];
+  const edge = own.edgeCallId;
+  const ids = new Set([own.callId, edge, ...own.linkedCallIds]);
+  return records.filter((r) => ids.has(r.callId) || r.edgeCallId === edge);
+}
+
+/**
+ * From a capture file, in two reads: the call engine finds the legs, then their messages and media
+ * are kept (copies: the reader reuses its buffers).
+ */
+export async function ladderInputFromFile(
+  file: string,
+  callId: string,
+  options: { capture?: FileSourceOptions; link?: LinkOptions; logger?: Logger; legs?: boolean } = {},
+): Promise<LadderInput> {
+  const analysis = new CallAnalysis({ keepRecords: true, link: options.link, logger: options.logger });
+  const first = await drive(new FileSource(file, options.capture), [analysis.sink], {
+    logger: options.logger,
+  });
+  const last = first.source.lastTimestamp;
+  await analysis.finish(last === null ? undefined : Math.trunc(last * 1000));
+  const legs =
+    options.legs === false
+      ? analysis.records.filter((r) => r.callId === callId)
+      : legsOf(analysis.records, callId);
+  const ids = new Set([callId, ...legs.map((r) => r.callId)]);
+  const parser = new SipParser();
+  const events: CaptureEvent[] = [];
+  const streams: Array<{ callId: string; stream: CallStream }> = [];
+  const keep = new CallbackSink((event) => {
+    const sip = event.sip;
+    if (sip !== undefined) {
+      if (sip.callId === null || !ids.has(sip.callId)) return;
+      const payload = Buffer.from(event.payload);
+      const parsed = parser.parse(payload, 0, payload.length, {
+        transportIsStream: event.transport === 'tcp' || event.transport === 'tls',
+      });
+      if (parsed.ok) events.push({ ...event, payload, sip: parsed.message });
+      return;
+    }
+    const media = event.media;
+    if (media !== undefined && media.kind === 'final' && media.callId !== null && ids.has(media.callId))
+      streams.push({ callId: media.callId, stream: callStreamOf(media) });
+  }, 'ladder');
+  await drive(new FileSource(file, options.capture), [keep], { logger: options.logger });
+  if (events.length === 0) throw new UnknownCallError(callId);
+  return { callId, records: legs, events, streams, logs: [] };
+}
+
+/**
+ * From the store: the leg's record (its Call-ID's granules, by the calls table's bloom index), the
+ * records of its edge's legs, then their messages, final media reports and HEP logs within the
+ * call's time (with a margin for stragglers), each query over its table's (hour, Call-ID) key.
+ */
+export async function ladderInputFromStore(
+  client: ClickHouseClient,
+  database: string,
+  callId: string,
+  options: { legs?: boolean } = {},
+): Promise<LadderInput> {
+  const calls = qualifiedName(database, 'calls');
+  const recordsWhere = async (where: string, params: Record<string, unknown>) => {
+    const result = await client.query({
+      query: `SELECT ${callSelectList()} FROM ${calls} FINAL WHERE ${where}`,
+      query_params: params,
+      format: 'JSONEachRow',
+    });
+    return (await result.json<Record<string, unknown>>()).map((row) => callFromRow(row).record);
+  };
+  const own = await recordsWhere('call_id = {cid:String}', { cid: callId });
+  let records = own;
+  if (own[0] !== undefined && options.legs !== false) {
+    const edge = own[0].edgeCallId;
+    const sameEdge = await recordsWhere('edge_call_id = {edge:String} OR call_id = {edge:String}', { edge });
+    records = legsOf(
+      [...sameEdge, ...own.filter((r) => !sameEdge.some((s) => s.callId === r.callId))],
+      callId,
+    );
+  }
+  const ids = [...new Set([callId, ...records.map((r) => r.callId)])];
+  const params: Record<string, unknown> = { ids };
+  let timeCondition = '';
+  if (records.length > 0) {
+    // A leg's messages run from its INVITE to its last straggler: a margin each side for clocks and
+    // the engine's linger.
+    params.from = Math.min(...records.map((r) => r.start)) - 60_000;
+    params.to = Math.max(...records.map((r) => r.end)) + 600_000;
+    timeCondition =
+      ' AND time >= fromUnixTimestamp64Milli({from:Int64}) AND time < fromUnixTimestamp64Milli({to:Int64})';
+  }
+  const events: CaptureEvent[] = [];
+  for await (const e of storedSipEvents(client, database, {
+    where: `call_id IN {ids:Array(String)}${timeCondition}`,
+    params,
+  }))
+    if (e.kind === 'sip') events.push(e.event);
+  if (events.length === 0) throw new UnknownCallError(callId);
+  const streams: Array<{ callId: string; stream: CallStream }> = [];
+  for await (const e of storedStreams(client, database, {
+    where: `kind = 'final' AND call_id IN {ids:Array(String)}${timeCondition}`,
+    params,
+  }))
+    if (e.kind === 'stream') streams.push({ callId: e.callId, stream: e.stream });
+  const logs = await client.query({
+    query: `SELECT toUnixTimestamp64Micro(time) AS us, correlation_id, text FROM ${qualifiedName(database, 'hep_logs')} FINAL
+            WHERE correlation_id IN {ids:Array(String)}${timeCondition} ORDER BY time, event_id`,
+    query_params: params,
+    format: 'JSONEachRow',
+  });
+  return {
+    callId,
+    records,
+    events,
+    streams,
+    logs: (await logs.json<{ us: string | number; correlation_id: string; text: string }>()).map((r) => ({
+      time: Number(r.us) / 1000,
+      callId: r.correlation_id,
+      text: r.text,
+    })),
+  };
+}
