@@ -279,6 +279,45 @@ describe('callscope calls and kpis', () => {
     expect(stats.status, stats.stderr).toBe(0);
     expect(JSON.parse(stats.stdout).calls).toMatchObject({ attempts: 40, answered: 24 });
   }, 120_000);
+
+  it('ladder: the store draws the same ladder as the capture, in every format; an unknown Call-ID exits 1 in one line', () => {
+    const calls = JSON.parse(run(['calls', '--pcap', sample, '--json', '--limit', '0']).stdout) as Array<{
+      callId: string;
+      outcome: string;
+    }>;
+    const answered = calls.find((c) => c.outcome === 'answered')!;
+    const fromFile = run(['ladder', '--pcap', sample, '--call-id', answered.callId, '--json']);
+    expect(fromFile.status, fromFile.stderr).toBe(0);
+    const fromStore = run(['ladder', answered.callId, '--data-dir', data(), '--format', 'json']);
+    expect(fromStore.status, fromStore.stderr).toBe(0);
+    const shape = (text: string) => {
+      const l = JSON.parse(text);
+      return {
+        endpoints: l.endpoints,
+        legs: l.legs,
+        streams: l.streams,
+        messages: l.messages.map((m: Record<string, unknown>) => ({ ...m, raw: undefined })),
+      };
+    };
+    expect(shape(fromStore.stdout)).toEqual(shape(fromFile.stdout));
+    expect(JSON.parse(fromFile.stdout).messages.length).toBeGreaterThanOrEqual(6);
+    for (const format of ['text', 'svg', 'html', 'mermaid']) {
+      const out = join(dir, `ladder.${format}`);
+      const r = run(['ladder', answered.callId, '--data-dir', data(), '--format', format, '-o', out]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(out, 'utf8').length).toBeGreaterThan(200);
+    }
+    for (const args of [
+      ['--data-dir', data()],
+      ['--pcap', sample],
+    ]) {
+      const unknown = run(['ladder', 'no-such-call@nowhere', ...args]);
+      expect(unknown.status).toBe(1);
+      expect(unknown.stderr.trim().split('\n')).toEqual([
+        'callscope: no call with Call-ID "no-such-call@nowhere"',
+      ]);
+    }
+  }, 120_000);
 });
 
 describe('callscope CLI on a damaged capture', () => {

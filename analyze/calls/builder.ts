@@ -632,7 +632,8 @@ export class CallBuilder {
   }
 }
 
-function compareStreams(a: CallStream, b: CallStream): number {
+/** A canonical order of streams (capture and store deliver final reports in different orders). */
+export function compareStreams(a: CallStream, b: CallStream): number {
   const key = (s: CallStream) => `${s.src}|${s.srcPort}|${s.dst}|${s.dstPort}|${s.ssrc}`;
   const ka = key(a);
   const kb = key(b);

@@ -9,6 +9,7 @@ import type { CaptureEvent } from '../../core/event.js';
 import type { Ladder, LadderEndpoint, LadderLeg, LadderMessage, LadderSdp } from '../../core/ladder.js';
 import { LADDER_VERSION } from '../../core/ladder.js';
 import type { SipMessage } from '../../core/sip-message.js';
+import { compareStreams } from '../calls/builder.js';
 
 export interface LadderInput {
   callId: string;
@@ -119,7 +120,9 @@ export function buildLadder(input: LadderInput, options: LadderOptions = {}): La
   // A hop that tried one branch only says nothing about branches.
   for (const [m, hop] of hopOf) if ((hopBranches.get(hop)?.length ?? 0) < 2) m.branch = null;
 
-  const streams = input.streams.map(({ callId, stream }) => ({
+  // In a canonical order: a capture and the store deliver final reports in different orders.
+  const ordered = [...input.streams].sort((a, b) => compareStreams(a.stream, b.stream));
+  const streams = ordered.map(({ callId, stream }) => ({
     leg: legIndex.get(callId) ?? null,
     from: mediaColumn(endpoints, column, stream.src),
     to: mediaColumn(endpoints, column, stream.dst),
