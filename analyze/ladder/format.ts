@@ -24,12 +24,12 @@ export function terminalSafe(text: string): string {
   );
 }
 
-/** "INVITE (1 INVITE)", with the retransmission and branch marks. */
-export function arrowText(m: LadderMessage): string {
+/** "INVITE (1 INVITE)", with the branch and retransmission marks; `short` leaves the CSeq out. */
+export function arrowText(m: LadderMessage, short = false): string {
   const parts = [m.label];
-  if (m.cseq !== '') parts.push(`(${m.cseq})`);
   if (m.branch !== null) parts.push(`[branch ${m.branch}]`);
   if (m.retransmission) parts.push('[resent]');
+  if (m.cseq !== '' && !short) parts.push(`(${m.cseq})`);
   return parts.join(' ');
 }
 

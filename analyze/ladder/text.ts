@@ -111,8 +111,14 @@ export function renderText(ladder: Ladder, options: TextOptions = {}): string {
       const b = centre(m.to);
       const lo = Math.min(a, b);
       const hi = Math.max(a, b);
-      const span = Math.max(hi - lo - 1, columnWidth - 2);
-      const words = clip(terminalSafe(`${legMark(m.leg)}${arrowText(m)}`), span);
+      const span = hi - lo - 1;
+      const full = terminalSafe(`${legMark(m.leg)}${arrowText(m)}`);
+      // Narrow columns drop the CSeq before cutting the words.
+      // Words longer than the arrow spill over the columns to its right, up to the width.
+      const words = clip(
+        full.length <= span ? full : terminalSafe(`${legMark(m.leg)}${arrowText(m, true)}`),
+        Math.max(span, width - lo - 1),
+      );
       const top = blank();
       put(top, 0, clockTime(m.time));
       put(top, lo + 1 + Math.max(0, Math.floor((hi - lo - 1 - words.length) / 2)), words);
