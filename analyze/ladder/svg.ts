@@ -12,6 +12,8 @@ const LEFT = 110;
 const ROW = 30;
 const SDP_ROW = 14;
 const LINE = 16;
+/** Advance of one character of the 11 px monospace font. */
+const CHAR = 6.7;
 const LEG_COLOURS = ['#1f5fa8', '#a8461f', '#2a7d2a', '#7a2a8c', '#8c6d1f', '#1f7d7d'];
 
 /** Text for XML content and attribute values. */
@@ -32,7 +34,12 @@ export function legColour(leg: number | null): string {
 /** The SVG element; `standalone` adds the XML declaration. */
 export function renderSvg(ladder: Ladder, options: { standalone?: boolean } = {}): string {
   const n = Math.max(1, ladder.endpoints.length);
-  const width = LEFT + n * COLUMN + 20;
+  // Wide enough for the longest header and media line (monospace, 11 px).
+  let widest = Math.max(
+    LEFT + n * COLUMN + 20,
+    6 + titleText(ladder).length * 7.5,
+    ...ladder.legs.map((leg, i) => 6 + legText(leg, i).length * CHAR),
+  );
   const header = 2 + ladder.legs.length;
   const top = header * LINE + 3 * LINE;
   const x = (i: number) => LEFT + i * COLUMN + COLUMN / 2;
@@ -87,11 +94,13 @@ export function renderSvg(ladder: Ladder, options: { standalone?: boolean } = {}
     const a = x(s.from);
     const b = x(s.to);
     const colour = legColour(s.leg);
+    const words = `${s.leg === null ? '' : `${legName(s.leg)} `}${s.src}:${s.srcPort} → ${s.dst}:${s.dstPort} ${streamText(s)}`;
+    widest = Math.max(widest, Math.min(a, b) + words.length * CHAR);
     parts.push(
       `<g class="stream" data-leg="${s.leg ?? ''}">` +
         `<text class="time" x="6" y="${y + 4}">media</text>` +
         `<line x1="${a}" y1="${y}" x2="${b === a ? a + 24 : b}" y2="${y}" stroke="${colour}" stroke-width="6" stroke-opacity="0.45"/>` +
-        `<text class="words" x="${(a + b) / 2}" y="${y - 6}">${xmlText(`${s.leg === null ? '' : `${legName(s.leg)} `}${s.src}:${s.srcPort} → ${s.dst}:${s.dstPort} ${streamText(s)}`)}</text>` +
+        `<text class="stream-words" x="${Math.min(a, b)}" y="${y - 6}">${xmlText(words)}</text>` +
         '</g>',
     );
   }
@@ -102,6 +111,7 @@ export function renderSvg(ladder: Ladder, options: { standalone?: boolean } = {}
     );
   }
   const height = y + ROW;
+  const width = Math.ceil(widest + 20);
   const columns = ladder.endpoints
     .map((e, i) => {
       const address =
