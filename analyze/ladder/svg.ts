@@ -132,7 +132,8 @@ export function renderSvg(ladder: Ladder, options: { standalone?: boolean } = {}
     )
     .join('');
   const svg =
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="11">` +
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="11" role="img" aria-label="${xmlText(titleText(ladder))}">` +
+    `<title>${xmlText(titleText(ladder))}</title>` +
     '<style>.words,.endpoint,.address,.sdp{text-anchor:middle}.endpoint{font-weight:bold;font-size:12px}' +
     '.address,.delta,.sdp{fill:#666;font-size:10px}.title{font-weight:bold;font-size:13px}.log{fill:#777;font-style:italic}' +
     '.resent{opacity:0.55}.msg{cursor:pointer}</style>' +
