@@ -182,6 +182,7 @@ export const CI_PACKAGES: Readonly<Record<string, string>> = {
   ethtool: 'ethtool',
   tcpreplay: 'tcpreplay',
   kamailio: 'kamailio',
+  chromium: 'chromium',
 };
 
 const tools = new Map<string, Requirement>();
