@@ -11,6 +11,7 @@ import type { Command } from './command.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { callsCommand } from './commands/calls.js';
 import { captureCommand } from './commands/capture.js';
+import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { ingestCommand } from './commands/ingest.js';
 import { kpisCommand } from './commands/kpis.js';
@@ -29,6 +30,7 @@ const COMMANDS: readonly Command[] = [
   callsCommand,
   kpisCommand,
   ladderCommand,
+  exportCommand,
   storeCommand,
   captureCommand,
   ingestCommand,

@@ -44,7 +44,7 @@ export async function* storedSipEvents(
   const parser = new SipParser();
   const result = await client.query({
     query: `SELECT toString(toUnixTimestamp64Nano(time)) AS ns, hex(raw) AS raw, transport, src_ip, src_port,
-         dst_ip, dst_port, retransmission, src_vm, dst_vm, node, capture_id
+         dst_ip, dst_port, retransmission, src_vm, dst_vm, node, capture_id, vlan
        FROM ${qualifiedName(database, 'sip_messages')} FINAL WHERE ${scope.where}
        ORDER BY time, event_id
        ${READ_SETTINGS}`,
@@ -73,7 +73,7 @@ export async function* storedSipEvents(
           dstIp: String(r.dst_ip),
           srcPort: num(r.src_port),
           dstPort: num(r.dst_port),
-          vlan: null,
+          vlan: r.vlan === null || r.vlan === undefined ? null : num(r.vlan),
           protoType: 1,
           captureId: num(r.capture_id),
           nodeName: String(r.node),

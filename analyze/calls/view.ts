@@ -145,7 +145,7 @@ export const CALL_CSV_COLUMNS = [
 ] as const;
 
 /** RFC 4180 field: quoted when it holds a comma, quote or line break; a leading = + - @ is defused. */
-function csvField(value: unknown): string {
+export function csvField(value: unknown): string {
   let text = value === null || value === undefined ? '' : String(value);
   // A spreadsheet would run a Call-ID or user part starting with these as a formula.
   if (/^[=+\-@\t\r]/.test(text) && !/^-?\d+(\.\d+)?$/.test(text)) text = `'${text}`;

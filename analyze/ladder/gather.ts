@@ -83,8 +83,8 @@ export async function ladderInputFromFile(
 
 /**
  * From the store: the leg's record (its Call-ID's granules, by the calls table's bloom index), the
- * records of its edge's legs, then their messages, final media reports and HEP logs within the
- * call's time (with a margin for stragglers), each query over its table's (hour, Call-ID) key.
+ * records of its edge's legs, then every stored message, final media report and HEP log of their
+ * Call-IDs, each query over its table's (hour, Call-ID) key.
  */
 export async function ladderInputFromStore(
   client: ClickHouseClient,
@@ -112,32 +112,26 @@ export async function ladderInputFromStore(
     );
   }
   const ids = [...new Set([callId, ...records.map((r) => r.callId)])];
+  // Every stored message of these Call-IDs, whatever its time: a capture with a broken clock
+  // still exports whole. The tables' (hour, Call-ID) keys let the engine skip other Call-IDs'
+  // granules hour by hour.
   const params: Record<string, unknown> = { ids };
-  let timeCondition = '';
-  if (records.length > 0) {
-    // A leg's messages run from its INVITE to its last straggler: a margin each side for clocks and
-    // the engine's linger.
-    params.from = Math.min(...records.map((r) => r.start)) - 60_000;
-    params.to = Math.max(...records.map((r) => r.end)) + 600_000;
-    timeCondition =
-      ' AND time >= fromUnixTimestamp64Milli({from:Int64}) AND time < fromUnixTimestamp64Milli({to:Int64})';
-  }
   const events: CaptureEvent[] = [];
   for await (const e of storedSipEvents(client, database, {
-    where: `call_id IN {ids:Array(String)}${timeCondition}`,
+    where: `call_id IN {ids:Array(String)}`,
     params,
   }))
     if (e.kind === 'sip') events.push(e.event);
   if (events.length === 0) throw new UnknownCallError(callId);
   const streams: Array<{ callId: string; stream: CallStream }> = [];
   for await (const e of storedStreams(client, database, {
-    where: `kind = 'final' AND call_id IN {ids:Array(String)}${timeCondition}`,
+    where: `kind = 'final' AND call_id IN {ids:Array(String)}`,
     params,
   }))
     if (e.kind === 'stream') streams.push({ callId: e.callId, stream: e.stream });
   const logs = await client.query({
     query: `SELECT toUnixTimestamp64Micro(time) AS us, correlation_id, text FROM ${qualifiedName(database, 'hep_logs')} FINAL
-            WHERE correlation_id IN {ids:Array(String)}${timeCondition} ORDER BY time, event_id`,
+            WHERE correlation_id IN {ids:Array(String)} ORDER BY time, event_id`,
     query_params: params,
     format: 'JSONEachRow',
   });

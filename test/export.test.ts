@@ -1,0 +1,101 @@
+/**
+ * `callscope export` against tshark: every Call-ID of the shared captures (UDP, TCP with
+ * retransmissions, IPv6, fragmented IPv6, SCTP, WebSocket, IP-in-IP) stored, exported as a pcap, and
+ * read back by tshark: its SIP message count equals the call's stored messages, and its frame order
+ * (CSeq by CSeq) equals the ladder's order and the original capture's.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { needs, REPO_ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
+import { runTshark, tsharkSipStat } from './oracle/tshark.js';
+
+const cli = join(REPO_ROOT, 'dist/bin/callscope.js');
+const dir = tmpDir('callscope-export-');
+const data = join(dir, 'store');
+afterAll(() => removeTmpDir(dir));
+
+const sharedFiles = SHARED_PCAPS ? readdirSync(SHARED_PCAPS).filter((f) => /\.pcap(ng)?$/.test(f)) : [];
+const gate = needs(SHARED_CAPTURES, 'tshark');
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+
+/** [Call-ID, CSeq] of each SIP message tshark shows, in frame order. */
+async function messages(file: string): Promise<Array<[string, string]>> {
+  const out = await runTshark([
+    '-n',
+    '-r',
+    file,
+    '-Y',
+    'sip',
+    '-T',
+    'fields',
+    '-E',
+    'occurrence=a',
+    '-E',
+    'aggregator=\u0001',
+    '-e',
+    'sip.Call-ID',
+    '-e',
+    'sip.CSeq',
+  ]);
+  const list: Array<[string, string]> = [];
+  for (const line of out.stdout.split('\n')) {
+    if (line === '') continue;
+    const [ids = '', cseqs = ''] = line.split('\t');
+    const idList = ids.split('\u0001');
+    for (const [i, cseq] of cseqs.split('\u0001').entries())
+      list.push([idList[i] ?? idList[0] ?? '', cseq.trim().replace(/\s+/g, ' ')]);
+  }
+  return list;
+}
+
+beforeAll(() => {
+  if (SHARED_PCAPS === null) return;
+  for (const name of sharedFiles) {
+    const r = run(['run', '--pcap', join(SHARED_PCAPS, name), '--data-dir', data, '--json']);
+    expect(r.status, `${name}: ${r.stderr}`).toBe(0);
+  }
+}, 300_000);
+
+gate.it.each(sharedFiles)(
+  '%s: each call exported from the store reads back in tshark as its stored messages, in order',
+  async (name) => {
+    const original = await messages(join(SHARED_PCAPS!, name));
+    for (const callId of new Set(original.map(([id]) => id))) {
+      const out = join(dir, `${name}-export.pcap`);
+      const exported = run(['export', callId, '--data-dir', data, '-o', out, '--json']);
+      expect(exported.status, exported.stderr).toBe(0);
+      const ladder = JSON.parse(
+        run(['ladder', callId, '--data-dir', data, '--leg-only', '--json']).stdout,
+      ) as {
+        messages: Array<{ cseq: string }>;
+      };
+      const stat = await tsharkSipStat(out);
+      expect(stat.messages, `${name} ${callId}`).toBe(ladder.messages.length);
+      const back = (await messages(out)).filter(([id]) => id === callId).map(([, cseq]) => cseq);
+      expect(back, `${name} ${callId}`).toEqual(ladder.messages.map((m) => m.cseq));
+      expect(back, `${name} ${callId}`).toEqual(original.filter(([id]) => id === callId).map(([, c]) => c));
+
+      const text = run(['export', callId, '--data-dir', data, '--text']);
+      expect(text.status, text.stderr).toBe(0);
+      expect(text.stdout.match(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{6} \S+ -> \S+ [A-Z]+/gm)).toHaveLength(
+        back.length,
+      );
+      const csv = join(dir, `${name}.csv`);
+      expect(run(['export', callId, '--data-dir', data, '--csv', '-o', csv]).status).toBe(0);
+      expect(readFileSync(csv, 'utf8').trimEnd().split('\r\n')).toHaveLength(back.length + 1);
+    }
+  },
+  120_000,
+);
+
+gate.it('an unknown Call-ID exits 1 in one line; a pcap needs -o', () => {
+  const unknown = run(['export', 'nobody@nowhere', '--data-dir', data, '-o', join(dir, 'x.pcap')]);
+  expect(unknown.status).toBe(1);
+  expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
+  expect(run(['export', 'nobody@nowhere', '--data-dir', data]).status).toBe(64);
+});
