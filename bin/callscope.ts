@@ -12,6 +12,7 @@ import { analyzeCommand } from './commands/analyze.js';
 import { callsCommand } from './commands/calls.js';
 import { captureCommand } from './commands/capture.js';
 import { exportCommand } from './commands/export.js';
+import { extractCommand } from './commands/extract.js';
 import { generateCommand } from './commands/generate.js';
 import { ingestCommand } from './commands/ingest.js';
 import { kpisCommand } from './commands/kpis.js';
@@ -31,6 +32,7 @@ const COMMANDS: readonly Command[] = [
   kpisCommand,
   ladderCommand,
   exportCommand,
+  extractCommand,
   storeCommand,
   captureCommand,
   ingestCommand,

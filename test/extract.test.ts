@@ -1,0 +1,157 @@
+/**
+ * `callscope extract` against tshark: a call taken out of a capture has, in tshark's eyes, the same
+ * RTP streams with the same figures as in the original (`-z rtp,streams`), and the same SIP messages
+ * in the same order. On generated calls with loss and jitter (a B2BUA call with both legs, a proxy
+ * failover, a plain call) and on every Call-ID of the shared captures.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect } from 'vitest';
+import { CallAnalysis } from '../analyze/calls/analysis.js';
+import { EVERY_OUTCOME, generateCapture } from '../capture/generator/generate.js';
+import { FileSource } from '../capture/sources.js';
+import type { CallRecord } from '../core/call.js';
+import { drive } from '../core/drive.js';
+import { needs, REPO_ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
+import { runTshark } from './oracle/tshark.js';
+import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+
+const cli = join(REPO_ROOT, 'dist/bin/callscope.js');
+const dir = tmpDir('callscope-extract-');
+afterAll(() => removeTmpDir(dir));
+
+function extract(pcap: string, callId: string, out: string, legs = false) {
+  const r = spawnSync(
+    process.execPath,
+    [cli, 'extract', '--pcap', pcap, '--call-id', callId, '-o', out, '--json', ...(legs ? ['--legs'] : [])],
+    { encoding: 'utf8' },
+  );
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as { packetsWritten: number; sipMessages: number; streams: number };
+}
+
+/** [Call-ID, CSeq] per SIP message in frame order. */
+async function sipOrder(file: string): Promise<Array<[string, string]>> {
+  const run = await runTshark([
+    '-n',
+    '-r',
+    file,
+    '-Y',
+    'sip',
+    '-T',
+    'fields',
+    '-E',
+    'occurrence=a',
+    '-E',
+    'aggregator=\u0001',
+    '-e',
+    'sip.Call-ID',
+    '-e',
+    'sip.CSeq',
+  ]);
+  const out: Array<[string, string]> = [];
+  for (const line of run.stdout.split('\n')) {
+    if (line === '') continue;
+    const [ids = '', cseqs = ''] = line.split('\t');
+    const idList = ids.split('\u0001');
+    for (const [i, cseq] of cseqs.split('\u0001').entries())
+      out.push([idList[i] ?? idList[0] ?? '', cseq.trim().replace(/\s+/g, ' ')]);
+  }
+  return out;
+}
+
+/** A stream's figures without its start and end times (tshark counts them from the file's first frame). */
+function figures(s: TsharkRtpStream) {
+  const { startTime: _s, endTime: _e, ...rest } = s;
+  return rest;
+}
+
+const byKey = (list: TsharkRtpStream[]) => new Map(list.map((s) => [streamKey(s), figures(s)] as const));
+
+describe('extract against tshark on generated calls with loss and jitter', () => {
+  const pcap = join(dir, 'calls.pcap');
+  const records: CallRecord[] = [];
+  const prepared = (async () => {
+    generateCapture({
+      output: pcap,
+      seed: 9,
+      vms: 6,
+      calls: 80,
+      callsPerSecond: 20,
+      callDurationSec: 3,
+      outcomes: EVERY_OUTCOME,
+      rtp: { lossRate: 0.02, jitterMs: 4, reorderRate: 0.01 },
+    });
+    const analysis = new CallAnalysis({ keepRecords: true });
+    await drive(new FileSource(pcap), [analysis.sink]);
+    await analysis.finish();
+    records.push(...analysis.records);
+    return byKey(await tsharkRtpStreams(pcap));
+  })();
+
+  needs('tshark').it(
+    'a B2BUA call with both legs, a proxy failover and a plain call: the same streams and figures, the same SIP in order',
+    async () => {
+      const original = await prepared;
+      const originalSip = await sipOrder(pcap);
+      const b2bua = records.find((r) => r.linkedBy !== null && r.outcome === 'answered')!;
+      const failover = records.find(
+        (r) => r.outcome === 'answered' && r.hops.some((h) => h.branches.length > 1),
+      )!;
+      const plain = records.find(
+        (r) =>
+          r.outcome === 'answered' &&
+          r.linkedBy === null &&
+          r.linkedCallIds.length === 0 &&
+          r.hops.length === 1,
+      )!;
+      for (const [name, record, legs] of [
+        ['b2bua', b2bua, true],
+        ['failover', failover, false],
+        ['plain', plain, false],
+      ] as const) {
+        expect(record, name).toBeDefined();
+        const out = join(dir, `${name}.pcap`);
+        const done = extract(pcap, legs ? record.edgeCallId : record.callId, out, legs);
+        const streams = byKey(await tsharkRtpStreams(out));
+        const ids = new Set(
+          legs ? [record.edgeCallId, ...record.linkedCallIds, record.callId] : [record.callId],
+        );
+        expect(streams.size, name).toBe(done.streams);
+        expect(streams.size, name).toBeGreaterThanOrEqual(legs ? 4 : 2);
+        for (const [key, value] of streams) expect(value, `${name} ${key}`).toEqual(original.get(key));
+        const back = (await sipOrder(out)).filter(([id]) => ids.has(id));
+        expect(back, name).toEqual(originalSip.filter(([id]) => ids.has(id)));
+        expect(back.length, name).toBe(done.sipMessages);
+      }
+    },
+    180_000,
+  );
+});
+
+const sharedFiles = SHARED_PCAPS ? readdirSync(SHARED_PCAPS).filter((f) => /\.pcap(ng)?$/.test(f)) : [];
+
+describe('extract on the shared captures', () => {
+  needs(SHARED_CAPTURES, 'tshark').it.each(sharedFiles)(
+    '%s: each Call-ID extracted has its SIP in order, and the RTP streams tshark sees with the same figures',
+    async (name) => {
+      const file = join(SHARED_PCAPS!, name);
+      const original = await sipOrder(file);
+      const originalStreams = byKey(await tsharkRtpStreams(file));
+      for (const callId of new Set(original.map(([id]) => id))) {
+        const out = join(dir, `${name}-${callId.replace(/[^\w.-]/g, '_').slice(0, 40)}.pcap`);
+        extract(file, callId, out);
+        const back = (await sipOrder(out)).filter(([id]) => id === callId);
+        expect(back, `${name} ${callId}`).toEqual(original.filter(([id]) => id === callId));
+        const streams = byKey(await tsharkRtpStreams(out));
+        for (const [key, value] of streams)
+          expect(value, `${name} ${callId} ${key}`).toEqual(originalStreams.get(key));
+        // A capture of one call: every stream tshark finds in it is that call's.
+        if (new Set(original.map(([id]) => id)).size === 1)
+          expect(streams.size, name).toBe(originalStreams.size);
+      }
+    },
+    120_000,
+  );
+});
