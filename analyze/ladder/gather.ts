@@ -39,8 +39,10 @@ export function legsOf(records: readonly CallRecord[], callId: string): CallReco
 }
 
 /**
- * From a capture file, in two reads: the call engine finds the legs, then their messages and media
- * are kept (copies: the reader reuses its buffers).
+ * From a capture file. The leg alone (`legs: false`) takes one read: the call engine and the keeping
+ * of its messages and media side by side. With its legs, two: the engine finds which Call-IDs are
+ * linked, then their messages and media are kept. Kept messages are copies: the reader reuses its
+ * buffers.
  */
 export async function ladderInputFromFile(
   file: string,
@@ -48,19 +50,10 @@ export async function ladderInputFromFile(
   options: { capture?: FileSourceOptions; link?: LinkOptions; logger?: Logger; legs?: boolean } = {},
 ): Promise<LadderInput> {
   const analysis = new CallAnalysis({ keepRecords: true, link: options.link, logger: options.logger });
-  const first = await drive(new FileSource(file, options.capture), [analysis.sink], {
-    logger: options.logger,
-  });
-  const last = first.source.lastTimestamp;
-  await analysis.finish(last === null ? undefined : Math.trunc(last * 1000));
-  const legs =
-    options.legs === false
-      ? analysis.records.filter((r) => r.callId === callId)
-      : legsOf(analysis.records, callId);
-  const ids = new Set([callId, ...legs.map((r) => r.callId)]);
+  const ids = new Set([callId]);
   const parser = new SipParser();
-  const events: CaptureEvent[] = [];
-  const streams: Array<{ callId: string; stream: CallStream }> = [];
+  let events: CaptureEvent[] = [];
+  let streams: Array<{ callId: string; stream: CallStream }> = [];
   const keep = new CallbackSink((event) => {
     const sip = event.sip;
     if (sip !== undefined) {
@@ -76,7 +69,23 @@ export async function ladderInputFromFile(
     if (media !== undefined && media.kind === 'final' && media.callId !== null && ids.has(media.callId))
       streams.push({ callId: media.callId, stream: callStreamOf(media) });
   }, 'ladder');
-  await drive(new FileSource(file, options.capture), [keep], { logger: options.logger });
+  const alone = options.legs === false;
+  const first = await drive(
+    new FileSource(file, options.capture),
+    alone ? [analysis.sink, keep] : [analysis.sink],
+    {
+      logger: options.logger,
+    },
+  );
+  const last = first.source.lastTimestamp;
+  await analysis.finish(last === null ? undefined : Math.trunc(last * 1000));
+  const legs = alone ? analysis.records.filter((r) => r.callId === callId) : legsOf(analysis.records, callId);
+  if (!alone) {
+    for (const r of legs) ids.add(r.callId);
+    events = [];
+    streams = [];
+    await drive(new FileSource(file, options.capture), [keep], { logger: options.logger });
+  }
   if (events.length === 0) throw new UnknownCallError(callId);
   return { callId, records: legs, events, streams, logs: [] };
 }
