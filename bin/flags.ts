@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { DEFAULT_HEURISTIC_WINDOW_MS, type LinkOptions } from '../analyze/calls/linker.js';
+import { RtpSpool } from '../capture/rtp-spool.js';
 import type { CaptureOptions, InterfaceSourceOptions } from '../capture/sources.js';
 import { createLogger, type Logger, type LogLevel } from '../core/log.js';
 import { DEFAULT_GROUP_ID, DEFAULT_TOPIC } from '../ingest/kafka/constants.js';
@@ -49,6 +50,38 @@ export const MEDIA_HELP = `Media options:
   --rtp-idle-timeout S   a stream silent this long has ended (60)      env CALLSCOPE_RTP_IDLE_TIMEOUT
   --no-progress          no progress line on the terminal
 `;
+
+export const RTP_SPOOL_FLAGS = {
+  'save-rtp': { type: 'string' },
+  'save-rtp-max-mb': { type: 'string' },
+  'save-rtp-call-mb': { type: 'string' },
+  'save-rtp-max-age': { type: 'string' },
+} as const;
+
+export const RTP_SPOOL_HELP = `RTP spool (the media of each call, for \`callscope export --rtp-dir\`):
+  --save-rtp DIR         keep every RTP, RTCP and T.38 packet bound to a call in DIR/DAY/CALL.pcap
+  --save-rtp-max-mb N    all files together at most N MiB; the least recently written go first (1024)
+  --save-rtp-call-mb N   one call's file at most N MiB; past it its packets are dropped, counted (50)
+  --save-rtp-max-age H   files not written for H hours are deleted (24)
+`;
+
+/** The RTP spool the flags ask for, or null; validated. The caller closes it. */
+export function rtpSpoolOf(settings: Settings, logger: Logger): RtpSpool | null {
+  const dir = settings.string('save-rtp');
+  if (dir === undefined || dir === '') return null;
+  const positive = (name: string, fallback: number) => {
+    const n = settings.number(name, fallback);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a number > 0, got ${n}`);
+    return n;
+  };
+  return new RtpSpool({
+    dir,
+    maxBytes: Math.round(positive('save-rtp-max-mb', 1024) * 1048576),
+    maxCallBytes: Math.round(positive('save-rtp-call-mb', 50) * 1048576),
+    maxAgeMs: positive('save-rtp-max-age', 24) * 3_600_000,
+    logger,
+  });
+}
 
 export const STORE_FLAGS = {
   clickhouse: { type: 'string' },
@@ -193,6 +226,7 @@ export function captureOptionsOf(
   settings: Settings,
   logger: Logger,
   vms: { attribution: CaptureOptions['vms'] } | null,
+  spool: RtpSpool | null = null,
 ): CaptureOptions {
   return {
     logger,
@@ -200,6 +234,7 @@ export function captureOptionsOf(
     captureId: captureIdOf(settings),
     media: mediaOptions(settings),
     vms: vms?.attribution,
+    onMediaPacket: spool === null ? undefined : (record, callId) => spool.add(record, callId),
   };
 }
 

@@ -30,6 +30,8 @@ export interface CapturePipelineOptions {
    */
   vms?: VmAttribution;
   onEvent?: (event: CaptureEvent) => void;
+  /** Each RTP, RTCP or UDPTL datagram bound to a call, as captured (the per-call RTP spool). */
+  onMediaPacket?: (record: PacketRecord, callId: string) => void;
 }
 
 /**
@@ -97,6 +99,7 @@ export class CapturePipeline {
     });
     const sip = this.sip;
     const media = this.media;
+    const onMediaPacket = options.onMediaPacket;
     this.decoder = new PacketDecoder(
       {
         udp: (p, record) => {
@@ -105,7 +108,8 @@ export class CapturePipeline {
           // stream sends 50 packets/s, so every address is seen within seconds, at 1/64 of the cost.
           if (attribution !== null && (record.number & 63) === 0 && p.tunnels === 0)
             attribution.vmOf(p.srcMac(), p.srcIp(), true);
-          media.udp(p, record);
+          if (media.udp(p, record) && onMediaPacket !== undefined && media.lastCallId !== null)
+            onMediaPacket(record, media.lastCallId);
         },
         tcp: (p, record) => sip.tcp(p, record),
         sctp: (p, record) => sip.sctp(p, record),

@@ -26,6 +26,8 @@ export interface CaptureOptions {
   media?: CapturePipelineOptions['media'];
   /** MAC → VM attribution (capture/attribution.ts): events get srcVm/dstVm. */
   vms?: VmAttribution;
+  /** Each RTP, RTCP or UDPTL datagram bound to a call (the per-call RTP spool: capture/rtp-spool.ts). */
+  onMediaPacket?: CapturePipelineOptions['onMediaPacket'];
   /** Bounds of the pipeline's state (tests and benchmarks set them small or large). */
   limits?: Pick<
     CapturePipelineOptions,
@@ -127,6 +129,7 @@ function pipelineFor(
     nodeName: options.nodeName,
     media: options.media,
     vms: options.vms,
+    onMediaPacket: options.onMediaPacket,
     onEvent,
   });
 }

@@ -7,9 +7,11 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { generateCapture } from '../capture/generator/generate.js';
 import { needs, REPO_ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
 import { runTshark, tsharkSipStat } from './oracle/tshark.js';
+import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
 
 const cli = join(REPO_ROOT, 'dist/bin/callscope.js');
 const dir = tmpDir('callscope-export-');
@@ -99,3 +101,80 @@ gate.it('an unknown Call-ID exits 1 in one line; a pcap needs -o', () => {
   expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
   expect(run(['export', 'nobody@nowhere', '--data-dir', data]).status).toBe(64);
 });
+
+describe('export with the RTP spool (run --save-rtp)', () => {
+  needs('tshark').it(
+    "a call's export with --rtp-dir has its RTP streams with the original capture's figures; a small spool drops, counts, and the run stores everything",
+    async () => {
+      const pcap = join(dir, 'rtp-calls.pcap');
+      generateCapture({
+        output: pcap,
+        seed: 12,
+        vms: 4,
+        calls: 30,
+        callsPerSecond: 10,
+        callDurationSec: 3,
+        rtp: { lossRate: 0.02, jitterMs: 4, reorderRate: 0.01 },
+      });
+      const store = join(dir, 'rtp-store');
+      const rtpDir = join(dir, 'rtp-spool');
+      const stored = run(['run', '--pcap', pcap, '--data-dir', store, '--save-rtp', rtpDir, '--json']);
+      expect(stored.status, stored.stderr).toBe(0);
+      const report = JSON.parse(stored.stdout);
+      expect(report.rtpSpool.packets).toBeGreaterThan(0);
+      expect(Object.values(report.rtpSpool.dropped)).toEqual([0, 0, 0, 0]);
+      const calls = JSON.parse(
+        run(['calls', '--data-dir', store, '--json', '--limit', '0']).stdout,
+      ) as Array<{
+        callId: string;
+        outcome: string;
+        streams: unknown[];
+      }>;
+      const answered = calls.find((c) => c.outcome === 'answered' && c.streams.length >= 2)!;
+      const out = join(dir, 'with-rtp.pcap');
+      const exported = run([
+        'export',
+        answered.callId,
+        '--data-dir',
+        store,
+        '--rtp-dir',
+        rtpDir,
+        '-o',
+        out,
+        '--json',
+      ]);
+      expect(exported.status, exported.stderr).toBe(0);
+      expect(JSON.parse(exported.stdout).mediaPackets).toBeGreaterThan(0);
+      const original = new Map((await tsharkRtpStreams(pcap)).map((s) => [streamKey(s), figures(s)]));
+      const back = await tsharkRtpStreams(out);
+      expect(back.length).toBe(answered.streams.length);
+      for (const s of back) expect(figures(s), streamKey(s)).toEqual(original.get(streamKey(s)));
+
+      // A spool far too small for the capture: drops counted by reason, the SIP all stored.
+      const small = run([
+        'run',
+        '--pcap',
+        pcap,
+        '--data-dir',
+        join(dir, 'rtp-store-small'),
+        '--save-rtp',
+        join(dir, 'rtp-spool-small'),
+        '--save-rtp-max-mb',
+        '0.05',
+        '--json',
+      ]);
+      expect(small.status, small.stderr).toBe(0);
+      const smallReport = JSON.parse(small.stdout);
+      expect(smallReport.rtpSpool.dropped['disk-full']).toBeGreaterThan(0);
+      expect(smallReport.sipMessages).toBe(report.sipMessages);
+      expect(smallReport.rows).toEqual(report.rows);
+      expect(small.stderr).toMatch(/rtp spool dropped packets/);
+    },
+    180_000,
+  );
+});
+
+function figures(s: TsharkRtpStream) {
+  const { startTime: _s, endTime: _e, ...rest } = s;
+  return rest;
+}

@@ -4,22 +4,86 @@
  * message. All three take the messages in the ladder's order (capture order).
  */
 import { PcapWriter } from '../../capture/file/pcap-writer.js';
+import { readCaptureFile } from '../../capture/file/reader.js';
+import { LINKTYPE_ETHERNET } from '../../capture/file/record.js';
 import { FrameSynthesizer } from '../../capture/file/synthesize.js';
+import { spooledFiles } from '../../capture/rtp-spool.js';
 import type { CaptureEvent } from '../../core/event.js';
 import { csvField } from '../calls/view.js';
 
-/** Writes the events' SIP messages to `path` as a classic pcap (nanosecond timestamps). */
-export function writeCallPcap(path: string, events: readonly CaptureEvent[]): { packets: number } {
+/** A captured packet to write beside the call's messages (from the RTP spool). */
+export interface CapturedPacket {
+  timestampNs: bigint;
+  frame: Buffer;
+  origLen: number;
+}
+
+/**
+ * Writes the events' SIP messages (and `media`, Ethernet frames as captured) to `path` as a classic
+ * pcap with nanosecond timestamps, in time order (SIP first at equal times).
+ */
+export function writeCallPcap(
+  path: string,
+  events: readonly CaptureEvent[],
+  media: readonly CapturedPacket[] = [],
+): { packets: number } {
   const writer = new PcapWriter(path, { nanosecond: true });
   const synthesizer = new FrameSynthesizer();
+  const sip: CapturedPacket[] = [];
+  for (const event of events)
+    for (const { timestampNs, frame } of synthesizer.frames(event))
+      sip.push({ timestampNs, frame, origLen: frame.length });
+  const byTime = [...media].sort((a, b) =>
+    a.timestampNs < b.timestampNs ? -1 : a.timestampNs > b.timestampNs ? 1 : 0,
+  );
   try {
-    for (const event of events)
-      for (const { timestampNs, frame } of synthesizer.frames(event))
-        writer.write(Number(timestampNs / 1_000_000_000n), Number(timestampNs % 1_000_000_000n), frame);
+    let i = 0;
+    let j = 0;
+    while (i < sip.length || j < byTime.length) {
+      const next =
+        j >= byTime.length || (i < sip.length && sip[i]!.timestampNs <= byTime[j]!.timestampNs)
+          ? sip[i++]!
+          : byTime[j++]!;
+      writer.write(
+        Number(next.timestampNs / 1_000_000_000n),
+        Number(next.timestampNs % 1_000_000_000n),
+        next.frame,
+        next.origLen,
+      );
+    }
   } finally {
     writer.close();
   }
   return { packets: writer.packets };
+}
+
+/**
+ * The spooled media of the Call-IDs (`--save-rtp DIR` of the capture agent), Ethernet frames only:
+ * the export writes Ethernet. Packets of another link type are counted in `skipped`.
+ */
+export async function spooledMedia(
+  dir: string,
+  callIds: readonly string[],
+): Promise<{ packets: CapturedPacket[]; files: number; skipped: number }> {
+  const packets: CapturedPacket[] = [];
+  let files = 0;
+  let skipped = 0;
+  for (const callId of callIds)
+    for (const file of spooledFiles(dir, callId)) {
+      files++;
+      await readCaptureFile(file, (r) => {
+        if (r.linkType !== LINKTYPE_ETHERNET) {
+          skipped++;
+          return;
+        }
+        packets.push({
+          timestampNs: BigInt(r.tsSec) * 1_000_000_000n + BigInt(r.tsNsec),
+          frame: Buffer.from(r.data.subarray(r.offset, r.offset + r.caplen)),
+          origLen: r.origLen,
+        });
+      });
+    }
+  return { packets, files, skipped };
 }
 
 function address(ip: string, port: number): string {

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { CaptureSummary } from '../../analyze/summary.js';
+import type { RtpSpool } from '../../capture/rtp-spool.js';
 import { drive } from '../../core/drive.js';
 import type { EventSink } from '../../core/sink.js';
 import { parseHepTarget } from '../../ingest/hep/sender.js';
@@ -28,6 +29,9 @@ import {
   MEDIA_FLAGS,
   MEDIA_HELP,
   partitionsOf,
+  RTP_SPOOL_FLAGS,
+  RTP_SPOOL_HELP,
+  rtpSpoolOf,
   statsIntervalOf,
   topicOf,
 } from '../flags.js';
@@ -50,7 +54,7 @@ ${KAFKA_HELP}  --spool-dir DIR        where events wait while Kafka is down (./c
 
 ${COMMON_HELP}
 ${MEDIA_HELP}
-${VM_HELP}
+${RTP_SPOOL_HELP}${VM_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
@@ -62,6 +66,7 @@ ${EXIT_CODES_HELP}`,
         ...KAFKA_FLAGS,
         ...LIVE_FLAGS,
         ...MEDIA_FLAGS,
+        ...RTP_SPOOL_FLAGS,
         ...VM_FLAGS,
         'spool-dir': { type: 'string' },
         'hep-to': { type: 'string' },
@@ -85,6 +90,7 @@ ${EXIT_CODES_HELP}`,
     partitionsOf(settings);
     const input = captureInputFor('capture', settings, values, logger);
     const sinks: EventSink[] = [];
+    let spool: RtpSpool | null = null;
     try {
       const vms = await vmSourceFor(settings, logger);
       try {
@@ -114,8 +120,9 @@ ${EXIT_CODES_HELP}`,
           : null;
         if (hep) sinks.push(hep);
         const summary = new CaptureSummary({ logger });
+        spool = rtpSpoolOf(settings, logger);
         const result = await drive(
-          input.source(captureOptionsOf(settings, logger, vms)),
+          input.source(captureOptionsOf(settings, logger, vms, spool)),
           [...sinks, ...summary.sinks],
           {
             logger,
@@ -126,6 +133,7 @@ ${EXIT_CODES_HELP}`,
         );
         input.done();
         for (const sink of sinks) await sink.close();
+        spool?.close();
         const s = await summary.of(result.source);
         const out = {
           [input.live ? 'interface' : 'file']: input.name,
@@ -137,6 +145,7 @@ ${EXIT_CODES_HELP}`,
           sinks: result.sinks,
           droppedEvents: result.droppedEvents,
           capture: s.capture,
+          rtpSpool: spool?.stats() ?? null,
           vms: vmReport(vms),
         };
         if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
@@ -155,6 +164,7 @@ ${EXIT_CODES_HELP}`,
         return input.live ? EXIT_OK : cutShortExit(input.name, s);
       } finally {
         for (const sink of sinks) await sink.close().catch(() => undefined);
+        spool?.close();
         await vms?.close();
       }
     } finally {

@@ -3,7 +3,7 @@
  * in Wireshark, an sngrep-like text dump, or CSV (one row per message).
  */
 import { writeFileSync } from 'node:fs';
-import { callCsv, callText, writeCallPcap } from '../../analyze/export/call-export.js';
+import { callCsv, callText, spooledMedia, writeCallPcap } from '../../analyze/export/call-export.js';
 import { ladderInputFromStore } from '../../analyze/ladder/gather.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { type Command, parseCommand } from '../command.js';
@@ -30,8 +30,8 @@ The stored SIP messages of one call, in capture order. As a pcap (the default), 
 packets with its capture time, addresses, ports, VLAN and transport: UDP datagrams, a TCP stream per
 connection opened by a handshake (TLS and WebSocket as their cleartext over TCP), SCTP DATA chunks;
 IPv4 or IPv6. Wireshark and tshark read it as a capture. --text writes what sngrep saves as text,
---csv one row per message. The call's RTP is in a capture, not in the store: \`callscope ladder\`
-shows its figures.
+--csv one row per message. The store keeps SIP; with --rtp-dir the pcap also has the call's RTP,
+RTCP and T.38 as the capture agent spooled them (\`run\`/\`capture --save-rtp DIR\`).
 
 Options:
   --call-id ID           the call (or give it as the argument)
@@ -39,6 +39,7 @@ Options:
   --legs                 every B2BUA leg linked to the call, not only this Call-ID
   --text                 sngrep-like text: a header line per message, then the message as captured
   --csv                  one row per message: time, Call-ID, addresses, transport, method or status...
+  --rtp-dir DIR          add the call's media from the RTP spool a capture kept (\`--save-rtp DIR\`)
 
 ${STORE_HELP}
 ${COMMON_HELP}
@@ -56,6 +57,7 @@ ${EXIT_CODES_HELP}`,
         legs: { type: 'boolean' },
         text: { type: 'boolean' },
         csv: { type: 'boolean' },
+        'rtp-dir': { type: 'string' },
       },
       { optional: 'CALL-ID' },
     );
@@ -83,12 +85,24 @@ ${EXIT_CODES_HELP}`,
       else writeFileSync(output, content);
       return EXIT_OK;
     }
-    const { packets } = writeCallPcap(output!, input.events);
-    if (values.json)
-      process.stdout.write(`${JSON.stringify({ file: output, messages: input.events.length, packets })}\n`);
+    const rtpDir = settings.string('rtp-dir');
+    const media =
+      rtpDir === undefined
+        ? { packets: [], files: 0, skipped: 0 }
+        : await spooledMedia(rtpDir, [...new Set(input.events.map((e) => e.sip?.callId ?? callId))]);
+    if (media.skipped > 0)
+      logger.warn('spooled packets of another link type than Ethernet left out', { count: media.skipped });
+    const { packets } = writeCallPcap(output!, input.events, media.packets);
+    const summary = {
+      file: output,
+      messages: input.events.length,
+      mediaPackets: media.packets.length,
+      packets,
+    };
+    if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else
       process.stderr.write(
-        `callscope export: ${input.events.length} messages in ${packets} packets → ${output}\n`,
+        `callscope export: ${summary.messages} messages and ${summary.mediaPackets} media packets in ${packets} packets → ${output}\n`,
       );
     return EXIT_OK;
   },

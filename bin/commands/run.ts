@@ -20,6 +20,9 @@ import {
   linkOf,
   MEDIA_FLAGS,
   MEDIA_HELP,
+  RTP_SPOOL_FLAGS,
+  RTP_SPOOL_HELP,
+  rtpSpoolOf,
   STORE_FLAGS,
   STORE_HELP,
   statsIntervalOf,
@@ -43,7 +46,7 @@ ${LIVE_HELP}
 ${STORE_HELP}
 ${COMMON_HELP}
 ${MEDIA_HELP}
-${VM_HELP}
+${RTP_SPOOL_HELP}${VM_HELP}
 ${LINK_HELP}
 ${EXIT_CODES_HELP}`,
 
@@ -56,6 +59,7 @@ ${EXIT_CODES_HELP}`,
         ...STORE_FLAGS,
         ...LIVE_FLAGS,
         ...MEDIA_FLAGS,
+        ...RTP_SPOOL_FLAGS,
         ...VM_FLAGS,
         ...LINK_FLAGS,
       },
@@ -71,8 +75,9 @@ ${EXIT_CODES_HELP}`,
       const vms = await vmSourceFor(settings, logger);
       try {
         const store = await storeFor(settings, logger);
+        const spool = rtpSpoolOf(settings, logger);
         try {
-          const options = captureOptionsOf(settings, logger, vms);
+          const options = captureOptionsOf(settings, logger, vms, spool);
           const result = await storeCapture(input.source(options), {
             ...options,
             store,
@@ -87,6 +92,7 @@ ${EXIT_CODES_HELP}`,
             callsIntervalMs: input.live ? 2000 : undefined,
           });
           input.done();
+          spool?.close();
           const s = result.summary;
           const w = result.writer;
           const out = {
@@ -107,6 +113,7 @@ ${EXIT_CODES_HELP}`,
             healthRows: result.healthRows,
             batches: w.batches,
             retries: w.retries,
+            rtpSpool: spool?.stats() ?? null,
             vms: vmReport(vms),
           };
           if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
@@ -139,6 +146,7 @@ ${EXIT_CODES_HELP}`,
           }
           return input.live ? EXIT_OK : cutShortExit(input.name, s);
         } finally {
+          spool?.close();
           await store.close();
         }
       } finally {

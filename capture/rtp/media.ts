@@ -143,8 +143,15 @@ export class MediaTracker {
     if (t >= this.nextSweepMs) this.sweep(t);
   }
 
+  /**
+   * The call of the datagram udp() last took (RTP, RTCP or UDPTL), when it is bound to one: what a
+   * per-call RTP spool files it under.
+   */
+  lastCallId: string | null = null;
+
   /** A UDP datagram that was not SIP. Returns true when it was RTP, RTCP or UDPTL of a known call. */
   udp(p: DecodedPacket, record: PacketRecord): boolean {
+    this.lastCallId = null;
     const buf = p.buf;
     const off = p.payloadOffset;
     const end = p.payloadEnd;
@@ -200,6 +207,7 @@ export class MediaTracker {
       const binding = this.bindings.forDatagram(p);
       if (binding !== null && binding.kind === 'udptl') {
         this.stats.udptlPackets++;
+        this.lastCallId = binding.callId;
         return true;
       }
       if (binding !== null && binding.kind === 'rtcp') return false;
@@ -243,6 +251,7 @@ export class MediaTracker {
     }
     this.stats.rtpPackets++;
     this.feed(s, h);
+    this.lastCallId = s.binding?.callId ?? null;
     return true;
   }
 
@@ -312,8 +321,10 @@ export class MediaTracker {
   }
 
   private maybeUdptl(p: DecodedPacket): boolean {
-    if (!this.bindings.isUdptl(p)) return false;
+    const binding = this.bindings.forDatagram(p);
+    if (binding === null || binding.kind !== 'udptl') return false;
     this.stats.udptlPackets++;
+    this.lastCallId = binding.callId;
     return true;
   }
 
@@ -353,7 +364,12 @@ export class MediaTracker {
       this.options.onProblem?.('rtcp-trailing-bytes', result.warning, record.number);
     }
     const arrival = ntpMiddle32(record.tsSec, record.tsNsec);
-    for (const packet of result.packets) this.rtcpPacket(packet, arrival);
+    for (const packet of result.packets) {
+      this.rtcpPacket(packet, arrival);
+      // The sender's stream names the call (an SR or RR comes first in a compound packet).
+      if (this.lastCallId === null && (packet.type === 'sr' || packet.type === 'rr'))
+        this.lastCallId = this.bySsrc.get(packet.ssrc)?.binding?.callId ?? null;
+    }
   }
 
   private rtcpPacket(packet: RtcpPacket, arrival: number): void {
