@@ -35,17 +35,28 @@ type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v ?? 0);
 const READ_SETTINGS = 'SETTINGS output_format_json_quote_denormals = 1';
 
+/**
+ * How to read: `final: false` skips FINAL and drops repeated event ids itself, which is much cheaper
+ * for a handful of rows (a ladder) and the same result; the calls job reads whole chunks with FINAL.
+ */
+export interface ReadOptions {
+  final?: boolean;
+}
+
 /** The stored SIP messages of a scope, in capture order (time, then event id). */
 export async function* storedSipEvents(
   client: ClickHouseClient,
   database: string,
   scope: StoredScope,
+  options: ReadOptions = {},
 ): AsyncGenerator<StoredCallEvent> {
   const parser = new SipParser();
+  const final = options.final !== false;
+  const seen = final ? null : new Set<string>();
   const result = await client.query({
     query: `SELECT toString(toUnixTimestamp64Nano(time)) AS ns, hex(raw) AS raw, transport, src_ip, src_port,
-         dst_ip, dst_port, retransmission, src_vm, dst_vm, node, capture_id, vlan
-       FROM ${qualifiedName(database, 'sip_messages')} FINAL WHERE ${scope.where}
+         dst_ip, dst_port, retransmission, src_vm, dst_vm, node, capture_id, vlan, toString(event_id) AS eid
+       FROM ${qualifiedName(database, 'sip_messages')} ${final ? 'FINAL' : ''} WHERE ${scope.where}
        ORDER BY time, event_id
        ${READ_SETTINGS}`,
     query_params: scope.params,
@@ -54,6 +65,12 @@ export async function* storedSipEvents(
   for await (const rows of result.stream()) {
     for (const row of rows) {
       const r = row.json<Row>();
+      if (seen !== null) {
+        // Without FINAL a message stored twice comes twice: the first copy stands for it.
+        const id = String(r.eid);
+        if (seen.has(id)) continue;
+        seen.add(id);
+      }
       const payload = Buffer.from(String(r.raw), 'hex');
       const parsed = parser.parse(payload, 0, payload.length, {
         transportIsStream: r.transport === 'tcp' || r.transport === 'tls',
@@ -97,12 +114,15 @@ export async function* storedStreams(
   client: ClickHouseClient,
   database: string,
   scope: StoredScope,
+  options: ReadOptions = {},
 ): AsyncGenerator<StoredCallEvent> {
+  const final = options.final !== false;
+  const seen = final ? null : new Set<string>();
   const result = await client.query({
     query: `SELECT toUnixTimestamp64Milli(time) AS t, hex(call_id) AS call_id_hex, src_ip, src_port, dst_ip, dst_port,
          ssrc, codec, packets, lost, loss_percent, max_jitter_ms, mean_jitter_ms, mos, kind = 'final' AS is_final,
-         end_reason
-       FROM ${qualifiedName(database, 'media_reports')} FINAL
+         end_reason, toString(event_id) AS eid
+       FROM ${qualifiedName(database, 'media_reports')} ${final ? 'FINAL' : ''}
        WHERE call_id != '' AND (${scope.where})
        ORDER BY time, event_id
        ${READ_SETTINGS}`,
@@ -112,6 +132,11 @@ export async function* storedStreams(
   for await (const rows of result.stream()) {
     for (const row of rows) {
       const r = row.json<Row>();
+      if (seen !== null) {
+        const id = String(r.eid);
+        if (seen.has(id)) continue;
+        seen.add(id);
+      }
       yield {
         kind: 'stream',
         timeMs: num(r.t),

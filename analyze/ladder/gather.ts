@@ -16,7 +16,7 @@ import { qualifiedName } from '../../ingest/schema/ddl.js';
 import { CallAnalysis } from '../calls/analysis.js';
 import type { LinkOptions } from '../calls/linker.js';
 import { callStreamOf } from '../calls/sink.js';
-import { storedSipEvents, storedStreams } from '../calls/stored-events.js';
+import { type StoredCallEvent, storedSipEvents, storedStreams } from '../calls/stored-events.js';
 import type { LadderInput } from './build.js';
 
 /** No message of this Call-ID: the command's one-line error. */
@@ -102,54 +102,91 @@ export async function ladderInputFromStore(
   options: { legs?: boolean } = {},
 ): Promise<LadderInput> {
   const calls = qualifiedName(database, 'calls');
+  // Without FINAL (far cheaper for a few rows): the newest version of each row is kept here, and
+  // deleted ones dropped, as FINAL would.
   const recordsWhere = async (where: string, params: Record<string, unknown>) => {
     const result = await client.query({
-      query: `SELECT ${callSelectList()} FROM ${calls} FINAL WHERE ${where}`,
+      query: `SELECT ${callSelectList()}, is_deleted AS ladder_deleted FROM ${calls} WHERE ${where}`,
       query_params: params,
       format: 'JSONEachRow',
     });
-    return (await result.json<Record<string, unknown>>()).map((row) => callFromRow(row).record);
+    const newest = new Map<string, { version: bigint; deleted: boolean; record: CallRecord }>();
+    for (const row of await result.json<Record<string, unknown>>()) {
+      const v = callFromRow(row);
+      const key = `${v.record.callId}|${v.record.start}`;
+      const current = newest.get(key);
+      if (current === undefined || v.version > current.version)
+        newest.set(key, {
+          version: v.version,
+          deleted: row.ladder_deleted === true || row.ladder_deleted === 1,
+          record: v.record,
+        });
+    }
+    return [...newest.values()].filter((v) => !v.deleted).map((v) => v.record);
   };
-  const own = await recordsWhere('call_id = {cid:String}', { cid: callId });
-  let records = own;
-  if (own[0] !== undefined && options.legs !== false) {
-    const edge = own[0].edgeCallId;
-    const sameEdge = await recordsWhere('edge_call_id = {edge:String} OR call_id = {edge:String}', { edge });
-    records = legsOf(
-      [...sameEdge, ...own.filter((r) => !sameEdge.some((s) => s.callId === r.callId))],
-      callId,
-    );
-  }
+  // The leg and, in the same query, every leg of its edge (the subquery's set goes through the
+  // bloom indexes too).
+  const found =
+    options.legs === false
+      ? await recordsWhere('call_id = {cid:String}', { cid: callId })
+      : await recordsWhere(
+          `call_id = {cid:String}
+           OR edge_call_id IN (SELECT edge_call_id FROM ${calls} WHERE call_id = {cid:String})
+           OR call_id IN (SELECT edge_call_id FROM ${calls} WHERE call_id = {cid:String})`,
+          { cid: callId },
+        );
+  const records = options.legs === false ? found : legsOf(found, callId);
   const ids = [...new Set([callId, ...records.map((r) => r.callId)])];
   // Every stored message of these Call-IDs, whatever its time: a capture with a broken clock
   // still exports whole. The tables' (hour, Call-ID) keys let the engine skip other Call-IDs'
-  // granules hour by hour.
+  // granules hour by hour. The three tables are read at once.
   const params: Record<string, unknown> = { ids };
-  const events: CaptureEvent[] = [];
-  for await (const e of storedSipEvents(client, database, {
-    where: `call_id IN {ids:Array(String)}`,
-    params,
-  }))
-    if (e.kind === 'sip') events.push(e.event);
+  const collect = async <T>(
+    source: AsyncIterable<StoredCallEvent>,
+    pick: (e: StoredCallEvent) => T | null,
+  ) => {
+    const out: T[] = [];
+    for await (const e of source) {
+      const v = pick(e);
+      if (v !== null) out.push(v);
+    }
+    return out;
+  };
+  const [events, streams, logs] = await Promise.all([
+    collect(
+      storedSipEvents(
+        client,
+        database,
+        { where: 'call_id IN {ids:Array(String)}', params },
+        { final: false },
+      ),
+      (e) => (e.kind === 'sip' ? e.event : null),
+    ),
+    collect(
+      storedStreams(
+        client,
+        database,
+        { where: `kind = 'final' AND call_id IN {ids:Array(String)}`, params },
+        { final: false },
+      ),
+      (e) => (e.kind === 'stream' ? { callId: e.callId, stream: e.stream } : null),
+    ),
+    client
+      .query({
+        query: `SELECT toUnixTimestamp64Micro(time) AS us, correlation_id, text FROM ${qualifiedName(database, 'hep_logs')} FINAL
+                WHERE correlation_id IN {ids:Array(String)} ORDER BY time, event_id`,
+        query_params: params,
+        format: 'JSONEachRow',
+      })
+      .then((r) => r.json<{ us: string | number; correlation_id: string; text: string }>()),
+  ]);
   if (events.length === 0) throw new UnknownCallError(callId);
-  const streams: Array<{ callId: string; stream: CallStream }> = [];
-  for await (const e of storedStreams(client, database, {
-    where: `kind = 'final' AND call_id IN {ids:Array(String)}`,
-    params,
-  }))
-    if (e.kind === 'stream') streams.push({ callId: e.callId, stream: e.stream });
-  const logs = await client.query({
-    query: `SELECT toUnixTimestamp64Micro(time) AS us, correlation_id, text FROM ${qualifiedName(database, 'hep_logs')} FINAL
-            WHERE correlation_id IN {ids:Array(String)} ORDER BY time, event_id`,
-    query_params: params,
-    format: 'JSONEachRow',
-  });
   return {
     callId,
     records,
     events,
     streams,
-    logs: (await logs.json<{ us: string | number; correlation_id: string; text: string }>()).map((r) => ({
+    logs: logs.map((r) => ({
       time: Number(r.us) / 1000,
       callId: r.correlation_id,
       text: r.text,

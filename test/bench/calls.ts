@@ -27,6 +27,8 @@ import { analyzeFile } from '../../analyze/analyze.js';
 import { CallKpiCounter } from '../../analyze/calls/kpis.js';
 import { CallSink } from '../../analyze/calls/sink.js';
 import { storedCallsSummary, storedDestinations, storedKpisBy } from '../../analyze/calls/stored-kpis.js';
+import { buildLadder } from '../../analyze/ladder/build.js';
+import { ladderInputFromStore } from '../../analyze/ladder/gather.js';
 import { EVERY_OUTCOME, generateCapture } from '../../capture/generator/generate.js';
 import { SipParser } from '../../capture/sip/parser.js';
 import { FileSource } from '../../capture/sources.js';
@@ -55,6 +57,8 @@ export interface CallsBenchFigures {
     fieldsRead: number;
   };
   memory: { openCalls: number; bytesPerOpenCall: number; flood: FloodFigures } | null;
+  /** One call's ladder read back from the store of a million calls. */
+  ladder: { storedMessages: number; messages: number; ms: number };
   kpis: {
     storedCalls: number;
     countFinalMs: number;
@@ -318,6 +322,15 @@ export async function runCallsBench(options: {
         [],
         1n,
       );
+      // The capture's SIP messages too, parsed again in slices (a ladder reads them back).
+      for (let i = 0; i < events.length; i += 10_000) {
+        const slice: CaptureEvent[] = [];
+        for (const e of events.slice(i, i + 10_000)) {
+          const parsed = parser.parse(e.payload, 0, e.payload.length);
+          if (parsed.ok) slice.push({ ...e, sip: parsed.message });
+        }
+        await writer.write(slice);
+      }
       await writer.close();
       const copies = Math.ceil((quick ? 200_000 : 1_000_000) / records.length);
       // Each copy its own Call-IDs, an hour later: as many calls as a busy day's.
@@ -329,6 +342,19 @@ export async function runCallsBench(options: {
           FROM ${database}.calls ARRAY JOIN range(1, {copies:UInt32}) AS copy`,
         query_params: { copies },
       });
+      // The messages likewise, a few copies per INSERT (each must finish within the client's timeout);
+      // the originals picked in a subquery: a WHERE would read the copy's call_id alias.
+      for (let from = 1; from < copies; from += 6)
+        await store.client.command({
+          query: `INSERT INTO ${database}.sip_messages SELECT * REPLACE (
+              concat(call_id, '#', toString(copy)) AS call_id,
+              time + toIntervalHour(copy) AS time,
+              event_id + copy AS event_id)
+            FROM (SELECT * FROM ${database}.sip_messages WHERE position(call_id, '#') = 0)
+            ARRAY JOIN range({from:UInt32}, {to:UInt32}) AS copy`,
+          query_params: { from, to: Math.min(copies, from + 6) },
+          clickhouse_settings: { max_partitions_per_insert_block: '10000' },
+        });
       const count = await store.client.query({
         query: `SELECT count() AS n FROM ${database}.calls FINAL`,
         format: 'JSONEachRow',
@@ -345,6 +371,26 @@ export async function runCallsBench(options: {
         byHourMs: await bestAsync(3, () => storedKpisBy(store.client, database, {}, 'hour')),
         destinationsMs: await bestAsync(3, () => storedDestinations(store.client, database, {})),
       };
+      // One call's ladder (both legs of a B2BUA call, a copy in the middle of the store).
+      const b2bua = records.find((r) => r.linkedBy !== null) ?? records[0]!;
+      const ladderCallId = `${b2bua.callId}#${Math.floor(copies / 2)}`;
+      let ladderMessages = 0;
+      const ladderMs = await bestAsync(3, async () => {
+        const ladder = buildLadder(await ladderInputFromStore(store.client, database, ladderCallId));
+        ladderMessages = ladder.messages.length;
+      });
+      const storedMessages = await store.client.query({
+        query: `SELECT count() AS n FROM ${database}.sip_messages`,
+        format: 'JSONEachRow',
+      });
+      const ladderFigures = {
+        storedMessages: Number((await storedMessages.json<{ n: string }>())[0]!.n),
+        messages: ladderMessages,
+        ms: Math.round(ladderMs),
+      };
+      log(
+        `ladder of one call (${ladderMessages} messages, ${b2bua.linkedBy === null ? 'one leg' : 'two legs'}) from a store of ${storedCalls} calls and ${ladderFigures.storedMessages} SIP messages: ${ladderFigures.ms} ms (target < 300 ms)`,
+      );
       for (const k of Object.keys(kpis) as Array<keyof typeof kpis>)
         if (k !== 'storedCalls') kpis[k] = Math.round(kpis[k]);
       log(
@@ -352,7 +398,7 @@ export async function runCallsBench(options: {
           `by peer ${kpis.byPeerMs} ms, by hour ${kpis.byHourMs} ms, destinations ${kpis.destinationsMs} ms; ` +
           `count() FINAL ${kpis.countFinalMs} ms (summary ×${(kpis.summaryMs / Math.max(1, kpis.countFinalMs)).toFixed(1)} of it)`,
       );
-      return { engine: engineFigures, memory, kpis };
+      return { engine: engineFigures, memory, kpis, ladder: ladderFigures };
     } finally {
       await store.close();
     }
