@@ -91,9 +91,18 @@ export async function extractCall(
     }
   }
 
+  // Ports of anything that may belong: most packets of other calls are passed over on their ports
+  // alone, without making their addresses into strings.
+  const ports = new Set<number>();
+  for (const key of [...connections, ...pairs])
+    for (const end of key.split('>')) ports.add(Number(end.slice(end.lastIndexOf('|') + 1)));
+  for (const key of offered) ports.add(Number(key.slice(key.lastIndexOf('|') + 1)));
   const parser = new SipParser();
   let keep = false;
   const judge = (p: DecodedPacket, record: PacketRecord, udp: boolean) => {
+    if (!ports.has(p.srcPort) && !ports.has(p.dstPort)) {
+      if (!udp || !looksLikeSip(p.buf, p.payloadOffset, p.payloadEnd)) return;
+    }
     const a = `${p.srcIp()}|${p.srcPort}`;
     const b = `${p.dstIp()}|${p.dstPort}`;
     const pair = a < b ? `${a}>${b}` : `${b}>${a}`;
@@ -141,13 +150,17 @@ export async function extractCall(
     keep = false;
     decoder.decode(record);
     const p = decoder.packet;
-    const fragmentKey = p.ipVersion === 0 ? null : `${p.srcIp()}|${p.dstIp()}|${p.fragmentId}`;
-    const bytes = record.data.subarray(record.offset, record.offset + record.caplen);
+    // Only fragments are keyed (the string costs more than the rest of the judgement).
+    const fragmentKey =
+      p.ipVersion === 0 || !(p.isFragment || p.reassembled)
+        ? null
+        : `${p.srcIp()}|${p.dstIp()}|${p.fragmentId}`;
+    const bytes = () => record.data.subarray(record.offset, record.offset + record.caplen);
     if (p.isFragment && !p.reassembled && !keep && fragmentKey !== null) {
       // A datagram's earlier fragments wait for its last one: kept together if it belongs.
       if (heldCount < MAX_HELD_FRAGMENTS) {
         const list = held.get(fragmentKey) ?? [];
-        list.push({ record: { ...record }, bytes: Buffer.from(bytes) });
+        list.push({ record: { ...record }, bytes: Buffer.from(bytes()) });
         held.set(fragmentKey, list);
         heldCount++;
       }
@@ -159,7 +172,7 @@ export async function extractCall(
       heldCount -= fragments.length;
       held.delete(fragmentKey);
     }
-    if (keep) write(record, bytes);
+    if (keep) write(record, bytes());
   });
   const done = writer as PcapWriter | null;
   if (done === null) new PcapWriter(output, { nanosecond: true }).close();
