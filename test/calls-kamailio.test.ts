@@ -15,6 +15,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallAnalysis } from '../analyze/calls/analysis.js';
 import type { CallsSummary } from '../analyze/calls/kpis.js';
+import { buildLadder } from '../analyze/ladder/build.js';
+import { ladderInputFromFile } from '../analyze/ladder/gather.js';
 import { FileSource } from '../capture/sources.js';
 import type { CallOutcome, CallRecord } from '../core/call.js';
 import { drive } from '../core/drive.js';
@@ -234,6 +236,43 @@ gate.describe('calls through a Kamailio dispatcher, against SIPp and Kamailio', 
 
     it('pcap: the KPIs count each call once, as SIPp and acc counted', () => {
       checkKpis(runs.get(name)!, pcaps.get(name)!, 'wire');
+    });
+
+    it("ladder: a failover's branches numbered in the order the destinations logged them, each failed one with its 5xx or in silence, then the last", async () => {
+      const run = runs.get(name)!;
+      const failovers = run.calls.filter((c) => c.destinations.length > 1);
+      // Every topology with a failover path shows it in its calls (checked against the paths above).
+      expect(failovers.length > 0).toBe(TOPOLOGIES[name].paths.some((p) => p.split('=')[0]!.includes(',')));
+      for (const c of failovers.slice(0, 5)) {
+        const ladder = buildLadder(await ladderInputFromFile(run.pcap, c.callId, { legs: false }));
+        const address = (i: number) => `${ladder.endpoints[i]!.ip}:${ladder.endpoints[i]!.port}`;
+        const tried = ladder.messages.filter((m) => m.branch !== null && !m.retransmission);
+        expect(
+          tried.map((m) => m.branch),
+          c.callId,
+        ).toEqual(c.destinations.map((_, i) => i + 1));
+        const destination = (kind: string) => run.destinations.find((d) => d.name === kind)!;
+        expect(
+          tried.map((m) => address(m.to)),
+          c.callId,
+        ).toEqual(c.destinations.map((kind) => `${destination(kind).ip}:${destination(kind).port}`));
+        for (const [i, kind] of c.destinations.entries()) {
+          const from = destination(kind);
+          const finals = ladder.messages.filter(
+            (m) =>
+              !m.request &&
+              (m.status ?? 0) >= 200 &&
+              m.cseq.endsWith('INVITE') &&
+              address(m.from) === `${from.ip}:${from.port}`,
+          );
+          const sent = from.invites.find((v) => v.callId === c.callId)?.finalSent ?? null;
+          // What that destination answered (a 503, the 200) or nothing at all (the silent one).
+          expect(
+            finals.map((m) => m.status),
+            `${c.callId} branch ${i + 1}`,
+          ).toEqual(sent === null ? [] : [sent, ...Array(finals.length - 1).fill(sent)]);
+        }
+      }
     });
   });
 

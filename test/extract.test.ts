@@ -7,13 +7,22 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CallAnalysis } from '../analyze/calls/analysis.js';
 import { EVERY_OUTCOME, generateCapture } from '../capture/generator/generate.js';
 import { FileSource } from '../capture/sources.js';
 import type { CallRecord } from '../core/call.js';
 import { drive } from '../core/drive.js';
-import { needs, REPO_ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
+import { runSippCalls } from './oracle/sipp.js';
+import {
+  needs,
+  REPO_ROOT,
+  ROOT,
+  removeTmpDir,
+  SHARED_CAPTURES,
+  SHARED_PCAPS,
+  tmpDir,
+} from './oracle/tools.js';
 import { runTshark } from './oracle/tshark.js';
 import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
 
@@ -32,11 +41,12 @@ function extract(pcap: string, callId: string, out: string, legs = false) {
 }
 
 /** [Call-ID, CSeq] per SIP message in frame order. */
-async function sipOrder(file: string): Promise<Array<[string, string]>> {
+async function sipOrder(file: string, decodeAs: string[] = []): Promise<Array<[string, string]>> {
   const run = await runTshark([
     '-n',
     '-r',
     file,
+    ...decodeAs.flatMap((rule) => ['-d', rule]),
     '-Y',
     'sip',
     '-T',
@@ -154,4 +164,49 @@ describe('extract on the shared captures', () => {
     },
     120_000,
   );
+});
+
+needs('tshark', 'sipp', 'tcpdump', ROOT).describe('extract and export of a SIPp call with RTP', () => {
+  it("SIPp's call: extract and the spool's export both give tshark the streams and figures of the capture, and SIPp's SIP", async () => {
+    // A port of its own: test files run side by side.
+    const run = await runSippCalls({
+      dir,
+      calls: 1,
+      rate: 1,
+      port: 5094,
+      uacScenario: 'rtp',
+      uasScenario: 'answer-rtp-echo',
+    });
+    expect(run.uac.successfulCalls).toBe(1);
+    const decodeAs = ['udp.port==5094,sip'];
+    const original = byKey(await tsharkRtpStreams(run.pcap, { decodeAs }));
+    expect(original.size).toBe(2);
+    const callId = [...new Set((await sipOrder(run.pcap, decodeAs)).map(([id]) => id))][0]!;
+    const out = join(dir, 'sipp-extract.pcap');
+    extract(run.pcap, callId, out);
+    expect(byKey(await tsharkRtpStreams(out, { decodeAs }))).toEqual(original);
+    expect(await sipOrder(out, decodeAs)).toEqual(await sipOrder(run.pcap, decodeAs));
+
+    const store = join(dir, 'sipp-store');
+    const spool = join(dir, 'sipp-spool');
+    const stored = spawnSync(
+      process.execPath,
+      [cli, 'run', '--pcap', run.pcap, '--data-dir', store, '--save-rtp', spool],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(stored.status, stored.stderr).toBe(0);
+    const exported = join(dir, 'sipp-export.pcap');
+    const r = spawnSync(
+      process.execPath,
+      [cli, 'export', callId, '--data-dir', store, '--rtp-dir', spool, '-o', exported],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(byKey(await tsharkRtpStreams(exported, { decodeAs }))).toEqual(original);
+    expect(await sipOrder(exported, decodeAs)).toEqual(await sipOrder(run.pcap, decodeAs));
+  }, 120_000);
 });
