@@ -10,6 +10,7 @@
  * The synthesizer owns the streams' state: one per exported file.
  */
 import { parseIp } from '../../core/address.js';
+import { crc32c } from '../../core/crc.js';
 import type { TransportName } from '../../core/event.js';
 import { finish, sum16 } from '../generator/frames.js';
 
@@ -219,23 +220,6 @@ function sctp(sport: number, dport: number, tsn: number, payload: Buffer): Buffe
 
 function pseudo(src: Buffer, dst: Buffer, protocol: number, length: number): number {
   return sum16(src, 0, src.length, sum16(dst, 0, dst.length, protocol + (length >>> 16) + (length & 0xffff)));
-}
-
-const CRC32C = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC32c (Castagnoli), as SCTP's checksum (RFC 4960 appendix B). */
-export function crc32c(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC32C[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 function upgradeRequest(ip: string, port: number): Buffer {

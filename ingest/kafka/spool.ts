@@ -36,8 +36,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from '../../core/crc.js';
 import { type Logger, silentLogger } from '../../core/log.js';
-import { crc32 } from './crc32.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 
