@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { generateCapture } from '../capture/generator/generate.js';
 import { needs, REPO_ROOT, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from './oracle/tools.js';
-import { runTshark, tsharkSipStat } from './oracle/tshark.js';
-import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+import { tsharkSipMessages, tsharkSipStat } from './oracle/tshark.js';
+import { streamFigures, streamKey, tsharkRtpStreams } from './oracle/tshark-rtp.js';
 
 const cli = join(REPO_ROOT, 'dist/bin/callscope.js');
 const dir = tmpDir('callscope-export-');
@@ -25,36 +25,6 @@ function run(args: string[]) {
   return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
 }
 
-/** [Call-ID, CSeq] of each SIP message tshark shows, in frame order. */
-async function messages(file: string): Promise<Array<[string, string]>> {
-  const out = await runTshark([
-    '-n',
-    '-r',
-    file,
-    '-Y',
-    'sip',
-    '-T',
-    'fields',
-    '-E',
-    'occurrence=a',
-    '-E',
-    'aggregator=\u0001',
-    '-e',
-    'sip.Call-ID',
-    '-e',
-    'sip.CSeq',
-  ]);
-  const list: Array<[string, string]> = [];
-  for (const line of out.stdout.split('\n')) {
-    if (line === '') continue;
-    const [ids = '', cseqs = ''] = line.split('\t');
-    const idList = ids.split('\u0001');
-    for (const [i, cseq] of cseqs.split('\u0001').entries())
-      list.push([idList[i] ?? idList[0] ?? '', cseq.trim().replace(/\s+/g, ' ')]);
-  }
-  return list;
-}
-
 beforeAll(() => {
   if (SHARED_PCAPS === null) return;
   for (const name of sharedFiles) {
@@ -66,7 +36,7 @@ beforeAll(() => {
 gate.it.each(sharedFiles)(
   '%s: each call exported from the store reads back in tshark as its stored messages, in order',
   async (name) => {
-    const original = await messages(join(SHARED_PCAPS!, name));
+    const original = await tsharkSipMessages(join(SHARED_PCAPS!, name));
     for (const callId of new Set(original.map(([id]) => id))) {
       const out = join(dir, `${name}-export.pcap`);
       const exported = run(['export', callId, '--data-dir', data, '-o', out, '--json']);
@@ -78,7 +48,7 @@ gate.it.each(sharedFiles)(
       };
       const stat = await tsharkSipStat(out);
       expect(stat.messages, `${name} ${callId}`).toBe(ladder.messages.length);
-      const back = (await messages(out)).filter(([id]) => id === callId).map(([, cseq]) => cseq);
+      const back = (await tsharkSipMessages(out)).filter(([id]) => id === callId).map(([, cseq]) => cseq);
       expect(back, `${name} ${callId}`).toEqual(ladder.messages.map((m) => m.cseq));
       expect(back, `${name} ${callId}`).toEqual(original.filter(([id]) => id === callId).map(([, c]) => c));
 
@@ -145,10 +115,10 @@ describe('export with the RTP spool (run --save-rtp)', () => {
       ]);
       expect(exported.status, exported.stderr).toBe(0);
       expect(JSON.parse(exported.stdout).mediaPackets).toBeGreaterThan(0);
-      const original = new Map((await tsharkRtpStreams(pcap)).map((s) => [streamKey(s), figures(s)]));
+      const original = new Map((await tsharkRtpStreams(pcap)).map((s) => [streamKey(s), streamFigures(s)]));
       const back = await tsharkRtpStreams(out);
       expect(back.length).toBe(answered.streams.length);
-      for (const s of back) expect(figures(s), streamKey(s)).toEqual(original.get(streamKey(s)));
+      for (const s of back) expect(streamFigures(s), streamKey(s)).toEqual(original.get(streamKey(s)));
 
       // A spool far too small for the capture: drops counted by reason, the SIP all stored.
       const small = run([
@@ -173,8 +143,3 @@ describe('export with the RTP spool (run --save-rtp)', () => {
     180_000,
   );
 });
-
-function figures(s: TsharkRtpStream) {
-  const { startTime: _s, endTime: _e, ...rest } = s;
-  return rest;
-}

@@ -23,8 +23,8 @@ import {
   SHARED_PCAPS,
   tmpDir,
 } from './oracle/tools.js';
-import { runTshark } from './oracle/tshark.js';
-import { streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
+import { tsharkSipMessages } from './oracle/tshark.js';
+import { streamFigures, streamKey, type TsharkRtpStream, tsharkRtpStreams } from './oracle/tshark-rtp.js';
 
 const cli = join(REPO_ROOT, 'dist/bin/callscope.js');
 const dir = tmpDir('callscope-extract-');
@@ -40,44 +40,8 @@ function extract(pcap: string, callId: string, out: string, legs = false) {
   return JSON.parse(r.stdout) as { packetsWritten: number; sipMessages: number; streams: number };
 }
 
-/** [Call-ID, CSeq] per SIP message in frame order. */
-async function sipOrder(file: string, decodeAs: string[] = []): Promise<Array<[string, string]>> {
-  const run = await runTshark([
-    '-n',
-    '-r',
-    file,
-    ...decodeAs.flatMap((rule) => ['-d', rule]),
-    '-Y',
-    'sip',
-    '-T',
-    'fields',
-    '-E',
-    'occurrence=a',
-    '-E',
-    'aggregator=\u0001',
-    '-e',
-    'sip.Call-ID',
-    '-e',
-    'sip.CSeq',
-  ]);
-  const out: Array<[string, string]> = [];
-  for (const line of run.stdout.split('\n')) {
-    if (line === '') continue;
-    const [ids = '', cseqs = ''] = line.split('\t');
-    const idList = ids.split('\u0001');
-    for (const [i, cseq] of cseqs.split('\u0001').entries())
-      out.push([idList[i] ?? idList[0] ?? '', cseq.trim().replace(/\s+/g, ' ')]);
-  }
-  return out;
-}
-
-/** A stream's figures without its start and end times (tshark counts them from the file's first frame). */
-function figures(s: TsharkRtpStream) {
-  const { startTime: _s, endTime: _e, ...rest } = s;
-  return rest;
-}
-
-const byKey = (list: TsharkRtpStream[]) => new Map(list.map((s) => [streamKey(s), figures(s)] as const));
+const byKey = (list: TsharkRtpStream[]) =>
+  new Map(list.map((s) => [streamKey(s), streamFigures(s)] as const));
 
 describe('extract against tshark on generated calls with loss and jitter', () => {
   const pcap = join(dir, 'calls.pcap');
@@ -104,7 +68,7 @@ describe('extract against tshark on generated calls with loss and jitter', () =>
     'a B2BUA call with both legs, a proxy failover and a plain call: the same streams and figures, the same SIP in order',
     async () => {
       const original = await prepared;
-      const originalSip = await sipOrder(pcap);
+      const originalSip = await tsharkSipMessages(pcap);
       const b2bua = records.find((r) => r.linkedBy !== null && r.outcome === 'answered')!;
       const failover = records.find(
         (r) => r.outcome === 'answered' && r.hops.some((h) => h.branches.length > 1),
@@ -131,7 +95,7 @@ describe('extract against tshark on generated calls with loss and jitter', () =>
         expect(streams.size, name).toBe(done.streams);
         expect(streams.size, name).toBeGreaterThanOrEqual(legs ? 4 : 2);
         for (const [key, value] of streams) expect(value, `${name} ${key}`).toEqual(original.get(key));
-        const back = (await sipOrder(out)).filter(([id]) => ids.has(id));
+        const back = (await tsharkSipMessages(out)).filter(([id]) => ids.has(id));
         expect(back, name).toEqual(originalSip.filter(([id]) => ids.has(id)));
         expect(back.length, name).toBe(done.sipMessages);
       }
@@ -147,12 +111,12 @@ describe('extract on the shared captures', () => {
     '%s: each Call-ID extracted has its SIP in order, and the RTP streams tshark sees with the same figures',
     async (name) => {
       const file = join(SHARED_PCAPS!, name);
-      const original = await sipOrder(file);
+      const original = await tsharkSipMessages(file);
       const originalStreams = byKey(await tsharkRtpStreams(file));
       for (const callId of new Set(original.map(([id]) => id))) {
         const out = join(dir, `${name}-${callId.replace(/[^\w.-]/g, '_').slice(0, 40)}.pcap`);
         extract(file, callId, out);
-        const back = (await sipOrder(out)).filter(([id]) => id === callId);
+        const back = (await tsharkSipMessages(out)).filter(([id]) => id === callId);
         expect(back, `${name} ${callId}`).toEqual(original.filter(([id]) => id === callId));
         const streams = byKey(await tsharkRtpStreams(out));
         for (const [key, value] of streams)
@@ -181,11 +145,13 @@ needs('tshark', 'sipp', 'tcpdump', ROOT).describe('extract and export of a SIPp 
     const decodeAs = ['udp.port==5094,sip'];
     const original = byKey(await tsharkRtpStreams(run.pcap, { decodeAs }));
     expect(original.size).toBe(2);
-    const callId = [...new Set((await sipOrder(run.pcap, decodeAs)).map(([id]) => id))][0]!;
+    const callId = [...new Set((await tsharkSipMessages(run.pcap, { decodeAs })).map(([id]) => id))][0]!;
     const out = join(dir, 'sipp-extract.pcap');
     extract(run.pcap, callId, out);
     expect(byKey(await tsharkRtpStreams(out, { decodeAs }))).toEqual(original);
-    expect(await sipOrder(out, decodeAs)).toEqual(await sipOrder(run.pcap, decodeAs));
+    expect(await tsharkSipMessages(out, { decodeAs })).toEqual(
+      await tsharkSipMessages(run.pcap, { decodeAs }),
+    );
 
     const store = join(dir, 'sipp-store');
     const spool = join(dir, 'sipp-spool');
@@ -207,6 +173,8 @@ needs('tshark', 'sipp', 'tcpdump', ROOT).describe('extract and export of a SIPp 
     );
     expect(r.status, r.stderr).toBe(0);
     expect(byKey(await tsharkRtpStreams(exported, { decodeAs }))).toEqual(original);
-    expect(await sipOrder(exported, decodeAs)).toEqual(await sipOrder(run.pcap, decodeAs));
+    expect(await tsharkSipMessages(exported, { decodeAs })).toEqual(
+      await tsharkSipMessages(run.pcap, { decodeAs }),
+    );
   }, 120_000);
 });

@@ -1,11 +1,14 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVERY_OUTCOME, generateCapture } from '../../capture/generator/generate.js';
 import { SipParser } from '../../capture/sip/parser.js';
+import { FileSource } from '../../capture/sources.js';
+import type { CallRecord } from '../../core/call.js';
+import { drive } from '../../core/drive.js';
 import { type CaptureEvent, HEP_PROTO_SIP } from '../../core/event.js';
 import { needs, removeTmpDir, SHARED_CAPTURES, SHARED_PCAPS, tmpDir } from '../../test/oracle/tools.js';
-import { runTshark } from '../../test/oracle/tshark.js';
+import { tsharkSipMessages } from '../../test/oracle/tshark.js';
 import { CallAnalysis } from '../calls/analysis.js';
 import { buildLadder } from './build.js';
 import { ladderInputFromFile } from './gather.js';
@@ -19,44 +22,12 @@ afterAll(() => removeTmpDir(dir));
 
 const sharedFiles = SHARED_PCAPS ? readdirSync(SHARED_PCAPS).filter((f) => /\.pcap(ng)?$/.test(f)) : [];
 
-/** tshark's SIP messages in frame order: [Call-ID, CSeq] each (several per frame over TCP). */
-async function tsharkMessages(file: string): Promise<Array<[string, string]>> {
-  const run = await runTshark([
-    '-n',
-    '-r',
-    file,
-    '-Y',
-    'sip',
-    '-T',
-    'fields',
-    '-E',
-    'occurrence=a',
-    '-E',
-    'aggregator=\u0001',
-    '-e',
-    'sip.Call-ID',
-    '-e',
-    'sip.CSeq',
-  ]);
-  const out: Array<[string, string]> = [];
-  for (const line of run.stdout.split('\n')) {
-    if (line === '') continue;
-    const [ids = '', cseqs = ''] = line.split('\t');
-    const idList = ids.split('\u0001');
-    const cseqList = cseqs.split('\u0001');
-    cseqList.forEach((cseq, i) => {
-      out.push([idList[i] ?? idList[0] ?? '', cseq.trim().replace(/\s+/g, ' ')]);
-    });
-  }
-  return out;
-}
-
 describe('the ladder of each call of the shared captures, against tshark', () => {
   needs(SHARED_CAPTURES, 'tshark').it.each(sharedFiles)(
     '%s: every Call-ID has exactly its messages, in tshark frame order',
     async (name) => {
       const file = join(SHARED_PCAPS!, name);
-      const reference = await tsharkMessages(file);
+      const reference = await tsharkSipMessages(file);
       const callIds = [...new Set(reference.map(([id]) => id))];
       for (const callId of callIds) {
         const ladder = buildLadder(await ladderInputFromFile(file, callId, { legs: false }));
@@ -82,19 +53,22 @@ describe('legs, hops and media of a generated capture', () => {
     callDurationSec: 2,
     outcomes: EVERY_OUTCOME,
   });
-
-  it('a B2BUA call is one diagram: both legs, each message on its leg, media of both', async () => {
+  // The engine's records of the capture, once for every test.
+  const records: CallRecord[] = [];
+  beforeAll(async () => {
     const analysis = new CallAnalysis({ keepRecords: true });
-    const { drive } = await import('../../core/drive.js');
-    const { FileSource } = await import('../../capture/sources.js');
     await drive(new FileSource(pcap), [analysis.sink]);
     await analysis.finish();
-    const leg = analysis.records.find((r) => r.linkedBy !== null && r.outcome === 'answered');
+    records.push(...analysis.records);
+  });
+
+  it('a B2BUA call is one diagram: both legs, each message on its leg, media of both', async () => {
+    const leg = records.find((r) => r.linkedBy !== null && r.outcome === 'answered');
     expect(leg).toBeDefined();
     const ladder = buildLadder(await ladderInputFromFile(pcap, leg!.callId));
     expect(ladder.legs.length).toBeGreaterThanOrEqual(2);
     expect(ladder.legs[0]!.callId).toBe(leg!.edgeCallId);
-    const perLeg = ladder.legs.map((l) => analysis.records.find((r) => r.callId === l.callId)!.messages);
+    const perLeg = ladder.legs.map((l) => records.find((r) => r.callId === l.callId)!.messages);
     for (const [i, count] of perLeg.entries()) {
       // Distinct messages per leg (the engine's count: copies on other hops are one message).
       expect(ladder.messages.filter((m) => m.leg === i).length).toBeGreaterThanOrEqual(count);
@@ -123,12 +97,7 @@ describe('legs, hops and media of a generated capture', () => {
   });
 
   it('a proxy failover numbers the branches the proxy tried', async () => {
-    const analysis = new CallAnalysis({ keepRecords: true });
-    const { drive } = await import('../../core/drive.js');
-    const { FileSource } = await import('../../capture/sources.js');
-    await drive(new FileSource(pcap), [analysis.sink]);
-    await analysis.finish();
-    const failover = analysis.records.find((r) => r.hops.some((h) => h.branches.length > 1));
+    const failover = records.find((r) => r.hops.some((h) => h.branches.length > 1));
     expect(failover).toBeDefined();
     const ladder = buildLadder(await ladderInputFromFile(pcap, failover!.callId, { legs: false }));
     const branches = ladder.messages.filter((m) => m.branch !== null).map((m) => m.branch);

@@ -148,3 +148,9 @@ export function streamKey(s: {
 }): string {
   return `${s.src}:${s.srcPort}>${s.dst}:${s.dstPort}#${s.ssrc >>> 0}`;
 }
+
+/** A stream's figures without its start and end times (tshark counts those from the file's first frame). */
+export function streamFigures(s: TsharkRtpStream): Omit<TsharkRtpStream, 'startTime' | 'endTime'> {
+  const { startTime: _start, endTime: _end, ...figures } = s;
+  return figures;
+}

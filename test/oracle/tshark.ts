@@ -354,3 +354,25 @@ export function writeSipUdpPcap(file: string, payloads: string[], startSec = 1_7
   });
   writeFileSync(file, Buffer.concat(parts));
 }
+
+/**
+ * tshark's SIP messages in frame order, each as [Call-ID, CSeq] (whitespace in the CSeq collapsed);
+ * a frame carrying several (TCP, WebSocket) gives each of them.
+ */
+export async function tsharkSipMessages(
+  file: string,
+  options: TsharkSipOptions = {},
+): Promise<Array<[string, string]>> {
+  const args = [...commonArgs(file, options), '-Y', 'sip', '-T', 'fields', '-E', 'occurrence=a'];
+  args.push('-E', 'aggregator=\u0001', '-e', 'sip.Call-ID', '-e', 'sip.CSeq');
+  const run = await runTshark(args, { timeoutMs: options.timeoutMs });
+  const out: Array<[string, string]> = [];
+  for (const line of run.stdout.split('\n')) {
+    if (line === '') continue;
+    const [ids = '', cseqs = ''] = line.split('\t');
+    const idList = ids.split('\u0001');
+    for (const [i, cseq] of cseqs.split('\u0001').entries())
+      out.push([idList[i] ?? idList[0] ?? '', cseq.trim().replace(/\s+/g, ' ')]);
+  }
+  return out;
+}
