@@ -83,6 +83,17 @@ export function rtpSpoolOf(settings: Settings, logger: Logger): RtpSpool | null 
   });
 }
 
+/** The call a command names, as its argument or by --call-id (the same one if both). */
+export function callIdOf(settings: Settings, argument: string | undefined, command: string): string {
+  const flag = settings.string('call-id');
+  if (flag !== undefined && argument !== undefined && flag !== argument)
+    throw new UsageError('the Call-ID is given twice, differently');
+  const callId = flag ?? argument;
+  if (callId === undefined || callId === '')
+    throw new UsageError(`name the call: callscope ${command} CALL-ID`);
+  return callId;
+}
+
 export const STORE_FLAGS = {
   clickhouse: { type: 'string' },
   'clickhouse-user': { type: 'string' },

@@ -6,7 +6,7 @@
  * Times are capture times in milliseconds since the epoch (fractions carry the microseconds). Strings
  * are as captured (bytes read as Latin-1): renderers escape them for their format.
  */
-import type { CallOutcome } from './call.js';
+import type { CallOutcome, CallStream } from './call.js';
 
 export const LADDER_VERSION = 1;
 
@@ -93,22 +93,11 @@ export interface LadderMessage {
   rawTruncated: boolean;
 }
 
-export interface LadderStream {
+/** A media stream's final figures, placed between the columns of its two ends. */
+export interface LadderStream extends CallStream {
   leg: number | null;
   from: number;
   to: number;
-  src: string;
-  srcPort: number;
-  dst: string;
-  dstPort: number;
-  ssrc: number;
-  codec: string | null;
-  packets: number;
-  lost: number;
-  lossPercent: number;
-  maxJitterMs: number;
-  meanJitterMs: number;
-  mos: number | null;
 }
 
 export interface LadderLog {

@@ -126,18 +126,7 @@ export function buildLadder(input: LadderInput, options: LadderOptions = {}): La
     leg: legIndex.get(callId) ?? null,
     from: mediaColumn(endpoints, column, stream.src),
     to: mediaColumn(endpoints, column, stream.dst),
-    src: stream.src,
-    srcPort: stream.srcPort,
-    dst: stream.dst,
-    dstPort: stream.dstPort,
-    ssrc: stream.ssrc,
-    codec: stream.codec,
-    packets: stream.packets,
-    lost: stream.lost,
-    lossPercent: stream.lossPercent,
-    maxJitterMs: stream.maxJitterMs,
-    meanJitterMs: stream.meanJitterMs,
-    mos: stream.mos,
+    ...stream,
   }));
   const logs = input.logs.map((l) => ({ time: l.time, leg: legIndex.get(l.callId) ?? null, text: l.text }));
   return {

@@ -12,6 +12,7 @@ import { EXIT_OK } from '../errors.js';
 import {
   COMMON,
   COMMON_HELP,
+  callIdOf,
   databaseOf,
   EXIT_CODES_HELP,
   STORE_FLAGS,
@@ -63,9 +64,7 @@ ${EXIT_CODES_HELP}`,
     );
     if (parsed === null) return EXIT_OK;
     const { values, settings, logger, file: positional } = parsed;
-    const callId = settings.string('call-id') ?? positional;
-    if (callId === undefined || callId === '')
-      throw new UsageError('name the call: callscope export CALL-ID');
+    const callId = callIdOf(settings, positional, 'export');
     if (values.text && values.csv) throw new UsageError('--text and --csv: choose one');
     const output = settings.string('output');
     if (!values.text && !values.csv && output === undefined)

@@ -18,6 +18,7 @@ import { EXIT_OK } from '../errors.js';
 import {
   COMMON,
   COMMON_HELP,
+  callIdOf,
   captureOptionsOf,
   databaseOf,
   EXIT_CODES_HELP,
@@ -118,11 +119,7 @@ ${EXIT_CODES_HELP}`,
     );
     if (parsed === null) return EXIT_OK;
     const { values, settings, logger, file: positional } = parsed;
-    const callId = settings.string('call-id') ?? positional;
-    if (callId === undefined || callId === '')
-      throw new UsageError('name the call: callscope ladder CALL-ID');
-    if (positional !== undefined && settings.string('call-id') !== undefined && positional !== callId)
-      throw new UsageError('the Call-ID is given twice, differently');
+    const callId = callIdOf(settings, positional, 'ladder');
     const format = (values.json ? 'json' : (settings.string('format') ?? 'text')) as Format;
     if (!FORMATS.includes(format))
       throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got "${format}"`);
