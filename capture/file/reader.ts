@@ -1,5 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
-import { PcapParser } from './pcap.js';
+import { MAX_CAPLEN, PcapParser } from './pcap.js';
 import { PcapngParser } from './pcapng.js';
 import { CaptureFormatError, emptyPacketRecord, type PacketRecord } from './record.js';
 
@@ -37,6 +37,8 @@ export interface ReadResult {
 
 export const DEFAULT_CHUNK_SIZE = 4 << 20;
 export const MAX_WARNINGS = 100;
+/** Room kept in front of a chunk read ahead for the record carried over: a pcap record's largest. */
+const READ_AHEAD_HEADROOM = MAX_CAPLEN + 16;
 
 /**
  * What a format parser gets from the reader: the shared record, the callback, and the counters.
@@ -122,6 +124,13 @@ function createParser(buf: Buffer, at: number, ctx: ReadContext): CaptureParser 
   throw new CaptureFormatError(ctx.file, 0, `unknown magic 0x${hex} (not a pcap or pcapng file)`);
 }
 
+/** A chunk being read into the spare buffer at `headroom`, from file offset `at`. */
+interface ReadAhead {
+  at: number;
+  headroom: number;
+  done: Promise<number>;
+}
+
 /** Reads a pcap or pcapng file (detected by magic), calling onPacket for each packet with a reused record. */
 export async function readCaptureFile(
   path: string,
@@ -136,6 +145,8 @@ export async function readCaptureFile(
   signal?.throwIfAborted();
 
   let fh: FileHandle;
+  // The read ahead in flight, if any: it is waited for before the file is closed.
+  let ahead: ReadAhead | null = null;
   try {
     fh = await open(path, 'r');
   } catch (err) {
@@ -160,38 +171,78 @@ export async function readCaptureFile(
     let base = 0; // file offset of buf[0]
     let pos = 0; // file offset of the next read
     let eof = false;
+    // Read-ahead: while one chunk is parsed, the next is read into a second buffer after a headroom
+    // (on a libuv thread, so on the other core); the carried-over partial record is then copied into
+    // the headroom in front of it and the buffers swap.
+    let spare: typeof buf | null = null;
+    const readAt = async (target: Buffer, offset: number, length: number, at: number): Promise<number> => {
+      try {
+        return (await fh.read(target, offset, length, at)).bytesRead;
+      } catch (err) {
+        if (at === 0) throw new CaptureFormatError(path, 0, `cannot read: ${reasonOf(err)}`);
+        throw new Error(`${path}: read failed at byte offset ${at}: ${reasonOf(err)}`, { cause: err });
+      }
+    };
 
     for (;;) {
       signal?.throwIfAborted();
-      const need = parser ? parser.need : 4;
       const size = Math.min(chunkSize, Math.max(64 << 10, options.nextChunkSize?.() ?? chunkSize));
-      const room = Math.min(size, buf.length);
-      // Move the carried-over partial record to the front when the tail is too small for the next read.
-      if (start > 0 && (buf.length - start < need || buf.length - end < room)) {
-        buf.copyWithin(0, start, end);
-        base += start;
-        end -= start;
-        start = 0;
-      }
-      if (buf.length < need) {
-        const bigger = Buffer.allocUnsafe(Math.max(need, Math.min(buf.length * 2, DEFAULT_CHUNK_SIZE)));
-        buf.copy(bigger, 0, start, end);
-        buf = bigger;
-      }
-      const want = Math.min(size, buf.length - end);
-      if (want <= 0)
-        throw new Error(`${path}: internal error: reader made no progress at byte offset ${pos}`);
-
       let n: number;
-      try {
-        n = (await fh.read(buf, end, want, pos)).bytesRead;
-      } catch (err) {
-        if (pos === 0) throw new CaptureFormatError(path, 0, `cannot read: ${reasonOf(err)}`);
-        throw new Error(`${path}: read failed at byte offset ${pos}: ${reasonOf(err)}`, { cause: err });
+      const took = ahead as ReadAhead | null;
+      ahead = null;
+      if (took !== null && took.at === pos && spare !== null) {
+        n = await took.done;
+        const h = took.headroom;
+        const tail = end - start;
+        if (tail <= h) {
+          buf.copy(spare, h - tail, start, end);
+          [buf, spare] = [spare, buf];
+          start = h - tail;
+          end = h + n;
+          base = pos - h;
+        } else {
+          // A partial record larger than the headroom: both parts into one buffer big enough.
+          const joined = Buffer.allocUnsafe(Math.max(buf.length, tail + n));
+          buf.copy(joined, 0, start, end);
+          spare.copy(joined, tail, h, h + n);
+          base += start;
+          start = 0;
+          end = tail + n;
+          buf = joined;
+        }
+      } else {
+        // The parser skipped past the bytes read ahead: they are not needed.
+        if (took !== null) await took.done.catch(() => 0);
+        const need = parser ? parser.need : 4;
+        const room = Math.min(size, buf.length);
+        // Move the carried-over partial record to the front when the tail is too small for the next read.
+        if (start > 0 && (buf.length - start < need || buf.length - end < room)) {
+          buf.copyWithin(0, start, end);
+          base += start;
+          end -= start;
+          start = 0;
+        }
+        if (buf.length < need) {
+          const bigger = Buffer.allocUnsafe(Math.max(need, Math.min(buf.length * 2, DEFAULT_CHUNK_SIZE)));
+          buf.copy(bigger, 0, start, end);
+          buf = bigger;
+        }
+        const want = Math.min(size, buf.length - end);
+        if (want <= 0)
+          throw new Error(`${path}: internal error: reader made no progress at byte offset ${pos}`);
+        n = await readAt(buf, end, want, pos);
+        end += n;
       }
       if (n === 0) eof = true;
-      end += n;
       pos += n;
+      if (!eof && pos < totalBytes) {
+        if (spare === null || spare.length !== buf.length) spare = Buffer.allocUnsafe(buf.length);
+        const headroom = Math.min(READ_AHEAD_HEADROOM, spare.length >> 1);
+        const done = readAt(spare, headroom, Math.min(size, spare.length - headroom), pos);
+        // A failure surfaces when its bytes are needed, or not at all if they are skipped.
+        done.catch(() => 0);
+        ahead = { at: pos, headroom, done };
+      }
 
       if (!parser) {
         if (end - start < 4) {
@@ -226,6 +277,8 @@ export async function readCaptureFile(
       warnings: ctx.finalWarnings(),
     };
   } finally {
+    const pending = ahead as ReadAhead | null;
+    if (pending !== null) await pending.done.catch(() => 0);
     await fh.close();
   }
 }
