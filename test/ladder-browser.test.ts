@@ -1,6 +1,7 @@
 /**
  * The HTML ladder in a real browser: headless Chromium (Debian `chromium`) driven by playwright-core.
- * A generated B2BUA call (2 legs, 4 media streams) renders with no console error and no request
+ * A generated B2BUA call (2 legs, 20 messages with the PBX's session refresh on each leg, 4 media
+ * streams) renders with no console error and no request
  * leaving the page, has one arrow per message, shows an arrow's raw message on a click, and its
  * screenshot is kept in test-artifacts/ (git-ignored) for a person to look at.
  */
@@ -34,6 +35,7 @@ gate.it(
       callsPerSecond: 20,
       callDurationSec: 2,
       outcomes: EVERY_OUTCOME,
+      sessionRefresh: true,
     });
     const analysis = new CallAnalysis({ keepRecords: true });
     await drive(new FileSource(pcap), [analysis.sink]);
@@ -42,8 +44,8 @@ gate.it(
     expect(leg).toBeDefined();
     const ladder = buildLadder(await ladderInputFromFile(pcap, leg!.edgeCallId));
     expect(ladder.legs).toHaveLength(2);
-    expect(ladder.messages.length).toBeGreaterThanOrEqual(14);
-    expect(ladder.streams.length).toBeGreaterThanOrEqual(2);
+    expect(ladder.messages).toHaveLength(20);
+    expect(ladder.streams).toHaveLength(4);
     const page = join(dir, 'ladder.html');
     writeFileSync(page, renderHtml(ladder));
 

@@ -218,6 +218,36 @@ describe('calls from a capture with every outcome', () => {
   });
 });
 
+describe('B2BUA calls whose PBX refreshes the session (a re-INVITE on each leg)', () => {
+  let dir = '';
+  let c: Case;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'callscope-calls-refresh-'));
+    const file = join(dir, 'b2bua-refresh.pcap');
+    const truth = generateCapture({
+      output: file,
+      seed: 9,
+      vms: 4,
+      calls: 6,
+      callsPerSecond: 2,
+      callDurationSec: 1.5,
+      outcomes: { b2bua: 1 },
+      sessionRefresh: true,
+    });
+    c = await analyse(file, truth);
+  }, 60_000);
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('every leg has its refresh counted as a re-INVITE', () => {
+    expect(c.truth.calls).toHaveLength(12);
+    for (const t of c.truth.calls) expect(t.reInvites, t.callId).toBe(1);
+  });
+  it('one record per leg, each as the ground truth has it', () => checkCalls(c));
+  it('each end-to-end call counted once, at its edge', () => checkKpis(c));
+});
+
 describe('ringing past Timer B', () => {
   const caller = '10.9.0.1:5060';
   const callee = '10.9.0.2:5060';

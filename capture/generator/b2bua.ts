@@ -60,10 +60,10 @@ function request(
   cseq: number,
   extra: string[],
   body = '',
+  opening = method === 'INVITE',
 ): string {
-  const requestUri = method === 'INVITE' ? d.requestUri : fromUac ? d.uasContact : d.uacContact;
+  const requestUri = opening ? d.requestUri : fromUac ? d.uasContact : d.uacContact;
   const from = fromUac ? `From: ${d.fromUri};tag=${d.fromTag}` : `From: ${d.toUri};tag=${d.toTag}`;
-  const opening = method === 'INVITE';
   const to = fromUac
     ? `To: ${d.toUri}${opening ? '' : `;tag=${d.toTag}`}`
     : `To: ${d.fromUri};tag=${d.fromTag}`;
@@ -313,6 +313,53 @@ export function planB2buaCall(s: CallSetup, rng: Rng): CallPlan {
     byeAt = (lastNs - s.startNs) / 1e6 + rng.range(5, 40);
   }
 
+  // A session refresh (RFC 4028) half way through the talk: the PBX re-offers the same SDP on each
+  // leg (leg B as its UAC, leg A as its UAS), which each far end accepts and the PBX acknowledges.
+  let nextCseqA = pbxCseqA;
+  let nextCseqB = cseqB + 1;
+  if (s.sessionRefresh) {
+    t = ackA + s.talkMs / 2;
+    const refresh = (d: Dialog, fromUac: boolean, cseq: number, offer: string, answer: string) => {
+      const branch = newBranch(rng);
+      const [src, dst] = fromUac ? [d.uac, d.uas] : [d.uas, d.uac];
+      const contact = fromUac ? d.uacContact : d.uasContact;
+      const headers = [...dialogHeaders(contact), 'Session-Expires: 1800;refresher=uas'];
+      ladder.send(
+        t,
+        src,
+        dst,
+        d.callId,
+        request(d, fromUac, 'INVITE', branch, cseq, headers, offer, false),
+        'INVITE',
+        null,
+      );
+      t += rng.range(5, 40);
+      const answerContact = fromUac ? d.uasContact : d.uacContact;
+      ladder.send(
+        t,
+        dst,
+        src,
+        d.callId,
+        response(d, fromUac, 200, 'OK', branch, cseq, 'INVITE', true, dialogHeaders(answerContact), answer),
+        null,
+        200,
+      );
+      t += rng.range(0.3, 2);
+      ladder.send(
+        t,
+        src,
+        dst,
+        d.callId,
+        request(d, fromUac, 'ACK', newBranch(rng), cseq, [], '', false),
+        'ACK',
+        null,
+      );
+      t += rng.range(0.3, 2);
+    };
+    refresh(b, true, nextCseqB++, offerB, answerB);
+    refresh(a, false, nextCseqA++, answerA, offerA);
+  }
+
   // The PBX answers the BYE on one leg and passes the hangup on to the other with the same cause.
   t = byeAt;
   const reason = reasonHeader(Q850.normalClearing);
@@ -339,10 +386,10 @@ export function planB2buaCall(s: CallSetup, rng: Rng): CallPlan {
   let endB: number;
   if (callerHangsUp) {
     endA = bye(a, true, cseqA + 1);
-    endB = bye(b, true, cseqB + 1);
+    endB = bye(b, true, nextCseqB);
   } else {
     endB = bye(b, false, calleeCseq);
-    endA = bye(a, false, pbxCseqA);
+    endA = bye(a, false, nextCseqA);
   }
 
   ladder.sorted();
@@ -355,6 +402,7 @@ export function planB2buaCall(s: CallSetup, rng: Rng): CallPlan {
     endedBy: hangupBy,
     hangupBy,
     inviteTransactions: 1,
+    reInvites: s.sessionRefresh ? 1 : 0,
   } as const;
   const legTruthOf = (
     d: Dialog,

@@ -280,6 +280,7 @@ export function generateCapture(options: GeneratorOptions): GroundTruth {
         lossRate: o.rtp.lossRate,
         reorderRate: o.rtp.reorderRate,
         vlan: o.vlan,
+        sessionRefresh: o.sessionRefresh,
         ssrcs: [newSsrc(), newSsrc()],
         toEpoch,
         toEpochMs,

@@ -200,6 +200,8 @@ export interface CallSetup {
   lossRate: number;
   reorderRate: number;
   vlan: number | null;
+  /** b2bua: the PBX refreshes the session mid-call with a re-INVITE on each leg. */
+  sessionRefresh: boolean;
   /** Distinct SSRCs for the two directions. */
   ssrcs: [number, number];
   /** Capture time as written, epoch seconds. */

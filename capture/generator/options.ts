@@ -67,6 +67,8 @@ export interface GeneratorOptions {
   vlan?: number | null;
   /** Nanosecond-resolution pcap instead of microseconds. */
   nanosecond?: boolean;
+  /** b2bua calls: mid-call the PBX refreshes the session (RFC 4028) with a re-INVITE on each leg. */
+  sessionRefresh?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -81,6 +83,7 @@ export interface ResolvedOptions {
   rtp: Required<RtpOptions>;
   vlan: number | null;
   nanosecond: boolean;
+  sessionRefresh: boolean;
 }
 
 /** Weights of `weighed`, every other outcome 0. */
@@ -144,6 +147,7 @@ export function resolveOptions(o: GeneratorOptions): ResolvedOptions {
       enabled: o.rtp?.enabled ?? true,
     },
     vlan: o.vlan ?? null,
+    sessionRefresh: o.sessionRefresh ?? false,
     nanosecond: o.nanosecond ?? false,
   };
   check(typeof r.output === 'string' && r.output.length > 0, 'output path required');
