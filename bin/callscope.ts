@@ -11,6 +11,7 @@ import type { Command } from './command.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { callsCommand } from './commands/calls.js';
 import { captureCommand } from './commands/capture.js';
+import { dashboardsCommand } from './commands/dashboards.js';
 import { exportCommand } from './commands/export.js';
 import { extractCommand } from './commands/extract.js';
 import { generateCommand } from './commands/generate.js';
@@ -34,6 +35,7 @@ const COMMANDS: readonly Command[] = [
   exportCommand,
   extractCommand,
   storeCommand,
+  dashboardsCommand,
   captureCommand,
   ingestCommand,
   generateCommand,

@@ -24,6 +24,7 @@ import type { CaptureEvent } from '../core/event.js';
 import { CallbackSink } from '../core/sink.js';
 import type { HepListener } from '../ingest/hep/listener.js';
 import { HepSource } from '../ingest/hep/source.js';
+import { dashboardsOverStoredRuns } from './dashboards-sql.js';
 import {
   KAMAILIO_LAB,
   type KamailioCallerCall,
@@ -176,6 +177,22 @@ gate.describe('calls through a Kamailio dispatcher, against SIPp and Kamailio', 
 
   afterAll(() => {
     if (dir) removeTmpDir(dir);
+  });
+
+  it('the dashboards over these runs, stored: every panel query has its shape, KPI stats equal `callscope kpis`', async () => {
+    const pcaps = TOPOLOGY_NAMES.map((name) => runs.get(name)!.pcap);
+    const { problems, mismatches, attempts, results } = await dashboardsOverStoredRuns(
+      pcaps,
+      dir,
+      new Date(Date.now() - 3_600_000),
+      new Date(Date.now() + 600_000),
+    );
+    expect(problems).toEqual([]);
+    expect(mismatches).toEqual([]);
+    expect(attempts).toBe(TOPOLOGY_NAMES.length * CALLS);
+    // The dispatcher's OPTIONS probes reach the peers' panel.
+    const options = results.find((r) => r.query.title.startsWith('OPTIONS per peer'))!;
+    expect(options.rows.length).toBeGreaterThan(0);
   });
 
   it('a 180 the caller gets after its 200 is no ringing: PDD is to the 200 (RFC 6076)', async () => {

@@ -11,6 +11,7 @@ import { CaptureSummary } from '../analyze/summary.js';
 import { FileSource } from '../capture/sources.js';
 import type { CallOutcome, CallRecord } from '../core/call.js';
 import { drive } from '../core/drive.js';
+import { dashboardsOverStoredRuns } from './dashboards-sql.js';
 import {
   parseSippShortMessages,
   runSippOutcomes,
@@ -112,6 +113,21 @@ gate.describe('calls from SIPp captures, against SIPp', () => {
     expect(calls.failed).toBe(failed ? run.run.uac.failedCalls : 0);
     expect(calls.kpis.failedRatio).toBe(failed ? 1 : 0);
     expect(calls.kpis.asr).toBe(calls.answered / calls.attempts);
+  });
+
+  it('the dashboards over these runs, stored: every panel query has its shape, KPI stats equal `callscope kpis`', async () => {
+    const pcaps = SIPP_OUTCOME_SCENARIO_NAMES.map((name) => get(name).run.pcap);
+    const { problems, mismatches, attempts } = await dashboardsOverStoredRuns(
+      pcaps,
+      dir,
+      new Date(Date.now() - 3_600_000),
+      new Date(Date.now() + 600_000),
+    );
+    expect(problems).toEqual([]);
+    expect(mismatches).toEqual([]);
+    expect(attempts).toBe(
+      SIPP_OUTCOME_SCENARIO_NAMES.reduce((n, name) => n + get(name).run.run.uac.createdCalls, 0),
+    );
   });
 
   it('the overloaded callee: every attempt pending and none answered, retransmissions as SIPp sent them', () => {

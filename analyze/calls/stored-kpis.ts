@@ -26,15 +26,18 @@ async function select(
 
 const num = (v: unknown): number => Number(v ?? 0);
 
-/** Per-call columns the aggregates read (ms times; what the counter reads from a record). */
-const CALL_FIGURES = `
+/**
+ * Per-call columns the aggregates read (ms times; what the counter reads from a record). Exported for
+ * the dashboards' KPI panels, which count by the same SQL.
+ */
+export const CALL_FIGURES = `
   toUnixTimestamp64Milli(start) AS s_ms,
   if(answer IS NULL, NULL, toUnixTimestamp64Milli(assumeNotNull(answer))) AS a_ms,
   toUnixTimestamp64Milli(\`end\`) AS e_ms,
   outcome AS o, final_status AS fs, billsec AS bs, bye_answered AS ba, pdd_ms AS pdd`;
 
 /** The KPI aggregates over a subquery of CALL_FIGURES rows (the counter's formulas, kpis.ts). */
-const KPI_AGGREGATES = `
+export const KPI_AGGREGATES = `
   count() AS attempts,
   countIf(o = 'answered') AS answered,
   countIf(o IN ('failed', 'noAnswer')) AS failed,

@@ -183,6 +183,8 @@ export const CI_PACKAGES: Readonly<Record<string, string>> = {
   tcpreplay: 'tcpreplay',
   kamailio: 'kamailio',
   chromium: 'chromium',
+  shellcheck: 'shellcheck',
+  'systemd-analyze': 'systemd',
 };
 
 const tools = new Map<string, Requirement>();
@@ -267,6 +269,17 @@ export const SHARED_CAPTURES: Requirement = requirement(
   'shared-pcaps',
   '../shared/pcaps beside the repository',
   () => (SHARED_PCAPS ? null : `${join(SHARED_DIR, 'pcaps')} is absent`),
+  { skipInCi: true },
+);
+
+/** ../shared/grafana-schemas: the foundation SDK's JSON Schemas. Absent, the tests that use them skip visibly. */
+export const SHARED_GRAFANA_SCHEMAS: Requirement = requirement(
+  'shared-grafana-schemas',
+  '../shared/grafana-schemas beside the repository',
+  () =>
+    isDirectory(join(SHARED_DIR, 'grafana-schemas'))
+      ? null
+      : `${join(SHARED_DIR, 'grafana-schemas')} is absent`,
   { skipInCi: true },
 );
 
