@@ -60,8 +60,8 @@ export const storeCommand: Command = {
   help: `Usage: callscope store [--data-dir DIR] [--port 8123] [--json]
 
 Serve the embedded store (chDB) in --data-dir over the ClickHouse HTTP interface on 127.0.0.1, for
-curl, @clickhouse/client or another callscope process (--clickhouse URL); not (yet) for Grafana's
-ClickHouse plugin, whose driver needs Native blocks chDB does not write (docs/GRAFANA-EMBEDDED.md). Its
+curl, @clickhouse/client, Grafana's ClickHouse plugin (Protocol HTTP, server 127.0.0.1;
+docs/GRAFANA-EMBEDDED.md) or another callscope process (--clickhouse URL). Its
 default database is callscope's, so \`SHOW TABLES\` lists callscope's tables. Runs until SIGINT or
 SIGTERM; started with npx, it also stops when npx is killed.
 

@@ -26,6 +26,7 @@ import {
   quoteIdentifier,
   trailingFormat,
 } from './formats.js';
+import { reframeNative } from './native.js';
 import { bindValue, placeholderTypes } from './params.js';
 import { planRequest } from './plan.js';
 import { ConnectionPool, type Lease } from './pool.js';
@@ -249,10 +250,16 @@ export class ChdbEngine {
       result = await lease.session.queryAsync(sql, { format });
     }
     const bytes = result.bytes();
-    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const replyFormat = trailingFormat(sql) ?? format;
+    // A client that names its protocol revision (clickhouse-go) reads Native as a server writes it
+    // for that revision; chDB writes revision 0. The reply is whole already, so it is re-framed whole.
+    if (request.clientProtocolVersion > 0 && replyFormat.toLowerCase() === 'native') {
+      body = reframeNative(body, request.clientProtocolVersion);
+    }
     return {
       body,
-      format: trailingFormat(sql) ?? format,
+      format: replyFormat,
       summary: summary({ ...result, resultBytes: body.length }),
     };
   }

@@ -165,6 +165,7 @@ export class StoreConfigError extends StoreError {
 export const ErrorCode = {
   BAD_ARGUMENTS: 36,
   NOT_IMPLEMENTED: 48,
+  LOGICAL_ERROR: 49,
   SYNTAX_ERROR: 62,
   READONLY: 164,
   TOO_MANY_SIMULTANEOUS_QUERIES: 202,

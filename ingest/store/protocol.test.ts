@@ -117,6 +117,7 @@ describe('request text', () => {
       body: Buffer.from(body),
       params: new Map(),
       settings: new Map(),
+      clientProtocolVersion: 0,
     });
     expect(planRequest(request('SELECT', '1'))).toEqual({ kind: 'query', sql: 'SELECT\n1' });
     const data = Buffer.from([0x31, 0x09, 0xff, 0x0a]);

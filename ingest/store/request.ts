@@ -31,6 +31,11 @@ export interface StoreRequest {
   settings: Map<string, string>;
   /** Response compression, when the client both set enable_http_compression=1 and accepts one. */
   responseCompression?: Compression;
+  /**
+   * `client_protocol_version`: the Native protocol revision the client decodes replies with
+   * (clickhouse-go sends it); 0 when absent, and then Native replies are chDB's revision-0 bytes.
+   */
+  clientProtocolVersion: number;
 }
 
 // Parameters a ClickHouse server interprets itself rather than as settings.
@@ -232,6 +237,7 @@ export function toStoreRequest(
     body,
     params: new Map(),
     settings: new Map(),
+    clientProtocolVersion: 0,
   };
   let httpCompression = false;
   for (const [key, value] of pairs) {
@@ -278,6 +284,17 @@ export function toStoreRequest(
         break;
       case 'query_id':
         if (text !== '') request.queryId = text;
+        break;
+      case 'client_protocol_version':
+        // As a server: anything but an unsigned number (or nothing, revision 0) is refused.
+        if (!/^\d{0,9}$/.test(text)) {
+          throw new ClickHouseException(
+            'BAD_ARGUMENTS',
+            `Invalid client_protocol_version ${JSON.stringify(text)}`,
+            400,
+          );
+        }
+        request.clientProtocolVersion = Number(text);
         break;
       case 'session_id':
         throw new ClickHouseException(
