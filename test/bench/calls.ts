@@ -341,7 +341,11 @@ export async function runCallsBench(options: {
         await writer.write(slice);
       }
       await writer.close();
-      const copies = Math.ceil((quick ? 200_000 : 1_000_000) / records.length);
+      // At least a million calls and ten million SIP messages (the dashboards' target store).
+      const copies = Math.max(
+        Math.ceil((quick ? 200_000 : 1_000_000) / records.length),
+        Math.ceil((quick ? 2_000_000 : 10_000_000) / events.length),
+      );
       // Each copy its own Call-IDs, an hour later: as many calls as a busy day's.
       await store.client.command({
         query: `INSERT INTO ${database}.calls SELECT * REPLACE (
