@@ -19,6 +19,7 @@ import { default as addFormats } from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { CallsSummary } from '../analyze/calls/kpis.js';
+import type { KpiGroup } from '../analyze/calls/stored-kpis.js';
 import { EVERY_OUTCOME, generateCapture } from '../capture/generator/generate.js';
 import { openStore, type Store } from '../ingest/store/client.js';
 import {
@@ -29,6 +30,7 @@ import {
   OPENING_VARS,
   type QueryResult,
   runAllQueries,
+  runQuery,
 } from '../test/dashboards-sql.js';
 import {
   built,
@@ -146,6 +148,7 @@ gate.describe('every query against a store seeded by `callscope run`', () => {
   let store: Store;
   let ctx: MacroContext;
   const kpis = new Map<string, CallsSummary>();
+  let kpisByVm: KpiGroup[] = [];
   const since = new Date(START * 1000 - 60_000);
   const until = new Date((START + 3600) * 1000);
 
@@ -193,6 +196,9 @@ gate.describe('every query against a store seeded by `callscope run`', () => {
       expect(k.status, k.stderr).toBe(0);
       kpis.set(name, JSON.parse(k.stdout));
     }
+    const byVm = cli(['kpis', '--data-dir', data, '--json', '--by', 'vm', ...range]);
+    expect(byVm.status, byVm.stderr).toBe(0);
+    kpisByVm = JSON.parse(byVm.stdout);
     store = await openStore({ dataDir: data });
     ctx = { from: since, to: until, intervalSec: 10, vars: { ...OPENING_VARS } };
   }, 180_000);
@@ -214,7 +220,7 @@ gate.describe('every query against a store seeded by `callscope run`', () => {
     for (const title of [
       'Calls per second by outcome',
       'Concurrent answered calls',
-      'By VM (every leg, as caller "out" and callee "in")',
+      'KPIs by VM (as caller "out" and callee "in")',
       'Top final statuses',
       'Calls',
       'Worst streams (lowest MOS)',
@@ -252,6 +258,37 @@ gate.describe('every query against a store seeded by `callscope run`', () => {
     expect(stats.map(kpiOf).sort()).toEqual(Object.keys(KPI_EXPRESSIONS).sort());
     const vars = { ...OPENING_VARS, ...filter };
     expect(await kpiMismatches(store.client, { ...ctx, vars }, expectedKpis(expected))).toEqual([]);
+  });
+
+  it('the KPIs-by-VM table equals `callscope kpis --by vm --json`, row for row', async () => {
+    const q = allQueries().find((x) => x.title.startsWith('KPIs by VM'))!;
+    const r = await runQuery(store.client, q, ctx);
+    const col = (name: string) => r.columns.findIndex((c) => c.name === name);
+    const rows = r.rows
+      .map((row) => ({
+        key: String(row[col('vm')]),
+        direction: String(row[col('direction')]),
+        attempts: Number(row[col('attempts')]),
+        failed: Number(row[col('failed')]),
+        asr: row[col('asr')] === null ? null : Number(row[col('asr')]),
+        ner: row[col('ner')] === null ? null : Number(row[col('ner')]),
+        failedRatio: row[col('failed_ratio')] === null ? null : Number(row[col('failed_ratio')]),
+      }))
+      .sort((a, b) => (`${a.key} ${a.direction}` < `${b.key} ${b.direction}` ? -1 : 1));
+    const expected = kpisByVm
+      .filter((g) => g.key !== '')
+      .map((g) => ({
+        key: g.key,
+        direction: g.direction ?? '',
+        attempts: g.attempts,
+        failed: g.failed,
+        asr: g.kpis.asr,
+        ner: g.kpis.ner,
+        failedRatio: g.kpis.failedRatio,
+      }))
+      .sort((a, b) => (`${a.key} ${a.direction}` < `${b.key} ${b.direction}` ? -1 : 1));
+    expect(expected.length).toBeGreaterThan(5);
+    expect(rows).toEqual(expected);
   });
 
   it("the call table's link opens call detail, whose queries return that call and its legs", async () => {

@@ -46,16 +46,21 @@ function concurrency(from: string, until: string, label: string, where: string):
   WHERE t >= $__fromTime AND t <= $__toTime GROUP BY t ORDER BY t`;
 }
 
-/** Each side of every leg (caller 'out', callee 'in') with the leg's result, for per-VM and per-peer views. */
-function sidesTable(column: 'vm' | 'ip', label: string): string {
-  return `SELECT tupleElement(side, 1) AS ${column}, tupleElement(side, 2) AS direction, count() AS attempts,
-      countIf(outcome = 'answered') AS answered_calls, countIf(failed) AS failed_calls,
-      round(countIf(outcome = 'answered') / count(), 4) AS asr,
-      round(countIf(failed) / count(), 4) AS failed_ratio
-    FROM (SELECT arrayJoin([(caller_${column}, 'out'), (callee_${column}, 'in')]) AS side, outcome, failed
-          FROM calls FINAL WHERE $__timeFilter_ms(start) AND ${CALL_SCOPE})
-    WHERE tupleElement(side, 1) != '' GROUP BY ${column}, direction
-    ORDER BY failed_ratio DESC, attempts DESC LIMIT 200 -- ${label}`;
+/**
+ * The KPIs per VM or peer, each as caller ("out") and as callee ("in"): `callscope kpis --by vm|peer`
+ * (stored-kpis.ts's grouping over the calls' edges, the same aggregates and formulas).
+ */
+export function kpisBySideSql(column: 'vm' | 'ip'): string {
+  const name = column === 'vm' ? 'vm' : 'peer';
+  return `SELECT tupleElement(g, 1) AS ${name}, tupleElement(g, 2) AS direction, attempts, answered, failed,
+      ${KPI_EXPRESSIONS.asr} AS asr, ${KPI_EXPRESSIONS.ser} AS ser, ${KPI_EXPRESSIONS.seer} AS seer,
+      ${KPI_EXPRESSIONS.ner} AS ner, ${KPI_EXPRESSIONS.failedRatio} AS failed_ratio,
+      ${KPI_EXPRESSIONS.pddP95} AS pdd_p95_ms
+    FROM (SELECT g, ${KPI_AGGREGATES}
+          FROM (SELECT arrayJoin([(caller_${column}, 'out'), (callee_${column}, 'in')]) AS g, ${CALL_FIGURES}
+                FROM calls FINAL WHERE $__timeFilter_ms(start) AND is_edge AND ${CALL_SCOPE})
+          GROUP BY g)
+    WHERE ${name} != '' ORDER BY failed_ratio DESC, attempts DESC, ${name}, direction LIMIT 500`;
 }
 
 export function nocOverview(): Dashboard {
@@ -137,11 +142,18 @@ export function nocOverview(): Dashboard {
       ),
     )
     .withPanel(
-      table('By VM (every leg, as caller "out" and callee "in")', sidesTable('vm', 'by VM'), {
+      table('KPIs by VM (as caller "out" and callee "in")', kpisBySideSql('vm'), {
         steps: FAILED,
+        description:
+          'As `callscope kpis --by vm`: each call at its edge, counted for each VM it has a side on.',
       }),
     )
-    .withPanel(table('By peer address', sidesTable('ip', 'by peer'), { steps: FAILED }))
+    .withPanel(
+      table('KPIs by peer address', kpisBySideSql('ip'), {
+        steps: FAILED,
+        description: 'As `callscope kpis --by peer`.',
+      }),
+    )
     .withPanel(
       bars(
         'Top final statuses',
