@@ -9,8 +9,10 @@ import type { EventSource, SourceOutput } from '../core/source.js';
 import type { VmAttribution } from './attribution.js';
 import type { DecoderStats } from './decoder.js';
 import { DEFAULT_CHUNK_SIZE, readCaptureFile } from './file/reader.js';
+import type { PacketRecord } from './file/record.js';
 import { LiveCapture, type LiveCaptureOptions, MAX_TIMER_MS } from './live/source.js';
 import type { CaptureTotals } from './live/stats.js';
+import type { DecodedPacket } from './packet.js';
 import { CapturePipeline, type CapturePipelineOptions } from './pipeline.js';
 import type { FragmentStats } from './reassembly/fragments.js';
 import type { TcpStats } from './reassembly/tcp.js';
@@ -160,7 +162,15 @@ function factsOf(
 export interface FileSourceOptions extends CaptureOptions {
   /** After each read chunk: bytes read, file size, packets so far. */
   onProgress?: (bytesRead: number, totalBytes: number, packets: number) => void;
+  /**
+   * After the pipeline handled each packet: its record and decoded layers (both reused: copy what
+   * must outlive the call) and the events it completed (a message reassembled from several segments
+   * comes with the last one). For tools that judge packets as they pass (`extract` in one read).
+   */
+  onPacketHandled?: (record: PacketRecord, packet: DecodedPacket, events: readonly CaptureEvent[]) => void;
 }
+
+const NO_EVENTS: readonly CaptureEvent[] = [];
 
 /** Events per read above which the reads shrink (see FileSource.run). */
 const MAX_BATCH_EVENTS = 512;
@@ -198,13 +208,26 @@ export class FileSource implements EventSource<CaptureFacts> {
     };
     let packets = 0;
     const onProgress = this.options.onProgress;
+    const onHandled = this.options.onPacketHandled;
     const read = await readCaptureFile(
       this.name,
-      (record) => {
-        packets++;
-        this.packets = packets;
-        pipeline.handle(record);
-      },
+      onHandled === undefined
+        ? (record) => {
+            packets++;
+            this.packets = packets;
+            pipeline.handle(record);
+          }
+        : (record) => {
+            packets++;
+            this.packets = packets;
+            const before = batch.length;
+            pipeline.handle(record);
+            onHandled(
+              record,
+              pipeline.decoder.packet,
+              batch.length === before ? NO_EVENTS : batch.slice(before),
+            );
+          },
       {
         onProgress: onProgress ? (bytes, total) => onProgress(bytes, total, packets) : undefined,
         // After each read chunk its events go to the sinks; reading goes on once they took them.

@@ -5,7 +5,7 @@
  * failover, a plain call) and on every Call-ID of the shared captures.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CallAnalysis } from '../analyze/calls/analysis.js';
@@ -37,7 +37,12 @@ function extract(pcap: string, callId: string, out: string, legs = false) {
     { encoding: 'utf8' },
   );
   expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout) as { packetsWritten: number; sipMessages: number; streams: number };
+  return JSON.parse(r.stdout) as {
+    packetsWritten: number;
+    sipMessages: number;
+    streams: number;
+    reads: number;
+  };
 }
 
 const byKey = (list: TsharkRtpStream[]) =>
@@ -98,6 +103,14 @@ describe('extract against tshark on generated calls with loss and jitter', () =>
         const back = (await tsharkSipMessages(out)).filter(([id]) => ids.has(id));
         expect(back, name).toEqual(originalSip.filter(([id]) => ids.has(id)));
         expect(back.length, name).toBe(done.sipMessages);
+        // A leg alone over UDP with SDP-bound media takes one read; with --legs (which for a call
+        // without legs asks for the same packets) two: both write the same file, byte for byte.
+        expect(done.reads, name).toBe(legs ? 2 : 1);
+        if (!legs) {
+          const twice = join(dir, `${name}-two-reads.pcap`);
+          expect(extract(pcap, record.callId, twice, true).reads).toBe(2);
+          expect(readFileSync(twice).equals(readFileSync(out)), name).toBe(true);
+        }
       }
     },
     180_000,

@@ -5,8 +5,13 @@
  * any UDP to or from an address:port its SDP offered (RTCP on the next port, UDPTL for T.38) while the
  * call lasted. IP fragments of a kept datagram are kept with it.
  *
- * Two reads: the first (the ladder's gathering) finds the legs, their messages and streams; the
- * second decodes each packet once more and writes the ones that belong.
+ * A leg alone takes one read: each packet is judged as the pipeline hands it on (its SIP events
+ * name the Call-ID, the media tracker names the call of each datagram it binds) and written at once.
+ * That read is kept only when it provably saw everything the two-read way would: SIP over UDP alone,
+ * no IP fragment of it, and every stream's packets bound from its first (a heuristic stream's first
+ * packets pass in probation, unbound). Otherwise, and with the legs, two reads: the first (the
+ * ladder's gathering) finds the legs, their messages and streams; the second decodes each packet
+ * once more and writes the ones that belong.
  */
 
 import { PacketDecoder } from '../../capture/decoder.js';
@@ -30,6 +35,8 @@ export interface ExtractResult {
   streams: number;
   /** Packets of another link type than the first one written (a pcap holds one). */
   otherLinkType: number;
+  /** Reads of the file it took: 1 for a leg alone over UDP with SDP-bound media, else 2. */
+  reads: 1 | 2;
 }
 
 /** Fragments held until their datagram is complete, at most this many. */
@@ -42,12 +49,112 @@ function endpoint(ip: string, port: number): string | null {
   return `${formatIp(bytes.length === 16 ? 6 : 4, bytes)}|${port}`;
 }
 
+export interface ExtractOptions {
+  legs?: boolean;
+  capture?: FileSourceOptions;
+  link?: LinkOptions;
+  logger?: Logger;
+}
+
+/** Writes packets of one link type into `output` (created with the first packet, or empty at close). */
+class CallPcap {
+  private writer: PcapWriter | null = null;
+  private linkType = -1;
+  written = 0;
+  otherLinkType = 0;
+
+  constructor(private readonly output: string) {}
+
+  write(r: PacketRecord, bytes: Buffer): void {
+    if (this.writer === null) {
+      this.linkType = r.linkType;
+      this.writer = new PcapWriter(this.output, { nanosecond: true, linkType: this.linkType });
+    }
+    if (r.linkType !== this.linkType) {
+      this.otherLinkType++;
+      return;
+    }
+    this.writer.write(r.tsSec, r.tsNsec, bytes, r.origLen);
+    this.written++;
+  }
+
+  close(): void {
+    (this.writer ?? new PcapWriter(this.output, { nanosecond: true })).close();
+  }
+}
+
+/** `src|port>dst|port` of a datagram, as the tracker writes a stream's ends. */
+const directionOf = (src: string, srcPort: number, dst: string, dstPort: number) =>
+  `${src}|${srcPort}>${dst}|${dstPort}`;
+
+/** The one-read extract of a leg alone, or null when it could not see everything (see above). */
+async function extractInOneRead(
+  file: string,
+  callId: string,
+  output: string,
+  options: ExtractOptions,
+): Promise<ExtractResult | null> {
+  const pcap = new CallPcap(output);
+  let boundToCall = false;
+  let complete = true;
+  const keptPerDirection = new Map<string, number>();
+  let packetsRead = 0;
+  const capture: FileSourceOptions = {
+    ...options.capture,
+    onMediaPacket: (_record, id) => {
+      if (id === callId) boundToCall = true;
+    },
+    onPacketHandled: (record, p, events) => {
+      packetsRead++;
+      let keep = false;
+      if (boundToCall) {
+        boundToCall = false;
+        keep = true;
+        const key = directionOf(p.srcIp(), p.srcPort, p.dstIp(), p.dstPort);
+        keptPerDirection.set(key, (keptPerDirection.get(key) ?? 0) + 1);
+      }
+      for (const e of events) {
+        if (e.sip?.callId !== callId) continue;
+        if (e.transport !== 'udp' || p.isFragment || p.reassembled) complete = false;
+        keep = true;
+      }
+      if (keep && complete)
+        pcap.write(record, record.data.subarray(record.offset, record.offset + record.caplen));
+    },
+  };
+  const input = await ladderInputFromFile(file, callId, {
+    capture,
+    link: options.link,
+    logger: options.logger,
+    legs: false,
+  });
+  // Every packet the tracker counted for each of the call's streams was bound, and so written.
+  for (const { stream: s } of input.streams)
+    if ((keptPerDirection.get(directionOf(s.src, s.srcPort, s.dst, s.dstPort)) ?? 0) < s.packets)
+      complete = false;
+  pcap.close();
+  if (!complete) return null;
+  return {
+    callIds: [callId],
+    packetsRead,
+    packetsWritten: pcap.written,
+    sipMessages: input.events.length,
+    streams: input.streams.length,
+    otherLinkType: pcap.otherLinkType,
+    reads: 1,
+  };
+}
+
 export async function extractCall(
   file: string,
   callId: string,
   output: string,
-  options: { legs?: boolean; capture?: FileSourceOptions; link?: LinkOptions; logger?: Logger } = {},
+  options: ExtractOptions = {},
 ): Promise<ExtractResult> {
+  if (!(options.legs ?? false)) {
+    const one = await extractInOneRead(file, callId, output, options);
+    if (one !== null) return one;
+  }
   const input = await ladderInputFromFile(file, callId, {
     capture: options.capture,
     link: options.link,
@@ -128,24 +235,10 @@ export async function extractCall(
     sctp: (p, r) => judge(p, r, false),
   });
 
-  let writer: PcapWriter | null = null;
-  let linkType = -1;
-  let written = 0;
-  let otherLinkType = 0;
+  const pcap = new CallPcap(output);
+  const write = (r: PacketRecord, bytes: Buffer) => pcap.write(r, bytes);
   const held = new Map<string, Array<{ record: PacketRecord; bytes: Buffer }>>();
   let heldCount = 0;
-  const write = (r: PacketRecord, bytes: Buffer) => {
-    if (writer === null) {
-      linkType = r.linkType;
-      writer = new PcapWriter(output, { nanosecond: true, linkType });
-    }
-    if (r.linkType !== linkType) {
-      otherLinkType++;
-      return;
-    }
-    writer.write(r.tsSec, r.tsNsec, bytes, r.origLen);
-    written++;
-  };
   const result = await readCaptureFile(file, (record) => {
     keep = false;
     decoder.decode(record);
@@ -174,15 +267,14 @@ export async function extractCall(
     }
     if (keep) write(record, bytes());
   });
-  const done = writer as PcapWriter | null;
-  if (done === null) new PcapWriter(output, { nanosecond: true }).close();
-  else done.close();
+  pcap.close();
   return {
     callIds: [...ids],
     packetsRead: result.packets,
-    packetsWritten: written,
+    packetsWritten: pcap.written,
     sipMessages: input.events.length,
     streams: input.streams.length,
-    otherLinkType,
+    otherLinkType: pcap.otherLinkType,
+    reads: 2,
   };
 }
