@@ -8,7 +8,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import { afterAll, expect } from 'vitest';
 import { CallAnalysis } from '../analyze/calls/analysis.js';
 import { buildLadder } from '../analyze/ladder/build.js';
@@ -17,7 +16,8 @@ import { renderHtml } from '../analyze/ladder/html.js';
 import { EVERY_OUTCOME, generateCapture } from '../capture/generator/generate.js';
 import { FileSource } from '../capture/sources.js';
 import { drive } from '../core/drive.js';
-import { needs, REPO_ROOT, removeTmpDir, tmpDir, toolPath } from './oracle/tools.js';
+import { launchChromium, pageProblems } from './oracle/browser.js';
+import { needs, REPO_ROOT, removeTmpDir, tmpDir } from './oracle/tools.js';
 
 const gate = needs('chromium');
 const dir = tmpDir('callscope-ladder-browser-');
@@ -49,25 +49,10 @@ gate.it(
     const page = join(dir, 'ladder.html');
     writeFileSync(page, renderHtml(ladder));
 
-    const browser = await chromium.launch({
-      executablePath: toolPath('chromium')!,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const tab = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-      const problems: string[] = [];
-      tab.on('console', (m) => {
-        if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-      });
-      tab.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      tab.on('request', (r) => {
-        if (!r.url().startsWith('file:')) problems.push(`request: ${r.url()}`);
-      });
+      const problems = pageProblems(tab);
       await tab.goto(pathToFileURL(page).href);
       const arrows = tab.locator('g.msg');
       expect(await arrows.count()).toBe(ladder.messages.length);

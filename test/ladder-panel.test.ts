@@ -17,7 +17,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
 import { afterAll, expect } from 'vitest';
 import { buildLadder } from '../analyze/ladder/build.js';
 import { ladderInputFromStore } from '../analyze/ladder/gather.js';
@@ -30,8 +29,9 @@ import { expandMacros, percentEncode } from '../dashboards/macros.js';
 import { ingestFile } from '../ingest/run.js';
 import { openStore, type Store } from '../ingest/store/client.js';
 import { StoreWriter } from '../ingest/writer.js';
+import { launchChromium, pageProblems } from './oracle/browser.js';
 import { runSippCalls } from './oracle/sipp.js';
-import { needs, REPO_ROOT, ROOT, removeTmpDir, tmpDir, toolPath } from './oracle/tools.js';
+import { needs, REPO_ROOT, ROOT, removeTmpDir, tmpDir } from './oracle/tools.js';
 import { tsharkSipStat } from './oracle/tshark.js';
 
 const gate = needs('chromium', 'sipp', 'tcpdump', 'tshark', ROOT);
@@ -240,15 +240,7 @@ gate.it(
     });
 
     // Chromium starts while the call runs (a few seconds saved); closed whatever happens.
-    const launching = chromium.launch({
-      executablePath: toolPath('chromium')!,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
-    });
+    const launching = launchChromium();
     launching.catch(() => {});
     try {
       // A real call, captured and stored as `callscope run` stores it.
@@ -429,14 +421,7 @@ gate.it(
 
         const browser = await launching;
         const tab = await browser.newPage({ viewport: { width: 1300, height: 700 } });
-        const problems: string[] = [];
-        tab.on('console', (m) => {
-          if (m.type() === 'error' || m.type() === 'warning') problems.push(`${m.type()}: ${m.text()}`);
-        });
-        tab.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-        tab.on('request', (r) => {
-          if (!r.url().startsWith('file:')) problems.push(`request: ${r.url()}`);
-        });
+        const problems = pageProblems(tab);
         await tab.goto(pathToFileURL(page).href);
         expect(
           await tab.evaluate(() =>

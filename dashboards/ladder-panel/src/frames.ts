@@ -9,7 +9,7 @@
  */
 import type { DataFrame, Field } from '@grafana/data';
 import { sdpMediaCodecs } from '../../../capture/rtp/payload-types.js';
-import type { CallOutcome } from '../../../core/call.js';
+import { CALL_OUTCOMES, type CallOutcome } from '../../../core/call.js';
 import type {
   Ladder,
   LadderEndpoint,
@@ -48,16 +48,6 @@ export type FramesResult =
   | { ok: false; message: string };
 
 const MAX_LEGS = 100;
-const OUTCOMES: readonly CallOutcome[] = [
-  'answered',
-  'busy',
-  'cancelled',
-  'rejected',
-  'redirected',
-  'failed',
-  'noAnswer',
-  'inProgress',
-];
 
 /** A frame by its query's refId, else the first one holding `marker` (a user's own query). */
 function frameOf(series: readonly DataFrame[], refId: string, marker: string): DataFrame | undefined {
@@ -305,7 +295,7 @@ function legsFrom(r: Rows): LadderLeg[] {
       edge: callId === r.str('edge_call_id', i),
       callId,
       linkedBy: r.str('linked_by', i) || null,
-      outcome: OUTCOMES.includes(outcome) ? outcome : null,
+      outcome: CALL_OUTCOMES.includes(outcome) ? outcome : null,
       finalStatus: r.num('final_status', i),
       reasonPhrase: r.str('reason_phrase', i) || null,
       from: r.str('from_user', i),
