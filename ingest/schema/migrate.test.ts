@@ -95,6 +95,7 @@ describe('migrate', () => {
       'hep_logs',
       'quarantine',
       'calls',
+      'alerts',
     ]);
     expect(await engineFull('m_ttl', 'sip_messages')).toContain('toIntervalDay(7)');
     expect((await migrate(store.client, { database: 'm_ttl', ttlDays: 7 })).ttlChanged).toEqual([]);

@@ -5,6 +5,7 @@
  */
 import { addColumnSql, addIndexSql, createTableSql, type SchemaOptions } from './ddl.js';
 import {
+  ALERTS,
   CALLS,
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
@@ -59,6 +60,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ...createTableSql(CALLS, options),
       ...addIndexSql(SIP_MESSAGES, 'stored_at_minmax', options),
     ],
+  },
+  {
+    version: 7,
+    name: "alerts (the built-in evaluator's transitions)",
+    statements: (options) => createTableSql(ALERTS, options),
   },
 ];
 

@@ -614,6 +614,48 @@ export const CALLS: TableSpec = {
   cluster: { kind: 'sharded', shardingKey: 'cityHash64(call_id)' },
 };
 
+/**
+ * Every change of state of an alert (analyze/alerts/): pending, firing, resolved, and back to
+ * inactive, with the value, the threshold and a few examples (Call-IDs) of what made it. The
+ * dashboards show firings as annotations; `callscope alerts` lists them.
+ */
+export const ALERTS: TableSpec = {
+  name: 'alerts',
+  comment: 'alert state transitions of the built-in evaluator',
+  columns: [
+    { name: 'time', type: MS_TIME, comment: 'evaluation time of the transition' },
+    { name: 'rule', type: 'LowCardinality(String)', comment: 'rule name' },
+    { name: 'fingerprint', type: 'String', comment: 'hash of the rule and the group labels' },
+    { name: 'state', type: 'LowCardinality(String)', comment: 'pending, firing, resolved, inactive' },
+    { name: 'previous_state', type: 'LowCardinality(String)', comment: 'state before the transition' },
+    { name: 'active_since', type: MS_TIME, comment: 'when this episode went pending' },
+    {
+      name: 'value',
+      type: 'Nullable(Float64)',
+      comment: "the KPI's value (NULL: too few attempts or no data)",
+    },
+    { name: 'attempts', type: 'UInt64', comment: 'what the value was computed over (calls, probes...)' },
+    { name: 'threshold', type: 'Float64', comment: 'threshold crossed, or the resolve threshold' },
+    { name: 'labels', type: 'Map(String, String)', comment: 'alertname, group labels, rule labels' },
+    { name: 'annotations', type: 'Map(String, String)', comment: 'summary, description, links' },
+    { name: 'examples', type: 'Array(String)', comment: 'a few ids of what made the value (Call-IDs)' },
+    { name: 'evaluator', type: 'LowCardinality(String)', comment: 'node and command that evaluated' },
+    {
+      name: 'stored_at',
+      type: 'DateTime',
+      defaultExpression: 'now()',
+      codec: 'Delta, ZSTD(1)',
+      comment: 'when the store received the row: retention counts from here',
+    },
+  ],
+  indexes: [],
+  partitionBy: 'toYYYYMM(time)',
+  orderBy: '(rule, fingerprint, time, state)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: 'cityHash64(fingerprint)' },
+};
+
 /** Applied migration versions; concurrent runners may both record one (the table collapses them). */
 export const SCHEMA_MIGRATIONS: TableSpec = {
   name: 'schema_migrations',
@@ -641,6 +683,7 @@ export const DATA_TABLES: readonly TableSpec[] = [
   HEP_LOGS,
   QUARANTINE,
   CALLS,
+  ALERTS,
 ];
 
 export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs';
