@@ -13,11 +13,13 @@ import { emptyFragmentStats } from '../capture/reassembly/fragments.js';
 import { emptyTcpStats } from '../capture/reassembly/tcp.js';
 import { emptyMediaStats } from '../capture/rtp/media.js';
 import type { TransportName } from '../core/event.js';
+import { FAILOVER_SIGNALS, type FailoverSignal } from '../core/failover.js';
 import type { MediaEndReason, MediaStreamReport, RtcpFigures } from '../core/media-report.js';
 import type { CaptureRun } from '../ingest/rows.js';
 import { qualifiedName } from '../ingest/schema/ddl.js';
 import { storedSipEvents } from './calls/stored-events.js';
 import { storedCallsSummary } from './calls/stored-kpis.js';
+import { emptyFailoverTrackerStats } from './failover/tracker.js';
 import { OptionsProbeTracker } from './probes/tracker.js';
 import { RegistrationTracker } from './registrations/tracker.js';
 import { type AnalyzeSummary, MAX_SUMMARY_STREAMS, SummarySink, trackedSummary } from './summary.js';
@@ -161,6 +163,7 @@ export async function storeSummary(
   counter.setCallIds(num(totals?.call_ids ?? 0), run.callIdsCapped);
   await streams(client, media, rtcp, scope, counter);
   counter.addOmittedStreams(run.streamsOmitted);
+  await failovers(client, qualifiedName(db, 'failovers'), scope, counter);
 
   const counted = counter.counts();
   const lastIso =
@@ -200,6 +203,7 @@ export async function storeSummary(
       );
     }),
     ...tracked,
+    failovers: { ...counted.failovers, tracker: run.failoverTracker },
     limits: {
       ...run.limits,
       endpointMessagesUntracked: counter.untrackedEndpointMessages,
@@ -387,6 +391,35 @@ async function streams(
   }
 }
 
+/** The failovers table's rows, counted in order of time (as the capture's summary lists them). */
+async function failovers(client: ClickHouseClient, table: string, scope: Scope, counter: SummarySink) {
+  const rows = await select<Row>(
+    client,
+    `SELECT toUnixTimestamp64Milli(time) AS time, address, vlan, old_mac, new_mac, old_vm, new_vm, signal,
+       toUnixTimestamp64Milli(last_answer_before) AS before, toUnixTimestamp64Milli(first_answer_after) AS after,
+       gap_ms
+     FROM ${table} FINAL WHERE ${scope.where}
+     ORDER BY time, address, event_id`,
+    scope.params,
+    'failovers',
+  );
+  for (const r of rows) {
+    counter.addFailover({
+      time: num(r.time),
+      address: String(r.address),
+      vlan: numOrNull(r.vlan),
+      oldMac: String(r.old_mac),
+      newMac: String(r.new_mac),
+      oldVm: String(r.old_vm),
+      newVm: String(r.new_vm),
+      signal: FAILOVER_SIGNALS.find((s) => s === r.signal) ?? (String(r.signal) as FailoverSignal),
+      lastAnswerBefore: numOrNull(r.before),
+      firstAnswerAfter: numOrNull(r.after),
+      gapMs: numOrNull(r.gap_ms),
+    });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // capture_runs
 
@@ -410,7 +443,7 @@ async function runFacts(
     client,
     `SELECT run_id, source, format, packets, malformed_packets, truncated_packets, first_packet_time,
        last_packet_time, duration_sec, sip_malformed, call_ids_capped, streams_omitted, decode, rtp_stats,
-       elapsed_ms, packets_per_second, limits
+       elapsed_ms, packets_per_second, limits, failover_tracker
      FROM ${qualifiedName(db, 'capture_runs')} FINAL
      WHERE ${scope.where}
      ORDER BY first_packet_time, run_id`,
@@ -466,6 +499,11 @@ function runRowFacts(r: Row): RunFacts {
     packetsPerSecond: num(r.packets_per_second),
     // Runs stored before schema version 5 have none.
     limits: { ...emptyLimits(), ...(r.limits === '' ? {} : parseJson<object>(r.limits, 'limits')) },
+    // Runs stored before schema version 8 have none.
+    failoverTracker: {
+      ...emptyFailoverTrackerStats(),
+      ...(r.failover_tracker === '' ? {} : parseJson<object>(r.failover_tracker, 'failover_tracker')),
+    },
   };
 }
 
@@ -502,6 +540,7 @@ function combineRuns(runs: RunFacts[]): RunFacts {
     elapsedMs: 0,
     packetsPerSecond: 0,
     limits: emptyLimits(),
+    failoverTracker: emptyFailoverTrackerStats(),
   };
   const all = empty;
   for (const r of runs) {
@@ -521,6 +560,7 @@ function combineRuns(runs: RunFacts[]): RunFacts {
     all.rtpStats = addCounters(all.rtpStats, r.rtpStats);
     all.elapsedMs += r.elapsedMs;
     all.limits = addCounters(all.limits, r.limits);
+    all.failoverTracker = addCounters(all.failoverTracker, r.failoverTracker);
     all.limits.callIdsCapped ||= r.limits.callIdsCapped;
   }
   if (runs.length > 1) all.file = `${runs.length} capture runs`;
@@ -551,6 +591,7 @@ function emptyLimits(): AnalyzeSummary['limits'] {
     rtpStreamsRefused: 0,
     callsEvicted: 0,
     callLegsForgotten: 0,
+    failoverAddressesForgotten: 0,
   };
 }
 
@@ -563,6 +604,7 @@ function emptyDecode(): AnalyzeSummary['decode'] {
     sctp: 0,
     nonIp: 0,
     tunnelled: { ipip: 0, gre: 0, erspan: 0, vxlan: 0 },
+    arp: { requests: 0, replies: 0, gratuitous: 0, other: 0 },
     fragments: emptyFragmentStats(),
     tcpStreams: emptyTcpStats(),
     errors: {},

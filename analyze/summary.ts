@@ -8,18 +8,21 @@
  * each group with its count. What it counts and how is written once, here.
  */
 
+import type { ArpStats } from '../capture/decoder.js';
 import type { FragmentStats } from '../capture/reassembly/fragments.js';
 import type { TcpStats } from '../capture/reassembly/tcp.js';
 import type { MediaStats } from '../capture/rtp/media.js';
 import { MAX_KEY_PART, ownedKeyPart } from '../capture/sip/bounded-map.js';
 import type { CaptureFacts } from '../capture/sources.js';
-import type { CaptureEvent, TransportName } from '../core/event.js';
+import { type CaptureEvent, HEP_PROTO_FAILOVER_JSON, type TransportName } from '../core/event.js';
+import { type FailoverRecord, failoverFromJson } from '../core/failover.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import type { MediaStreamReport } from '../core/media-report.js';
 import { type EventSink, emptySinkStats, type SinkStats } from '../core/sink.js';
 import { countSipMessage, emptySipCounts, type SipCounts } from '../core/sip-counts.js';
 import { CallAnalysis, type CallAnalysisOptions, type CallLimitsReached } from './calls/analysis.js';
 import type { CallsSummary } from './calls/kpis.js';
+import type { FailoverTrackerStats } from './failover/tracker.js';
 import { OptionsProbeTracker, type ProbesSummary } from './probes/tracker.js';
 import type { RegistrationsSummary } from './registrations/summary.js';
 import { RegistrationTracker } from './registrations/tracker.js';
@@ -35,6 +38,8 @@ export const MAX_COUNTED_ENDPOINTS = 10_000;
 export const MAX_COUNTED_VMS = 10_000;
 /** Endpoints listed in a summary. */
 export const TOP_ENDPOINTS = 50;
+/** Failovers listed in a summary; more are counted in `omitted`. */
+export const MAX_SUMMARY_FAILOVERS = 1000;
 
 /** One RTP stream as the summary lists it: its final report, nanosecond times as decimal strings. */
 export type RtpStreamSummary = Omit<
@@ -98,6 +103,8 @@ export interface AnalyzeSummary {
     sctp: number;
     nonIp: number;
     tunnelled: { ipip: number; gre: number; erspan: number; vxlan: number };
+    /** ARP frames (absent for runs stored before schema version 8). */
+    arp?: ArpStats;
     fragments: FragmentStats;
     tcpStreams: TcpStats;
     errors: Record<string, number>;
@@ -127,6 +134,19 @@ export interface AnalyzeSummary {
   registrations: RegistrationsSummary;
   /** OPTIONS keep-alives per prober → probed pair: sent, answered, failing, up/down (analyze/probes/). */
   probes: ProbesSummary;
+  /** Addresses (VIPs) that moved to another MAC / VM, with their service gap (docs/FAILOVER.md). */
+  failovers: FailoversSummary;
+}
+
+/** The failovers of a capture or of the store's failovers table. */
+export interface FailoversSummary {
+  /** Failovers found: one per move of an address to another MAC / VM. */
+  count: number;
+  /** Them in order of time (the first MAX_SUMMARY_FAILOVERS). */
+  list: FailoverRecord[];
+  omitted: number;
+  /** The tracker's counters: what only the capture knows (zero for events that came through Kafka or HEP). */
+  tracker: FailoverTrackerStats;
 }
 
 /** Each bounded structure of a capture and of the summary, and what it gave up at its bound. */
@@ -152,6 +172,8 @@ export interface SummaryLimitsReached {
   callsEvicted: number;
   /** B2BUA legs forgotten at the linking index's bound (200,000): a later leg of theirs stays unlinked. */
   callLegsForgotten: number;
+  /** Addresses the failover tracker forgot at its bound (65,536): a move of theirs goes unseen. */
+  failoverAddressesForgotten: number;
 }
 
 /** A SIP message as the summary counts it (one event, or a group of equal ones from the store). */
@@ -197,6 +219,8 @@ export class SummarySink implements EventSink {
   private readonly vms = new Map<string, VmLoad>();
   private readonly streams: RtpStreamSummary[] = [];
   private streamsOmitted = 0;
+  private readonly failovers: FailoverRecord[] = [];
+  private failoverCount = 0;
   private accepted = 0;
 
   private readonly logger: Logger;
@@ -248,6 +272,16 @@ export class SummarySink implements EventSink {
     }
     const report = event.media;
     if (report !== undefined && report.kind === 'final') this.addStream(report, event.srcVm, event.dstVm);
+    else if (event.protoType === HEP_PROTO_FAILOVER_JSON) {
+      const failover = event.failover ?? failoverFromJson(event.payload);
+      if (failover !== null) this.addFailover(failover);
+    }
+  }
+
+  /** A failover (an event of the capture, or a row of the store). */
+  addFailover(record: FailoverRecord): void {
+    this.failoverCount++;
+    if (this.failovers.length < MAX_SUMMARY_FAILOVERS) this.failovers.push(record);
   }
 
   /** Counts `n` equal SIP messages. */
@@ -307,6 +341,7 @@ export class SummarySink implements EventSink {
   counts(): Pick<AnalyzeSummary, 'vms'> & {
     sip: Omit<AnalyzeSummary['sip'], 'malformed'>;
     rtp: Omit<AnalyzeSummary['rtp'], 'stats'>;
+    failovers: Omit<FailoversSummary, 'tracker'>;
   } {
     return {
       sip: {
@@ -324,6 +359,12 @@ export class SummarySink implements EventSink {
         streamsOmitted: this.streamsOmitted,
       },
       vms: this.vms.size === 0 ? undefined : [...this.vms.values()].sort((a, b) => byText(a.vm, b.vm)),
+      failovers: {
+        count: this.failoverCount,
+        // Reported when their gap is known, not in the order they happened.
+        list: [...this.failovers].sort((a, b) => a.time - b.time || byText(a.address, b.address)),
+        omitted: this.failoverCount - this.failovers.length,
+      },
     };
   }
 
@@ -451,6 +492,7 @@ export function summarize(
       sctp: d.sctp,
       nonIp: d.nonIp,
       tunnelled: { ...d.tunnelled },
+      arp: { ...d.arp },
       fragments: facts.fragments,
       tcpStreams: facts.tcpStreams,
       errors: { ...d.errors },
@@ -473,9 +515,11 @@ export function summarize(
       rtpStreamsEvicted: facts.media.streamsEvicted,
       rtpStreamsRefused: facts.media.streamsRefused,
       ...callLimits,
+      failoverAddressesForgotten: facts.failover.addressesForgotten,
     },
     calls,
     ...tracked,
+    failovers: { ...c.failovers, tracker: { ...facts.failover } },
   };
   if (facts.capture !== undefined) summary.capture = facts.capture;
   return summary;

@@ -243,6 +243,36 @@ function formatTracked(s: AnalyzeSummary): string[] {
     for (const pair of p.pairs.filter((x) => x.state === 'down').slice(0, 10))
       lines.push(`  down         ${pair.prober} → ${pair.probed}`);
   }
+  lines.push(...formatFailovers(s.failovers));
+  return lines;
+}
+
+/** Failovers listed in the terminal summary; `--json` has them all. */
+const LISTED_FAILOVERS = 10;
+
+/** Addresses that moved to another MAC / VM, with their service gap (docs/FAILOVER.md). */
+function formatFailovers(f: AnalyzeSummary['failovers']): string[] {
+  const t = f.tracker;
+  if (f.count === 0 && t.gratuitousArps === 0 && t.oldMacAfterMove === 0) return [];
+  const iso = (ms: number | null) => (ms === null ? 'none' : new Date(ms).toISOString());
+  const lines = [
+    `FAILOVERS  ${formatInt(f.count)} (an address that served SIP/RTP moved to another MAC / VM)` +
+      (t.withoutAnswer > 0 ? `, ${formatInt(t.withoutAnswer)} without an answer after the move` : ''),
+  ];
+  for (const x of f.list.slice(0, LISTED_FAILOVERS)) {
+    lines.push(
+      `  ${iso(x.time)}  ${x.address}${x.vlan === null ? '' : ` (VLAN ${x.vlan})`}  ${x.oldVm} → ${x.newVm}  by ${x.signal}`,
+      `    no answer for ${x.gapMs === null ? 'unknown' : `${formatInt(x.gapMs)} ms`}: last answer ${iso(x.lastAnswerBefore)}, ` +
+        `first after ${iso(x.firstAnswerAfter)}`,
+    );
+  }
+  if (f.count > LISTED_FAILOVERS)
+    lines.push(`  ... ${formatInt(f.count - LISTED_FAILOVERS)} more with --json`);
+  lines.push(
+    `  seen         ${formatInt(t.gratuitousArps)} gratuitous ARPs (${formatInt(t.gratuitousUnserved)} for addresses ` +
+      `that served nothing), ${formatInt(t.arpFromNewMac)} ARP from a new MAC, ${formatInt(t.oldMacAfterMove)} ` +
+      `frames from an old MAC after its move`,
+  );
   return lines;
 }
 

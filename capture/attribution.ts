@@ -78,6 +78,11 @@ export class VmAttribution {
     return null;
   }
 
+  /** The VM of a MAC alone, without falling back to a learned address (who owns a frame's MAC). */
+  vmOfMac(mac: string): VmIdentity | null {
+    return this.lookup.vmOfMac(mac);
+  }
+
   /** IPs learned for a VM (for the inventory's `ips` column). */
   ipsOf(vmId: string): string[] {
     const out: string[] = [];

@@ -9,7 +9,14 @@ import {
   LINKTYPE_RAW,
   type PacketRecord,
 } from './file/record.js';
-import { decodeEthernet, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB } from './layers/ethernet.js';
+import { ARP_REQUEST, ArpPacket, decodeArp } from './layers/arp.js';
+import {
+  decodeEthernet,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_IPV6,
+  ETHERTYPE_TEB,
+} from './layers/ethernet.js';
 import { decodeGre } from './layers/gre.js';
 import { decodeIPv4 } from './layers/ipv4.js';
 import { decodeIPv6, walkIPv6Extensions } from './layers/ipv6.js';
@@ -33,6 +40,19 @@ export interface TransportHandler {
   udp(p: DecodedPacket, record: PacketRecord): void;
   tcp(p: DecodedPacket, record: PacketRecord): void;
   sctp(p: DecodedPacket, record: PacketRecord): void;
+  /** Each IPv4 ARP request or reply (the failover tracker watches who announces which address). */
+  arp?(p: DecodedPacket, arp: ArpPacket, record: PacketRecord): void;
+}
+
+/** ARP frames (also counted in `nonIp`: they carry no IP). */
+export interface ArpStats {
+  /** IPv4 requests and replies decoded. */
+  requests: number;
+  replies: number;
+  /** Of them, gratuitous: sender address = target address (an address announced, `arping -U`). */
+  gratuitous: number;
+  /** Well-formed ARP of another kind (not IPv4, not 6-byte hardware addresses, RARP, InARP). */
+  other: number;
 }
 
 export interface DecoderStats {
@@ -50,6 +70,7 @@ export interface DecoderStats {
   sctp: number;
   otherTransport: number;
   tunnelled: { ipip: number; gre: number; erspan: number; vxlan: number };
+  arp: ArpStats;
   unsupportedLinkTypes: Record<string, number>;
   errors: Record<string, number>;
 }
@@ -62,6 +83,8 @@ const MAX_TUNNEL_DEPTH = 4;
  */
 export class PacketDecoder {
   readonly packet = new DecodedPacket();
+  /** The last ARP frame's fields (valid during the handler's `arp` call). */
+  readonly arpPacket = new ArpPacket();
   readonly fragments: FragmentReassembler;
   readonly stats: DecoderStats = {
     packets: 0,
@@ -75,6 +98,7 @@ export class PacketDecoder {
     sctp: 0,
     otherTransport: 0,
     tunnelled: { ipip: 0, gre: 0, erspan: 0, vxlan: 0 },
+    arp: { requests: 0, replies: 0, gratuitous: 0, other: 0 },
     unsupportedLinkTypes: {},
     errors: {},
   };
@@ -157,7 +181,27 @@ export class PacketDecoder {
     if (ethertype === ETHERTYPE_IPV4) this.ipv4(buf, off, end, depth);
     else if (ethertype === ETHERTYPE_IPV6) this.ipv6(buf, off, end, depth);
     else if (ethertype === ETHERTYPE_TEB && depth < MAX_TUNNEL_DEPTH) this.ethernet(buf, off, end, depth + 1);
+    else if (ethertype === ETHERTYPE_ARP) this.arp(buf, off, end);
     else this.stats.nonIp++;
+  }
+
+  private arp(buf: Buffer, off: number, end: number): void {
+    const arp = this.arpPacket;
+    const kind = decodeArp(this.packet, arp, buf, off, end);
+    if (kind < 0) {
+      this.fail(this.packet.error ?? 'arp: malformed');
+      return;
+    }
+    this.stats.nonIp++;
+    const s = this.stats.arp;
+    if (kind === 0) {
+      s.other++;
+      return;
+    }
+    if (arp.op === ARP_REQUEST) s.requests++;
+    else s.replies++;
+    if (arp.gratuitous) s.gratuitous++;
+    this.handler.arp?.(this.packet, arp, this.record);
   }
 
   private ipv4(buf: Buffer, off: number, end: number, depth: number): void {

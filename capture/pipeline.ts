@@ -1,4 +1,6 @@
+import { FailoverTracker, type FailoverTrackerOptions } from '../analyze/failover/tracker.js';
 import { type CaptureEvent, HEP_PROTO_RTP_QOS_JSON } from '../core/event.js';
+import { failoverEvent } from '../core/failover.js';
 import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
 import { type MediaStreamReport, mediaReportJson } from '../core/media-report.js';
 import type { VmAttribution } from './attribution.js';
@@ -29,6 +31,8 @@ export interface CapturePipelineOptions {
    * caller owns it, so the addresses it learns outlive the pipeline (for the VM inventory).
    */
   vms?: VmAttribution;
+  /** Bounds and waits of the failover tracker (analyze/failover/tracker.ts). */
+  failover?: FailoverTrackerOptions;
   onEvent?: (event: CaptureEvent) => void;
   /** Each RTP, RTCP or UDPTL datagram bound to a call, as captured (the per-call RTP spool). */
   onMediaPacket?: (record: PacketRecord, callId: string) => void;
@@ -43,12 +47,19 @@ export class CapturePipeline {
   readonly decoder: PacketDecoder;
   readonly sip: SipExtractor;
   readonly media: MediaTracker;
+  /** Virtual IPs moving between MACs / VMs: its failovers are events too (docs/FAILOVER.md). */
+  readonly failover: FailoverTracker;
   readonly problems: ProblemLog;
   /** Null without a VM lookup. */
   readonly attribution: VmAttribution | null;
   private lastDecodeErrors = 0;
   firstTimestamp: number | null = null;
   lastTimestamp: number | null = null;
+  /** Capture time of the packet being handled, ms. */
+  private nowMs = 0;
+  /** frameMacs' answer for the last event it was asked about. */
+  private macsEvent: CaptureEvent | null = null;
+  private macs: { src: string; dst: string } | null = null;
 
   constructor(private readonly options: CapturePipelineOptions) {
     const logger = options.logger ?? silentLogger;
@@ -64,6 +75,22 @@ export class CapturePipeline {
             userOnEvent(event);
           }
         : userOnEvent;
+    this.failover = new FailoverTracker(
+      {
+        vmOfMac: attribution === null ? undefined : (mac) => attribution.vmOfMac(mac)?.id ?? null,
+        // Not through the attribution wrapper: a failover names its VMs itself.
+        onFailover: (record) =>
+          userOnEvent?.(
+            failoverEvent(record, {
+              captureId: options.captureId,
+              nodeName: options.nodeName,
+              source: { ...where, packetNumber: 0 },
+            }),
+          ),
+        onProblem: (kind, message, fields) => this.problems.report(kind, message, { ...where, ...fields }),
+      },
+      options.failover,
+    );
     this.media = new MediaTracker({
       ...options.media,
       onReport: onEvent ? (report) => onEvent(this.mediaEvent(report)) : undefined,
@@ -78,7 +105,12 @@ export class CapturePipeline {
       maxRetransmissionEntries: options.maxRetransmissionEntries,
       maxPendingStreamBytes: options.maxPendingStreamBytes,
       onEvent: (event) => {
-        if (event.sip) this.media.sip(event.sip, event.source?.packetNumber ?? 0);
+        if (event.sip) {
+          this.media.sip(event.sip, event.source?.packetNumber ?? 0);
+          const macs = this.frameMacs(event);
+          if (macs !== null)
+            this.failover.sip(this.nowMs, event.srcIp, event.vlan, macs.src, !event.sip.isRequest);
+        }
         onEvent?.(event);
       },
       onProblem: (pr) =>
@@ -100,6 +132,7 @@ export class CapturePipeline {
     const sip = this.sip;
     const media = this.media;
     const onMediaPacket = options.onMediaPacket;
+    const failover = this.failover;
     this.decoder = new PacketDecoder(
       {
         udp: (p, record) => {
@@ -108,11 +141,19 @@ export class CapturePipeline {
           // stream sends 50 packets/s, so every address is seen within seconds, at 1/64 of the cost.
           if (attribution !== null && (record.number & 63) === 0 && p.tunnels === 0)
             attribution.vmOf(p.srcMac(), p.srcIp(), true);
-          if (media.udp(p, record) && onMediaPacket !== undefined && media.lastCallId !== null)
+          if (!media.udp(p, record)) return;
+          if (onMediaPacket !== undefined && media.lastCallId !== null)
             onMediaPacket(record, media.lastCallId);
+          // A sample says the address serves media; one packet in 64 costs nothing at 50 packets/s.
+          if ((record.number & 63) === 0 && p.tunnels === 0) {
+            const mac = p.srcMac();
+            if (mac !== null) failover.rtp(this.nowMs, p.srcIp(), p.outerVlan(), mac);
+          }
         },
         tcp: (p, record) => sip.tcp(p, record),
         sctp: (p, record) => sip.sctp(p, record),
+        arp: (p, arp) =>
+          failover.arp(this.nowMs, p.outerVlan(), arp.senderIp(), arp.senderMac(), arp.gratuitous),
       },
       options.fragments,
     );
@@ -158,30 +199,40 @@ export class CapturePipeline {
    * use the addresses, learned from earlier frames.
    */
   private attribute(attribution: VmAttribution, event: CaptureEvent): void {
-    let srcMac: string | null = null;
-    let dstMac: string | null = null;
-    const p = this.decoder.packet;
-    // A tunnelled mirror's (ERSPAN, VXLAN, GRE) outer MACs are the tunnel endpoints', not the VMs'.
-    if (event.sip !== undefined && event.media === undefined && p.tunnels === 0) {
-      const src = p.srcIp();
-      if (src === event.srcIp && p.dstIp() === event.dstIp) {
-        srcMac = p.srcMac();
-        dstMac = p.dstMac();
-      } else if (src === event.dstIp && p.dstIp() === event.srcIp) {
-        srcMac = p.dstMac();
-        dstMac = p.srcMac();
-      }
-    }
-    const srcVm = attribution.vmOf(srcMac, event.srcIp, true);
-    const dstVm = attribution.vmOf(dstMac, event.dstIp, false);
+    const macs = this.frameMacs(event);
+    const srcVm = attribution.vmOf(macs?.src ?? null, event.srcIp, true);
+    const dstVm = attribution.vmOf(macs?.dst ?? null, event.dstIp, false);
     if (srcVm !== null) event.srcVm = srcVm.id;
     if (dstVm !== null) event.dstVm = dstVm.id;
+  }
+
+  /**
+   * The MACs of a SIP event's sender and receiver: those of the frame that completed it, when that
+   * frame carried the event's own addresses (either way round); null otherwise.
+   */
+  private frameMacs(event: CaptureEvent): { src: string; dst: string } | null {
+    // Asked twice per SIP event (the failover tracker, then attribution): worked out once.
+    if (this.macsEvent === event) return this.macs;
+    this.macsEvent = event;
+    this.macs = null;
+    const p = this.decoder.packet;
+    // A tunnelled mirror's (ERSPAN, VXLAN, GRE) outer MACs are the tunnel endpoints', not the VMs'.
+    if (event.sip === undefined || event.media !== undefined || p.tunnels !== 0) return null;
+    const srcMac = p.srcMac();
+    const dstMac = p.dstMac();
+    if (srcMac === null || dstMac === null) return null;
+    const src = p.srcIp();
+    if (src === event.srcIp && p.dstIp() === event.dstIp) this.macs = { src: srcMac, dst: dstMac };
+    else if (src === event.dstIp && p.dstIp() === event.srcIp) this.macs = { src: dstMac, dst: srcMac };
+    return this.macs;
   }
 
   handle(record: PacketRecord): void {
     const ts = record.tsSec + record.tsNsec / 1e9;
     if (this.firstTimestamp === null) this.firstTimestamp = ts;
     this.lastTimestamp = ts;
+    this.nowMs = record.tsSec * 1000 + record.tsNsec / 1e6;
+    this.failover.tick(this.nowMs);
     this.media.tick(record);
     this.decoder.decode(record);
     const stats = this.decoder.stats;
@@ -200,6 +251,7 @@ export class CapturePipeline {
   finish(): void {
     this.sip.flush();
     this.media.finish();
+    this.failover.finish();
     this.problems.summary(
       this.options.isFile ? { file: this.options.sourceName } : { interface: this.options.sourceName },
     );

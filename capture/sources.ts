@@ -3,6 +3,7 @@
  * (decoder, SIP extractor, media tracker). They hand events to the driver (core/drive.ts) and report
  * what only the capture knows (packets, decoder and media counters) as CaptureFacts.
  */
+import type { FailoverTrackerStats } from '../analyze/failover/tracker.js';
 import type { CaptureEvent } from '../core/event.js';
 import type { LogFields, Logger } from '../core/log.js';
 import type { EventSource, SourceOutput } from '../core/source.js';
@@ -28,6 +29,8 @@ export interface CaptureOptions {
   media?: CapturePipelineOptions['media'];
   /** MAC → VM attribution (capture/attribution.ts): events get srcVm/dstVm. */
   vms?: VmAttribution;
+  /** Bounds and waits of the failover tracker (docs/FAILOVER.md). */
+  failover?: CapturePipelineOptions['failover'];
   /** Each RTP, RTCP or UDPTL datagram bound to a call (the per-call RTP spool: capture/rtp-spool.ts). */
   onMediaPacket?: CapturePipelineOptions['onMediaPacket'];
   /** Bounds of the pipeline's state (tests and benchmarks set them small or large). */
@@ -63,6 +66,8 @@ export interface CaptureFacts {
   retransmissionStatesForgotten: number;
   /** SCTP messages evicted while incomplete. */
   sctpMessagesEvicted: number;
+  /** The failover tracker's counters (analyze/failover/tracker.ts). */
+  failover: FailoverTrackerStats;
   /** Live captures only: the kernel's figures (pcap_stats) summed over every handle the capture had. */
   capture?: {
     interface: string;
@@ -90,6 +95,7 @@ function limitsOf(pipeline: CapturePipeline): LogFields {
   add('fragmentsEvicted', pipeline.decoder.fragments.stats.evicted);
   add('rtpStreamsEvicted', pipeline.media.stats.streamsEvicted);
   add('rtpStreamsRefused', pipeline.media.stats.streamsRefused);
+  add('failoverAddressesForgotten', pipeline.failover.stats.addressesForgotten);
   return fields;
 }
 
@@ -131,6 +137,7 @@ function pipelineFor(
     nodeName: options.nodeName,
     media: options.media,
     vms: options.vms,
+    failover: options.failover,
     onMediaPacket: options.onMediaPacket,
     onEvent,
   });
@@ -156,6 +163,7 @@ function factsOf(
     media: { ...pipeline.media.stats },
     retransmissionStatesForgotten: pipeline.sip.retransmissions.evicted,
     sctpMessagesEvicted: pipeline.sip.sctpMessages.stats.evicted,
+    failover: pipeline.failover.stats,
   };
 }
 
@@ -391,6 +399,11 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
       },
       started,
     );
+  }
+
+  /** The live capture's counters now (kernel counters sampled), null before it opened. */
+  totals(): CaptureTotals | null {
+    return this.capture?.totals() ?? null;
   }
 
   progress(): LogFields {

@@ -1,3 +1,4 @@
+import type { FailoverRecord } from './failover.js';
 import type { MediaStreamReport } from './media-report.js';
 import type { SipMessage } from './sip-message.js';
 
@@ -8,6 +9,11 @@ export const HEP_PROTO_RTP_QOS_JSON = 34;
 export const HEP_PROTO_RTCP_XR_MOS = 35;
 export const HEP_PROTO_DNS = 53;
 export const HEP_PROTO_LOG = 100;
+/**
+ * callscope's own type: a failover (a virtual IP moved to another MAC / VM), JSON (core/failover.ts).
+ * Not in any HEP registry; chosen far from the types agents use (docs/HEP.md, docs/FAILOVER.md).
+ */
+export const HEP_PROTO_FAILOVER_JSON = 0xca;
 
 export type TransportName = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss' | 'sctp';
 
@@ -42,6 +48,8 @@ export interface CaptureEvent {
   sip?: SipMessage;
   /** The media stream report behind a protocol-type-34 event produced locally. */
   media?: MediaStreamReport;
+  /** The failover behind a HEP_PROTO_FAILOVER_JSON event produced locally (analyze/failover/). */
+  failover?: FailoverRecord;
   /**
    * VM ids of the sending and receiving side (capture/attribution.ts), absent when unknown. They
    * travel in HEP as callscope vendor chunks (docs/HEP.md).

@@ -363,6 +363,7 @@ describe('rows in the store', () => {
       media_reports: 2,
       rtcp_reports: 3,
       hep_logs: 0,
+      failovers: 0,
     });
 
     const media = await store.client.query({

@@ -7,11 +7,13 @@ import type { AnalyzeSummary } from '../analyze/summary.js';
 import type { MediaStats } from '../capture/rtp/media.js';
 import {
   type CaptureEvent,
+  HEP_PROTO_FAILOVER_JSON,
   HEP_PROTO_LOG,
   HEP_PROTO_RTCP_JSON,
   HEP_PROTO_RTP_QOS_JSON,
   HEP_PROTO_SIP,
 } from '../core/event.js';
+import { type FailoverRecord, failoverFromJson } from '../core/failover.js';
 import { finite, isObject, parseJsonObject } from '../core/json.js';
 import type { MediaIntervalFigures, MediaStreamReport, RtcpFigures } from '../core/media-report.js';
 import { mediaReportFromJson } from '../core/media-report.js';
@@ -43,6 +45,7 @@ export function emptyRowSinks(initialBytes?: number): EventRowSinks {
     media_reports: new TsvBuffer(initialBytes),
     rtcp_reports: new TsvBuffer(initialBytes),
     hep_logs: new TsvBuffer(initialBytes),
+    failovers: new TsvBuffer(initialBytes),
   };
 }
 
@@ -78,6 +81,12 @@ export function encodeEvent(event: CaptureEvent, sinks: EventRowSinks, context: 
   }
   if (event.protoType === HEP_PROTO_LOG) {
     hepLogRow(event, id, context, sinks.hep_logs);
+    return { eventId: id, rows: 1 };
+  }
+  if (event.protoType === HEP_PROTO_FAILOVER_JSON) {
+    const failover = event.failover ?? failoverFromJson(event.payload);
+    if (failover === null) return { eventId: id, rows: 0, skipped: 'unrecognised failover JSON' };
+    failoverRow(event, failover, id, context, sinks.failovers);
     return { eventId: id, rows: 1 };
   }
   return { eventId: id, rows: 0, skipped: `protocol type ${event.protoType}` };
@@ -315,6 +324,34 @@ function hepLogRow(event: CaptureEvent, id: bigint, context: RowContext, out: Ts
   out.endRow();
 }
 
+/** HEP type 0xca (callscope's): one failover (core/failover.ts). */
+function failoverRow(
+  event: CaptureEvent,
+  f: FailoverRecord,
+  id: bigint,
+  context: RowContext,
+  out: TsvBuffer,
+): void {
+  out
+    .bigUint(id)
+    .timeMs(f.time)
+    .utf8(f.address)
+    .nullableUint(f.vlan, U16)
+    .utf8(f.oldMac)
+    .utf8(f.newMac)
+    .utf8(f.oldVm)
+    .utf8(f.newVm)
+    .utf8(f.signal);
+  if (f.lastAnswerBefore === null) out.null();
+  else out.timeMs(f.lastAnswerBefore);
+  if (f.firstAnswerAfter === null) out.null();
+  else out.timeMs(f.firstAnswerAfter);
+  if (f.gapMs === null) out.null();
+  else out.int(f.gapMs);
+  provenance(event, context, out);
+  out.endRow();
+}
+
 // ---------------------------------------------------------------------------------------------------
 // capture_runs and vm_inventory
 
@@ -341,6 +378,7 @@ export interface CaptureRun {
   elapsedMs: number;
   packetsPerSecond: number;
   limits: AnalyzeSummary['limits'];
+  failoverTracker: AnalyzeSummary['failovers']['tracker'];
 }
 
 /** The run row of an analysed file: pass the captureId/nodeName analyze was given. */
@@ -368,6 +406,7 @@ export function captureRunFromSummary(
     elapsedMs: summary.elapsedMs,
     packetsPerSecond: summary.packetsPerSecond,
     limits: summary.limits,
+    failoverTracker: summary.failovers.tracker,
   };
 }
 
@@ -396,6 +435,7 @@ export function captureRunRow(run: CaptureRun, updatedAtMs: number, out: TsvBuff
     .float(run.elapsedMs)
     .float(run.packetsPerSecond)
     .utf8(JSON.stringify(run.limits))
+    .utf8(JSON.stringify(run.failoverTracker))
     .endRow();
 }
 

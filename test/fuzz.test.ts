@@ -8,6 +8,8 @@ import { MAX_COUNTED_CALL_IDS, SummarySink } from '../analyze/summary.js';
 import { PcapWriter } from '../capture/file/pcap-writer.js';
 import { readCaptureFile } from '../capture/file/reader.js';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, type PacketRecord } from '../capture/file/record.js';
+import { arpExchange, gratuitousArp } from '../capture/generator/arp.js';
+import { makeHost } from '../capture/generator/frames.js';
 import { Rng } from '../capture/generator/random.js';
 import { CapturePipeline } from '../capture/pipeline.js';
 import { createLogger } from '../core/log.js';
@@ -39,6 +41,13 @@ async function loadSeeds(): Promise<Seed[]> {
       });
     });
   }
+  // ARP (the failover tracker reads it): requests, replies, gratuitous, tagged; as many as the SIP seeds
+  // would be drawn against, so that mutations hit the ARP layer often.
+  const a = makeHost(1, 0);
+  const b = makeHost(2, 0);
+  const arp = [...arpExchange(a, b), gratuitousArp(b), ...arpExchange(b, a, 30), gratuitousArp(a, 30)];
+  for (let i = 0; i < Math.max(20, seeds.length >> 4); i++)
+    seeds.push({ bytes: Buffer.from(arp[i % arp.length]!), linkType: LINKTYPE_ETHERNET });
   return seeds;
 }
 
@@ -111,6 +120,10 @@ describe('decoder fuzzing', () => {
     expect(d.packets).toBe(total);
     expect(d.malformed).toBeGreaterThan(1000);
     expect(pipeline.sipStats.malformed + pipeline.sipStats.messages).toBeGreaterThan(100);
+    // ARP decoded, and cut or inconsistent ARP counted as malformed rather than thrown on.
+    expect(d.arp.requests + d.arp.replies).toBeGreaterThan(1000);
+    expect(Object.keys(d.errors).filter((reason) => reason.startsWith('arp:')).length).toBeGreaterThan(0);
+    expect(pipeline.failover.stats.addresses).toBeLessThanOrEqual(65_536);
     const f = pipeline.decoder.fragments.stats;
     expect(f.inFlight).toBeLessThanOrEqual(256);
     expect(f.bufferedBytes).toBeLessThanOrEqual(1 << 20);

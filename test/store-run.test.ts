@@ -77,7 +77,13 @@ describe('callscope run, then callscope stats (embedded store)', () => {
     const run = callscope(['run', '--pcap', sample, '--data-dir', data, '--json']);
     expect(run.status, run.stderr).toBe(0);
     const stored = JSON.parse(run.stdout);
-    expect(stored.rows).toEqual({ sip_messages: 268, media_reports: 48, rtcp_reports: 0, hep_logs: 0 });
+    expect(stored.rows).toEqual({
+      sip_messages: 268,
+      media_reports: 48,
+      rtcp_reports: 0,
+      hep_logs: 0,
+      failovers: 0,
+    });
     const stats = callscope(['stats', '--json', '--data-dir', data]);
     expect(stats.status, stats.stderr).toBe(0);
     const fromStore = JSON.parse(stats.stdout) as AnalyzeSummary;

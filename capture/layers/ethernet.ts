@@ -2,6 +2,7 @@ import type { DecodedPacket } from '../packet.js';
 
 export const ETHERTYPE_IPV4 = 0x0800;
 export const ETHERTYPE_IPV6 = 0x86dd;
+export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_VLAN = 0x8100;
 export const ETHERTYPE_QINQ = 0x88a8;
 export const ETHERTYPE_QINQ_OLD = 0x9100;

@@ -96,6 +96,7 @@ describe('migrate', () => {
       'quarantine',
       'calls',
       'alerts',
+      'failovers',
     ]);
     expect(await engineFull('m_ttl', 'sip_messages')).toContain('toIntervalDay(7)');
     expect((await migrate(store.client, { database: 'm_ttl', ttlDays: 7 })).ttlChanged).toEqual([]);

@@ -9,6 +9,7 @@ import {
   CALLS,
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
+  FAILOVERS,
   HEP_LOGS,
   MEDIA_REPORTS,
   QUARANTINE,
@@ -65,6 +66,14 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 7,
     name: "alerts (the built-in evaluator's transitions)",
     statements: (options) => createTableSql(ALERTS, options),
+  },
+  {
+    version: 8,
+    name: 'failovers',
+    statements: (options) => [
+      ...createTableSql(FAILOVERS, options),
+      ...addColumnSql(CAPTURE_RUNS, 'failover_tracker', options),
+    ],
   },
 ];
 

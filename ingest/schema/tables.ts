@@ -336,6 +336,13 @@ export const CAPTURE_RUNS: TableSpec = {
       codec: 'ZSTD(3)',
       comment: 'what reached a bound (analyze summary "limits"), JSON; empty before schema version 5',
     },
+    {
+      name: 'failover_tracker',
+      type: 'String',
+      codec: 'ZSTD(3)',
+      comment:
+        'failover tracker counters (analyze summary "failovers.tracker"), JSON; empty before schema version 8',
+    },
   ],
   indexes: [],
   versionColumn: 'updated_at',
@@ -656,6 +663,65 @@ export const ALERTS: TableSpec = {
   cluster: { kind: 'sharded', shardingKey: 'cityHash64(fingerprint)' },
 };
 
+/**
+ * One row per failover (analyze/failover/, docs/FAILOVER.md): an address (a VIP) that served SIP or RTP
+ * showed up behind another MAC / VM, with the service gap the capture measured. Few rows: the sorting
+ * key serves "this address's failovers" and the dashboards' time ranges alike.
+ */
+export const FAILOVERS: TableSpec = {
+  name: 'failovers',
+  comment: 'one row per failover: an address (VIP) that served SIP/RTP moved to another MAC / VM',
+  columns: [
+    { name: 'event_id', type: 'UInt64', comment: 'hash of the failover event' },
+    {
+      name: 'time',
+      type: MS_TIME,
+      comment: 'the move: the gratuitous ARP, or the first SIP/RTP packet behind the new MAC',
+    },
+    { name: 'address', type: 'LowCardinality(String)', comment: 'the address that moved (the VIP)' },
+    { name: 'vlan', type: 'Nullable(UInt16)', comment: 'outer 802.1Q VLAN id; NULL when untagged' },
+    { name: 'old_mac', type: 'LowCardinality(String)', comment: 'MAC the address served from before' },
+    { name: 'new_mac', type: 'LowCardinality(String)', comment: 'MAC it serves from after' },
+    {
+      name: 'old_vm',
+      type: 'LowCardinality(String)',
+      comment: 'VM of the old MAC (the MAC without an inventory)',
+    },
+    {
+      name: 'new_vm',
+      type: 'LowCardinality(String)',
+      comment: 'VM of the new MAC (the MAC without an inventory)',
+    },
+    {
+      name: 'signal',
+      type: 'LowCardinality(String)',
+      comment: 'what showed the move: gratuitous-arp, sip-from-new-mac, rtp-from-new-mac',
+    },
+    {
+      name: 'last_answer_before',
+      type: `Nullable(${MS_TIME})`,
+      comment: 'last SIP response the address sent from the old MAC; NULL: none',
+    },
+    {
+      name: 'first_answer_after',
+      type: `Nullable(${MS_TIME})`,
+      comment: 'first SIP response from the new MAC at or after the move; NULL: none in time',
+    },
+    {
+      name: 'gap_ms',
+      type: 'Nullable(Int64)',
+      comment: 'first_answer_after - last_answer_before: how long the address answered nothing',
+    },
+    ...provenance,
+  ],
+  indexes: [],
+  partitionBy: 'toYYYYMM(time)',
+  orderBy: '(address, time, event_id)',
+  ttlExpression: 'stored_at',
+  dedupWindow: true,
+  cluster: { kind: 'sharded', shardingKey: 'cityHash64(address)' },
+};
+
 /** Applied migration versions; concurrent runners may both record one (the table collapses them). */
 export const SCHEMA_MIGRATIONS: TableSpec = {
   name: 'schema_migrations',
@@ -684,9 +750,10 @@ export const DATA_TABLES: readonly TableSpec[] = [
   QUARANTINE,
   CALLS,
   ALERTS,
+  FAILOVERS,
 ];
 
-export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs';
+export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs' | 'failovers';
 
 /** Column names of a table in insert order. */
 /** The columns an insert lists (those the store fills itself are left out). */

@@ -11,8 +11,8 @@ import type { CaptureEvent } from '../../core/event.js';
 import { eventRows } from '../../ingest/rows.js';
 import type { EventTableName as StoredTableName } from '../../ingest/schema/tables.js';
 
-/** The tables these pipeline tests check (the capture makes no HEP logs). */
-export type EventTableName = Exclude<StoredTableName, 'hep_logs'>;
+/** The tables these pipeline tests check (the capture makes no HEP logs, their traffic no failovers). */
+export type EventTableName = Exclude<StoredTableName, 'hep_logs' | 'failovers'>;
 
 export const EVENT_TABLES: readonly EventTableName[] = ['sip_messages', 'media_reports', 'rtcp_reports'];
 
