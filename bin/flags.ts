@@ -357,6 +357,33 @@ export function timeOf(settings: Settings, name: string, now = Date.now()): Date
   return new Date(ms);
 }
 
+/**
+ * `[HOST:]PORT` of a flag that makes callscope listen (--hep-listen, --metrics-listen); HOST defaults
+ * to every IPv4 address, an IPv6 host may be in brackets. `flag` names it in the error.
+ */
+export function listenAddressOf(text: string, flag: string): { host: string; port: number } {
+  const m = /^(?:(.*):)?(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port > 65535) throw new UsageError(`${flag} expects [HOST:]PORT, got "${text}"`);
+  return { host: m[1]?.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+export const METRICS_FLAGS = {
+  'metrics-listen': { type: 'string' },
+} as const;
+
+export const METRICS_HELP = `Prometheus metrics (docs/METRICS.md):
+  --metrics-listen [HOST:]PORT  serve them on http://HOST:PORT/metrics (HOST: every address); PORT 0
+                         picks a free port, logged and in the --json output
+                                                                        env CALLSCOPE_METRICS_LISTEN
+`;
+
+/** Where --metrics-listen asks the metrics to be served, or null (none). */
+export function metricsListenOf(settings: Settings): { host: string; port: number } | null {
+  const text = settings.string('metrics-listen');
+  return text === undefined || text === '' ? null : listenAddressOf(text, '--metrics-listen');
+}
+
 /** `--stats-interval` in ms (0: no statistics lines). */
 export function statsIntervalOf(settings: Settings): number {
   const n = settings.number('stats-interval', 60);

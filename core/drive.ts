@@ -29,6 +29,8 @@ export interface DriveOptions {
    * log them by default, so that a limit reached or a sink falling behind shows while it happens.
    */
   statsIntervalMs?: number;
+  /** Live sources: the event queue, once made, for a watcher that reads its figures (metrics). */
+  onLiveQueue?: (queue: { readonly length: number; readonly dropped: number }) => void;
 }
 
 export interface DriveResult<Result> {
@@ -92,6 +94,7 @@ export async function drive<Result>(
           sink: sinks.map((s) => s.name).join('+'),
         })
       : null;
+  if (queue !== null) options.onLiveQueue?.(queue);
   const lostBySinks = (): number => sinks.reduce((n, s) => n + totalOf(s.stats().lost), 0);
 
   const output: SourceOutput = {

@@ -23,6 +23,7 @@ import type { Logger } from '../core/log.js';
 import type { EventSink } from '../core/sink.js';
 import type { EventSource } from '../core/source.js';
 import { InventoryRecorder, type InventorySource } from './inventory.js';
+import type { CallscopeMetrics } from './metrics/metrics.js';
 import { captureRunFromSummary } from './rows.js';
 import { migrate } from './schema/migrate.js';
 import type { Store } from './store/client.js';
@@ -57,6 +58,11 @@ export interface StoreCaptureOptions {
    * live captures do (2,000 by default); a file's calls are computed once its events are stored.
    */
   callsIntervalMs?: number;
+  /**
+   * Prometheus metrics (ingest/metrics/): the run's capture, store, event queue and calls are
+   * watched, its events counted, each settled call counted once.
+   */
+  metrics?: CallscopeMetrics;
 }
 
 export interface StoreCaptureResult {
@@ -85,6 +91,11 @@ export async function storeCapture(
   const runId = options.runId ?? randomUUID();
   await migrate(store.client, { database, ttlDays, logger });
   const storeSink = new StoreSink(store.client, { database, runId, logger });
+  const metrics = options.metrics;
+  metrics?.watchCapture(source);
+  metrics?.watchSinks([storeSink]);
+  metrics?.watchStore(storeSink);
+  const onSettled = metrics?.countSettledCalls;
   const summary = new CaptureSummary({ logger: options.logger, calls: { link: options.link } });
   const job =
     options.callsIntervalMs !== undefined && options.callsIntervalMs > 0
@@ -95,8 +106,10 @@ export async function storeCapture(
           logger,
           link: options.link,
           intervalMs: options.callsIntervalMs,
+          onSettled,
         })
       : null;
+  if (job !== null) metrics?.watchCallsJob(job);
   const recorder =
     options.inventory !== undefined && options.vms !== undefined
       ? new InventoryRecorder({
@@ -108,11 +121,13 @@ export async function storeCapture(
       : null;
   try {
     job?.start();
-    const result = await drive(source, [storeSink, ...summary.sinks, ...(options.sinks ?? [])], {
+    const sinks = [storeSink, ...summary.sinks, ...(metrics ? [metrics.sink] : []), ...(options.sinks ?? [])];
+    const result = await drive(source, sinks, {
       logger,
       signal: options.signal,
       maxQueuedEvents: options.maxQueuedEvents,
       statsIntervalMs: options.statsIntervalMs,
+      onLiveQueue: metrics ? (queue) => metrics.watchLiveQueue(queue) : undefined,
     });
     await recorder?.stop();
     await storeSink.flush();
@@ -128,6 +143,7 @@ export async function storeCapture(
       link: options.link,
       scope: { where: 'run_id = {run:String}', params: { run: runId } },
       runId,
+      onSettled,
       closeAtMs:
         result.source.lastTimestamp === null ? undefined : Math.trunc(result.source.lastTimestamp * 1000),
     }).catch((error: unknown) => {

@@ -53,6 +53,22 @@ export interface CallsJobOptions {
   link?: LinkOptions;
   maxDurationMs?: number;
   lingerMs?: number;
+  /**
+   * The edge legs' records written settled (not open) for the first time: no settled version of the
+   * call was stored before (a settled row whose start moved, retired in the same write, counts as
+   * stored). Each call comes here once however often it is computed, by this job or another: the
+   * Prometheus calls counter (ingest/metrics/). Called after the write succeeded.
+   */
+  onSettled?: (records: readonly CallRecord[]) => void;
+}
+
+/** A call's version as stored: its key (start), content digest, run and whether it counted as settled. */
+interface StoredVersion {
+  start: number;
+  digest: bigint;
+  runId: string;
+  open: boolean;
+  edge: boolean;
 }
 
 export interface CallsJobStats {
@@ -130,16 +146,14 @@ class CallsComputer {
     });
   }
 
-  /** The versions of these calls as stored: key (start) and digest, by Call-ID. */
-  async stored(
-    ids: readonly string[],
-  ): Promise<Map<string, Array<{ start: number; digest: bigint; runId: string }>>> {
-    const out = new Map<string, Array<{ start: number; digest: bigint; runId: string }>>();
+  /** The versions of these calls as stored: key (start), digest, run, open and edge flags, by Call-ID. */
+  async stored(ids: readonly string[]): Promise<Map<string, StoredVersion[]>> {
+    const out = new Map<string, StoredVersion[]>();
     if (ids.length === 0) return out;
     for (const r of await rows(
       this.options.client,
       `SELECT hex(call_id) AS id, toUnixTimestamp64Milli(start) AS start_ms, toString(digest) AS digest_text,
-         run_id AS run
+         run_id AS run, open AS was_open, is_edge AS edge_leg
        FROM ${this.calls} FINAL WHERE call_id IN ${IDS}`,
       { ids: ids.map(hexOf) },
     )) {
@@ -149,6 +163,8 @@ class CallsComputer {
         start: Number(r.start_ms),
         digest: BigInt(String(r.digest_text)),
         runId: String(r.run ?? ''),
+        open: r.was_open === true || r.was_open === 1,
+        edge: r.edge_leg === true || r.edge_leg === 1,
       });
       out.set(id, list);
     }
@@ -192,8 +208,49 @@ class CallsComputer {
     await this.options.writer.writeCalls(changed, tombstones, version ?? (await this.versionNow()));
     this.stats.versionsWritten += changed.length;
     this.stats.tombstones += tombstones.length;
+    if (this.options.onSettled !== undefined) {
+      const settled = newlySettled(changed, tombstones, stored);
+      if (settled.length > 0) {
+        try {
+          this.options.onSettled(settled);
+        } catch (error) {
+          // Written already: a failing watcher must not make the cycle fail and count nothing later.
+          this.options.logger?.error('calls job: onSettled failed', {
+            error: error instanceof Error ? error.message : String(error),
+          });
+        }
+      }
+    }
     return true;
   }
+}
+
+/**
+ * The edge legs among `changed` that the store now holds settled for the first time. The stored
+ * versions (read before the write) are the truth: a call counts when no settled edge version of it
+ * was stored at its start, unless a settled edge version it replaces (its start moved: tombstoned in
+ * the same write) was. Bounded by the write; nothing is remembered between writes.
+ */
+function newlySettled(
+  changed: readonly CallVersion[],
+  tombstones: ReadonlyArray<{ callId: string; start: number }>,
+  stored: Map<string, StoredVersion[]>,
+): CallRecord[] {
+  const settledAt = (id: string): Set<number> =>
+    new Set((stored.get(id) ?? []).filter((s) => !s.open && s.edge).map((s) => s.start));
+  // Settled edge rows retired by this write, per Call-ID: the same calls under a new start.
+  const moved = new Map<string, number>();
+  for (const t of tombstones)
+    if (settledAt(t.callId).has(t.start)) moved.set(t.callId, (moved.get(t.callId) ?? 0) + 1);
+  const out: CallRecord[] = [];
+  for (const v of changed) {
+    const r = v.record;
+    if (v.open || r.edgeCallId !== r.callId || settledAt(r.callId).has(r.start)) continue;
+    const replaced = moved.get(r.callId) ?? 0;
+    if (replaced > 0) moved.set(r.callId, replaced - 1);
+    else out.push(r);
+  }
+  return out;
 }
 
 export class CallsJob {

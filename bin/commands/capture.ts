@@ -28,6 +28,9 @@ import {
   LIVE_HELP,
   MEDIA_FLAGS,
   MEDIA_HELP,
+  METRICS_FLAGS,
+  METRICS_HELP,
+  metricsListenOf,
   partitionsOf,
   RTP_SPOOL_FLAGS,
   RTP_SPOOL_HELP,
@@ -36,6 +39,7 @@ import {
   topicOf,
 } from '../flags.js';
 import { provisionTopics } from '../kafka.js';
+import { startMetrics } from '../metrics.js';
 import { VM_FLAGS, VM_HELP, vmReport, vmSourceFor } from '../vms.js';
 
 export const captureCommand: Command = {
@@ -55,6 +59,7 @@ ${KAFKA_HELP}  --spool-dir DIR        where events wait while Kafka is down (./c
 ${COMMON_HELP}
 ${MEDIA_HELP}
 ${RTP_SPOOL_HELP}${VM_HELP}
+${METRICS_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
@@ -68,6 +73,7 @@ ${EXIT_CODES_HELP}`,
         ...MEDIA_FLAGS,
         ...RTP_SPOOL_FLAGS,
         ...VM_FLAGS,
+        ...METRICS_FLAGS,
         'spool-dir': { type: 'string' },
         'hep-to': { type: 'string' },
       },
@@ -88,10 +94,13 @@ ${EXIT_CODES_HELP}`,
       }
     }
     partitionsOf(settings);
+    const metricsAt = metricsListenOf(settings);
     const input = captureInputFor('capture', settings, values, logger);
     const sinks: EventSink[] = [];
     let spool: RtpSpool | null = null;
+    let metrics: Awaited<ReturnType<typeof startMetrics>> = null;
     try {
+      metrics = await startMetrics(metricsAt, 'capture', logger);
       const vms = await vmSourceFor(settings, logger);
       try {
         let kafka: KafkaSink | null = null;
@@ -121,16 +130,18 @@ ${EXIT_CODES_HELP}`,
         if (hep) sinks.push(hep);
         const summary = new CaptureSummary({ logger });
         spool = rtpSpoolOf(settings, logger);
-        const result = await drive(
-          input.source(captureOptionsOf(settings, logger, vms, spool)),
-          [...sinks, ...summary.sinks],
-          {
-            logger,
-            signal: input.signal,
-            maxQueuedEvents: input.maxQueuedEvents,
-            statsIntervalMs: input.live ? statsIntervalOf(settings) : 0,
-          },
-        );
+        const source = input.source(captureOptionsOf(settings, logger, vms, spool));
+        const m = metrics?.metrics;
+        m?.watchCapture(source);
+        m?.watchSinks(sinks);
+        if (kafka) m?.watchProducer(kafka.producer);
+        const result = await drive(source, [...sinks, ...summary.sinks, ...(m ? [m.sink] : [])], {
+          logger,
+          signal: input.signal,
+          maxQueuedEvents: input.maxQueuedEvents,
+          statsIntervalMs: input.live ? statsIntervalOf(settings) : 0,
+          onLiveQueue: m ? (queue) => m.watchLiveQueue(queue) : undefined,
+        });
         input.done();
         for (const sink of sinks) await sink.close();
         spool?.close();
@@ -147,6 +158,7 @@ ${EXIT_CODES_HELP}`,
           capture: s.capture,
           rtpSpool: spool?.stats() ?? null,
           vms: vmReport(vms),
+          metrics: metrics?.address ?? null,
         };
         if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         else {
@@ -169,6 +181,7 @@ ${EXIT_CODES_HELP}`,
       }
     } finally {
       input.done();
+      await metrics?.close();
     }
   },
 };

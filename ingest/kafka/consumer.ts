@@ -78,6 +78,13 @@ export interface EventConsumerStats {
   joins: number;
 }
 
+/** How far behind a partition this consumer is: messages between its next offset and the high watermark. */
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  lag: number;
+}
+
 /** A heartbeat failed while the sink was busy: the group moved on, so the chunk is abandoned. */
 class HeartbeatFailure extends Error {
   constructor(readonly original: unknown) {
@@ -129,6 +136,11 @@ export class EventConsumer {
   private readonly uncommitted = new Map<number, string>();
   /** Set when the group's generation ended under us: nothing more is written until we rejoin. */
   private generationOver = false;
+  /**
+   * Partition → its high watermark as of the last fetch and the next offset to write: the consumer
+   * lag, known from the batches at no cost (no admin requests).
+   */
+  private readonly positions = new Map<number, { highWatermark: bigint; next: bigint }>();
   private readonly counters: EventConsumerStats = {
     messages: 0,
     written: 0,
@@ -173,7 +185,11 @@ export class EventConsumer {
         memberId: e.payload.memberId,
         partitions: partitions.join(','),
       });
-      this.settleAfterRejoin(new Set(partitions));
+      const assigned = new Set(partitions);
+      // A partition that moved to another member is its lag now, not ours.
+      for (const partition of this.positions.keys())
+        if (!assigned.has(partition)) this.positions.delete(partition);
+      this.settleAfterRejoin(assigned);
     });
   }
 
@@ -238,6 +254,28 @@ export class EventConsumer {
 
   stats(): EventConsumerStats {
     return { ...this.counters };
+  }
+
+  /** Per partition consumed: messages behind the high watermark, as of its last fetch. */
+  lag(): PartitionLag[] {
+    const out: PartitionLag[] = [];
+    for (const [partition, p] of this.positions) {
+      const behind = p.highWatermark - p.next;
+      out.push({ topic: this.topic, partition, lag: behind > 0n ? Number(behind) : 0 });
+    }
+    return out;
+  }
+
+  /** Notes a partition's position: its high watermark (as the fetch saw it) and the next offset to write. */
+  private position(partition: number, highWatermark: string, next: bigint): void {
+    let high: bigint;
+    try {
+      high = BigInt(highWatermark);
+    } catch {
+      return; // not a number: no lag to tell
+    }
+    if (high < 0n) return;
+    this.positions.set(partition, { highWatermark: high, next });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -314,6 +352,7 @@ export class EventConsumer {
   private async onBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     const { topic, partition, messages } = batch;
+    if (messages.length > 0) this.position(partition, batch.highWatermark, BigInt(messages[0].offset));
     for (let i = 0; i < messages.length; i += this.maxEventsPerWrite) {
       // Stopping or seeking: leave the rest unresolved, it is read again. After a lost generation,
       // writing more would only make chunks nobody can commit until the rejoin.
@@ -376,6 +415,7 @@ export class EventConsumer {
         }
       }
       this.counters.commits++;
+      this.position(partition, batch.highWatermark, BigInt(context.lastOffset) + 1n);
       await this.beat(payload);
     }
   }

@@ -74,6 +74,8 @@ export interface EventProducerStats {
   failed: number;
   queued: number;
   spoolSize: number;
+  /** Bytes the spool's files hold (framing included). */
+  spoolBytes: number;
   mode: 'direct' | 'spooling';
 }
 
@@ -243,6 +245,7 @@ export class EventProducer {
       ...this.counters,
       queued: this.queue.length + this.waiters.length,
       spoolSize: this.spool?.size ?? 0,
+      spoolBytes: this.spool?.bytes ?? 0,
       mode: this.mode,
     };
   }

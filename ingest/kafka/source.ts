@@ -13,6 +13,7 @@ import {
   EventConsumer,
   type EventConsumerOptions,
   type EventConsumerStats,
+  type PartitionLag,
 } from './consumer.js';
 
 export interface KafkaSourceOptions extends Omit<EventConsumerOptions, 'onChunk'> {
@@ -72,6 +73,11 @@ export class KafkaSource implements EventSource<KafkaSourceStats> {
       retransmissions: sip.retransmissions,
       retransmissionStatesForgotten: sip.retransmissionStatesForgotten,
     };
+  }
+
+  /** Messages behind the high watermark per partition consumed, as of the last fetch (none before). */
+  lag(): PartitionLag[] {
+    return this.consumer?.lag() ?? [];
   }
 
   /** The consumer's counters so far (zeros before it started) and the SIP prepared. */
