@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { tuneRuntime } from '../core/runtime.js';
 import type { Command } from './command.js';
+import { alertsCommand } from './commands/alerts.js';
 import { analyzeCommand } from './commands/analyze.js';
 import { callsCommand } from './commands/calls.js';
 import { captureCommand } from './commands/capture.js';
@@ -31,6 +32,7 @@ const COMMANDS: readonly Command[] = [
   statsCommand,
   callsCommand,
   kpisCommand,
+  alertsCommand,
   ladderCommand,
   exportCommand,
   extractCommand,

@@ -18,6 +18,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { default as addFormats } from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadRules } from '../analyze/alerts/rules.js';
 import type { CallsSummary } from '../analyze/calls/kpis.js';
 import type { KpiGroup } from '../analyze/calls/stored-kpis.js';
 import { EVERY_OUTCOME, generateCapture } from '../capture/generator/generate.js';
@@ -41,6 +42,7 @@ import {
   SHARED_GRAFANA_SCHEMAS,
   tmpDir,
 } from '../test/oracle/tools.js';
+import { grafanaRuleGroup } from './alerting.js';
 import { CALL_DETAIL_LINK, UIDS } from './boards/common.js';
 import { allDashboards } from './boards/index.js';
 import { KPI_EXPRESSIONS } from './boards/noc-overview.js';
@@ -135,6 +137,25 @@ needs(SHARED_GRAFANA_SCHEMAS).describe("against the SDK's JSON Schemas", () => {
         expect(field(custom), `${panel.title}: ${errors(field)}`).toBe(true);
       }
     }
+  });
+
+  it("the alert rules (the SDK rule group, and the provisioning file's contact point and policy)", () => {
+    const group = validator('alerting', 'RuleGroup');
+    const built = JSON.parse(JSON.stringify(grafanaRuleGroup(loadRules())));
+    expect(group(built), errors(group)).toBe(true);
+    expect(built.rules.length).toBe(loadRules().rules.length);
+    const file = parse(provisioningTree().get('provisioning/alerting/callscope.yaml')!);
+    const contact = validator('alerting', 'ContactPoint');
+    for (const receiver of file.contactPoints[0].receivers) {
+      const asApi = {
+        ...receiver,
+        type: receiver.type === 'prometheus-alertmanager' ? 'alertmanager' : receiver.type,
+      };
+      expect(contact(asApi), errors(contact)).toBe(true);
+    }
+    const policy = validator('alerting', 'NotificationPolicy');
+    const { orgId: _org, ...route } = file.policies[0];
+    expect(policy(route), errors(policy)).toBe(true);
   });
 });
 

@@ -3,13 +3,18 @@
  * dashboards/grafana/, which the Grafana image carries and docker-compose runs):
  *   provisioning/datasources/callscope.yaml   the ClickHouse datasource (server and secret from the environment)
  *   provisioning/dashboards/callscope.yaml    a file provider, folders from the tree below
+ *   provisioning/alerting/callscope.yaml      the default alert rules (analyze/alerts/rules.yaml), a
+ *                                             contact point (Alertmanager) and the policy
+ *   prometheus/callscope-rules.yml            Prometheus alerting rules over the metrics (Kafka spool...)
  *   dashboards/<Folder>/<uid>.json            every dashboard
  * Written byte for byte the same from the same code, so a test can tell a stale committed tree.
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
+import { loadRules } from '../analyze/alerts/rules.js';
 import { DEFAULT_DATABASE } from '../ingest/store/embedded.js';
+import { alertingProvisioning, prometheusRules } from './alerting.js';
 import { allDashboards } from './boards/index.js';
 import { DATASOURCE } from './clickhouse.js';
 
@@ -64,6 +69,8 @@ export function provisioningTree(): Map<string, string> {
         ],
       }),
   );
+  files.set('provisioning/alerting/callscope.yaml', HEADER + stringify(alertingProvisioning(loadRules())));
+  files.set('prometheus/callscope-rules.yml', HEADER + stringify(prometheusRules()));
   for (const { folder, dashboard } of allDashboards())
     files.set(`dashboards/${folder}/${dashboard.uid}.json`, `${JSON.stringify(dashboard, null, 2)}\n`);
   return files;
@@ -72,7 +79,12 @@ export function provisioningTree(): Map<string, string> {
 /** Writes the tree into `out`, replacing what a previous run wrote there. */
 export function writeProvisioning(out: string): string[] {
   const files = provisioningTree();
-  for (const sub of ['provisioning/datasources', 'provisioning/dashboards', 'dashboards'])
+  for (const sub of [
+    'provisioning/datasources',
+    'provisioning/dashboards',
+    'provisioning/alerting',
+    'dashboards',
+  ])
     rmSync(join(out, sub), { recursive: true, force: true });
   for (const [path, content] of files) {
     mkdirSync(dirname(join(out, path)), { recursive: true });

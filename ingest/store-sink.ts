@@ -11,7 +11,9 @@
  * (deduplication by event id, insert token and ReplacingMergeTree makes that safe); the other sources
  * count the loss and carry on.
  */
+
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { AlertTransition } from '../core/alert.js';
 import type { CaptureEvent } from '../core/event.js';
 import type { HealthRecord } from '../core/health.js';
 import { type Logger, silentLogger } from '../core/log.js';
@@ -163,6 +165,11 @@ export class StoreSink implements EventSink {
     version: bigint,
   ): Promise<void> {
     await this.usable().writeCalls(versions, tombstones, version);
+  }
+
+  /** Stores alert transitions (analyze/alerts/evaluator.ts): the alerts table. */
+  async writeAlerts(transitions: readonly AlertTransition[], evaluator: string): Promise<void> {
+    await this.usable().writeAlerts(transitions, evaluator);
   }
 
   /** Stores (or replaces: the newest wins) the record of a capture run, once its events are stored. */

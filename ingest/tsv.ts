@@ -261,6 +261,21 @@ export class TsvBuffer {
     return this;
   }
 
+  /** Map(String, String). */
+  stringMap(entries: ReadonlyArray<[string, string]>): this {
+    this.separator();
+    this.ascii('{');
+    entries.forEach(([k, v], i) => {
+      this.ascii(i === 0 ? "'" : ",'");
+      this.text(k, 'utf8');
+      this.ascii("':'");
+      this.text(v, 'utf8');
+      this.ascii("'");
+    });
+    this.ascii('}');
+    return this;
+  }
+
   endRow(): void {
     this.ensure(1);
     this.buf[this.pos++] = 0x0a;

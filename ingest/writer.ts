@@ -17,8 +17,10 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
+import type { AlertTransition } from '../core/alert.js';
 import type { CaptureEvent } from '../core/event.js';
 import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
+import { alertRow } from './alert-rows.js';
 import { type CallVersion, callRow, callTombstoneRow } from './call-rows.js';
 import { EventIds } from './event-id.js';
 import { type HealthRecord, healthRow } from './health.js';
@@ -34,11 +36,13 @@ import {
 } from './rows.js';
 import { insertTarget } from './schema/ddl.js';
 import {
+  ALERTS,
   CALLS,
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
   columnNames,
   type EventTableName,
+  FAILOVERS,
   HEP_LOGS,
   MEDIA_REPORTS,
   QUARANTINE,
@@ -102,6 +106,11 @@ export interface StoreWriterStats {
   quarantinedRows: number;
   /** Events with a capture time before 2000 or more than a day ahead of this host's clock (stored all the same). */
   implausibleTimes: number;
+  /**
+   * Capture time (ms) of the newest event whose rows the store acknowledged, 0 before any; a capture
+   * time later than the event's arrival counts as its arrival (a clock ahead must not hide a lag).
+   */
+  newestStoredMs: number;
 }
 
 /** A batch (or run / inventory row) the store did not take; `cause` is the last error. */
@@ -123,6 +132,7 @@ const EVENT_TABLES: ReadonlyArray<[EventTableName, TableSpec]> = [
   ['media_reports', MEDIA_REPORTS],
   ['rtcp_reports', RTCP_REPORTS],
   ['hep_logs', HEP_LOGS],
+  ['failovers', FAILOVERS],
 ];
 
 /** ClickHouse error codes worth another attempt: overload, timeouts, replicas and Keeper. */
@@ -230,6 +240,7 @@ class Batch {
     media_reports: [],
     rtcp_reports: [],
     hep_logs: [],
+    failovers: [],
   };
   rows = 0;
   events = 0;
@@ -239,10 +250,18 @@ class Batch {
   readonly days = new Set<number>();
   /** When the first row arrived (the batch's deadline counts from it); 0 while empty. */
   firstRowAt = 0;
+  /** Newest capture time of its events with rows, ns, capped at their arrival. */
+  newestNs = 0n;
 
   get bytes(): number {
     const s = this.sinks;
-    return s.sip_messages.length + s.media_reports.length + s.rtcp_reports.length + s.hep_logs.length;
+    return (
+      s.sip_messages.length +
+      s.media_reports.length +
+      s.rtcp_reports.length +
+      s.hep_logs.length +
+      s.failovers.length
+    );
   }
 
   noteId(table: EventTableName, id: bigint): void {
@@ -272,7 +291,7 @@ export function emptyWriterStats(): StoreWriterStats {
     skipped: 0,
     skippedByReason: {},
     rows: 0,
-    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0, hep_logs: 0 },
+    rowsByTable: { sip_messages: 0, media_reports: 0, rtcp_reports: 0, hep_logs: 0, failovers: 0 },
     delivered: 0,
     bytes: 0,
     batches: 0,
@@ -280,6 +299,7 @@ export function emptyWriterStats(): StoreWriterStats {
     failures: 0,
     quarantinedRows: 0,
     implausibleTimes: 0,
+    newestStoredMs: 0,
   };
 }
 
@@ -299,6 +319,7 @@ export function addWriterStats(into: StoreWriterStats, s: StoreWriterStats): voi
   into.failures += s.failures;
   into.quarantinedRows += s.quarantinedRows;
   into.implausibleTimes += s.implausibleTimes;
+  into.newestStoredMs = Math.max(into.newestStoredMs, s.newestStoredMs);
 }
 
 export class StoreWriter {
@@ -319,6 +340,8 @@ export class StoreWriter {
   private failure: StoreWriteError | null = null;
   /** Capture times after this are implausible: a day ahead of this host's clock (set per write). */
   private latestPlausibleNs = 0n;
+  /** This host's clock at the current write, ns: the latest capture time the ingest lag believes. */
+  private arrivalNs = 0n;
   private closed = false;
   readonly stats: StoreWriterStats = emptyWriterStats();
 
@@ -343,7 +366,9 @@ export class StoreWriter {
   /** Resolves once every event is in the current batch (see the module comment for backpressure). */
   async write(events: Iterable<CaptureEvent>): Promise<void> {
     this.usable();
-    this.latestPlausibleNs = BigInt(Date.now() + 86_400_000) * 1_000_000n;
+    const now = Date.now();
+    this.arrivalNs = BigInt(now) * 1_000_000n;
+    this.latestPlausibleNs = BigInt(now + 86_400_000) * 1_000_000n;
     for (const event of events) {
       if (this.isFull(this.current)) await this.makeRoom();
       this.accept(event);
@@ -411,6 +436,24 @@ export class StoreWriter {
       data,
       rows,
       `calls-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
+    );
+  }
+
+  /**
+   * Stores alert transitions (the alerts table). The token is the content's hash: a retry, or a
+   * second evaluator judging the same instant the same way, inserts nothing twice.
+   */
+  async writeAlerts(transitions: readonly AlertTransition[], evaluator: string): Promise<void> {
+    this.usable();
+    if (transitions.length === 0) return;
+    const out = new TsvBuffer(transitions.length * 512 + 512);
+    for (const t of transitions) alertRow(t, evaluator, out);
+    const data = out.take();
+    await this.insert(
+      ALERTS,
+      data,
+      transitions.length,
+      `alerts-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
   }
 
@@ -484,6 +527,10 @@ export class StoreWriter {
     batch.eventsWithRows++;
     const ns = event.timestampNs;
     batch.days.add(Number(ns / NS_PER_DAY));
+    // bigints: Math.min does not take them. A capture time ahead of this clock counts as now.
+    let arrived = ns;
+    if (arrived > this.arrivalNs) arrived = this.arrivalNs;
+    if (arrived > batch.newestNs) batch.newestNs = arrived;
     if (ns < EARLIEST_PLAUSIBLE_NS || ns > this.latestPlausibleNs) {
       this.stats.implausibleTimes++;
       this.problems.report(
@@ -572,6 +619,8 @@ export class StoreWriter {
       }
       this.stats.batches++;
       this.stats.delivered += batch.eventsWithRows - quarantined.size;
+      const newestMs = Number(batch.newestNs / 1_000_000n);
+      if (newestMs > this.stats.newestStoredMs) this.stats.newestStoredMs = newestMs;
       if (quarantined.size > 0) {
         this.stats.skipped += quarantined.size;
         this.stats.skippedByReason.quarantined =

@@ -53,6 +53,18 @@ export function dashboardQueries(d: Dashboard): DashboardQuery[] {
     }
   };
   walk((d.panels ?? []) as PanelJson[]);
+  for (const a of d.annotations?.list ?? []) {
+    const t = a.target as { rawSql?: string; format?: number } | undefined;
+    if (t?.rawSql !== undefined)
+      out.push({
+        dashboard: d.uid ?? d.title ?? '',
+        title: a.name,
+        type: 'annotation',
+        refId: a.name,
+        rawSql: t.rawSql,
+        format: t.format ?? 1,
+      });
+  }
   for (const v of d.templating?.list ?? [])
     if (v.type === 'query' && typeof v.query === 'string')
       out.push({
@@ -112,6 +124,11 @@ export function shapeProblem(r: QueryResult): string | null {
   if (r.columns.length === 0) return `${where}: no columns`;
   if (r.columns.some((c) => c.name === '' || /^[a-z]+\(/i.test(c.name) || c.name.includes('tupleElement')))
     return `${where}: unnamed column among ${r.columns.map((c) => c.name).join(', ')}`;
+  if (
+    r.query.type === 'annotation' &&
+    (r.columns[0]?.name !== 'time' || !r.columns.some((c) => c.name === 'text'))
+  )
+    return `${where}: an annotation needs time first and a text`;
   if (r.query.type === 'variable' && r.columns.length !== 1)
     return `${where}: a variable query needs one column`;
   if (r.query.format === 0) {

@@ -11,6 +11,7 @@ import { DEFAULT_GROUP_ID } from '../../ingest/kafka/constants.js';
 import { KafkaSource } from '../../ingest/kafka/source.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { StoreSink } from '../../ingest/store-sink.js';
+import { ALERT_FLAGS, ALERT_HELP, liveAlerts } from '../alerts.js';
 import { type Command, parseCommand } from '../command.js';
 import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
@@ -25,6 +26,10 @@ import {
   LINK_FLAGS,
   LINK_HELP,
   linkOf,
+  listenAddressOf,
+  METRICS_FLAGS,
+  METRICS_HELP,
+  metricsListenOf,
   partitionsOf,
   STORE_FLAGS,
   STORE_HELP,
@@ -34,14 +39,8 @@ import {
 } from '../flags.js';
 import { provisionTopics } from '../kafka.js';
 import { stopOnSignals } from '../live.js';
+import { startMetrics } from '../metrics.js';
 import { storeFor } from '../store.js';
-
-function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:(.*):)?(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || port > 65535) throw new UsageError(`--hep-listen expects [HOST:]PORT, got "${text}"`);
-  return { host: m[1]?.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
-}
 
 export const ingestCommand: Command = {
   name: 'ingest',
@@ -62,6 +61,8 @@ ${KAFKA_HELP}${GROUP_HELP}  --hep-listen [HOST:]PORT   accept HEP3 on UDP and TC
 ${LINK_HELP}
 ${STORE_HELP}
 ${COMMON_HELP}
+${METRICS_HELP}
+${ALERT_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
@@ -73,6 +74,8 @@ ${EXIT_CODES_HELP}`,
         ...STORE_FLAGS,
         ...KAFKA_FLAGS,
         ...LINK_FLAGS,
+        ...METRICS_FLAGS,
+        ...ALERT_FLAGS,
         group: { type: 'string' },
         'hep-listen': { type: 'string' },
         'calls-job': { type: 'string' },
@@ -86,7 +89,8 @@ ${EXIT_CODES_HELP}`,
     const listen = settings.string('hep-listen');
     if (!brokers && !listen)
       throw new UsageError('ingest needs a source: --kafka BROKERS and/or --hep-listen PORT');
-    const hepAddress = listen ? parseListen(listen) : null;
+    const hepAddress = listen ? listenAddressOf(listen, '--hep-listen') : null;
+    const metricsAt = metricsListenOf(settings);
     const callsJobFlag = settings.string('calls-job', 'on');
     if (callsJobFlag !== 'on' && callsJobFlag !== 'off')
       throw new UsageError(`--calls-job must be on or off, got "${callsJobFlag}"`);
@@ -95,7 +99,12 @@ ${EXIT_CODES_HELP}`,
     const statsInterval = statsIntervalOf(settings);
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
-    const store = await storeFor(settings, logger);
+    const metrics = await startMetrics(metricsAt, 'ingest', logger);
+    const m = metrics?.metrics;
+    const store = await storeFor(settings, logger).catch(async (error: unknown) => {
+      await metrics?.close();
+      throw error;
+    });
     const stop = stopOnSignals(logger);
     let stopCalls: () => Promise<void> = async () => {};
     try {
@@ -105,6 +114,7 @@ ${EXIT_CODES_HELP}`,
         database,
         kafka: brokers ? topicOf(settings) : null,
         hep: null as null | { udp: number; tcp: number },
+        metrics: metrics?.address ?? null,
       };
       const started: Promise<void>[] = [];
       const sources: EventSource<unknown>[] = [];
@@ -113,17 +123,17 @@ ${EXIT_CODES_HELP}`,
         await provisionTopics(settings, logger, kafka);
         let onStart: () => void = () => {};
         started.push(new Promise((resolve) => (onStart = resolve)));
-        sources.push(
-          new KafkaSource({
-            kafka,
-            topic: topicOf(settings),
-            groupId: settings.string('group', DEFAULT_GROUP_ID),
-            logger,
-            // Partitions in parallel; their chunks share one INSERT (the store sink coalesces flushes).
-            partitionsConsumedConcurrently: partitions,
-            onStart: () => onStart(),
-          }),
-        );
+        const source = new KafkaSource({
+          kafka,
+          topic: topicOf(settings),
+          groupId: settings.string('group', DEFAULT_GROUP_ID),
+          logger,
+          // Partitions in parallel; their chunks share one INSERT (the store sink coalesces flushes).
+          partitionsConsumedConcurrently: partitions,
+          onStart: () => onStart(),
+        });
+        m?.watchConsumer(source);
+        sources.push(source);
       }
       if (hepAddress) {
         let onStart: () => void = () => {};
@@ -134,6 +144,7 @@ ${EXIT_CODES_HELP}`,
             authKey: settings.string('hep-auth-key'),
             logger,
             onStart: (listener) => {
+              m?.watchHepListener(listener);
               ready.hep = { udp: listener.udpPort, tcp: listener.tcpPort };
               onStart();
             },
@@ -144,6 +155,8 @@ ${EXIT_CODES_HELP}`,
       const all = new AbortController();
       stop.signal.addEventListener('abort', () => all.abort(), { once: true });
       const sinks = sources.map(() => new StoreSink(store.client, { database, logger }));
+      m?.watchSinks(sinks);
+      for (const sink of sinks) m?.watchStore(sink);
       // The calls table, recomputed from what the store holds (any consumer, any agent, any order).
       const callsWriter = new StoreSink(store.client, { database, logger });
       const callsJob =
@@ -155,15 +168,23 @@ ${EXIT_CODES_HELP}`,
               writer: callsWriter,
               logger,
               link,
+              onSettled: m?.countSettledCalls,
             });
+      if (callsJob !== null) m?.watchCallsJob(callsJob);
       callsJob?.start();
+      const alerts = await liveAlerts(settings, store.client, database, ttlDays, logger, 'ingest');
       stopCalls = async () => {
+        await alerts?.stop();
         await callsJob?.stop();
         await callsWriter.close();
         if (callsJob) logger.info('calls job stopped', { ...callsJob.stats() });
       };
       const runs = sources.map((source, i) =>
-        drive(source, [sinks[i]], { logger, signal: all.signal, statsIntervalMs: statsInterval })
+        drive(source, [sinks[i], ...(m ? [m.sink] : [])], {
+          logger,
+          signal: all.signal,
+          statsIntervalMs: statsInterval,
+        })
           .catch((error: unknown) => {
             all.abort();
             throw error;
@@ -191,6 +212,7 @@ ${EXIT_CODES_HELP}`,
       stop.dispose();
       await stopCalls();
       await store.close();
+      await metrics?.close();
     }
   },
 };

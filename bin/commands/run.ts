@@ -4,6 +4,7 @@
  * capture_runs at the end (ingest/run.ts).
  */
 import { storeCapture } from '../../ingest/run.js';
+import { ALERT_FLAGS, ALERT_HELP, liveAlerts } from '../alerts.js';
 import { captureInputFor } from '../capture-source.js';
 import { type Command, parseCommand } from '../command.js';
 import { cutShortExit, EXIT_OK } from '../errors.js';
@@ -20,6 +21,9 @@ import {
   linkOf,
   MEDIA_FLAGS,
   MEDIA_HELP,
+  METRICS_FLAGS,
+  METRICS_HELP,
+  metricsListenOf,
   RTP_SPOOL_FLAGS,
   RTP_SPOOL_HELP,
   rtpSpoolOf,
@@ -28,6 +32,7 @@ import {
   statsIntervalOf,
   ttlDaysOf,
 } from '../flags.js';
+import { startMetrics } from '../metrics.js';
 import { storeFor } from '../store.js';
 import { VM_FLAGS, VM_HELP, vmReport, vmSourceFor } from '../vms.js';
 
@@ -48,6 +53,8 @@ ${COMMON_HELP}
 ${MEDIA_HELP}
 ${RTP_SPOOL_HELP}${VM_HELP}
 ${LINK_HELP}
+${METRICS_HELP}
+${ALERT_HELP}
 ${EXIT_CODES_HELP}`,
 
   async run(argv) {
@@ -62,6 +69,8 @@ ${EXIT_CODES_HELP}`,
         ...RTP_SPOOL_FLAGS,
         ...VM_FLAGS,
         ...LINK_FLAGS,
+        ...METRICS_FLAGS,
+        ...ALERT_FLAGS,
       },
       0,
       (s) => s.string('interface') !== undefined,
@@ -70,15 +79,23 @@ ${EXIT_CODES_HELP}`,
     const { values, settings, logger } = parsed;
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
+    const metricsAt = metricsListenOf(settings);
     const input = captureInputFor('run', settings, values, logger);
+    let metrics: Awaited<ReturnType<typeof startMetrics>> = null;
     try {
+      metrics = await startMetrics(metricsAt, 'run', logger);
       const vms = await vmSourceFor(settings, logger);
       try {
         const store = await storeFor(settings, logger);
         const spool = rtpSpoolOf(settings, logger);
+        // Live: the alert rules run over the store as it fills (a file run is replayed: alerts --evaluate).
+        const alerts = input.live
+          ? await liveAlerts(settings, store.client, database, ttlDays, logger, 'run')
+          : null;
         try {
           const options = captureOptionsOf(settings, logger, vms, spool);
           const result = await storeCapture(input.source(options), {
+            metrics: metrics?.metrics,
             ...options,
             store,
             database,
@@ -115,6 +132,7 @@ ${EXIT_CODES_HELP}`,
             retries: w.retries,
             rtpSpool: spool?.stats() ?? null,
             vms: vmReport(vms),
+            metrics: metrics?.address ?? null,
           };
           if (values.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
           else {
@@ -147,6 +165,7 @@ ${EXIT_CODES_HELP}`,
           return input.live ? EXIT_OK : cutShortExit(input.name, s);
         } finally {
           spool?.close();
+          await alerts?.stop();
           await store.close();
         }
       } finally {
@@ -154,6 +173,7 @@ ${EXIT_CODES_HELP}`,
       }
     } finally {
       input.done();
+      await metrics?.close();
     }
   },
 };

@@ -7,7 +7,7 @@ import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { CALL_FIGURES, KPI_AGGREGATES } from '../../analyze/calls/stored-kpis.js';
 import { bars, type Steps, stat, table, timeseries } from '../panels.js';
 import { CALL_SCOPE, nodeVariable, peerVariable, vmVariable } from '../variables.js';
-import { CALL_DETAIL_LINK, dashboard, UIDS } from './common.js';
+import { CALL_DETAIL_LINK, dashboard, UIDS, withEventAnnotations } from './common.js';
 
 /** Calls in range, one row each at its edge, as the KPI aggregates read them. */
 const EDGE_CALLS = `SELECT ${CALL_FIGURES} FROM calls FINAL
@@ -65,10 +65,12 @@ export function kpisBySideSql(column: 'vm' | 'ip'): string {
 
 export function nocOverview(): Dashboard {
   const s = { w: 3, h: 4 };
-  return dashboard(
-    UIDS.overview,
-    'NOC overview',
-    'Calls per second, concurrency, the call KPIs (each call counted once, at its edge) by VM and by peer, final statuses, PDD and the worst calls.',
+  return withEventAnnotations(
+    dashboard(
+      UIDS.overview,
+      'NOC overview',
+      'Calls per second, concurrency, the call KPIs (each call counted once, at its edge) by VM and by peer, final statuses, PDD and the worst calls. Alert firings and VIP failovers are drawn as annotations.',
+    ),
   )
     .withVariable(vmVariable())
     .withVariable(nodeVariable())

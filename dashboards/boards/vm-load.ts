@@ -2,14 +2,16 @@
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { table, timeseries } from '../panels.js';
 import { CALL_VM_SCOPE, EVENT_SCOPE, nodeVariable, vmVariable } from '../variables.js';
-import { dashboard, UIDS } from './common.js';
+import { dashboard, UIDS, withEventAnnotations } from './common.js';
 
 /** Each leg once per VM it has a side on. */
 const LEGS_BY_VM = `SELECT *, arrayJoin(arrayDistinct(arrayFilter(v -> v != '', [caller_vm, callee_vm]))) AS vm
   FROM calls FINAL`;
 
 export function vmLoad(): Dashboard {
-  return dashboard(UIDS.vmLoad, 'Per-VM load', 'What each VM carries: calls, registrations, INVITEs, RTP.')
+  return withEventAnnotations(
+    dashboard(UIDS.vmLoad, 'Per-VM load', 'What each VM carries: calls, registrations, INVITEs, RTP.'),
+  )
     .withVariable(vmVariable())
     .withVariable(nodeVariable())
     .withPanel(

@@ -23,6 +23,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { AlertEvaluator, ruleValues } from '../../analyze/alerts/evaluator.js';
+import { type AlertRule, type AlertRules, loadRules } from '../../analyze/alerts/rules.js';
 import { analyzeFile } from '../../analyze/analyze.js';
 import { CallKpiCounter } from '../../analyze/calls/kpis.js';
 import { CallSink } from '../../analyze/calls/sink.js';
@@ -67,6 +70,8 @@ export interface CallsBenchFigures {
     slowest6h: Array<{ query: string; ms: number; rows: number }>;
     slowest24h: Array<{ query: string; ms: number; rows: number }>;
   };
+  /** One evaluation of 50 alert rules whose windows hold every stored call. */
+  alerts: AlertsBenchFigures;
   kpis: {
     storedCalls: number;
     countFinalMs: number;
@@ -199,6 +204,82 @@ function stateChild(n: number, flood: number): void {
     },
   };
   process.stdout.write(JSON.stringify(figures));
+}
+
+export interface AlertsBenchFigures {
+  rules: number;
+  callsInWindow: number;
+  /** One evaluation of every rule (best of three), and per rule. */
+  evaluationMs: number;
+  perRuleMs: number;
+  /** count() FINAL over the calls: the floor of a query reading the table's newest versions. */
+  countFinalMs: number;
+  /** Rules still over 1 s ... the slowest three rules' queries alone. */
+  slowest: Array<{ rule: string; ms: number }>;
+}
+
+/**
+ * 50 rules: the shipped defaults, then their call rules again with other groupings and thresholds,
+ * every window wide enough to hold the whole store (the issue's "1M calls per window").
+ */
+function benchRules(spanMs: number): AlertRules {
+  const defaults = loadRules();
+  const callKpis = new Set(['failed-call-ratio', 'asr-drop', 'pdd-p95', 'silence']);
+  const rules: AlertRule[] = defaults.rules.map((r) => ({ ...r, windowMs: spanMs }));
+  const groupings = ['callee_vm', 'caller_vm', 'vm', 'callee_ip', 'caller_ip', 'node'];
+  for (let i = 0; rules.length < 50; i++) {
+    const base = defaults.rules.filter((r) => callKpis.has(r.kpi))[i % 5]!;
+    if (base === undefined) break;
+    const by = groupings[i % groupings.length]!;
+    rules.push({
+      ...base,
+      name: `${base.name}-${i}`,
+      by: [by],
+      windowMs: spanMs,
+      threshold: base.threshold * (1 + (i % 3) / 10),
+    });
+  }
+  return { ...defaults, delayMs: 0, rules };
+}
+
+async function benchAlerts(
+  client: ClickHouseClient,
+  database: string,
+  storedCalls: number,
+  countFinalMs: number,
+  log: (line: string) => void,
+): Promise<AlertsBenchFigures> {
+  const [{ first, last }] = await (
+    await client.query({
+      query: `SELECT toUnixTimestamp64Milli(min(start)) AS first, toUnixTimestamp64Milli(max(start)) AS last FROM ${database}.calls`,
+      format: 'JSONEachRow',
+    })
+  ).json<{ first: string; last: string }>();
+  const at = Number(last) + 1000;
+  const rules = benchRules(at - Number(first) + 1000);
+  const evaluator = new AlertEvaluator({ client, database, rules });
+  const evaluationMs = await bestAsync(3, () => evaluator.evaluate(at));
+  const perRule: Array<{ rule: string; ms: number }> = [];
+  for (const rule of rules.rules)
+    perRule.push({
+      rule: rule.name,
+      ms: Math.round(await bestAsync(1, () => ruleValues(client, database, rules, rule, at))),
+    });
+  perRule.sort((a, b) => b.ms - a.ms);
+  const figures: AlertsBenchFigures = {
+    rules: rules.rules.length,
+    callsInWindow: storedCalls,
+    evaluationMs: Math.round(evaluationMs),
+    perRuleMs: Math.round(evaluationMs / rules.rules.length),
+    countFinalMs: Math.round(countFinalMs),
+    slowest: perRule.slice(0, 3),
+  };
+  log(
+    `alerts: ${figures.rules} rules over ${storedCalls} calls in their windows: one evaluation ${figures.evaluationMs} ms ` +
+      `(target < 1,000 ms; ${figures.perRuleMs} ms per rule, count() FINAL ${figures.countFinalMs} ms); slowest ` +
+      figures.slowest.map((r) => `${r.rule} ${r.ms} ms`).join(', '),
+  );
+  return figures;
 }
 
 export async function runCallsBench(options: {
@@ -450,7 +531,8 @@ export async function runCallsBench(options: {
             .join('; ')} (target < 1 s each)`,
         );
       }
-      return { engine: engineFigures, memory, kpis, ladder: ladderFigures, dashboards };
+      const alerts = await benchAlerts(store.client, database, storedCalls, kpis.countFinalMs, log);
+      return { engine: engineFigures, memory, kpis, ladder: ladderFigures, dashboards, alerts };
     } finally {
       await store.close();
     }

@@ -185,6 +185,10 @@ export const CI_PACKAGES: Readonly<Record<string, string>> = {
   chromium: 'chromium',
   shellcheck: 'shellcheck',
   'systemd-analyze': 'systemd',
+  prometheus: 'prometheus',
+  promtool: 'prometheus',
+  'prometheus-alertmanager': 'prometheus-alertmanager',
+  arping: 'iputils-arping',
 };
 
 const tools = new Map<string, Requirement>();
