@@ -53,10 +53,12 @@ export function alertRulesOf(settings: Settings, fallback: 'on' | 'off' = 'on'):
 }
 
 /**
- * The evaluator of a service (`run --interface`, `ingest`): the rules the flags name over the store,
- * its transitions written by a writer of its own; null with --alerts off.
+ * The evaluator of a service (`run --interface`, `ingest`): the rules (read before the service opens
+ * anything: `alertRulesOf`) over the store, its transitions written by a writer of its own; null
+ * with --alerts off.
  */
 export async function liveAlerts(
+  rules: AlertRules | null,
   settings: Settings,
   client: ClickHouseClient,
   database: string,
@@ -64,7 +66,6 @@ export async function liveAlerts(
   logger: Logger,
   command: string,
 ): Promise<AlertService | null> {
-  const rules = alertRulesOf(settings);
   if (rules === null) return null;
   await migrate(client, { database, ttlDays, logger });
   const writer = new StoreSink(client, { database, logger });

@@ -164,6 +164,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   1   failure (a bug, or an error without a better code; the message says what)
   2   unusable input: a capture file that cannot be read from its start, an interface that cannot be captured on
   64  usage error: unknown command or flag, bad flag value
+  65  a rules file (--alert-rules) with a mistake: one line names the rule and the field
   66  what was named does not exist: a --data-dir without a store, an unknown --run
   69  a service named does not answer: --ovs-db, --clickhouse, Kafka brokers
   75  in use by another process: the data directory (a running store or run), the port; try again or stop it

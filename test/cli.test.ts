@@ -362,8 +362,8 @@ describe('callscope CLI: help and operational errors', () => {
 
   it('each command has its own --help, and every help lists every exit code the README documents', () => {
     const codes = readmeExitCodes();
-    expect(codes).toEqual(['0', '1', '2', '64', '66', '69', '75']);
-    for (const command of ['analyze', 'run', 'stats', 'store', 'capture', 'ingest', 'generate']) {
+    expect(codes).toEqual(['0', '1', '2', '64', '65', '66', '69', '75']);
+    for (const command of ['analyze', 'run', 'stats', 'store', 'capture', 'ingest', 'generate', 'alerts']) {
       const r = run([command, '--help']);
       expect(r.status, command).toBe(0);
       expect(r.stdout, command).toMatch(new RegExp(`^Usage: callscope ${command}\\b`));
@@ -373,6 +373,26 @@ describe('callscope CLI: help and operational errors', () => {
     }
     const global = run(['--help']).stdout;
     for (const code of codes) expect(global).toMatch(new RegExp(`^  ${code} `, 'm'));
+  });
+
+  it('alerts --check: the shipped rules pass; a typo is one line naming the rule and the field, exit 65', () => {
+    const ok = run(['alerts', '--check']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^11 rules OK/);
+    const bad = join(dir, 'rules-typo.yaml');
+    writeFileSync(
+      bad,
+      'rules:\n  - name: failed\n    kpi: failed-call-ratio\n    windw: 5m\n    above: 0.2\n',
+    );
+    const r = run(['alerts', '--check', bad]);
+    expect(r.status).toBe(65);
+    expect(r.stderr).toBe(
+      `callscope: ${bad}: rule "failed": windw: unknown field (did you mean "window"?)\n`,
+    );
+    // The same file given to a service stops it before it starts.
+    const service = run(['run', '--interface', 'lo', '--alert-rules', bad, '--data-dir', join(dir, 'never')]);
+    expect(service.status).toBe(65);
+    expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
   it('stats names a data directory without a store (66) and creates nothing', () => {

@@ -64,8 +64,7 @@ example Call-IDs, and alerts are delivered to Alertmanager and webhooks.
 ${ALERT_HELP}
 ${STORE_HELP}
 ${COMMON_HELP}
-${EXIT_CODES_HELP}  65  the rules file has a mistake (one line names the rule and the field)
-`,
+${EXIT_CODES_HELP}`,
 
   async run(argv) {
     const parsed = parseCommand(

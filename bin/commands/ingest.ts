@@ -11,7 +11,7 @@ import { DEFAULT_GROUP_ID } from '../../ingest/kafka/constants.js';
 import { KafkaSource } from '../../ingest/kafka/source.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { StoreSink } from '../../ingest/store-sink.js';
-import { ALERT_FLAGS, ALERT_HELP, liveAlerts } from '../alerts.js';
+import { ALERT_FLAGS, ALERT_HELP, alertRulesOf, liveAlerts } from '../alerts.js';
 import { type Command, parseCommand } from '../command.js';
 import { UsageError } from '../config.js';
 import { EXIT_OK } from '../errors.js';
@@ -91,6 +91,7 @@ ${EXIT_CODES_HELP}`,
       throw new UsageError('ingest needs a source: --kafka BROKERS and/or --hep-listen PORT');
     const hepAddress = listen ? listenAddressOf(listen, '--hep-listen') : null;
     const metricsAt = metricsListenOf(settings);
+    const alertRules = alertRulesOf(settings);
     const callsJobFlag = settings.string('calls-job', 'on');
     if (callsJobFlag !== 'on' && callsJobFlag !== 'off')
       throw new UsageError(`--calls-job must be on or off, got "${callsJobFlag}"`);
@@ -172,7 +173,15 @@ ${EXIT_CODES_HELP}`,
             });
       if (callsJob !== null) m?.watchCallsJob(callsJob);
       callsJob?.start();
-      const alerts = await liveAlerts(settings, store.client, database, ttlDays, logger, 'ingest');
+      const alerts = await liveAlerts(
+        alertRules,
+        settings,
+        store.client,
+        database,
+        ttlDays,
+        logger,
+        'ingest',
+      );
       stopCalls = async () => {
         await alerts?.stop();
         await callsJob?.stop();

@@ -4,7 +4,7 @@
  * capture_runs at the end (ingest/run.ts).
  */
 import { storeCapture } from '../../ingest/run.js';
-import { ALERT_FLAGS, ALERT_HELP, liveAlerts } from '../alerts.js';
+import { ALERT_FLAGS, ALERT_HELP, type AlertService, alertRulesOf, liveAlerts } from '../alerts.js';
 import { captureInputFor } from '../capture-source.js';
 import { type Command, parseCommand } from '../command.js';
 import { cutShortExit, EXIT_OK } from '../errors.js';
@@ -80,6 +80,8 @@ ${EXIT_CODES_HELP}`,
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
     const metricsAt = metricsListenOf(settings);
+    // The alert rules are read first: a mistake in them stops the command before it opens anything.
+    const alertRules = settings.string('interface') !== undefined ? alertRulesOf(settings) : null;
     const input = captureInputFor('run', settings, values, logger);
     let metrics: Awaited<ReturnType<typeof startMetrics>> = null;
     try {
@@ -88,11 +90,11 @@ ${EXIT_CODES_HELP}`,
       try {
         const store = await storeFor(settings, logger);
         const spool = rtpSpoolOf(settings, logger);
-        // Live: the alert rules run over the store as it fills (a file run is replayed: alerts --evaluate).
-        const alerts = input.live
-          ? await liveAlerts(settings, store.client, database, ttlDays, logger, 'run')
-          : null;
+        let alerts: AlertService | null = null;
         try {
+          // Live: the alert rules run over the store as it fills (a file run is replayed: alerts --evaluate).
+          if (input.live)
+            alerts = await liveAlerts(alertRules, settings, store.client, database, ttlDays, logger, 'run');
           const options = captureOptionsOf(settings, logger, vms, spool);
           const result = await storeCapture(input.source(options), {
             metrics: metrics?.metrics,
