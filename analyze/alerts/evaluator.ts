@@ -14,7 +14,7 @@ import type { AlertNotifier, AlertTransition, NotifiedAlert } from '../../core/a
 import { type Logger, silentLogger } from '../../core/log.js';
 import { expandMacros } from '../../dashboards/macros.js';
 import { qualifiedName } from '../../ingest/schema/ddl.js';
-import { BATCHED_KPIS, batchedRuleValues } from './batch.js';
+import { BATCHED_KPIS, batchedExamples, batchedRuleValues, examplesOf } from './batch.js';
 import { kpiSql } from './kpis.js';
 import { alertAnnotations, alertLabels } from './labels.js';
 import type { AlertRule, AlertRules } from './rules.js';
@@ -192,7 +192,9 @@ export class AlertEvaluator {
         });
         continue;
       }
-      for (const change of state.step(at, values)) transitions.push(decorate(change, rule, rules.grafanaUrl));
+      const changes = state.step(at, values);
+      if (BATCHED_KPIS.has(rule.kpi)) await this.addExamples(rule, at, changes, state);
+      for (const change of changes) transitions.push(decorate(change, rule, rules.grafanaUrl));
     }
     this.counters.evaluations++;
     this.counters.transitions += transitions.length;
@@ -221,6 +223,36 @@ export class AlertEvaluator {
     }
     this.notify(at, transitions);
     return transitions;
+  }
+
+  /**
+   * A batched rule's values come without examples: they are read for the groups going pending or
+   * firing and those still firing (their re-sends carry the window's examples), a query per rule
+   * only when it has such groups. Without them an alert is still right, only less telling.
+   */
+  private async addExamples(
+    rule: AlertRule,
+    at: number,
+    changes: StateChange[],
+    state: RuleState,
+  ): Promise<void> {
+    const firing = state.firing();
+    const groups = new Map<string, Record<string, string>>();
+    for (const c of changes) if (c.to === 'pending' || c.to === 'firing') groups.set(c.fingerprint, c.group);
+    for (const f of firing) groups.set(f.fingerprint, f.group);
+    if (groups.size === 0) return;
+    const { client, database, rules } = this.options;
+    try {
+      const found = await batchedExamples(client, database, rules, rule, at, [...groups.values()]);
+      for (const c of changes) c.examples = examplesOf(found, rule, c.group);
+      // The held value of a firing alert is what its re-sends show.
+      for (const f of firing) f.last.examples = examplesOf(found, rule, f.group);
+    } catch (error) {
+      this.logger.warn('alert examples not read; the alerts go without them', {
+        rule: rule.name,
+        error: (error as Error).message.split('\n')[0],
+      });
+    }
   }
 
   private notify(at: number, transitions: readonly AlertTransition[]): void {

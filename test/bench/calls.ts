@@ -537,7 +537,9 @@ export async function runCallsBench(options: {
       await store.close();
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    // CALLSCOPE_BENCH_KEEP_STORE=1 keeps the million-call store for measuring queries against it.
+    if (process.env.CALLSCOPE_BENCH_KEEP_STORE) log(`kept the store in ${join(dir, 'store')}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
