@@ -162,7 +162,7 @@ export class AlertEvaluator {
     const { client, database, rules } = this.options;
     const started = performance.now();
     const transitions: AlertTransition[] = [];
-    // The call rules in one read of the calls table (batch.ts); the others one query each.
+    // The call rules a query per grouping, aggregates shared (batch.ts); the others a query each.
     let batched: Map<string, GroupValue[]> | Error;
     try {
       batched = await batchedRuleValues(

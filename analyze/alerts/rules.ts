@@ -3,7 +3,7 @@
  * below what, after how many attempts, for how long, resolved where. Read once, checked whole: a
  * mistake is one line naming the rule and the field (exit 65), never a rule silently ignored.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -327,13 +327,18 @@ export function parseRules(text: string, source: string): AlertRules {
   return rulesFrom(doc.toJS(), source);
 }
 
-/** The rules shipped with callscope (analyze/alerts/rules.yaml, documented in docs/ALERTS.md). */
+/**
+ * The rules shipped with callscope (analyze/alerts/rules.yaml, documented in docs/ALERTS.md): found
+ * from this module up, so that the source, the build (dist/) and any copy of the modules inside the
+ * package (a test's transpiled children) read the same file.
+ */
 export const DEFAULT_RULES_FILE = (() => {
   const here = dirname(fileURLToPath(import.meta.url));
-  // From source (analyze/alerts) or from the build (dist/analyze/alerts).
-  return here.includes(`${join('dist', 'analyze')}`)
-    ? join(here, '..', '..', '..', 'analyze', 'alerts', 'rules.yaml')
-    : join(here, 'rules.yaml');
+  for (let dir = here; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'analyze', 'alerts', 'rules.yaml');
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return join(here, 'rules.yaml');
+  }
 })();
 
 export function loadRules(path: string = DEFAULT_RULES_FILE): AlertRules {
