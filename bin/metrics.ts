@@ -1,7 +1,7 @@
 /** What `run`, `capture` and `ingest` share for --metrics-listen: a registry of their own, served. */
 import type { Logger } from '../core/log.js';
-import { CallscopeMetrics } from '../ingest/metrics/metrics.js';
-import { MetricsServer } from '../ingest/metrics/server.js';
+import type { CallscopeMetrics } from '../ingest/metrics/metrics.js';
+import type { MetricsServer } from '../ingest/metrics/server.js';
 
 export interface CommandMetrics {
   metrics: CallscopeMetrics;
@@ -22,6 +22,11 @@ export async function startMetrics(
   logger: Logger,
 ): Promise<CommandMetrics | null> {
   if (listen === null) return null;
+  // Loaded only when asked for: prom-client costs every command ~50 ms of start-up otherwise.
+  const [{ CallscopeMetrics }, { MetricsServer }] = await Promise.all([
+    import('../ingest/metrics/metrics.js'),
+    import('../ingest/metrics/server.js'),
+  ]);
   const metrics = new CallscopeMetrics({ command });
   let server: MetricsServer;
   try {

@@ -106,7 +106,8 @@ export class FailoverTracker {
   private young = new Map<string, AddressState>();
   private old = new Map<string, AddressState>();
   private readonly awaiting = new Set<AddressState>();
-  private nextDeadline = Number.POSITIVE_INFINITY;
+  /** Capture time (ms) at which a move waiting for its first answer is reported anyway; tick() before it does nothing. */
+  nextDeadline = Number.POSITIVE_INFINITY;
   private readonly counters = emptyFailoverTrackerStats();
 
   constructor(

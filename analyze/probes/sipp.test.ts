@@ -8,13 +8,18 @@
  * T1 is scaled down to 50 ms in the prober's scenario (so Timer F, 64·T1, is 3.2 s, and the run takes
  * seconds, not minutes); the tracker is given the same Timer F.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { FileSource } from '../../capture/sources.js';
 import { drive } from '../../core/drive.js';
 import { CallbackSink } from '../../core/sink.js';
+import { openStore } from '../../ingest/store/client.js';
 import { runSippCalls, type SippRun } from '../../test/oracle/sipp.js';
-import { needs, ROOT, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
+import { built, needs, REPO_ROOT, ROOT, removeTmpDir, tmpDir } from '../../test/oracle/tools.js';
 import { tsharkFields } from '../../test/oracle/tshark.js';
+import { ruleValues } from '../alerts/evaluator.js';
+import { loadRules } from '../alerts/rules.js';
 import { OptionsProbeTracker, type ProbePair, type ProbesSummary } from './tracker.js';
 
 const UAC_IP = '127.0.7.4';
@@ -24,7 +29,8 @@ const PROBES = 30;
 const ANSWERED = 12;
 const TIMER_F = 64 * 50;
 
-const gate = needs('sipp', 'tcpdump', 'tshark', ROOT);
+const CLI = join(REPO_ROOT, 'dist', 'bin', 'callscope.js');
+const gate = needs('sipp', 'tcpdump', 'tshark', ROOT, built(CLI));
 
 gate.describe('OPTIONS probes: a SIPp peer that answers, then dies, against SIPp and tshark', () => {
   let dir: string;
@@ -134,5 +140,32 @@ gate.describe('OPTIONS probes: a SIPp peer that answers, then dies, against SIPp
       { at: Math.floor(firstLost + TIMER_F), from: 'up', to: 'down', cause: 'timeout' },
     ]);
     expect(summary).toMatchObject({ up: 0, down: 1, unknown: 0 });
+  });
+
+  it("the options-unanswered alert rule, over the capture stored by `callscope run`, fails SIPp's unanswered probes", async () => {
+    const data = join(dir, 'store');
+    const stored = spawnSync(process.execPath, [CLI, 'run', '--pcap', run.pcap, '--data-dir', data], {
+      encoding: 'utf8',
+    });
+    expect(stored.status, stored.stderr).toBe(0);
+    const first = Math.min(...rows.map((r) => r.t));
+    const last = Math.max(...rows.map((r) => r.t));
+    const defaults = loadRules();
+    const rules = { ...defaults, delayMs: 60_000 };
+    const rule = {
+      ...defaults.rules.find((r) => r.kpi === 'options-unanswered')!,
+      windowMs: last - first + 10_000,
+    };
+    const store = await openStore({ dataDir: data });
+    try {
+      const values = await ruleValues(store.client, 'callscope', rules, rule, last + 2000 + rules.delayMs);
+      // One peer; every probe once (retransmissions are not probes); those SIPp never got answered failed.
+      expect(values.map((v) => v.group)).toEqual([{ peer: UAS_IP }]);
+      expect(values[0]!.attempts).toBe(run.uac.successfulCalls + run.uac.failedCalls);
+      expect(values[0]!.value).toBeCloseTo(run.uac.failedCalls / PROBES, 9);
+      expect(values[0]!.examples.length).toBe(5);
+    } finally {
+      await store.close();
+    }
   });
 });
