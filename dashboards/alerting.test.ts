@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { BATCHED_KPIS, batchedExamples, batchedRuleValues, examplesOf } from '../analyze/alerts/batch.js';
 import { ruleValues } from '../analyze/alerts/evaluator.js';
+import { windowOf } from '../analyze/alerts/kpis.js';
 import { type AlertRule, type AlertRules, loadRules } from '../analyze/alerts/rules.js';
 import type { KpiGroup } from '../analyze/calls/stored-kpis.js';
 import { EVERY_OUTCOME, generateCapture } from '../capture/generator/generate.js';
@@ -180,8 +181,8 @@ gate.describe('default rules over a store seeded by `callscope run`', () => {
       const middle = numbers.length > 0 ? numbers[Math.floor(numbers.length / 2)]! : base.threshold;
       const rule: AlertRule = { ...base, threshold: middle, resolve: middle };
       const sql = expandMacros(grafanaRuleSql(rule, rules), {
-        from: new Date(at - rules.delayMs - rule.windowMs),
-        to: new Date(at - rules.delayMs),
+        from: new Date(windowOf(rule, rules.delayMs, at).from),
+        to: new Date(windowOf(rule, rules.delayMs, at).to),
         intervalSec: 30,
         vars: {},
       });

@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { AlertTransition } from '../core/alert.js';
+import { type LiveRun, startLiveRun } from './oracle/live-run.js';
 import { OVS_LAB, type OvsLab, type OvsVm, startOvs } from './oracle/ovs.js';
 import { type NamespacedSipp, startSippIn, waitUdpListening } from './oracle/sipp-netns.js';
 import { built, needs, PCAP_PACKAGE, removeTmpDir, SIPP_SCENARIO_DIR, tmpDir, tool } from './oracle/tools.js';
@@ -83,9 +84,7 @@ gate.describe('alerts on a failure wave: OVS lab, SIPp, live capture, real Alert
   let vmC: OvsVm;
   let monitor: OvsVm;
   const sipps: NamespacedSipp[] = [];
-  let capture: ChildProcess;
-  let captureErr = '';
-  let captureOut = '';
+  let capture: LiveRun;
   let alertmanager: ChildProcess | null = null;
   const dataDir = join(dir, 'store');
   const rulesFile = join(dir, 'rules.yaml');
@@ -203,29 +202,13 @@ gate.describe('alerts on a failure wave: OVS lab, SIPp, live capture, real Alert
     lab.spawnIn(monitor.ns, process.execPath, ['-e', hook]);
     alertmanager = startAlertmanager();
     await amUp();
-    // biome-ignore format: option/value pairs
-    capture = lab.spawnIn(monitor.ns, process.execPath, [
-      CALLSCOPE, 'run', '--interface', monitor.nsIf, '--data-dir', dataDir,
-      '--ovs-db', lab.dbTarget, '--ovs-unixctl', lab.vswitchdCtl!, '--alert-rules', rulesFile,
-      '--json', '--log-level', 'info', '--log-format', 'json', '--no-progress',
-    ]);
-    capture.stdout?.on('data', (c: Buffer) => {
-      captureOut += c.toString();
-    });
-    capture.stderr?.on('data', (c: Buffer) => {
-      captureErr += c.toString();
-    });
-    const deadline = Date.now() + 30_000;
-    while (!/live capture started/.test(captureErr)) {
-      if (capture.exitCode !== null || Date.now() > deadline)
-        throw new Error(`callscope run did not start:\n${captureErr.slice(-3000)}`);
-      await sleep(50);
-    }
+    capture = startLiveRun(lab, monitor, dataDir, ['--alert-rules', rulesFile]);
+    await capture.live;
   }, 90_000);
 
   afterAll(async () => {
     for (const s of sipps) await s.stop();
-    if (capture && capture.exitCode === null) capture.kill('SIGKILL');
+    if (capture && capture.child.exitCode === null) capture.child.kill('SIGKILL');
     alertmanager?.kill('SIGKILL');
     await lab?.close();
     removeTmpDir(dir);
@@ -252,7 +235,10 @@ gate.describe('alerts on a failure wave: OVS lab, SIPp, live capture, real Alert
       firing = forVm(await amAlerts(), '9302').find((a) => a.status.state === 'active');
     }
     const firedAfter = Date.now() - waveStart;
-    expect(firing, `no alert for VM 9302 after ${firedAfter} ms:\n${captureErr.slice(-4000)}`).toBeDefined();
+    expect(
+      firing,
+      `no alert for VM 9302 after ${firedAfter} ms:\n${capture.stderr().slice(-4000)}`,
+    ).toBeDefined();
     expect(firedAfter).toBeLessThanOrEqual(bound);
     expect(forVm(await amAlerts(), '9303')).toEqual([]);
     // Its examples are calls SIPp's wave UAC made and got 503 for.
@@ -280,7 +266,8 @@ gate.describe('alerts on a failure wave: OVS lab, SIPp, live capture, real Alert
     while (resolvedNotice() === undefined && Date.now() < deadline) await sleep(500);
     const resolved = resolvedNotice();
     const alertLog = () =>
-      captureErr
+      capture
+        .stderr()
         .split('\n')
         .filter((l) => /"msg":"alert/.test(l))
         .join('\n');
@@ -296,9 +283,8 @@ gate.describe('alerts on a failure wave: OVS lab, SIPp, live capture, real Alert
     steadyA.child.kill('SIGUSR1');
     await steadyA.exit;
 
-    capture.kill('SIGINT');
-    await new Promise((r) => capture.once('exit', r));
-    const summary = JSON.parse(captureOut) as { calls: { attempts: number } };
+    const { out } = await capture.stop();
+    const summary = out as { calls: { attempts: number } };
     expect(summary.calls.attempts).toBeGreaterThan(300);
 
     // What the live evaluator stored, and a replay over the same data from before the wave.

@@ -8,13 +8,14 @@
  * The truth is SIPp's own: the caller's message log (`-trace_shortmsg`) says when it got its last
  * answer from A and its first from B, and which of its calls got no 200 to their BYE.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { failoverImpact } from '../analyze/failover/queries.js';
 import { openStore } from '../ingest/store/client.js';
+import { type LiveRun, startLiveRun } from './oracle/live-run.js';
 import { OVS_LAB, type OvsLab, type OvsVm, startOvs } from './oracle/ovs.js';
 import { type NamespacedSipp, startSippIn, waitUdpListening } from './oracle/sipp-netns.js';
 import { parseSippShortMessages, type SippLoggedMessage } from './oracle/sipp-outcomes.js';
@@ -216,46 +217,8 @@ gate.describe('virtual IP failover between two PBX VMs, seen on the mirror', () 
     expect(stats.failovers.tracker.gratuitousArps).toBe(2);
   }, 60_000);
 
-  function startCapture(): { live: Promise<void>; dataDir: string; stop(): Promise<CaptureResult> } {
-    const dataDir = join(dir, 'store');
-    // biome-ignore format: option/value pairs
-    const child: ChildProcess = lab.spawnIn(monitor.ns, process.execPath, [
-      CALLSCOPE, 'run', '--interface', monitor.nsIf, '--data-dir', dataDir,
-      '--ovs-db', lab.dbTarget, '--ovs-unixctl', lab.vswitchdCtl!, '--json',
-      '--log-level', 'info', '--log-format', 'json', '--no-progress',
-    ]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const exit = new Promise<number | null>((r) => child.once('exit', r));
-    const live = (async () => {
-      const deadline = Date.now() + 30_000;
-      while (!/live capture started/.test(stderr)) {
-        if (child.exitCode !== null || Date.now() > deadline)
-          throw new Error(`callscope run did not start capturing:\n${stderr.slice(-3000)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    })();
-    return {
-      live,
-      dataDir,
-      async stop() {
-        child.kill('SIGINT');
-        const exitCode = await exit;
-        try {
-          return { exitCode, out: JSON.parse(stdout) as Record<string, unknown>, stderr };
-        } catch {
-          throw new Error(
-            `callscope run printed no JSON (exit ${exitCode}):\n${stdout}\n${stderr.slice(-3000)}`,
-          );
-        }
-      },
-    };
+  function startCapture(): LiveRun {
+    return startLiveRun(lab, monitor, join(dir, 'store'));
   }
 
   async function query<T>(dataDir: string, sql: string): Promise<T[]> {
@@ -267,12 +230,6 @@ gate.describe('virtual IP failover between two PBX VMs, seen on the mirror', () 
     }
   }
 });
-
-interface CaptureResult {
-  exitCode: number | null;
-  out: Record<string, unknown>;
-  stderr: string;
-}
 
 /** Call-IDs the caller saw answered (200 to its INVITE) by `untilMs` whose BYE never got a 200. */
 function callsCut(log: SippLoggedMessage[], untilMs: number): Set<string> {

@@ -4,11 +4,12 @@
  * `ovs-mirror` choosing what reaches the monitoring VM's port, and `callscope run --interface` capturing
  * there into the embedded store. SIPp's own counters are the truth the store is checked against.
  */
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openStore } from '../ingest/store/client.js';
+import { type LiveRun, startLiveRun } from './oracle/live-run.js';
 import { OVS_LAB, type OvsLab, type OvsVm, startOvs } from './oracle/ovs.js';
 import {
   type NamespacedSipp,
@@ -27,19 +28,6 @@ const gate = needs(...OVS_LAB, 'sipp', PCAP_PACKAGE, built(CALLSCOPE), built(OVS
 /** SIP messages per answered call of SIPp's built-in uac/uas: INVITE 180 200 ACK BYE 200. */
 const MESSAGES_PER_CALL = 6;
 const SIP_PORT = 5060;
-
-interface Capture {
-  child: ChildProcess;
-  dataDir: string;
-  /** Resolves with the JSON the command printed, once it exits. */
-  stop(): Promise<CaptureResult>;
-}
-
-interface CaptureResult {
-  exitCode: number | null;
-  out: Record<string, unknown>;
-  stderr: string;
-}
 
 gate.describe('OVS mirror → live capture → store, per VM', () => {
   const dir = tmpDir('callscope-ovs-e2e-');
@@ -90,47 +78,10 @@ gate.describe('OVS mirror → live capture → store, per VM', () => {
     return JSON.parse(stdout) as Record<string, unknown>;
   }
 
-  async function startCapture(name: string): Promise<Capture> {
-    const dataDir = join(dir, `store-${name}`);
-    // biome-ignore format: option/value pairs
-    const child = lab.spawnIn(monitor.ns, process.execPath, [
-      CALLSCOPE, 'run', '--interface', monitor.nsIf, '--data-dir', dataDir,
-      '--ovs-db', lab.dbTarget, '--ovs-unixctl', lab.vswitchdCtl!, '--json',
-      '--log-level', 'info', '--log-format', 'json', '--no-progress',
-    ]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr?.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const exit = new Promise<number | null>((resolveExit) => child.once('exit', resolveExit));
-    // Live once it says so on its structured log.
-    const deadline = Date.now() + 30_000;
-    while (!/live capture started/.test(stderr)) {
-      if (child.exitCode !== null || Date.now() > deadline)
-        throw new Error(`callscope run did not start capturing:\n${stderr.slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return {
-      child,
-      dataDir,
-      async stop() {
-        child.kill('SIGINT');
-        const exitCode = await exit;
-        let out: Record<string, unknown> = {};
-        try {
-          out = JSON.parse(stdout) as Record<string, unknown>;
-        } catch {
-          throw new Error(
-            `callscope run printed no JSON (exit ${exitCode}):\n${stdout}\n${stderr.slice(-3000)}`,
-          );
-        }
-        return { exitCode, out, stderr };
-      },
-    };
+  async function startCapture(name: string): Promise<LiveRun> {
+    const capture = startLiveRun(lab, monitor, join(dir, `store-${name}`));
+    await capture.live;
+    return capture;
   }
 
   async function query<T>(dataDir: string, sql: string, params: Record<string, unknown> = {}): Promise<T[]> {

@@ -13,6 +13,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { qualifiedName } from '../../ingest/schema/ddl.js';
+import { windowOf } from './kpis.js';
 import type { AlertRule, AlertRules, KpiKind } from './rules.js';
 import type { GroupValue } from './state.js';
 
@@ -37,9 +38,8 @@ interface Bounds {
 }
 
 function boundsOf(rule: AlertRule, rules: AlertRules, at: number): Bounds {
-  const to = second(at - rules.delayMs);
-  const from = second(at - rules.delayMs - rule.windowMs);
-  return { from, to, offset: Math.round(rule.offsetMs / 1000) * 1000 };
+  const { from, to } = windowOf(rule, rules.delayMs, at);
+  return { from: second(from), to: second(to), offset: Math.round(rule.offsetMs / 1000) * 1000 };
 }
 
 /** The rule's aggregates by name (rows, attempts...), and the lowest and highest start it reads. */

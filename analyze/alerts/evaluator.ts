@@ -15,7 +15,7 @@ import { type Logger, silentLogger } from '../../core/log.js';
 import { expandMacros } from '../../dashboards/macros.js';
 import { qualifiedName } from '../../ingest/schema/ddl.js';
 import { BATCHED_KPIS, batchedExamples, batchedRuleValues, examplesOf } from './batch.js';
-import { kpiSql } from './kpis.js';
+import { kpiSql, windowOf } from './kpis.js';
 import { alertAnnotations, alertLabels } from './labels.js';
 import type { AlertRule, AlertRules } from './rules.js';
 import { type FiringAlert, type GroupValue, RuleState, type StateChange } from './state.js';
@@ -56,7 +56,7 @@ export interface EvaluatorStats {
 type Row = Record<string, unknown>;
 
 /** Rounded for people; the state machine compares the exact value. */
-function shown(value: number | null): string {
+export function shown(value: number | null): string {
   if (value === null) return 'none';
   return String(Math.round(value * 10_000) / 10_000);
 }
@@ -113,11 +113,10 @@ export async function ruleValues(
   rule: AlertRule,
   at: number,
 ): Promise<GroupValue[]> {
-  const to = new Date(at - rules.delayMs);
-  const from = new Date(at - rules.delayMs - rule.windowMs);
+  const { from, to } = windowOf(rule, rules.delayMs, at);
   const sql = expandMacros(
     kpiSql(rule, (t) => qualifiedName(database, t), rules.examples, rules.delayMs),
-    { from, to, intervalSec: Math.round(rules.intervalMs / 1000), vars: {} },
+    { from: new Date(from), to: new Date(to), intervalSec: Math.round(rules.intervalMs / 1000), vars: {} },
   );
   const result = await client.query({ query: sql, format: 'JSONEachRow' });
   const rows = await result.json<Row>();

@@ -50,6 +50,11 @@ function outerGroups(by: readonly string[]): { select: string; groupBy: string }
 
 const seconds = (ms: number): number => Math.round(ms / 1000);
 
+/** The window an evaluation at `at` judges (ms): it ends `delay` before the evaluation. */
+export function windowOf(rule: AlertRule, delayMs: number, at: number): { from: number; to: number } {
+  return { from: at - delayMs - rule.windowMs, to: at - delayMs };
+}
+
 /** Nearest-rank percentile of a sorted array (the same rank analyze/calls/kpis.ts takes). */
 const nearestRank = (sorted: string, n: string, p: number) =>
   `if(${n} = 0, NULL, toFloat64(${sorted}[toUInt64(greatest(1, ceil(${p} * ${n})))]))`;

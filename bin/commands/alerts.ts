@@ -4,7 +4,7 @@
  * check of a rules file.
  */
 
-import { replayAlerts } from '../../analyze/alerts/evaluator.js';
+import { replayAlerts, shown } from '../../analyze/alerts/evaluator.js';
 import { loadRules } from '../../analyze/alerts/rules.js';
 import type { AlertTransition } from '../../core/alert.js';
 import { qualifiedName } from '../../ingest/schema/ddl.js';
@@ -33,8 +33,7 @@ function transitionLine(t: AlertTransition): string {
     .filter(([k]) => k !== 'alertname')
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
-  const value = t.value === null ? 'none' : String(Math.round(t.value * 10_000) / 10_000);
-  return `${new Date(t.at).toISOString()}  ${t.to.padEnd(8)} ${t.rule}  ${group}  value ${value} (${t.attempts})${
+  return `${new Date(t.at).toISOString()}  ${t.to.padEnd(8)} ${t.rule}  ${group}  value ${shown(t.value)} (${t.attempts})${
     t.examples.length > 0 ? `  e.g. ${t.examples.slice(0, 3).join(', ')}` : ''
   }`;
 }
