@@ -1,8 +1,8 @@
 /** Alert transitions as rows of the alerts table (ingest/schema/tables.ts ALERTS), in column order. */
 import type { AlertTransition } from '../core/alert.js';
-import type { TsvBuffer } from './tsv.js';
+import type { RowWriter } from './row-writer.js';
 
-export function alertRow(t: AlertTransition, evaluator: string, out: TsvBuffer): void {
+export function alertRow(t: AlertTransition, evaluator: string, out: RowWriter): void {
   out
     .timeMs(t.at)
     .utf8(t.rule)

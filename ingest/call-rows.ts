@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { CallOutcome, CallRecord, CallStream } from '../core/call.js';
+import type { RowWriter } from './row-writer.js';
 import { CALLS, columnNames } from './schema/tables.js';
-import type { TsvBuffer } from './tsv.js';
 
 /** One version of a call: the record, and whether (and when) it may still change. */
 export interface CallVersion {
@@ -35,12 +35,12 @@ export function callDigest(v: CallVersion): bigint {
   return hash.readBigUInt64BE(0);
 }
 
-function nullableTime(out: TsvBuffer, ms: number | null): void {
+function nullableTime(out: RowWriter, ms: number | null): void {
   if (ms === null) out.null();
   else out.timeMs(ms);
 }
 
-function nullableInt(out: TsvBuffer, n: number | null): void {
+function nullableInt(out: RowWriter, n: number | null): void {
   if (n === null) out.null();
   else out.int(n);
 }
@@ -56,7 +56,7 @@ function worst(streams: CallStream[], pick: (s: CallStream) => number | null, mi
 }
 
 /** Appends one version's row. */
-export function callRow(v: CallVersion, version: bigint, runId: string, out: TsvBuffer): void {
+export function callRow(v: CallVersion, version: bigint, runId: string, out: RowWriter): void {
   const r = v.record;
   const branches = r.hops.flatMap((hop, i) => hop.branches.map((b) => ({ hop, i, b })));
   out.timeMs(r.start).latin1(r.callId).bigUint(version).uint(0).bigUint(callDigest(v));
@@ -142,7 +142,7 @@ export function callRow(v: CallVersion, version: bigint, runId: string, out: Tsv
 }
 
 /** A tombstone: deletes the row of `callId` keyed by `start` (its start changed) once its version wins. */
-export function callTombstoneRow(callId: string, start: number, version: bigint, out: TsvBuffer): void {
+export function callTombstoneRow(callId: string, start: number, version: bigint, out: RowWriter): void {
   const columns = columnNames(CALLS);
   out.timeMs(start).latin1(callId).bigUint(version).uint(1).uint(0).bool(false).timeMs(start);
   // The rest are the columns' plain values; only the key, version and flag matter to a tombstone.

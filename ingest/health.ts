@@ -7,11 +7,11 @@ import type { HealthRecord } from '../core/health.js';
 
 export type { HealthRecord } from '../core/health.js';
 
-import type { TsvBuffer } from './tsv.js';
+import type { RowWriter } from './row-writer.js';
 
 const U32 = 0xffffffff;
 
-export function healthRow(record: HealthRecord, runId: string, out: TsvBuffer): void {
+export function healthRow(record: HealthRecord, runId: string, out: RowWriter): void {
   out
     .time(record.timeNs)
     .utf8(record.interface)

@@ -20,7 +20,17 @@ import { mediaReportFromJson } from '../core/media-report.js';
 import type { SipMessage } from '../core/sip-message.js';
 import type { VmInventoryEntry } from '../core/vm.js';
 import { EventIds } from './event-id.js';
-import type { EventTableName } from './schema/tables.js';
+import { NativeBlock } from './native-block.js';
+import type { RowWriter } from './row-writer.js';
+import {
+  type EventTableName,
+  FAILOVERS,
+  HEP_LOGS,
+  insertColumns,
+  MEDIA_REPORTS,
+  RTCP_REPORTS,
+  SIP_MESSAGES,
+} from './schema/tables.js';
 import { TsvBuffer } from './tsv.js';
 
 export { mediaReportFromJson } from '../core/media-report.js';
@@ -36,10 +46,21 @@ export interface RowContext {
   ids: EventIds;
 }
 
-export type EventRowSinks = Record<EventTableName, TsvBuffer>;
+export type EventRowSinks<W extends RowWriter = NativeBlock> = Record<EventTableName, W>;
 
-/** One row buffer per event table. */
-export function emptyRowSinks(initialBytes?: number): EventRowSinks {
+/** One Native block per event table: what the writer sends. */
+export function emptyRowSinks(): EventRowSinks {
+  return {
+    sip_messages: new NativeBlock(insertColumns(SIP_MESSAGES)),
+    media_reports: new NativeBlock(insertColumns(MEDIA_REPORTS)),
+    rtcp_reports: new NativeBlock(insertColumns(RTCP_REPORTS)),
+    hep_logs: new NativeBlock(insertColumns(HEP_LOGS)),
+    failovers: new NativeBlock(insertColumns(FAILOVERS)),
+  };
+}
+
+/** One TabSeparated buffer per event table: the readable form of the rows. */
+function textRowSinks(initialBytes: number): EventRowSinks<TsvBuffer> {
   return {
     sip_messages: new TsvBuffer(initialBytes),
     media_reports: new TsvBuffer(initialBytes),
@@ -58,7 +79,11 @@ export interface EncodedEvent {
 }
 
 /** Appends the rows of one event to the table buffers. Never throws for bad event content. */
-export function encodeEvent(event: CaptureEvent, sinks: EventRowSinks, context: RowContext): EncodedEvent {
+export function encodeEvent(
+  event: CaptureEvent,
+  sinks: EventRowSinks<RowWriter>,
+  context: RowContext,
+): EncodedEvent {
   const id = context.ids.of(event);
   if (event.protoType === HEP_PROTO_SIP) {
     // Parsed by the capture, or once on the ingest side (ingest/sip.ts): a SIP event without it did not parse.
@@ -92,12 +117,12 @@ export function encodeEvent(event: CaptureEvent, sinks: EventRowSinks, context: 
   return { eventId: id, rows: 0, skipped: `protocol type ${event.protoType}` };
 }
 
-/** The rows one event becomes, per table (a convenience over encodeEvent for tests and tools). */
+/** The rows one event becomes, per table, as TabSeparated text (for tests and tools). */
 export function eventRows(
   event: CaptureEvent,
   runId = '',
 ): { eventId: bigint; skipped?: string; rows: Partial<Record<EventTableName, Buffer>> } {
-  const sinks = emptyRowSinks(1024);
+  const sinks = textRowSinks(1024);
   const encoded = encodeEvent(event, sinks, { runId, ids: new EventIds(1024) });
   const rows: Partial<Record<EventTableName, Buffer>> = {};
   for (const [table, sink] of Object.entries(sinks) as Array<[EventTableName, TsvBuffer]>) {
@@ -109,7 +134,7 @@ export function eventRows(
 const U16 = 0xffff;
 const U32 = 0xffffffff;
 
-function sipRow(event: CaptureEvent, sip: SipMessage, id: bigint, context: RowContext, out: TsvBuffer): void {
+function sipRow(event: CaptureEvent, sip: SipMessage, id: bigint, context: RowContext, out: RowWriter): void {
   const reason = sip.reason;
   out
     .bigUint(id)
@@ -146,7 +171,7 @@ function sipRow(event: CaptureEvent, sip: SipMessage, id: bigint, context: RowCo
     .endRow();
 }
 
-function provenance(event: CaptureEvent, context: RowContext, out: TsvBuffer): void {
+function provenance(event: CaptureEvent, context: RowContext, out: RowWriter): void {
   out.uint(event.captureId, U32).utf8(event.nodeName).utf8(context.runId);
 }
 
@@ -155,7 +180,7 @@ function mediaRow(
   r: MediaStreamReport,
   id: bigint,
   context: RowContext,
-  out: TsvBuffer,
+  out: RowWriter,
 ): void {
   out
     .bigUint(id)
@@ -216,7 +241,7 @@ function mediaRow(
   out.endRow();
 }
 
-function intervalColumns(i: MediaIntervalFigures | null, out: TsvBuffer): void {
+function intervalColumns(i: MediaIntervalFigures | null, out: RowWriter): void {
   out.bool(i !== null);
   if (i === null) {
     out.time(0n).time(0n).uint(0).int(0).int(0).float(0).float(0).float(0).float(0).float(0).float(0);
@@ -242,7 +267,7 @@ function rtcpRowFromReport(
   rtcp: RtcpFigures,
   id: bigint,
   context: RowContext,
-  out: TsvBuffer,
+  out: RowWriter,
 ): void {
   out
     .bigUint(id)
@@ -279,7 +304,7 @@ function rtcpRowFromReport(
  * `fraction_lost` (8-bit) and `packets_lost`). Jitter there is in RTP clock units of an unknown
  * clock, so jitter_ms stays NULL.
  */
-function rtcpRowFromHep(event: CaptureEvent, id: bigint, context: RowContext, out: TsvBuffer): void {
+function rtcpRowFromHep(event: CaptureEvent, id: bigint, context: RowContext, out: RowWriter): void {
   const json = parseJsonObject(event.payload);
   const blocks = json?.report_blocks;
   const block = Array.isArray(blocks) && isObject(blocks[0]) ? blocks[0] : null;
@@ -310,7 +335,7 @@ function rtcpRowFromHep(event: CaptureEvent, id: bigint, context: RowContext, ou
 }
 
 /** HEP type 100: a log line about the call named by the correlation id. */
-function hepLogRow(event: CaptureEvent, id: bigint, context: RowContext, out: TsvBuffer): void {
+function hepLogRow(event: CaptureEvent, id: bigint, context: RowContext, out: RowWriter): void {
   out
     .bigUint(id)
     .time(event.timestampNs)
@@ -330,7 +355,7 @@ function failoverRow(
   f: FailoverRecord,
   id: bigint,
   context: RowContext,
-  out: TsvBuffer,
+  out: RowWriter,
 ): void {
   out
     .bigUint(id)
@@ -416,7 +441,7 @@ function isoMs(iso: string | null): number | null {
   return Number.isFinite(ms) ? ms : null;
 }
 
-export function captureRunRow(run: CaptureRun, updatedAtMs: number, out: TsvBuffer): void {
+export function captureRunRow(run: CaptureRun, updatedAtMs: number, out: RowWriter): void {
   const first = isoMs(run.firstPacketTime);
   const last = isoMs(run.lastPacketTime);
   out.utf8(run.runId).timeMs(updatedAtMs).utf8(run.source).utf8(run.format).uint(run.captureId, U32);
@@ -439,7 +464,7 @@ export function captureRunRow(run: CaptureRun, updatedAtMs: number, out: TsvBuff
     .endRow();
 }
 
-export function vmInventoryRow(entry: VmInventoryEntry, out: TsvBuffer): void {
+export function vmInventoryRow(entry: VmInventoryEntry, out: RowWriter): void {
   out
     .utf8(entry.vmId)
     .utf8(entry.vmName)

@@ -6,7 +6,7 @@
  * fail on demand, and the migration is stubbed.
  */
 import { fileURLToPath } from 'node:url';
-import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
+import type { ClickHouseClient } from '@clickhouse/client';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { type CaptureFacts, FileSource } from '../capture/sources.js';
 import { drive } from '../core/drive.js';
@@ -14,6 +14,8 @@ import type { CaptureEvent } from '../core/event.js';
 import type { HealthRecord } from '../core/health.js';
 import { CallbackSink } from '../core/sink.js';
 import type { EventSource, SourceOutput } from '../core/source.js';
+import type { RowInserter } from './inserter.js';
+import { nativeBlockShape } from './native-block.js';
 import type { Store } from './store/client.js';
 
 vi.mock('./schema/migrate.js', () => ({ migrate: vi.fn(async () => undefined) }));
@@ -45,27 +47,26 @@ interface Insert {
   ok: boolean;
 }
 
-/** A client whose event inserts fail while `failing` is true (a permanent, non-retryable error). */
+/** A store whose event inserts fail while `failing` is true (a permanent, non-retryable error). */
 function fakeStore(): { store: Store; inserts: Insert[]; failing: { on: boolean } } {
   const inserts: Insert[] = [];
   const failing = { on: false };
-  const client = {
-    insert: async (params: InsertParams) => {
-      let rows = 0;
-      for await (const chunk of params.values as AsyncIterable<Buffer>)
-        for (const byte of chunk) if (byte === 10) rows++;
-      const table = params.table.split('.').pop() ?? '';
+  const inserter: RowInserter = {
+    name: 'fake',
+    insert: async (request) => {
+      const { rows } = nativeBlockShape(Buffer.concat(request.data));
+      const table = request.table.split('.').pop() ?? '';
       const fail = failing.on && ['sip_messages', 'media_reports', 'rtcp_reports'].includes(table);
       inserts.push({ table, rows, ok: !fail });
       if (fail) throw new Error('refused by the test');
-      return { executed: true, query_id: '', response_headers: {} };
     },
-  } as unknown as ClickHouseClient;
+  };
   const store = {
-    client,
+    client: {} as ClickHouseClient,
     mode: 'server',
     displayUrl: 'fake',
     embedded: null,
+    inserter,
     close: async () => {},
   } as Store;
   return { store, inserts, failing };

@@ -90,7 +90,7 @@ export async function storeCapture(
   const { store, database, ttlDays, logger } = options;
   const runId = options.runId ?? randomUUID();
   await migrate(store.client, { database, ttlDays, logger });
-  const storeSink = new StoreSink(store.client, { database, runId, logger });
+  const storeSink = new StoreSink(store.client, { database, runId, logger, inserter: store.inserter });
   const metrics = options.metrics;
   metrics?.watchCapture(source);
   metrics?.watchSinks([storeSink]);

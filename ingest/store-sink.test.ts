@@ -5,13 +5,15 @@
  * and flushed at the same time, so that it offers them again and nothing is lost.
  */
 import { fileURLToPath } from 'node:url';
-import type { ClickHouseClient, InsertParams } from '@clickhouse/client';
+import type { ClickHouseClient } from '@clickhouse/client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FileSource } from '../capture/sources.js';
 import { drive } from '../core/drive.js';
 import type { CaptureEvent } from '../core/event.js';
 import { CallbackSink, SinkLossError } from '../core/sink.js';
 import type { EventSource } from '../core/source.js';
+import type { RowInserter } from './inserter.js';
+import { nativeBlockShape } from './native-block.js';
 import { eventRows } from './rows.js';
 import { StoreSink } from './store-sink.js';
 
@@ -23,27 +25,50 @@ beforeAll(async () => {
   await drive(new FileSource(SAMPLE), [new CallbackSink((e) => sample.push(e))]);
 });
 
-/** A client whose inserts fail (permanently) while `failing` is on; it keeps the event ids it stored. */
+/** A store whose inserts fail (permanently) while `failing` is on; it keeps the event ids it stored. */
 function fakeClient() {
   const stored = new Set<string>();
   const failing = { on: false, refused: 0 };
-  const client = {
-    insert: async (params: InsertParams) => {
+  const inserter: RowInserter = {
+    name: 'fake',
+    insert: async (request) => {
       if (failing.on) {
         failing.refused++;
         throw new Error('refused by the test');
       }
-      for await (const chunk of params.values as AsyncIterable<Buffer>)
-        for (const line of chunk.toString('latin1').split('\n')) if (line) stored.add(line.split('\t')[0]);
+      for (const id of firstColumnUInt64(Buffer.concat(request.data))) stored.add(id.toString());
     },
-  } as unknown as ClickHouseClient;
-  return { client, stored, failing };
+  };
+  return { client: {} as ClickHouseClient, inserter, stored, failing };
+}
+
+/** The values of a Native block's first column, a UInt64 (event_id in every event table). */
+function firstColumnUInt64(block: Buffer): bigint[] {
+  const { columns, rows } = nativeBlockShape(block);
+  expect(columns).toBeGreaterThan(0);
+  let at = 0;
+  const varUint = () => {
+    let n = 0;
+    for (let shift = 1; ; shift *= 128) {
+      const b = block[at++]!;
+      n += (b & 0x7f) * shift;
+      if (b < 0x80) return n;
+    }
+  };
+  varUint();
+  varUint();
+  const nameLength = varUint();
+  at += nameLength;
+  const type = block.subarray(at + 1, at + 1 + block[at]!).toString();
+  expect(type).toBe('UInt64');
+  at += 1 + block[at]!;
+  return Array.from({ length: rows }, (_, i) => block.readBigUInt64LE(at + 8 * i));
 }
 
 describe('StoreSink under a redelivering source', () => {
   it('fails the delivery of every chunk the failed writer held; the chunks offered again are all stored', async () => {
-    const { client, stored, failing } = fakeClient();
-    const sink = new StoreSink(client, { database: 'db', retry: { attempts: 1 }, coalesceMs: 5 });
+    const { client, inserter, stored, failing } = fakeClient();
+    const sink = new StoreSink(client, { database: 'db', retry: { attempts: 1 }, coalesceMs: 5, inserter });
     const half = Math.floor(sample.length / 2);
     const chunks = [sample.slice(0, half), sample.slice(half)];
     let failures = 0;

@@ -4,6 +4,8 @@
  * other byte raw).
  */
 
+import type { RowWriter } from './row-writer.js';
+
 /** Bytes that TabSeparated escapes, and the letter after the backslash. */
 const ESCAPES = new Uint8Array(256);
 ESCAPES[0x5c] = 0x5c; // \\
@@ -23,7 +25,7 @@ const NS_PER_SECOND = 1_000_000_000n;
  * A growing buffer of TabSeparated rows. Field methods write a tab before every field but the first of
  * a row; `endRow` writes the newline. The caller owns the bytes `take()` returns.
  */
-export class TsvBuffer {
+export class TsvBuffer implements RowWriter {
   private buf: Buffer;
   private pos = 0;
   private rowStart = true;

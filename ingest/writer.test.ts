@@ -1,9 +1,10 @@
-import { Readable } from 'node:stream';
+import { Readable, type Stream } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type ClickHouseClient, ClickHouseError, type InsertParams } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseError } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeFile } from '../analyze/analyze.js';
 import type { CaptureEvent } from '../core/event.js';
+import { nativeBlockShape } from './native-block.js';
 import { migrate } from './schema/migrate.js';
 import { openTestStore, type TestStore } from './schema/test-store.js';
 import { isRetryable, isRowError, MAX_DAYS_PER_BATCH, StoreWriteError, StoreWriter } from './writer.js';
@@ -53,26 +54,29 @@ function hookedClient(hooks: {
 }): { client: ClickHouseClient; inserts: Recorded[] } {
   const inserts: Recorded[] = [];
   const real = store.client;
-  const insert = async (params: InsertParams) => {
+  // The writer's inserts over HTTP are `INSERT INTO db.table (…) FORMAT Native` with the block as body.
+  const exec = async (params: Parameters<ClickHouseClient['exec']>[0] & { values?: Stream }) => {
+    const table = /^INSERT INTO (\S+)/.exec(params.query)?.[1];
+    if (table === undefined || params.values === undefined) return real.exec(params);
     const chunks: Buffer[] = [];
     for await (const chunk of params.values as AsyncIterable<Buffer>) chunks.push(chunk);
     const data = Buffer.concat(chunks);
     const r: Recorded = {
-      table: params.table,
-      rows: data.filter((b) => b === 0x0a).length,
+      table,
+      rows: nativeBlockShape(data).rows,
       bytes: data.length,
       token: String(params.clickhouse_settings?.insert_deduplication_token),
       poison: data.includes('POISON'),
     };
     await hooks.before?.(r);
-    const result = await real.insert({ ...params, values: Readable.from([data], { objectMode: false }) });
+    const result = await real.exec({ ...params, values: Readable.from([data], { objectMode: false }) });
     inserts.push(r);
     await hooks.after?.(r);
     return result;
   };
   const client = new Proxy(real, {
     get(target, prop) {
-      if (prop === 'insert') return insert;
+      if (prop === 'exec') return exec;
       const value = Reflect.get(target, prop, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },

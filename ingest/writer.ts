@@ -15,7 +15,6 @@
  * commit with a new writer, and deduplication makes the replay safe.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseError, type ClickHouseSettings } from '@clickhouse/client';
 import type { AlertTransition } from '../core/alert.js';
 import type { CaptureEvent } from '../core/event.js';
@@ -24,6 +23,8 @@ import { alertRow } from './alert-rows.js';
 import { type CallVersion, callRow, callTombstoneRow } from './call-rows.js';
 import { EventIds } from './event-id.js';
 import { type HealthRecord, healthRow } from './health.js';
+import { clientInserter, type RowInserter } from './inserter.js';
+import { NativeBlock } from './native-block.js';
 import {
   type CaptureRun,
   captureRunRow,
@@ -44,6 +45,7 @@ import {
   type EventTableName,
   FAILOVERS,
   HEP_LOGS,
+  insertColumns,
   MEDIA_REPORTS,
   QUARANTINE,
   RTCP_REPORTS,
@@ -51,7 +53,6 @@ import {
   type TableSpec,
   VM_INVENTORY,
 } from './schema/tables.js';
-import { TsvBuffer } from './tsv.js';
 
 export type { HealthRecord } from './health.js';
 export type { CaptureRun, VmInventoryEntry } from './rows.js';
@@ -69,7 +70,7 @@ export interface StoreWriterOptions {
   database: string;
   /** Rows (all tables together) that make a batch full (default 10 000). */
   maxRows?: number;
-  /** TabSeparated bytes that make a batch full (default 8 MiB). */
+  /** Row bytes (Native) that make a batch full (default 8 MiB). */
   maxBytes?: number;
   /** A batch is sent at most this long after its first row (default 1000 ms). */
   maxDelayMs?: number;
@@ -82,6 +83,11 @@ export interface StoreWriterOptions {
    * Distributed insert return only once the shards have the rows (and deduplicated them).
    */
   insertSettings?: ClickHouseSettings;
+  /**
+   * How blocks reach the store (ingest/inserter.ts): `Store.inserter` goes straight into an embedded
+   * store this process owns. Default: over HTTP through the client.
+   */
+  inserter?: RowInserter;
 }
 
 export interface StoreWriterStats {
@@ -234,7 +240,9 @@ const EARLIEST_PLAUSIBLE_NS = 946_684_800_000_000_000n;
 
 /** Rows of one batch, per table, and each table's event ids (its deduplication token). */
 class Batch {
-  readonly sinks: EventRowSinks = emptyRowSinks();
+  /** Blocks of an earlier batch are reused (emptied): their grown buffers are not allocated again. */
+  constructor(readonly sinks: EventRowSinks = emptyRowSinks()) {}
+
   private readonly ids: Record<EventTableName, bigint[]> = {
     sip_messages: [],
     media_reports: [],
@@ -334,7 +342,10 @@ export class StoreWriter {
   private readonly initialDelayMs: number;
   private readonly maxRetryDelayMs: number;
   private readonly insertSettings: ClickHouseSettings;
+  private readonly inserter: RowInserter;
   private current = new Batch();
+  /** The blocks of the last batch sent, emptied: the next batch writes into them. */
+  private spareSinks: EventRowSinks | null = null;
   private inflight: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failure: StoreWriteError | null = null;
@@ -345,10 +356,7 @@ export class StoreWriter {
   private closed = false;
   readonly stats: StoreWriterStats = emptyWriterStats();
 
-  constructor(
-    private readonly client: ClickHouseClient,
-    options: StoreWriterOptions,
-  ) {
+  constructor(client: ClickHouseClient, options: StoreWriterOptions) {
     insertTarget(options.database, SIP_MESSAGES.name); // validates the database name now, not at the first flush
     this.database = options.database;
     this.maxRows = positive(options.maxRows ?? 10_000, 'maxRows');
@@ -361,6 +369,7 @@ export class StoreWriter {
     this.initialDelayMs = options.retry?.initialDelayMs ?? 200;
     this.maxRetryDelayMs = options.retry?.maxDelayMs ?? 10_000;
     this.insertSettings = options.insertSettings ?? {};
+    this.inserter = options.inserter ?? clientInserter(client);
   }
 
   /** Resolves once every event is in the current batch (see the module comment for backpressure). */
@@ -404,12 +413,12 @@ export class StoreWriter {
   /** Stores (or replaces: the newest updated_at wins) the row of a capture run. */
   async writeCaptureRun(run: CaptureRun): Promise<void> {
     this.usable();
-    const out = new TsvBuffer(4096);
+    const out = new NativeBlock(insertColumns(CAPTURE_RUNS));
     captureRunRow(run, Date.now(), out);
     const data = out.take();
     await this.insert(
       CAPTURE_RUNS,
-      data,
+      [data],
       1,
       `run-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
@@ -427,13 +436,13 @@ export class StoreWriter {
     this.usable();
     const rows = versions.length + tombstones.length;
     if (rows === 0) return;
-    const out = new TsvBuffer(versions.length * 1024 + 1024);
+    const out = new NativeBlock(insertColumns(CALLS));
     for (const v of versions) callRow(v, version, this.context.runId, out);
     for (const t of tombstones) callTombstoneRow(t.callId, t.start, version, out);
     const data = out.take();
     await this.insert(
       CALLS,
-      data,
+      [data],
       rows,
       `calls-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
@@ -446,12 +455,12 @@ export class StoreWriter {
   async writeAlerts(transitions: readonly AlertTransition[], evaluator: string): Promise<void> {
     this.usable();
     if (transitions.length === 0) return;
-    const out = new TsvBuffer(transitions.length * 512 + 512);
+    const out = new NativeBlock(insertColumns(ALERTS));
     for (const t of transitions) alertRow(t, evaluator, out);
     const data = out.take();
     await this.insert(
       ALERTS,
-      data,
+      [data],
       transitions.length,
       `alerts-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
@@ -461,12 +470,12 @@ export class StoreWriter {
   async writeHealth(records: readonly HealthRecord[]): Promise<void> {
     this.usable();
     if (records.length === 0) return;
-    const out = new TsvBuffer(1024);
+    const out = new NativeBlock(insertColumns(CAPTURE_HEALTH));
     for (const record of records) healthRow(record, this.context.runId, out);
     const data = out.take();
     await this.insert(
       CAPTURE_HEALTH,
-      data,
+      [data],
       records.length,
       `health-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
@@ -476,12 +485,12 @@ export class StoreWriter {
   async writeVmInventory(entries: readonly VmInventoryEntry[]): Promise<void> {
     this.usable();
     if (entries.length === 0) return;
-    const out = new TsvBuffer();
+    const out = new NativeBlock(insertColumns(VM_INVENTORY));
     for (const entry of entries) vmInventoryRow(entry, out);
     const data = out.take();
     await this.insert(
       VM_INVENTORY,
-      data,
+      [data],
       entries.length,
       `vm-${createHash('sha256').update(data).digest('hex').slice(0, 32)}`,
     );
@@ -568,10 +577,13 @@ export class StoreWriter {
   private dispatch(): void {
     this.disarm();
     const batch = this.current;
-    this.current = new Batch();
     if (batch.rows === 0) return;
+    this.current = new Batch(this.spareSinks ?? undefined);
+    this.spareSinks = null;
     this.inflight = this.send(batch).finally(() => {
       this.inflight = null;
+      for (const block of Object.values(batch.sinks)) block.reset();
+      this.spareSinks = batch.sinks;
       // Rows that arrived meanwhile keep their deadline.
       if (this.current.rows > 0) this.arm();
     });
@@ -600,21 +612,20 @@ export class StoreWriter {
     const quarantined = new Set<bigint>();
     try {
       for (const [table, spec] of EVENT_TABLES) {
-        const sink = batch.sinks[table];
-        const rows = sink.rows;
-        if (rows === 0) continue;
-        const data = sink.take();
+        const block = batch.sinks[table];
+        if (block.rows === 0) continue;
         const refused = new Set<bigint>();
         const stored = await this.insertRows(
           spec,
-          data,
+          block,
+          0,
           batch.idsOf(table),
           batch.token(table, this.context.runId),
           refused,
         );
         this.stats.rows += stored;
         this.stats.rowsByTable[table] += stored;
-        this.stats.bytes += data.length;
+        this.stats.bytes += block.length;
         for (const id of refused) quarantined.add(id);
       }
       this.stats.batches++;
@@ -643,18 +654,21 @@ export class StoreWriter {
   }
 
   /**
-   * Inserts a table's rows; when the store refuses the data (isRowError), the rows are split in halves
-   * until the refused ones are alone, and those are quarantined, so a row the engine never takes does
-   * not take its batch-mates with it. Resolves with the rows stored; `refused` gets the quarantined
-   * rows' event ids. Halves get tokens of their own (derived, so a retry is still deduplicated).
+   * Inserts rows [from, from + ids.length) of a table's block; when the store refuses the data
+   * (isRowError), the rows are split in halves until the refused ones are alone, and those are
+   * quarantined, so a row the engine never takes does not take its batch-mates with it. Resolves
+   * with the rows stored; `refused` gets the quarantined rows' event ids. Halves get tokens of their
+   * own (derived, so a retry is still deduplicated).
    */
   private async insertRows(
     spec: TableSpec,
-    data: Buffer,
+    block: NativeBlock,
+    from: number,
     ids: readonly bigint[],
     token: string,
     refused: Set<bigint>,
   ): Promise<number> {
+    const data = block.sliceParts(from, from + ids.length);
     try {
       await this.insert(spec, data, ids.length, token);
       return ids.length;
@@ -662,34 +676,36 @@ export class StoreWriter {
       const cause = error instanceof StoreWriteError ? error.cause : error;
       if (!isRowError(cause)) throw error;
       if (ids.length === 1) {
-        await this.quarantine(spec, data, ids[0]!, cause);
+        await this.quarantine(spec, Buffer.concat(data), ids[0]!, cause);
         refused.add(ids[0]!);
         return 0;
       }
       const half = ids.length >> 1;
-      const cut = rowOffset(data, half);
       return (
-        (await this.insertRows(spec, data.subarray(0, cut), ids.slice(0, half), `${token}-a`, refused)) +
-        (await this.insertRows(spec, data.subarray(cut), ids.slice(half), `${token}-b`, refused))
+        (await this.insertRows(spec, block, from, ids.slice(0, half), `${token}-a`, refused)) +
+        (await this.insertRows(spec, block, from + half, ids.slice(half), `${token}-b`, refused))
       );
     }
   }
 
-  /** Keeps one refused row, with the reason, in the quarantine table (a failure here fails the batch). */
+  /**
+   * Keeps one refused row, with the reason, in the quarantine table (a failure here fails the
+   * batch). The row is kept as sent: a one-row Native block.
+   */
   private async quarantine(spec: TableSpec, row: Buffer, eventId: bigint, cause: unknown): Promise<void> {
     const code = cause instanceof ClickHouseError ? Number(cause.code) : 0;
     const reason = describe(cause);
-    const out = new TsvBuffer(row.length + 256);
+    const out = new NativeBlock(insertColumns(QUARANTINE));
     out
       .timeMs(Date.now())
       .utf8(spec.name)
       .bigUint(eventId)
       .int(Number.isFinite(code) ? code : 0)
       .utf8(reason.slice(0, 4096))
-      .bytes(row.subarray(0, row[row.length - 1] === 0x0a ? row.length - 1 : row.length))
+      .bytes(row)
       .utf8(this.context.runId)
       .endRow();
-    await this.insert(QUARANTINE, out.take(), 1, `quarantine-${spec.name}-${eventId}`);
+    await this.insert(QUARANTINE, [out.take()], 1, `quarantine-${spec.name}-${eventId}`);
     this.stats.quarantinedRows++;
     this.logger.error('row refused by the store: quarantined', {
       database: this.database,
@@ -700,18 +716,16 @@ export class StoreWriter {
   }
 
   /** One insert with retries; the token makes a repeated attempt a no-op if an earlier one landed. */
-  private async insert(spec: TableSpec, data: Buffer, rows: number, token: string): Promise<void> {
+  private async insert(spec: TableSpec, data: readonly Buffer[], rows: number, token: string): Promise<void> {
     const table = insertTarget(this.database, spec.name);
     let delay = this.initialDelayMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.client.insert({
+        await this.inserter.insert({
           table,
-          columns: columnNames(spec) as [string, ...string[]],
-          // A fresh byte stream per attempt; objectMode off so the client sends the bytes as they are.
-          values: Readable.from([data], { objectMode: false }),
-          format: 'TabSeparated',
-          clickhouse_settings: {
+          columns: columnNames(spec),
+          data,
+          settings: {
             ...this.insertSettings,
             insert_deduplicate: 1,
             insert_deduplication_token: token,
@@ -724,7 +738,7 @@ export class StoreWriter {
         this.logger.warn(retry ? 'store insert failed; retrying' : 'store insert failed', {
           table,
           rows,
-          bytes: data.length,
+          bytes: data.reduce((n, part) => n + part.length, 0),
           attempt,
           token,
           error: describe(error),
@@ -744,13 +758,6 @@ export class StoreWriter {
       }
     }
   }
-}
-
-/** Byte offset where row `n` (0-based) of TabSeparated data starts: rows end with LF, escaped inside. */
-function rowOffset(data: Buffer, n: number): number {
-  let at = 0;
-  for (let row = 0; row < n; row++) at = data.indexOf(0x0a, at) + 1;
-  return at;
 }
 
 function isoOfNs(ns: bigint): string {

@@ -166,7 +166,7 @@ ${EXIT_CODES_HELP}`,
         return EXIT_OK;
       }
       const stop = stopOnSignals(logger);
-      const writer = new StoreSink(store.client, { database, logger });
+      const writer = new StoreSink(store.client, { database, logger, inserter: store.inserter });
       const service = startAlerts({
         rules,
         client: store.client,

@@ -210,7 +210,12 @@ ${EXIT_CODES_HELP}`,
             const [row] = await rs.json<{ last: string | number }>();
             if (row !== undefined) closeAtMs = Number(row.last);
           }
-          const sink = new StoreSink(store.client, { database, runId: filter.runId ?? '', logger });
+          const sink = new StoreSink(store.client, {
+            database,
+            runId: filter.runId ?? '',
+            logger,
+            inserter: store.inserter,
+          });
           try {
             const done = await rebuildCalls({
               client: store.client,

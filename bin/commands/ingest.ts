@@ -155,11 +155,11 @@ ${EXIT_CODES_HELP}`,
       // A source that fails (Kafka unreachable, port in use) stops the others and ends the service.
       const all = new AbortController();
       stop.signal.addEventListener('abort', () => all.abort(), { once: true });
-      const sinks = sources.map(() => new StoreSink(store.client, { database, logger }));
+      const sinks = sources.map(() => new StoreSink(store.client, { database, logger, inserter: store.inserter }));
       m?.watchSinks(sinks);
       for (const sink of sinks) m?.watchStore(sink);
       // The calls table, recomputed from what the store holds (any consumer, any agent, any order).
-      const callsWriter = new StoreSink(store.client, { database, logger });
+      const callsWriter = new StoreSink(store.client, { database, logger, inserter: store.inserter });
       const callsJob =
         callsJobFlag === 'off'
           ? null

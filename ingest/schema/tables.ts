@@ -758,5 +758,10 @@ export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' |
 /** Column names of a table in insert order. */
 /** The columns an insert lists (those the store fills itself are left out). */
 export function columnNames(table: TableSpec): string[] {
-  return table.columns.filter((c) => c.defaultExpression === undefined).map((c) => c.name);
+  return insertColumns(table).map((c) => c.name);
+}
+
+/** The columns the writer inserts (those the store does not fill itself), with their types. */
+export function insertColumns(table: TableSpec): ColumnSpec[] {
+  return table.columns.filter((c) => c.defaultExpression === undefined);
 }

@@ -9,10 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { RowInserter } from '../inserter.js';
 import { openStore } from '../store/client.js';
 
 export interface TestStore {
   client: ClickHouseClient;
+  /** The writer's way in (straight into the engine for the embedded store). */
+  inserter: RowInserter;
   close(): Promise<void>;
 }
 
@@ -24,12 +27,13 @@ export async function openTestStore(): Promise<TestStore> {
       username: process.env.CLICKHOUSE_USER,
       password: process.env.CLICKHOUSE_PASSWORD,
     });
-    return { client: server.client, close: () => server.close() };
+    return { client: server.client, inserter: server.inserter, close: () => server.close() };
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'callscope-store-test-'));
   const store = await openStore({ dataDir });
   return {
     client: store.client,
+    inserter: store.inserter,
     async close() {
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import {
   type WarnLogParams,
 } from '@clickhouse/client';
 import { type Logger, silentLogger } from '../../core/log.js';
+import { clientInserter, type RowInserter } from '../inserter.js';
 import { DEFAULT_DATABASE, EmbeddedStore } from './embedded.js';
 import { StoreConfigError, StoreError, StoreUnreachableError } from './errors.js';
 import { quoteIdentifier } from './formats.js';
@@ -44,6 +45,8 @@ export interface Store {
   /** URL without credentials, safe to log */
   displayUrl: string;
   embedded: EmbeddedStore | null;
+  /** The writer's way in: straight into the engine when this process owns the store, else HTTP. */
+  inserter: RowInserter;
   close(): Promise<void>;
 }
 
@@ -237,6 +240,7 @@ function storeOf(
     mode,
     displayUrl,
     embedded,
+    inserter: embedded?.inserter ?? clientInserter(client),
     close() {
       closing ??= (async () => {
         try {

@@ -5,10 +5,12 @@
  */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseError } from '@clickhouse/client';
 import { type Logger, silentLogger } from '../../core/log.js';
+import type { RowInserter } from '../inserter.js';
 import { dataDirState, lockHolder, publishServedUrl, withdrawServedUrl } from './datadir.js';
 import { ChdbEngine } from './engine.js';
-import { StoreError, StoreLockedError, StoreNotFoundError } from './errors.js';
+import { exceptionReply, StoreError, StoreLockedError, StoreNotFoundError } from './errors.js';
 import { StoreHttpServer, type StoreHttpStats } from './http.js';
 
 /** callscope's database: the `--database` default, and what the HTTP interface serves by default. */
@@ -66,6 +68,26 @@ export class EmbeddedStore {
   get version(): string {
     return this.engine.version;
   }
+
+  /**
+   * Inserts from this process straight into the engine (no HTTP hop, no client). A refusal is the
+   * ClickHouseError the client would have raised for the same request over HTTP.
+   */
+  readonly inserter: RowInserter = {
+    name: 'embedded',
+    insert: async ({ table, columns, data, settings }) => {
+      const flat: Record<string, string | number> = {};
+      for (const [name, value] of Object.entries(settings)) {
+        if (value !== undefined) flat[name] = typeof value === 'number' ? value : String(value);
+      }
+      try {
+        await this.engine.insertNative(table, columns, data, flat);
+      } catch (error) {
+        const reply = exceptionReply(error, this.engine.version);
+        throw Object.assign(parseError(reply.body.trim()), { cause: error });
+      }
+    },
+  };
 
   static async start(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
     const logger = options.logger ?? silentLogger;

@@ -13,7 +13,7 @@
  * the command table.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RawInsertFormat, Session } from 'chdb';
 import { lockHolder } from './datadir.js';
@@ -21,6 +21,7 @@ import { ClickHouseException, StoreError, StoreLockedError } from './errors.js';
 import {
   DEFAULT_OUTPUT_FORMAT,
   type InsertStatement,
+  isBinaryFormat,
   isPlainIdentifier,
   isRawInsertFormat,
   quoteIdentifier,
@@ -203,6 +204,9 @@ export class ChdbEngine {
   /** INSERT of a format the raw path does not take: data as text after the statement, or a file. */
   private async textInsert(lease: Lease, statement: InsertStatement, data: Buffer): Promise<Outcome> {
     if (data.length === 0) return emptyInsert();
+    // Binary data (Native, RowBinary, Parquet, ...) cannot travel in a query string (a row starting
+    // with a newline byte would be cut), even when its bytes happen to be valid UTF-8.
+    if (isBinaryFormat(statement.format)) return await this.fileInsert(lease, statement, data);
     let text: string | undefined;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(data);
@@ -213,8 +217,19 @@ export class ChdbEngine {
       const result = await lease.session.queryAsync(`${statement.sql}\n${text}`);
       return { body: Buffer.alloc(0), format: DEFAULT_OUTPUT_FORMAT, summary: summary(result) };
     }
-    // Binary data (RowBinary, Parquet, ...) cannot travel in a query string; chDB reads it from a
-    // file instead, byte for byte.
+    // Text that is not UTF-8 cannot travel in a query string either; chDB reads it byte for byte.
+    return await this.fileInsert(lease, statement, data);
+  }
+
+  /**
+   * INSERT whose data chDB reads from a file: binary formats, and this process's own writer
+   * (`insertNative`). `FROM INFILE` goes before the trailing `SETTINGS … FORMAT X`.
+   */
+  private async fileInsert(
+    lease: Lease,
+    statement: InsertStatement,
+    data: Buffer | readonly Buffer[],
+  ): Promise<Outcome> {
     if (!statement.simple) {
       throw new ClickHouseException(
         'NOT_IMPLEMENTED',
@@ -222,19 +237,49 @@ export class ChdbEngine {
         400,
       );
     }
-    const file = join(this.dataDir, 'tmp', `callscope-insert-${randomUUID()}.bin`);
-    mkdirSync(join(this.dataDir, 'tmp'), { recursive: true });
-    writeFileSync(file, data);
+    const dir = join(this.dataDir, 'tmp');
+    const file = join(dir, `callscope-insert-${randomUUID()}.bin`);
+    mkdirSync(dir, { recursive: true });
+    writeParts(file, Buffer.isBuffer(data) ? [data] : data);
     try {
       const path = `'${file.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-      const sql = statement.sql.replace(
-        /\bFORMAT\s+(\w+)$/i,
-        (_m, format: string) => `FROM INFILE ${path} FORMAT ${format}`,
-      );
+      const { table, columns } = statement.simple;
+      const settings = statement.settings ? ` SETTINGS ${statement.settings}` : '';
+      const sql = `INSERT INTO ${table}${columns ? ` (${columns.join(', ')})` : ''} FROM INFILE ${path}${settings} FORMAT ${statement.format}`;
       const result = await lease.session.queryAsync(sql);
       return { body: Buffer.alloc(0), format: DEFAULT_OUTPUT_FORMAT, summary: summary(result) };
     } finally {
       rmSync(file, { force: true });
+    }
+  }
+
+  /**
+   * A Native block into `database.table` from this process (the store's own writer): no HTTP, no
+   * text. Settings apply to this INSERT only. Failures are the engine's exceptions, as over HTTP.
+   */
+  async insertNative(
+    table: string,
+    columns: readonly string[],
+    data: readonly Buffer[],
+    settings: Readonly<Record<string, string | number>>,
+  ): Promise<Outcome> {
+    const assignments = Object.entries(settings).map(
+      ([name, value]) => `${name} = ${settingLiteral(String(value))}`,
+    );
+    const lease = await this.pool.acquire('default');
+    try {
+      return await this.fileInsert(
+        lease,
+        {
+          sql: '',
+          format: 'Native',
+          simple: { table, columns: [...columns] },
+          settings: assignments.join(', ') || undefined,
+        },
+        data,
+      );
+    } finally {
+      this.pool.release(lease, true);
     }
   }
 
@@ -262,6 +307,19 @@ export class ChdbEngine {
       format: replyFormat,
       summary: summary({ ...result, resultBytes: body.length }),
     };
+  }
+}
+
+/** Writes the parts one after the other into a new file (no joined copy of a large block). */
+function writeParts(file: string, parts: readonly Buffer[]): void {
+  const fd = openSync(file, 'w');
+  try {
+    for (const part of parts) {
+      let at = 0;
+      while (at < part.length) at += writeSync(fd, part, at, part.length - at);
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

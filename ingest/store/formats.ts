@@ -44,6 +44,11 @@ export function trailingFormat(sql: string): string | undefined {
 const BINARY_FORMATS =
   /^(RowBinary\w*|Native|Parquet|Arrow\w*|ORC|Avro|AvroConfluent|Protobuf\w*|MsgPack|CapnProto|BSONEachRow|Npy|One)$/;
 
+/** Formats whose data is binary (never sent inside a query's text). */
+export function isBinaryFormat(format: string): boolean {
+  return BINARY_FORMATS.test(format);
+}
+
 /** The Content-Type a ClickHouse server sends for a response in `format`. */
 export function contentTypeOf(format: string): string {
   if (/^(JSON|ND?JSON)/.test(format)) return 'application/json; charset=UTF-8';
@@ -65,6 +70,8 @@ export interface InsertStatement {
    * identifiers (what @clickhouse/client sends): such inserts can go through chDB's raw insert.
    */
   simple?: { table: string; columns?: string[] };
+  /** A `SETTINGS` list to add (this process's own inserts), e.g. `a = 1, b = 'x'`. */
+  settings?: string;
 }
 
 const INSERT_WITH_FORMAT = /^\s*INSERT\s+INTO\b[\s\S]*\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)[\s;]*$/i;

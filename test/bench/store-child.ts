@@ -1,18 +1,16 @@
 /**
- * The peer of the store benchmark (test/bench/store.ts), in a process of its own: chDB's raw insert
- * (`Session.insert` with a Buffer in TabSeparated) of the very TSV batches our writer makes, into a
- * fresh data directory that `migrate` prepared. chDB binds one data directory per process, and a
- * process of its own also gives the peer a CPU figure of its own.
+ * The peer of the store benchmark (test/bench/store.ts), in a process of its own: chDB's best insert
+ * of the very Native blocks our writer makes (each written to a file, then `INSERT INTO t (…) FROM
+ * INFILE '…' FORMAT Native`, file writes timed too), into a fresh data directory that `migrate`
+ * prepared. chDB binds one data directory per process, and a process of its own also gives the peer
+ * a CPU figure of its own. (chDB's raw `Session.insert` takes text formats only.)
  *
  *   node dist/test/bench/store-child.js JOB.json   → one JSON line on stdout (PeerResult)
  *
- * JOB.json: { dataDir, tsvFile, runs, batches: [{ table, offset, length, rows, token }] }; the batches
- * are slices of tsvFile, inserted in order with the settings the writer sends (insert_deduplicate = 1,
- * its token, async_insert = 0). Every run inserts into a database of its own, so a run's tokens are
- * never deduplicated against an earlier run's. Two ways of handing chDB the bytes, runs interleaved:
- *   - raw: `Session.insert({ values: Buffer, format: 'TabSeparated' })` (what the embedded store does);
- *   - infile: each batch written to a file, then `INSERT INTO t (…) FROM INFILE '…' FORMAT
- *     TabSeparated` (file writes timed too): the same bytes through ClickHouse's file reader.
+ * JOB.json: { dataDir, blockFile, runs, batches: [{ table, offset, length, rows, token }] }; the
+ * batches are slices of blockFile, inserted in order with the settings the writer sends
+ * (insert_deduplicate = 1, its token, async_insert = 0). Every run inserts into a database of its
+ * own, so a run's tokens are never deduplicated against an earlier run's.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,12 +32,12 @@ export interface PeerBatch {
 
 export interface PeerJob {
   dataDir: string;
-  tsvFile: string;
+  blockFile: string;
   runs: number;
   batches: PeerBatch[];
 }
 
-export type PeerMode = 'raw' | 'infile';
+export type PeerMode = 'infile';
 
 export interface PeerRun {
   mode: PeerMode;
@@ -56,14 +54,15 @@ export interface PeerResult {
   error?: string;
 }
 
-const MODES: readonly PeerMode[] = ['raw', 'infile'];
+/** The writer sends Native blocks; chDB's raw insert takes text formats only, so FROM INFILE is the peer. */
+const MODES: readonly PeerMode[] = ['infile'];
 
 function sqlString(text: string): string {
   return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 async function runJob(job: PeerJob): Promise<PeerResult> {
-  const data = readFileSync(job.tsvFile);
+  const data = readFileSync(job.blockFile);
   const batches = job.batches.map((b) => ({ ...b, data: data.subarray(b.offset, b.offset + b.length) }));
   const databases = (mode: PeerMode, run: number) => `peer_${mode}_${run}`;
   // The schema exactly as callscope makes it: migrate through the embedded store, then let it go.
@@ -78,7 +77,7 @@ async function runJob(job: PeerJob): Promise<PeerResult> {
   }
   const session = new Session(job.dataDir);
   const runs: PeerRun[] = [];
-  const file = join(job.dataDir, 'peer-batch.tsv');
+  const file = join(job.dataDir, 'peer-batch.native');
   try {
     const spec = new Map(DATA_TABLES.map((t) => [t.name, columnNames(t)]));
     for (let run = 0; run < job.runs; run++) {
@@ -89,24 +88,13 @@ async function runJob(job: PeerJob): Promise<PeerResult> {
         let rows = 0;
         for (const b of batches) {
           const columns = spec.get(b.table) ?? [];
-          if (mode === 'raw') {
-            const result = await session.insert({
-              table: `${database}.${b.table}`,
-              columns,
-              values: b.data,
-              format: 'TabSeparated',
-              settings: { insert_deduplicate: 1, insert_deduplication_token: b.token, async_insert: 0 },
-            });
-            rows += result.rowsWritten;
-          } else {
-            writeFileSync(file, b.data);
-            await session.queryAsync(
-              `INSERT INTO ${database}.${b.table} (${columns.join(', ')}) FROM INFILE ${sqlString(file)} ` +
-                `SETTINGS insert_deduplicate = 1, insert_deduplication_token = ${sqlString(b.token)}, async_insert = 0 ` +
-                'FORMAT TabSeparated',
-            );
-            rows += b.rows;
-          }
+          writeFileSync(file, b.data);
+          await session.queryAsync(
+            `INSERT INTO ${database}.${b.table} (${columns.join(', ')}) FROM INFILE ${sqlString(file)} ` +
+              `SETTINGS insert_deduplicate = 1, insert_deduplication_token = ${sqlString(b.token)}, async_insert = 0 ` +
+              'FORMAT Native',
+          );
+          rows += b.rows;
         }
         const seconds = (performance.now() - t0) / 1000;
         const cpu = process.cpuUsage(cpu0);

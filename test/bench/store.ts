@@ -2,14 +2,13 @@
  * The store part of `npm run bench` (see docs/PERFORMANCE.md for the house rules):
  *
  * 1. Pipeline → embedded store: the SIP events of a generated capture (decoded by our pipeline) →
- *    `StoreWriter` (default batches) → the embedded store, through @clickhouse/client and
- *    the store's HTTP interface. Beside it, the peer: chDB's raw insert (`Session.insert`, a Buffer in
- *    TabSeparated) of the very same TSV batches, in a fresh data directory with the schema of
- *    `migrate`, in a child process (test/bench/store-child.ts), which also times the same bytes
- *    through `INSERT … FROM INFILE`. Ours is timed as `callscope run` works (ingestFile's loop: read,
- *    decode, each read chunk to the writer) and the same loop without the writer: the difference is
- *    the store's share. Also the split of that share: row encoding (eventId included), and the same
- *    pre-encoded batches sent through @clickhouse/client (HTTP + engine).
+ *    `StoreWriter` (default batches, Native blocks) → the embedded store this process owns, straight
+ *    into the engine (`Store.inserter`), as `callscope run` writes. Beside it, the peer: chDB's own
+ *    `INSERT … FROM INFILE … FORMAT Native` of the very same blocks, in a fresh data directory with
+ *    the schema of `migrate`, in a child process (test/bench/store-child.ts). Ours is timed as
+ *    `callscope run` works (ingestFile's loop: read, decode, each read chunk to the writer) and the
+ *    same loop without the writer: the difference is the store's share. Also the split of that
+ *    share: row encoding (eventId included), and the same pre-encoded blocks through the inserter.
  * 2. Kafka end to end: `EventProducer` → librdkafka's mock cluster → `EventConsumer` → `StoreSink`
  *    (retransmissions marked, StoreWriter, each chunk stored before its commit), as `callscope ingest`
  *    runs it: partitions consumed concurrently, their chunks sharing one flush (`coalesced`). Beside
@@ -28,7 +27,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { analyzeFile } from '../../analyze/analyze.js';
@@ -42,13 +40,13 @@ import { EventIds, eventId } from '../../ingest/event-id.js';
 import { createKafka } from '../../ingest/kafka/client.js';
 import { EventProducer } from '../../ingest/kafka/producer.js';
 import { KafkaSource } from '../../ingest/kafka/source.js';
+import type { NativeBlock } from '../../ingest/native-block.js';
 import { type EventRowSinks, emptyRowSinks, encodeEvent } from '../../ingest/rows.js';
 import { migrate } from '../../ingest/schema/migrate.js';
 import { columnNames, DATA_TABLES, type EventTableName } from '../../ingest/schema/tables.js';
 import { IngestSip } from '../../ingest/sip.js';
 import { openStore, type Store } from '../../ingest/store/client.js';
 import { StoreSink } from '../../ingest/store-sink.js';
-import type { TsvBuffer } from '../../ingest/tsv.js';
 import { StoreWriter } from '../../ingest/writer.js';
 import {
   haveMockKafka,
@@ -90,7 +88,8 @@ export interface RateFigures {
 
 export interface PipelineFigures {
   sipEvents: number;
-  tsvBytes: number;
+  /** Native bytes of the blocks. */
+  rowBytes: number;
   batches: number;
   /**
    * The pipeline into the store, as `callscope run` does it (ingestFile's loop): read + decode, each
@@ -101,10 +100,8 @@ export interface PipelineFigures {
   decodeOnly: RateFigures;
   /** The store's share: pipeline − decode (wall and CPU). The per-core target applies to this. */
   store: { seconds: number; perSecond: number; cpuSeconds: number; perCpuSecond: number };
-  /** chDB's raw insert of the same TSV batches (child process, fresh data directory). */
+  /** chDB's INSERT FROM INFILE of the same Native blocks (child process, fresh data directory). */
   peer: (RateFigures & { engine: string }) | { error: string };
-  /** The same bytes through `INSERT … FROM INFILE` in the peer's process (file writes included). */
-  peerInfile: RateFigures | null;
   /** Ours / peer: store share vs chDB raw insert, by wall rate and by rate per CPU-second. */
   ratio: number | null;
   ratioPerCpu: number | null;
@@ -275,7 +272,7 @@ async function drop(client: ClickHouseClient, database: string): Promise<void> {
 // The events: SIP of a generated capture, decoded by our pipeline
 
 /** ≈ 6.8 SIP messages per call with the default outcome mix: 30,000 calls give 204,600 events. */
-function generateSipCapture(dir: string, calls: number): string {
+export function generateSipCapture(dir: string, calls: number): string {
   const pcap = join(dir, `sip-${calls}calls.pcap`);
   generateCapture({ output: pcap, seed: 7, calls, callsPerSecond: 100, vms: 16, rtp: { enabled: false } });
   return pcap;
@@ -285,7 +282,7 @@ function generateSipCapture(dir: string, calls: number): string {
  * Up to `limit` SIP events of the capture. `plain`: without the parsed message (what Kafka carries),
  * so that holding 100,000 of them keeps the heap, and with it every garbage collection, small.
  */
-async function loadSipEvents(pcap: string, limit: number, plain: boolean): Promise<CaptureEvent[]> {
+export async function loadSipEvents(pcap: string, limit: number, plain: boolean): Promise<CaptureEvent[]> {
   const events: CaptureEvent[] = [];
   await analyzeFile(pcap, {
     onEvent: (e) => {
@@ -369,7 +366,7 @@ class BatchBuilder {
     this.ids.forEach((id, i) => {
       idBytes.writeBigUInt64BE(id, 8 * i);
     });
-    for (const [table, sink] of Object.entries(this.sinks) as Array<[EventTableName, TsvBuffer]>) {
+    for (const [table, sink] of Object.entries(this.sinks) as Array<[EventTableName, NativeBlock]>) {
       if (sink.rows === 0) continue;
       const token = createHash('sha256').update(idBytes).update(`\0${table}\0${this.tag}`).digest('hex');
       this.batches.push({ table, rows: sink.rows, data: sink.take(), token: `bench-${token.slice(0, 32)}` });
@@ -410,7 +407,8 @@ async function streamRun(
   database: string | null,
 ): Promise<Run & { events: number }> {
   if (database !== null) await migrate(store.client, { database, ttlDays: 0 });
-  const writer = database === null ? null : new StoreWriter(store.client, { database });
+  const writer =
+    database === null ? null : new StoreWriter(store.client, { database, inserter: store.inserter });
   let events = 0;
   // The SIP events of each read chunk go to the writer; the driver reads on once it took them.
   const sipToWriter: EventSink = {
@@ -441,19 +439,18 @@ async function streamRun(
   return run;
 }
 
-/** The pre-encoded batches, inserted as StoreWriter inserts them: HTTP + engine without encoding. */
+/** The pre-encoded blocks, inserted as StoreWriter inserts them (Store.inserter), without encoding. */
 async function insertOnlyRun(store: Store, database: string, batches: readonly EncodedBatch[]): Promise<Run> {
   await migrate(store.client, { database, ttlDays: 0 });
   const columns = new Map(DATA_TABLES.map((t) => [t.name, columnNames(t) as [string, ...string[]]]));
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (const b of batches) {
-    await store.client.insert({
+    await store.inserter.insert({
       table: `${database}.${b.table}`,
-      columns: columns.get(b.table),
-      values: Readable.from([b.data], { objectMode: false }),
-      format: 'TabSeparated',
-      clickhouse_settings: { insert_deduplicate: 1, insert_deduplication_token: b.token, async_insert: 0 },
+      columns: columns.get(b.table) ?? [],
+      data: [b.data],
+      settings: { insert_deduplicate: 1, insert_deduplication_token: b.token, async_insert: 0 },
     });
   }
   const run = { seconds: (performance.now() - t0) / 1000, cpuSeconds: cpuSecondsSince(cpu0) };
@@ -464,14 +461,14 @@ async function insertOnlyRun(store: Store, database: string, batches: readonly E
   return run;
 }
 
-/** chDB's insert of `batches` in a child process (raw Buffer and FROM INFILE, runs interleaved). */
+/** chDB's own insert of `batches` (FROM INFILE, Native) in a child process. */
 async function peerRuns(
   dir: string,
   batches: readonly EncodedBatch[],
   runs: number,
   timeoutMs: number,
 ): Promise<PeerResult> {
-  const tsvFile = join(dir, 'peer.tsv');
+  const blockFile = join(dir, 'peer.native');
   const layout: PeerBatch[] = [];
   let offset = 0;
   for (const b of batches) {
@@ -479,13 +476,13 @@ async function peerRuns(
     offset += b.data.length;
   }
   writeFileSync(
-    tsvFile,
+    blockFile,
     Buffer.concat(
       batches.map((b) => b.data),
       offset,
     ),
   );
-  const job: PeerJob = { dataDir: join(dir, 'peer-store'), tsvFile, runs, batches: layout };
+  const job: PeerJob = { dataDir: join(dir, 'peer-store'), blockFile, runs, batches: layout };
   const jobFile = join(dir, 'peer-job.json');
   writeFileSync(jobFile, JSON.stringify(job));
   const script = join(dirname(fileURLToPath(import.meta.url)), 'store-child.js');
@@ -512,7 +509,7 @@ async function peerRuns(
     return JSON.parse(await timeBox('chDB insert (child process)', timeoutMs, output)) as PeerResult;
   } finally {
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    rmSync(tsvFile, { force: true });
+    rmSync(blockFile, { force: true });
     rmSync(job.dataDir, { recursive: true, force: true });
   }
 }
@@ -534,7 +531,7 @@ async function pipelinePart(
   });
   const batches = builder.finish();
   const n = batches.reduce((a, b) => a + b.rows, 0);
-  const tsvBytes = batches.reduce((a, b) => a + b.data.length, 0);
+  const rowBytes = batches.reduce((a, b) => a + b.data.length, 0);
 
   // Encoding alone, on the first 20,000 events, freshly decoded each time: the first encode of a
   // message also decodes its lazy SIP fields (From/To URIs, Via, Reason), as in the pipeline.
@@ -557,7 +554,7 @@ async function pipelinePart(
   log(
     `  row encoding: ${perSample(encode.seconds)} µs/event on the main thread, ${perSample(encode.cpuSeconds)} µs CPU ` +
       `with the garbage collector's threads (of which eventId ${perSample(id.seconds)} µs); ` +
-      `${batches.length} batches, ${(tsvBytes / n).toFixed(0)} TSV bytes/row`,
+      `${batches.length} batches, ${(rowBytes / n).toFixed(0)} Native bytes/row`,
   );
 
   // Ours before and after the peer (docs/PERFORMANCE.md: a slow patch must not fall on one side only).
@@ -575,11 +572,10 @@ async function pipelinePart(
     log(runLine(`same loop, decode only run ${i + 1}`, n, 'events', d));
     const b = await insertOnlyRun(store, `bench_insert_${i}`, batches);
     insertRuns.push(b);
-    log(runLine(`pre-encoded batches via HTTP run ${i + 1}`, n, 'rows', b));
+    log(runLine(`pre-encoded blocks via the inserter run ${i + 1}`, n, 'rows', b));
   };
   await ours(0);
   let peer: PipelineFigures['peer'];
-  let peerInfile: RateFigures | null = null;
   try {
     const result = await peerRuns(dir, batches, runs, quick ? 240_000 : 900_000);
     if (result.error !== undefined) throw new Error(result.error);
@@ -588,11 +584,9 @@ async function pipelinePart(
       if (r.rows !== n || r.stored !== n) {
         throw new Error(`peer run ${i + 1} (${r.mode}) wrote ${r.rows} rows, stored ${r.stored} of ${n}`);
       }
-      const what = r.mode === 'raw' ? 'chDB raw insert' : 'chDB INSERT FROM INFILE';
-      log(runLine(`${what} run ${Math.floor(i / 2) + 1}`, n, 'rows', r));
+      log(runLine(`chDB INSERT FROM INFILE FORMAT Native run ${i + 1}`, n, 'rows', r));
     }
-    peer = { ...rateOf(n, byMode('raw')), engine: result.engine };
-    peerInfile = rateOf(n, byMode('infile'));
+    peer = { ...rateOf(n, byMode('infile')), engine: result.engine };
   } catch (error) {
     peer = { error: message(error) };
     log(`  chDB insert: ${peer.error}`);
@@ -616,13 +610,12 @@ async function pipelinePart(
   const encodeCpuUs = perSample(encode.cpuSeconds);
   return {
     sipEvents: n,
-    tsvBytes,
+    rowBytes,
     batches: batches.length,
     pipeline,
     decodeOnly,
     store: storeShare,
     peer,
-    peerInfile,
     ratio: peerOk ? round(storeShare.perSecond / peerOk.perSecond, 2) : null,
     ratioPerCpu: peerOk ? round(storeShare.perCpuSecond / peerOk.perCpuSecond, 2) : null,
     split: {
@@ -1101,24 +1094,19 @@ export async function runStoreBench(options: StoreBenchOptions): Promise<StoreBe
         const peer = 'perSecond' in p.peer ? p.peer : null;
         const sp = p.split;
         log(
-          `  ours  pipeline → StoreWriter → HTTP → chDB   ${fmt(p.pipeline.perSecond)} events/s with decoding; ` +
+          `  ours  pipeline → StoreWriter → chDB (Native) ${fmt(p.pipeline.perSecond)} events/s with decoding; ` +
             `the store's share ${fmt(p.store.perSecond)} events/s, ${fmt(p.store.perCpuSecond)} events/CPU-s   ` +
             `target ≥ 100,000/s per core: ${p.target.met ? 'met' : 'MISSED'}`,
         );
         log(
-          `  peer  chDB raw insert of the same TSV        ${peer ? `${fmt(peer.perSecond)} rows/s, ${fmt(peer.perCpuSecond)} rows/CPU-s (chDB ${peer.engine})` : `n/a (${'error' in p.peer ? p.peer.error : ''})`}`,
+          `  peer  chDB INSERT FROM INFILE, same blocks  ${peer ? `${fmt(peer.perSecond)} rows/s, ${fmt(peer.perCpuSecond)} rows/CPU-s (chDB ${peer.engine})` : `n/a (${'error' in p.peer ? p.peer.error : ''})`}`,
         );
-        if (p.peerInfile) {
-          log(
-            `        chDB INSERT FROM INFILE, same TSV      ${fmt(p.peerInfile.perSecond)} rows/s, ${fmt(p.peerInfile.perCpuSecond)} rows/CPU-s`,
-          );
-        }
         log(
-          `  ours/peer (store share / raw insert)         ×${p.ratio ?? 'n/a'} wall, ×${p.ratioPerCpu ?? 'n/a'} per CPU-s`,
+          `  ours/peer (store share / engine's insert)    ×${p.ratio ?? 'n/a'} wall, ×${p.ratioPerCpu ?? 'n/a'} per CPU-s`,
         );
         log(
           `  where the store's ${sp.storeCpuUs} µs CPU/event go: encode ${sp.encodeCpuUs} (main thread ${sp.encodeUs}, eventId ${sp.eventIdUs}); ` +
-            `HTTP + engine ${sp.httpAndEngineCpuUs} (engine ${sp.engineCpuUs ?? 'n/a'}, client + HTTP ${sp.httpCpuUs ?? 'n/a'}); ` +
+            `insert ${sp.httpAndEngineCpuUs} (engine ${sp.engineCpuUs ?? 'n/a'}, ours around it ${sp.httpCpuUs ?? 'n/a'}); ` +
             `unexplained ${sp.restCpuUs}`,
         );
       }
