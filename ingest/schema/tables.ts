@@ -449,7 +449,7 @@ export const QUARANTINE: TableSpec = {
     { name: 'event_id', type: 'UInt64', comment: 'the event the row came from' },
     { name: 'error_code', type: 'Int32', comment: "the engine's error code (0 when none)" },
     { name: 'reason', type: 'String', comment: "the engine's error message" },
-    { name: 'row', type: 'String', codec: 'ZSTD(3)', comment: 'the TabSeparated row as sent' },
+    { name: 'row', type: 'String', codec: 'ZSTD(3)', comment: 'the row as sent: a one-row Native block' },
     {
       name: 'run_id',
       type: 'LowCardinality(String)',
