@@ -68,9 +68,9 @@ export interface RetryOptions {
 
 export interface StoreWriterOptions {
   database: string;
-  /** Rows (all tables together) that make a batch full (default 10 000). */
+  /** Rows (all tables together) that make a batch full (default DEFAULT_MAX_ROWS). */
   maxRows?: number;
-  /** Row bytes (Native) that make a batch full (default 8 MiB). */
+  /** Row bytes (Native) that make a batch full (default DEFAULT_MAX_BYTES). */
   maxBytes?: number;
   /** A batch is sent at most this long after its first row (default 1000 ms). */
   maxDelayMs?: number;
@@ -234,6 +234,14 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * broken clock or forged timestamps make batches cut at this many days instead.
  */
 export const MAX_DAYS_PER_BATCH = 64;
+
+/**
+ * A batch is full at this many rows or bytes. Each INSERT costs the engine ~20 ms whatever its size
+ * (a new part per table), against ~5 µs a row: at 50,000 rows that is under a tenth of the time.
+ * Two batches live at once (one filling, one being stored), so the bytes bound the writer's memory.
+ */
+export const DEFAULT_MAX_ROWS = 50_000;
+export const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
 const NS_PER_DAY = 86_400_000_000_000n;
 /** Capture times before this are implausible (2000-01-01). */
 const EARLIEST_PLAUSIBLE_NS = 946_684_800_000_000_000n;
@@ -359,8 +367,8 @@ export class StoreWriter {
   constructor(client: ClickHouseClient, options: StoreWriterOptions) {
     insertTarget(options.database, SIP_MESSAGES.name); // validates the database name now, not at the first flush
     this.database = options.database;
-    this.maxRows = positive(options.maxRows ?? 10_000, 'maxRows');
-    this.maxBytes = positive(options.maxBytes ?? 8 * 1024 * 1024, 'maxBytes');
+    this.maxRows = positive(options.maxRows ?? DEFAULT_MAX_ROWS, 'maxRows');
+    this.maxBytes = positive(options.maxBytes ?? DEFAULT_MAX_BYTES, 'maxBytes');
     this.maxDelayMs = positive(options.maxDelayMs ?? 1000, 'maxDelayMs');
     this.logger = options.logger ?? silentLogger;
     this.problems = new ProblemLog(this.logger);

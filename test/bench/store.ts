@@ -49,7 +49,7 @@ import { columnNames, DATA_TABLES, type EventTableName } from '../../ingest/sche
 import { IngestSip } from '../../ingest/sip.js';
 import { openStore, type Store } from '../../ingest/store/client.js';
 import { StoreSink } from '../../ingest/store-sink.js';
-import { StoreWriter } from '../../ingest/writer.js';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, StoreWriter } from '../../ingest/writer.js';
 import {
   haveMockKafka,
   type MockKafka,
@@ -319,8 +319,9 @@ function plainEvent(e: CaptureEvent): CaptureEvent {
 // ---------------------------------------------------------------------------------------------------
 // Part 1: pipeline → embedded store, and chDB's raw insert of the same bytes
 
-const WRITER_MAX_ROWS = 10_000; // StoreWriter's defaults: the batches below are the ones it sends
-const WRITER_MAX_BYTES = 8 * 1024 * 1024;
+// StoreWriter's defaults: the batches below are the ones it sends.
+const WRITER_MAX_ROWS = DEFAULT_MAX_ROWS;
+const WRITER_MAX_BYTES = DEFAULT_MAX_BYTES;
 
 interface EncodedBatch {
   table: EventTableName;
@@ -334,7 +335,7 @@ function newSinks(): EventRowSinks {
 }
 
 /**
- * The batches StoreWriter would send (same row bytes, same cuts: full at 10,000 rows or 8 MiB,
+ * The batches StoreWriter would send (same row bytes, same cuts: full at its default rows or bytes,
  * checked before each event), each with a deduplication token over its event ids.
  */
 class BatchBuilder {
