@@ -4,8 +4,9 @@
  * and quality per stream (5-tuple + SSRC), reads RTCP beside them, and reports each stream every
  * interval and when it ends (./reports.ts builds the reports).
  *
- * Hot path: a packet of a known stream costs one numeric hash, a bucket walk and the statistics update;
- * strings are only built when a packet does not belong to a known stream.
+ * Hot path: a packet of a known stream costs one numeric hash, a bucket walk and the statistics update,
+ * all on the stream's row of doubles (./stream.ts); strings are only built when a packet does not
+ * belong to a known stream.
  */
 import type { MediaEndReason, MediaStreamReport } from '../../core/media-report.js';
 import type { Sdp, SipMessage } from '../../core/sip-message.js';
@@ -18,7 +19,7 @@ import { RtpCandidates } from './heuristic.js';
 import { clockRateOf, type DynamicPayload } from './payload-types.js';
 import { codecOf, MediaReportBuilder } from './reports.js';
 import { SdpBindings } from './sdp-bindings.js';
-import { type MediaBinding, MediaStream } from './stream.js';
+import { type MediaBinding, MediaStreamTable, type StreamKey } from './stream.js';
 
 export interface MediaTrackerOptions {
   /** Find RTP with no visible SDP by its headers (default true). */
@@ -94,10 +95,26 @@ export class MediaTracker {
   private readonly header = new RtpHeader();
   /** Probation packets of a heuristic stream are fed again through this one. */
   private readonly replay = new RtpHeader();
-  private readonly buckets = new Map<number, MediaStream>();
-  private streamCount = 0;
-  private readonly bySsrc = new Map<number, MediaStream>();
-  private readonly byCall = new Map<string, MediaStream>();
+  private readonly streams = new MediaStreamTable();
+  /** The 5-tuple of the packet being handled, rewritten per packet. */
+  private readonly key: StreamKey = {
+    ports: 0,
+    srcA: 0,
+    srcB: 0,
+    srcC: 0,
+    srcD: 0,
+    dstA: 0,
+    dstB: 0,
+    dstC: 0,
+    dstD: 0,
+  };
+  /**
+   * The stream last started with each SSRC (as int32: a small integer key), for RTCP; removed when
+   * that stream ends.
+   */
+  private readonly bySsrc = new Map<number, number>();
+  /** The stream last started of each call; the others follow it through the rows' call chain. */
+  private readonly byCall = new Map<string, number>();
   private readonly bindings: SdpBindings;
   private readonly candidates: RtpCandidates;
   private readonly reports = new MediaReportBuilder();
@@ -123,7 +140,7 @@ export class MediaTracker {
 
   /** Streams being tracked now. */
   get activeStreams(): number {
-    return this.streamCount;
+    return this.streams.size;
   }
 
   /** Capture time of a record in ms since the capture's first packet (tshark's relative time). */
@@ -168,6 +185,7 @@ export class MediaTracker {
     const six = p.ipVersion === 6;
     const src = p.src;
     const dst = p.dst;
+    const k = this.key;
     const sA = word(src, 0);
     const dA = word(dst, 0);
     const sB = six ? word(src, 4) : 0;
@@ -177,33 +195,25 @@ export class MediaTracker {
     const dC = six ? word(dst, 8) : 0;
     const dD = six ? word(dst, 12) : 0;
     const ports = (p.srcPort << 16) | p.dstPort;
-    const ssrc = h.ssrc;
+    k.ports = ports;
+    k.srcA = sA;
+    k.srcB = sB;
+    k.srcC = sC;
+    k.srcD = sD;
+    k.dstA = dA;
+    k.dstB = dB;
+    k.dstC = dC;
+    k.dstD = dD;
+    const ssrc = h.ssrc | 0;
     // Buckets are per 5-tuple (SSRC compared while walking): a new SSRC on a known 5-tuple shows there.
     let hash = Math.imul(ports, 0x9e3779b1);
     hash = Math.imul(hash ^ sA, 0x85ebca6b) ^ Math.imul(dA, 0xc2b2ae35);
     if (six) hash ^= Math.imul(sB ^ sC ^ sD, 0x27d4eb2f) ^ Math.imul(dB ^ dC ^ dD, 0x165667b1);
     hash ^= hash >>> 15;
-    let s = this.buckets.get(hash) ?? null;
-    let sameTuple: MediaStream | null = null;
-    while (s !== null) {
-      if (
-        s.ports === ports &&
-        s.srcA === sA &&
-        s.dstA === dA &&
-        s.srcB === sB &&
-        s.dstB === dB &&
-        s.srcC === sC &&
-        s.dstC === dC &&
-        s.srcD === sD &&
-        s.dstD === dD
-      ) {
-        if (s.ssrc === ssrc) break;
-        if (sameTuple === null) sameTuple = s;
-      }
-      s = s.next;
-    }
+    const streams = this.streams;
+    let s = streams.find(hash, k, ssrc);
     h.timeMs = this.nowMs;
-    if (s === null) {
+    if (s < 0) {
       const binding = this.bindings.forDatagram(p);
       if (binding !== null && binding.kind === 'udptl') {
         this.stats.udptlPackets++;
@@ -211,27 +221,13 @@ export class MediaTracker {
         return true;
       }
       if (binding !== null && binding.kind === 'rtcp') return false;
+      const previousSsrc = streams.otherSsrcOfTuple(hash, k, ssrc);
       if (binding === null) {
         if (!this.heuristic) return false;
-        const cand = this.candidates.offer((hash ^ Math.imul(ssrc, 0x2545f491)) | 0, p, h, h.timeMs);
+        const cand = this.candidates.offer((hash ^ Math.imul(h.ssrc, 0x2545f491)) | 0, p, h, h.timeMs);
         if (cand === null) return false;
-        s = this.newStream(
-          hash,
-          p,
-          sA,
-          sB,
-          sC,
-          sD,
-          dA,
-          dB,
-          dC,
-          dD,
-          ports,
-          ssrc,
-          this.bindings.byPort(p),
-          'heuristic',
-        );
-        if (s === null) return false;
+        s = this.newStream(hash, p, ssrc, this.bindings.byPort(p), 'heuristic');
+        if (s < 0) return false;
         const r = this.replay;
         for (let i = 0; i < cand.count; i++) {
           r.timeMs = cand.times[i];
@@ -244,79 +240,61 @@ export class MediaTracker {
         }
         this.stats.rtpPackets += cand.count;
       } else {
-        s = this.newStream(hash, p, sA, sB, sC, sD, dA, dB, dC, dD, ports, ssrc, binding, 'sdp');
-        if (s === null) return false;
+        s = this.newStream(hash, p, ssrc, binding, 'sdp');
+        if (s < 0) return false;
       }
-      if (sameTuple !== null) s.previousSsrc = sameTuple.ssrc;
+      if (previousSsrc >= 0) streams.previousSsrc(s, previousSsrc);
     }
     this.stats.rtpPackets++;
     this.feed(s, h);
-    this.lastCallId = s.binding?.callId ?? null;
+    this.lastCallId = streams.binding(s)?.callId ?? null;
     return true;
   }
 
-  private feed(s: MediaStream, h: RtpHeader): void {
+  private feed(s: number, h: RtpHeader): void {
     const pt = h.payloadType;
     let dynamic: DynamicPayload | undefined;
-    if (pt >= 96 && s.binding !== null) dynamic = s.binding.rtpmap.get(pt);
-    s.packet(h, clockRateOf(pt, dynamic));
+    if (pt >= 96) dynamic = this.streams.binding(s)?.rtpmap.get(pt);
+    this.streams.packet(s, h, clockRateOf(pt, dynamic));
   }
 
+  /** Starts a stream for the packet whose 5-tuple is in `this.key`; returns its slot, -1 if refused. */
   private newStream(
     hash: number,
     p: DecodedPacket,
-    sA: number,
-    sB: number,
-    sC: number,
-    sD: number,
-    dA: number,
-    dB: number,
-    dC: number,
-    dD: number,
-    ports: number,
     ssrc: number,
     binding: MediaBinding | null,
     discovery: 'sdp' | 'heuristic',
-  ): MediaStream | null {
-    if (this.streamCount >= this.maxStreams) {
+  ): number {
+    const streams = this.streams;
+    if (streams.size >= this.maxStreams) {
       if (this.nowMs - this.lastFullSweepMs >= 1000) {
         this.lastFullSweepMs = this.nowMs;
         this.evictIdle(this.nowMs - Math.min(this.idleTimeoutMs, 5000));
       }
-      if (this.streamCount >= this.maxStreams) {
+      if (streams.size >= this.maxStreams) {
         this.stats.streamsRefused++;
-        return null;
+        return -1;
       }
     }
-    const s = new MediaStream(
+    const s = streams.add(
       hash,
-      p.ipVersion === 6 ? 6 : 4,
-      sA,
-      sB,
-      sC,
-      sD,
-      dA,
-      dB,
-      dC,
-      dD,
-      ports,
+      this.key,
       ssrc,
-      p.outerVlan(),
+      p.ipVersion === 6 ? 6 : 4,
+      p.outerVlan() ?? -1,
       binding,
       discovery,
+      this.nowMs,
     );
-    s.next = this.buckets.get(hash) ?? null;
-    this.buckets.set(hash, s);
-    this.streamCount++;
     this.stats.streamsStarted++;
     if (discovery === 'sdp') this.stats.streamsFromSdp++;
     else this.stats.streamsFromHeuristic++;
     this.bySsrc.set(ssrc, s);
     if (binding !== null) {
-      s.nextOfCall = this.byCall.get(binding.callId) ?? null;
+      streams.setNextOfCall(s, this.byCall.get(binding.callId) ?? -1);
       this.byCall.set(binding.callId, s);
     }
-    s.intervalStartMs = this.nowMs;
     return s;
   }
 
@@ -334,12 +312,8 @@ export class MediaTracker {
     if (!callId) return;
     if (message.isRequest && (message.method === 'BYE' || message.method === 'CANCEL')) {
       const endAfter = this.nowMs + this.byeGraceMs;
-      for (let s = this.byCall.get(callId) ?? null; s !== null; s = s.nextOfCall) {
-        if (s.endAfterMs > endAfter) {
-          s.endAfterMs = endAfter;
-          s.endReason = 'bye';
-        }
-      }
+      for (let s = this.byCall.get(callId) ?? -1; s >= 0; s = this.streams.nextOfCall(s))
+        this.streams.endAfter(s, endAfter, 'bye');
     }
     if (message.contentType === null && message.body.length === 0) return;
     let sdp: Sdp | null;
@@ -368,27 +342,34 @@ export class MediaTracker {
       this.rtcpPacket(packet, arrival);
       // The sender's stream names the call (an SR or RR comes first in a compound packet).
       if (this.lastCallId === null && (packet.type === 'sr' || packet.type === 'rr'))
-        this.lastCallId = this.bySsrc.get(packet.ssrc)?.binding?.callId ?? null;
+        this.lastCallId = this.streamOfSsrc(packet.ssrc)?.callId ?? null;
     }
   }
 
+  /** The binding of the stream last started with `ssrc`, undefined when none is tracked. */
+  private streamOfSsrc(ssrc: number): MediaBinding | null | undefined {
+    const s = this.bySsrc.get(ssrc | 0);
+    return s === undefined ? undefined : this.streams.binding(s);
+  }
+
   private rtcpPacket(packet: RtcpPacket, arrival: number): void {
+    const streams = this.streams;
     switch (packet.type) {
       case 'sr':
       case 'rr': {
-        const sender = this.bySsrc.get(packet.ssrc);
+        const sender = this.bySsrc.get(packet.ssrc | 0);
         if (sender !== undefined) {
-          const st = sender.rtcpState();
+          const st = streams.rtcpState(sender);
           if (packet.type === 'sr') st.senderReports++;
           else st.receiverReports++;
         }
         for (const block of packet.reports) {
-          const about = this.bySsrc.get(block.ssrc);
+          const about = this.bySsrc.get(block.ssrc | 0);
           if (about === undefined) continue;
-          const st = about.rtcpState();
+          const st = streams.rtcpState(about);
           st.fractionLost = block.fractionLost;
           st.cumulativeLost = block.cumulativeLost;
-          const clock = about.clockRate || 8000;
+          const clock = streams.clockRate(about) || 8000;
           st.jitterMs = (block.jitter * 1000) / clock;
           const rtt = roundTripMs(arrival, block.lsr, block.dlsr);
           if (rtt !== null) st.roundTripMs = rtt;
@@ -397,24 +378,21 @@ export class MediaTracker {
       }
       case 'sdes':
         for (const chunk of packet.chunks) {
-          const s = this.bySsrc.get(chunk.ssrc);
-          if (s !== undefined && chunk.cname !== null) s.rtcpState().cname = chunk.cname;
+          const s = this.bySsrc.get(chunk.ssrc | 0);
+          if (s !== undefined && chunk.cname !== null) streams.rtcpState(s).cname = chunk.cname;
         }
         break;
       case 'bye':
         for (const ssrc of packet.ssrcs) {
-          const s = this.bySsrc.get(ssrc);
-          if (s !== undefined && s.endAfterMs > this.nowMs + this.byeGraceMs) {
-            s.endAfterMs = this.nowMs + this.byeGraceMs;
-            s.endReason = 'rtcp-bye';
-          }
+          const s = this.bySsrc.get(ssrc | 0);
+          if (s !== undefined) streams.endAfter(s, this.nowMs + this.byeGraceMs, 'rtcp-bye');
         }
         break;
       case 'xr':
         for (const m of packet.voipMetrics) {
-          const s = this.bySsrc.get(m.ssrc);
+          const s = this.bySsrc.get(m.ssrc | 0);
           if (s === undefined) continue;
-          const st = s.rtcpState();
+          const st = streams.rtcpState(s);
           st.xrRFactor = m.rFactor === 127 ? null : m.rFactor;
           st.xrMosLq = m.mosLq;
           st.xrMosCq = m.mosCq;
@@ -429,96 +407,84 @@ export class MediaTracker {
   private sweep(now: number): void {
     this.nextSweepMs = Math.floor(now / 1000) * 1000 + 1000;
     const idleBefore = now - this.idleTimeoutMs;
-    for (const head of this.buckets.values()) {
-      for (let s: MediaStream | null = head; s !== null; ) {
-        const next: MediaStream | null = s.next;
-        if (s.lastTimeMs < idleBefore) this.end(s, 'idle');
-        else if (now >= s.endAfterMs && now - s.lastTimeMs >= this.byeGraceMs)
-          this.end(s, s.endReason ?? 'bye');
-        else if (now - s.intervalStartMs >= this.reportIntervalMs) this.report(s, 'interval', null, now);
-        s = next;
-      }
+    const streams = this.streams;
+    for (let s = streams.firstLive; s >= 0; ) {
+      const next = streams.nextLive(s);
+      const lastTimeMs = streams.lastTimeMs(s);
+      if (lastTimeMs < idleBefore) this.end(s, 'idle');
+      else if (now >= streams.endAfterMs(s) && now - lastTimeMs >= this.byeGraceMs)
+        this.end(s, streams.endReason(s) ?? 'bye');
+      else if (now - streams.intervalStartMs(s) >= this.reportIntervalMs)
+        this.report(s, 'interval', null, now);
+      s = next;
     }
   }
 
   private evictIdle(before: number): void {
-    for (const head of [...this.buckets.values()]) {
-      for (let s: MediaStream | null = head; s !== null; ) {
-        const next: MediaStream | null = s.next;
-        if (s.lastTimeMs < before) {
-          this.end(s, 'evicted');
-          this.stats.streamsEvicted++;
-        }
-        s = next;
+    const streams = this.streams;
+    for (let s = streams.firstLive; s >= 0; ) {
+      const next = streams.nextLive(s);
+      if (streams.lastTimeMs(s) < before) {
+        this.end(s, 'evicted');
+        this.stats.streamsEvicted++;
       }
+      s = next;
     }
   }
 
   /** End of input: every stream still open gets its final report. */
   finish(): void {
-    for (const head of [...this.buckets.values()]) {
-      for (let s: MediaStream | null = head; s !== null; ) {
-        const next: MediaStream | null = s.next;
-        this.end(s, 'end-of-capture');
-        s = next;
-      }
+    const streams = this.streams;
+    for (let s = streams.firstLive; s >= 0; ) {
+      const next = streams.nextLive(s);
+      this.end(s, 'end-of-capture');
+      s = next;
     }
   }
 
-  private end(s: MediaStream, reason: MediaEndReason): void {
-    if (s.ended) return;
-    s.ended = true;
-    s.drain();
-    this.report(s, 'final', reason, Math.max(s.lastTimeMs, s.intervalStartMs));
+  private end(s: number, reason: MediaEndReason): void {
+    const streams = this.streams;
+    if (!streams.isLive(s)) return;
+    streams.drain(s);
+    this.report(s, 'final', reason, Math.max(streams.lastTimeMs(s), streams.intervalStartMs(s)));
     this.unlink(s);
     this.stats.streamsEnded++;
   }
 
-  private unlink(s: MediaStream): void {
-    const head = this.buckets.get(s.hash);
-    if (head === s) {
-      if (s.next === null) this.buckets.delete(s.hash);
-      else this.buckets.set(s.hash, s.next);
-    } else {
-      for (let o = head ?? null; o !== null; o = o.next) {
-        if (o.next === s) {
-          o.next = s.next;
-          break;
-        }
-      }
-    }
-    this.streamCount--;
-    if (this.bySsrc.get(s.ssrc) === s) this.bySsrc.delete(s.ssrc);
-    if (s.binding !== null) {
-      const callId = s.binding.callId;
+  private unlink(s: number): void {
+    const streams = this.streams;
+    const ssrc = streams.at(s).ssrc | 0;
+    if (this.bySsrc.get(ssrc) === s) this.bySsrc.delete(ssrc);
+    const binding = streams.binding(s);
+    if (binding !== null) {
+      const callId = binding.callId;
       const first = this.byCall.get(callId);
+      const after = streams.nextOfCall(s);
       if (first === s) {
-        if (s.nextOfCall === null) this.byCall.delete(callId);
-        else this.byCall.set(callId, s.nextOfCall);
+        if (after < 0) this.byCall.delete(callId);
+        else this.byCall.set(callId, after);
       } else {
-        for (let o = first ?? null; o !== null; o = o.nextOfCall) {
-          if (o.nextOfCall === s) {
-            o.nextOfCall = s.nextOfCall;
+        for (let o = first ?? -1; o >= 0; o = streams.nextOfCall(o)) {
+          if (streams.nextOfCall(o) === s) {
+            streams.setNextOfCall(o, after);
             break;
           }
         }
       }
     }
+    streams.remove(s);
   }
 
-  private report(
-    s: MediaStream,
-    kind: 'interval' | 'final',
-    reason: MediaEndReason | null,
-    atMs: number,
-  ): void {
-    const codec = codecOf(s, s.payloadType);
-    const interval = s.packets > 0 ? s.closeInterval(atMs, codec) : null;
+  private report(s: number, kind: 'interval' | 'final', reason: MediaEndReason | null, atMs: number): void {
+    const streams = this.streams;
+    const view = streams.at(s);
+    const codec = codecOf(view, view.payloadType);
+    const interval = view.packets > 0 ? streams.closeInterval(s, atMs, codec) : null;
     if (kind === 'interval') this.stats.intervalReports++;
     else this.stats.finalReports++;
     const onReport = this.options.onReport;
     if (!onReport) return;
-    onReport(this.reports.build(s, kind, reason, interval, codec));
+    onReport(this.reports.build(view, kind, reason, interval, codec));
   }
 }
 

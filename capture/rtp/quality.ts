@@ -235,52 +235,81 @@ const THRESHOLDS = Float64Array.from(DELAY_THRESHOLDS_MS);
  * Delay-variation buckets: share of packets later than 50/70/90/120/150/200/300 ms against their expected
  * arrival. The expected arrival of a packet = arrival of the stream's fastest packet so far + RTP-timestamp
  * distance (i.e. lateness = transit − min transit, transit = arrival_ms − rtpTimestamp_ms).
+ *
+ * The figures are DELAY_FIELDS doubles at `f[o]` (packets, fastest transit, then the count later than
+ * each threshold): a media stream keeps them in its row (stream.ts), DelayVariation in its own array.
  */
-export class DelayVariation {
-  // A plain array of small integers: far smaller per stream than a typed array (these live in every
-  // stream, 20,000 of them at once). Counts stay below 2^30 for any real stream.
-  private readonly late: number[] = [0, 0, 0, 0, 0, 0, 0];
-  private total = 0;
-  private minTransit = Number.POSITIVE_INFINITY;
+const DELAY_PACKETS = 0;
+const DELAY_MIN_TRANSIT = 1;
+const DELAY_LATE = 2;
+export const DELAY_FIELDS = DELAY_LATE + DELAY_THRESHOLDS_MS.length;
 
-  /** One packet `latenessMs` behind its expected arrival; "later than" is strict (exactly 50 ms is not). */
-  add(latenessMs: number): void {
-    this.total++;
-    // Thresholds ascend, so the first one not exceeded ends the scan.
-    for (let i = 0; i < THRESHOLDS.length && latenessMs > THRESHOLDS[i]; i++) this.late[i]++;
+/** No packet yet, no baseline. */
+export function initDelay(f: Float64Array, o: number): void {
+  f.fill(0, o, o + DELAY_FIELDS);
+  f[o + DELAY_MIN_TRANSIT] = Number.POSITIVE_INFINITY;
+}
+
+/** One packet `latenessMs` behind its expected arrival; "later than" is strict (exactly 50 ms is not). */
+export function addLateness(f: Float64Array, o: number, latenessMs: number): void {
+  f[o + DELAY_PACKETS]++;
+  // Thresholds ascend, so the first one not exceeded ends the scan.
+  for (let i = 0; i < THRESHOLDS.length && latenessMs > THRESHOLDS[i]; i++) f[o + DELAY_LATE + i]++;
+}
+
+/**
+ * One packet by its transit time (arrival ms − RTP timestamp in ms, timestamp unwrapped by the caller):
+ * lateness is measured against the fastest transit seen so far. Returns the lateness recorded.
+ */
+export function addTransit(f: Float64Array, o: number, transitMs: number): number {
+  if (transitMs < f[o + DELAY_MIN_TRANSIT]) f[o + DELAY_MIN_TRANSIT] = transitMs;
+  const lateness = transitMs - f[o + DELAY_MIN_TRANSIT];
+  addLateness(f, o, lateness);
+  return lateness;
+}
+
+/** '50' → fraction (0..1) of packets later than 50 ms, and so on; all 0 before any packet. */
+export function delayShares(f: Float64Array, o: number): Record<string, number> {
+  const n = f[o + DELAY_PACKETS];
+  const late = o + DELAY_LATE;
+  const s = (i: number) => (n === 0 ? 0 : f[late + i] / n);
+  // One literal, not keys added one by one: V8 would give numeric-looking keys a large backing store.
+  return { '50': s(0), '70': s(1), '90': s(2), '120': s(3), '150': s(4), '200': s(5), '300': s(6) };
+}
+
+/** The delay-variation figures of one packet sequence on their own (a stream keeps them in its row). */
+export class DelayVariation {
+  // Counts are doubles: exact to 2^53, as the row's are.
+  private readonly f = new Float64Array(DELAY_FIELDS);
+
+  constructor() {
+    initDelay(this.f, 0);
   }
 
-  /**
-   * One packet by its transit time (arrival ms − RTP timestamp in ms, timestamp unwrapped by the caller):
-   * lateness is measured against the fastest transit seen so far. Returns the lateness recorded.
-   */
+  add(latenessMs: number): void {
+    addLateness(this.f, 0, latenessMs);
+  }
+
   addTransit(transitMs: number): number {
-    if (transitMs < this.minTransit) this.minTransit = transitMs;
-    const lateness = transitMs - this.minTransit;
-    this.add(lateness);
-    return lateness;
+    return addTransit(this.f, 0, transitMs);
   }
 
   /** Packets later than each of DELAY_THRESHOLDS_MS, same order. */
   get counts(): number[] {
-    return this.late.slice();
+    return Array.from(this.f.subarray(DELAY_LATE));
   }
 
   get packets(): number {
-    return this.total;
+    return this.f[DELAY_PACKETS];
   }
 
-  /** '50' → fraction (0..1) of packets later than 50 ms, and so on; all 0 before any packet. */
   shares(): Record<string, number> {
-    const n = this.total;
-    const f = (i: number) => (n === 0 ? 0 : this.late[i] / n);
-    // One literal, not keys added one by one: V8 would give numeric-looking keys a large backing store.
-    return { '50': f(0), '70': f(1), '90': f(2), '120': f(3), '150': f(4), '200': f(5), '300': f(6) };
+    return delayShares(this.f, 0);
   }
 
-  /** Starts a new reporting interval; the stream's fastest-transit baseline is kept. */
+  /** Starts a new reporting interval; the fastest-transit baseline is kept. */
   reset(): void {
-    this.late.fill(0);
-    this.total = 0;
+    this.f.fill(0, DELAY_LATE);
+    this.f[DELAY_PACKETS] = 0;
   }
 }

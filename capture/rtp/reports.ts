@@ -86,7 +86,7 @@ export class MediaReportBuilder {
       minMos: voice ? s.minMos : null,
       rFactor: voice ? s.lastR : null,
       lossBursts: s.lossBurstCounts(),
-      delayOver: s.delay.shares(),
+      delayOver: s.delayShares(),
       interval:
         interval === null
           ? null
