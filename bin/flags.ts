@@ -276,6 +276,19 @@ export function ttlDaysOf(settings: Settings): number {
   return n;
 }
 
+/**
+ * `--store-batch-rows N` (run): rows that make a store batch full; undefined for the writer's default.
+ * The store sink holds at most two batches (one filling, one being stored), so this bounds the events
+ * it holds before the source waits (a file) or the live queue fills (docs/BACKPRESSURE.md).
+ */
+export function storeBatchRowsOf(settings: Settings): number | undefined {
+  if (settings.string('store-batch-rows') === undefined) return undefined;
+  const n = settings.number('store-batch-rows', 0);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000_000)
+    throw new UsageError(`--store-batch-rows must be a whole number 1..10000000, got ${n}`);
+  return n;
+}
+
 /** Which capture source a command reads: exactly one of --pcap and --interface. */
 export function captureInputOf(settings: Settings, command: string): { pcap?: string; interface?: string } {
   const pcap = settings.string('pcap');

@@ -12,7 +12,7 @@ import type { DecoderStats } from './decoder.js';
 import { DEFAULT_CHUNK_SIZE, readCaptureFile } from './file/reader.js';
 import type { PacketRecord } from './file/record.js';
 import { LiveCapture, type LiveCaptureOptions, MAX_TIMER_MS } from './live/source.js';
-import type { CaptureTotals } from './live/stats.js';
+import type { CaptureHealth, CaptureTotals } from './live/stats.js';
 import type { DecodedPacket } from './packet.js';
 import { CapturePipeline, type CapturePipelineOptions } from './pipeline.js';
 import type { FragmentStats } from './reassembly/fragments.js';
@@ -313,17 +313,24 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
     const stopRequested = new Promise<void>((resolve) => {
       requestStop = resolve;
     });
+    const toOutput = (health: CaptureHealth): void =>
+      output.health({
+        ...health,
+        droppedEvents: 0,
+        captureId: options.captureId ?? 0,
+        nodeName: options.nodeName ?? '',
+      });
+    // The final record goes out after the capture's last events were handed over (below), so that the
+    // driver stamps it with every event the queue dropped (droppedEvents), those last ones included.
+    let finalHealth: CaptureHealth | null = null;
     const capture = LiveCapture.open({
       ...options.capture,
       interface: this.name,
       logger: options.logger,
-      onHealth: (health) =>
-        output.health({
-          ...health,
-          droppedEvents: 0,
-          captureId: options.captureId ?? 0,
-          nodeName: options.nodeName ?? '',
-        }),
+      onHealth: (health) => {
+        if (health.final) finalHealth = health;
+        else toOutput(health);
+      },
       onPacket: (record) => {
         if (packets >= limit) return;
         packets++;
@@ -376,6 +383,7 @@ export class InterfaceSource implements EventSource<CaptureFacts> {
     }
     pipeline.finish();
     if (batch.length > 0) await output.events(batch);
+    if (finalHealth !== null) toOutput(finalHealth);
     warnLimits(pipeline, options.logger, this.name);
     return factsOf(
       pipeline,

@@ -2,18 +2,24 @@
  * The one driver: runs a source into its sinks with backpressure. Every command is flags → source →
  * sinks → drive.
  *
- * - A paced source waits while the sinks take each batch (all sinks, in parallel).
+ * - A paced source waits while the sinks take each batch (all sinks, in parallel): a file is read only
+ *   as fast as the slowest sink takes it (`sinksWaitedMs` says how long the source waited).
  * - A live source cannot wait: its events queue (bounded, core/queue.ts) and go to the sinks a batch
- *   at a time; what does not fit is dropped, counted and logged.
+ *   at a time; what does not fit is dropped, counted by reason and logged.
  * - A redelivering source (Kafka) gets each batch flushed to every sink before its delivery resolves;
  *   a failure, or a loss counted by any sink meanwhile, rejects the delivery so that the source offers
  *   the batch again. For the other sources a failed delivery is counted (the sinks say what they
  *   lost, and why) and they go on.
+ *
+ * Every event the source produced is accounted for: for each sink,
+ * `events = queue dropped + sink accepted + events of batches the sink's write refused`, and the sink
+ * splits what it accepted into delivered, skipped, lost (by reason) and pending (0 once flushed).
+ * See docs/BACKPRESSURE.md.
  */
 import type { CaptureEvent } from './event.js';
 import type { HealthRecord } from './health.js';
 import { type LogFields, type Logger, silentLogger } from './log.js';
-import { LiveQueue } from './queue.js';
+import { LiveQueue, type QueueDropReason } from './queue.js';
 import { type EventSink, SinkLossError, type SinkStats, totalOf } from './sink.js';
 import type { EventSource, SourceOutput } from './source.js';
 
@@ -38,12 +44,36 @@ export interface DriveResult<Result> {
   source: Result;
   /** Each sink's figures, by sink name. */
   sinks: Record<string, SinkStats>;
-  /** Live sources: events dropped because the sinks could not keep up. */
+  /** Events the source produced (handed to the driver; a batch a redelivering source offers again counts again). */
+  events: number;
+  /** Live sources: events dropped by the queue, all reasons (see `queue.dropped`). */
   droppedEvents: number;
-  /** Live sources: most events that waited at once. */
+  /** Live sources: most events the queue held at once (waiting or handed over). */
   queuePeak: number;
+  /** Live sources: the queue's bound, high-water mark and drops by reason; null for other sources. */
+  queue: QueueFigures | null;
+  /** Paced sources: ms the source spent waiting for the sinks to take its batches (backpressure). */
+  sinksWaitedMs: number;
+  /** Each sink's most events accepted and not yet delivered (its `pending`), seen after a batch. */
+  pendingPeak: Record<string, number>;
+  /** Events of batches a sink's write rejected, by sink (not in that sink's `accepted`, or partly). */
+  refused: Record<string, number>;
   /** Batches whose delivery failed (the sinks' stats say what was lost). */
   failedDeliveries: number;
+}
+
+/** A live queue's figures. */
+export interface QueueFigures {
+  /** The bound: events the queue may hold (`--max-queued-events`). */
+  maxItems: number;
+  /** Most events held at once. */
+  peak: number;
+  /** Events pushed into it (every event of the live source). */
+  pushed: number;
+  /** Events handed to the sinks. */
+  delivered: number;
+  /** Dropped events by reason: 'queue full' (the sinks could not keep up), 'sink failed'. */
+  dropped: Partial<Record<QueueDropReason, number>>;
 }
 
 /**
@@ -57,6 +87,21 @@ export async function drive<Result>(
 ): Promise<DriveResult<Result>> {
   const logger = options.logger ?? silentLogger;
   let failedDeliveries = 0;
+  let produced = 0;
+  let sinksWaitedMs = 0;
+  const pendingPeak: Record<string, number> = {};
+  const refused: Record<string, number> = {};
+  for (const sink of sinks) {
+    pendingPeak[sink.name] = 0;
+    refused[sink.name] = 0;
+  }
+  /** After a batch: what each sink holds undelivered is at its highest (its own bound shows here). */
+  const notePending = (): void => {
+    for (const sink of sinks) {
+      const pending = sink.stats().pending;
+      if (pending > (pendingPeak[sink.name] ?? 0)) pendingPeak[sink.name] = pending;
+    }
+  };
 
   const toSinks = async (events: CaptureEvent[]): Promise<void> => {
     if (events.length === 0) return;
@@ -64,6 +109,7 @@ export async function drive<Result>(
       // A loss anywhere in this window may have taken some of these events: the source offers them again.
       const before = sinks.map((sink) => totalOf(sink.stats().lost));
       await Promise.all(sinks.map((sink) => sink.write(events)));
+      notePending();
       await Promise.all(sinks.map((sink) => sink.flush()));
       sinks.forEach((sink, i) => {
         const lost = totalOf(sink.stats().lost) - before[i];
@@ -73,9 +119,11 @@ export async function drive<Result>(
     }
     const writes = sinks.map((sink) => sink.write(events));
     const results = await Promise.allSettled(writes);
+    notePending();
     results.forEach((result, i) => {
       if (result.status === 'rejected') {
         failedDeliveries++;
+        refused[sinks[i].name] = (refused[sinks[i].name] ?? 0) + events.length;
         logger.error('a sink refused a batch of events', {
           source: source.name,
           sink: sinks[i].name,
@@ -100,10 +148,20 @@ export async function drive<Result>(
   const output: SourceOutput = {
     events: queue
       ? (batch) => {
+          produced += batch.length;
           for (const event of batch) queue.push(event);
           return Promise.resolve();
         }
-      : toSinks,
+      : async (batch) => {
+          // The source waits here while the sinks take the batch: the backpressure of a file read.
+          produced += batch.length;
+          const started = performance.now();
+          try {
+            await toSinks(batch);
+          } finally {
+            sinksWaitedMs += performance.now() - started;
+          }
+        },
     health: (record: HealthRecord) => {
       record.droppedEvents = (queue?.dropped ?? 0) + lostBySinks();
       for (const sink of sinks) {
@@ -141,9 +199,43 @@ export async function drive<Result>(
   const stats: Record<string, SinkStats> = {};
   for (const sink of sinks) stats[sink.name] = sink.stats();
   const lost = lostBySinks();
-  if (droppedEvents > 0 || lost > 0)
-    logger.error('events did not reach every sink', { source: source.name, dropped: droppedEvents, lost });
-  return { source: result, sinks: stats, droppedEvents, queuePeak: queue?.peak ?? 0, failedDeliveries };
+  const figures: QueueFigures | null =
+    queue === null
+      ? null
+      : {
+          maxItems: queue.maxItems,
+          peak: queue.peak,
+          pushed: queue.pushed,
+          delivered: queue.delivered,
+          dropped: queue.droppedByReason(),
+        };
+  const refusedTotal = totalOf(refused);
+  if (droppedEvents > 0 || lost > 0 || refusedTotal > 0) {
+    const fields: LogFields = { source: source.name, events: produced, dropped: droppedEvents, lost };
+    for (const [reason, n] of Object.entries(figures?.dropped ?? {})) fields[`dropped.${reason}`] = n;
+    for (const sink of sinks) {
+      for (const [reason, n] of Object.entries(stats[sink.name]!.lost))
+        fields[`${sink.name}.lost.${reason}`] = n;
+      if ((refused[sink.name] ?? 0) > 0) fields[`${sink.name}.refused`] = refused[sink.name]!;
+    }
+    if (figures !== null) {
+      fields.maxQueuedEvents = figures.maxItems;
+      fields.queuePeak = figures.peak;
+    }
+    logger.error('events did not reach every sink', fields);
+  }
+  return {
+    source: result,
+    sinks: stats,
+    events: produced,
+    droppedEvents,
+    queuePeak: queue?.peak ?? 0,
+    queue: figures,
+    sinksWaitedMs: Math.round(sinksWaitedMs),
+    pendingPeak,
+    refused,
+    failedDeliveries,
+  };
 }
 
 /** One flat line: the source's counters, then `<sink>.accepted`, `<sink>.lost`... and the queue. */
@@ -165,7 +257,10 @@ function statisticsOf(
   }
   if (queue !== null) {
     fields['queue.length'] = queue.length;
+    fields['queue.peak'] = queue.peak;
+    fields['queue.max'] = queue.maxItems;
     fields['queue.dropped'] = queue.dropped;
+    for (const [reason, n] of Object.entries(queue.droppedByReason())) fields[`queue.dropped.${reason}`] = n;
   }
   return fields;
 }

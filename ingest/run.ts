@@ -18,7 +18,7 @@ import {
   InterfaceSource,
   type InterfaceSourceOptions,
 } from '../capture/sources.js';
-import { drive } from '../core/drive.js';
+import { type DriveResult, drive } from '../core/drive.js';
 import type { Logger } from '../core/log.js';
 import type { EventSink } from '../core/sink.js';
 import type { EventSource } from '../core/source.js';
@@ -45,6 +45,8 @@ export interface StoreCaptureOptions {
   vms?: VmAttribution;
   /** Live: events that may wait for the store (default 100,000); beyond, they are dropped and counted. */
   maxQueuedEvents?: number;
+  /** Rows that make a store batch full (the writer's default when undefined); the sink holds two at most. */
+  storeBatchRows?: number;
   /** Stops a live capture. */
   signal?: AbortSignal;
   /** A statistics line every this many ms (core/drive.ts; 0 none). */
@@ -76,6 +78,12 @@ export interface StoreCaptureResult {
   droppedEvents: number;
   /** Live: most events that waited for the store at once. */
   queuePeak: number;
+  /**
+   * The driver's backpressure figures (docs/BACKPRESSURE.md): events the capture produced, the live
+   * queue (bound, high-water mark, drops by reason), how long a file read waited for the sinks, each
+   * sink's most pending events, and events of writes a sink refused.
+   */
+  flow: Pick<DriveResult<CaptureFacts>, 'events' | 'queue' | 'sinksWaitedMs' | 'pendingPeak' | 'refused'>;
   /** Live: health rows stored. */
   healthRows: number;
   /** The calls table: calls computed and versions written for this run (error: why none were). */
@@ -90,7 +98,13 @@ export async function storeCapture(
   const { store, database, ttlDays, logger } = options;
   const runId = options.runId ?? randomUUID();
   await migrate(store.client, { database, ttlDays, logger });
-  const storeSink = new StoreSink(store.client, { database, runId, logger, inserter: store.inserter });
+  const storeSink = new StoreSink(store.client, {
+    database,
+    runId,
+    logger,
+    inserter: store.inserter,
+    maxRows: options.storeBatchRows,
+  });
   const metrics = options.metrics;
   metrics?.watchCapture(source);
   metrics?.watchSinks([storeSink]);
@@ -166,6 +180,13 @@ export async function storeCapture(
       writer: stats.writer,
       droppedEvents: result.droppedEvents + Math.max(0, lost),
       queuePeak: result.queuePeak,
+      flow: {
+        events: result.events,
+        queue: result.queue,
+        sinksWaitedMs: result.sinksWaitedMs,
+        pendingPeak: result.pendingPeak,
+        refused: result.refused,
+      },
       healthRows: stats.healthRows,
       calls: {
         computed: calls.callsComputed,

@@ -155,6 +155,15 @@ ${EXIT_CODES_HELP}`,
           hep: hep ? { ...hep.sender.stats } : null,
           sinks: result.sinks,
           droppedEvents: result.droppedEvents,
+          // docs/BACKPRESSURE.md: events the capture produced, the live queue's bound, high-water mark and
+          // drops by reason, how long a file read waited for the sinks, each sink's most pending events.
+          backpressure: {
+            events: result.events,
+            queue: result.queue,
+            waitedForSinksMs: result.sinksWaitedMs,
+            pendingPeak: result.pendingPeak,
+            refused: result.refused,
+          },
           capture: s.capture,
           rtpSpool: spool?.stats() ?? null,
           vms: vmReport(vms),
@@ -170,7 +179,12 @@ ${EXIT_CODES_HELP}`,
               `kafka: ${out.kafka.sent} sent, ${out.kafka.spooled} spooled (${out.kafka.spoolSize} waiting)`,
             );
           if (out.hep) parts.push(`hep: ${out.hep.sent} sent, ${out.hep.dropped} dropped`);
-          if (result.droppedEvents > 0) parts.push(`${result.droppedEvents} events DROPPED (sinks too slow)`);
+          if (result.droppedEvents > 0)
+            parts.push(
+              `${result.droppedEvents} events DROPPED (${Object.entries(result.queue?.dropped ?? {})
+                .map(([why, n]) => `${n} ${why}`)
+                .join(', ')}; queue bound ${result.queue?.maxItems})`,
+            );
           process.stdout.write(`${parts.join('; ')}\n`);
         }
         return input.live ? EXIT_OK : cutShortExit(input.name, s);

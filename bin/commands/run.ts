@@ -3,7 +3,7 @@
  * sinks are the store (embedded chDB or a ClickHouse server) and the summary; the run's record goes to
  * capture_runs at the end (ingest/run.ts).
  */
-import { storeCapture } from '../../ingest/run.js';
+import { type StoreCaptureResult, storeCapture } from '../../ingest/run.js';
 import { ALERT_FLAGS, ALERT_HELP, type AlertService, alertRulesOf, liveAlerts } from '../alerts.js';
 import { captureInputFor } from '../capture-source.js';
 import { type Command, parseCommand } from '../command.js';
@@ -30,6 +30,7 @@ import {
   STORE_FLAGS,
   STORE_HELP,
   statsIntervalOf,
+  storeBatchRowsOf,
   ttlDaysOf,
 } from '../flags.js';
 import { startMetrics } from '../metrics.js';
@@ -48,7 +49,9 @@ capture_runs, and its calls in the calls table (live: kept current as the captur
 seconds); \`callscope stats\` prints the summary, \`callscope calls\` and \`callscope kpis\` the calls.
 
 ${LIVE_HELP}
-${STORE_HELP}
+${STORE_HELP}  --store-batch-rows N   rows that make a store batch full (default: the writer's); the store
+                         sink holds two batches at most: a file waits, a live queue fills beyond
+                         them (docs/BACKPRESSURE.md)
 ${COMMON_HELP}
 ${MEDIA_HELP}
 ${RTP_SPOOL_HELP}${VM_HELP}
@@ -64,6 +67,7 @@ ${EXIT_CODES_HELP}`,
       {
         ...COMMON,
         ...STORE_FLAGS,
+        'store-batch-rows': { type: 'string' },
         ...LIVE_FLAGS,
         ...MEDIA_FLAGS,
         ...RTP_SPOOL_FLAGS,
@@ -104,6 +108,7 @@ ${EXIT_CODES_HELP}`,
             ttlDays,
             inventory: vms ?? undefined,
             maxQueuedEvents: input.maxQueuedEvents,
+            storeBatchRows: storeBatchRowsOf(settings),
             signal: input.signal,
             statsIntervalMs: input.live ? statsIntervalOf(settings) : 0,
             link: linkOf(settings),
@@ -114,6 +119,7 @@ ${EXIT_CODES_HELP}`,
           spool?.close();
           const s = result.summary;
           const w = result.writer;
+          const flow = flowReport(result);
           const out = {
             runId: result.runId,
             [input.live ? 'interface' : 'file']: input.name,
@@ -128,6 +134,7 @@ ${EXIT_CODES_HELP}`,
             skipped: result.store.skipped,
             lost: result.store.lost,
             droppedEvents: result.droppedEvents,
+            backpressure: flow,
             rows: w.rowsByTable,
             healthRows: result.healthRows,
             batches: w.batches,
@@ -161,7 +168,7 @@ ${EXIT_CODES_HELP}`,
                 (result.droppedEvents > 0
                   ? `; ${result.droppedEvents} events DROPPED (store too slow or failed)`
                   : '') +
-                '\n',
+                `\n${flowLine(flow)}\n`,
             );
           }
           return input.live ? EXIT_OK : cutShortExit(input.name, s);
@@ -179,3 +186,58 @@ ${EXIT_CODES_HELP}`,
     }
   },
 };
+
+/**
+ * Where every event of the run went (docs/BACKPRESSURE.md): `events` (what the capture produced) =
+ * `stored` + `skipped` + `lost` + `dropped` + `refused` + `pending`; `unaccounted` is the rest and is 0
+ * unless something is broken. Also the bounds that gave the backpressure and how full they got.
+ */
+export function flowReport(result: StoreCaptureResult) {
+  const store = result.store;
+  const flow = result.flow;
+  const sum = (counts: Record<string, number | undefined>) =>
+    Object.values(counts).reduce<number>((n, v) => n + (v ?? 0), 0);
+  const dropped = flow.queue?.dropped ?? {};
+  const refused = flow.refused.store ?? 0;
+  const accounted =
+    store.delivered + sum(store.skipped) + sum(store.lost) + sum(dropped) + refused + store.pending;
+  return {
+    /** Events the capture produced. */
+    events: flow.events,
+    /** Events whose rows the store acknowledged. */
+    stored: store.delivered,
+    skipped: sum(store.skipped),
+    lost: sum(store.lost),
+    /** Live: dropped by the bounded queue, by reason ('queue full': the store could not keep up). */
+    dropped,
+    /** Events of writes the store sink refused (not in its accepted). */
+    refused,
+    pending: store.pending,
+    unaccounted: flow.events - accounted,
+    /** Live: the queue's bound (--max-queued-events) and high-water mark; null for a file. */
+    maxQueuedEvents: flow.queue?.maxItems ?? null,
+    queuePeak: flow.queue?.peak ?? null,
+    /** Most events the store sink held accepted and not yet stored (its two batches at most). */
+    storePendingPeak: flow.pendingPeak.store ?? 0,
+    /** File: ms the reader waited for the sinks (the store mostly): the file was read that much slower. */
+    waitedForSinksMs: flow.sinksWaitedMs,
+  };
+}
+
+/** The flow report as one line of the text summary. */
+function flowLine(f: ReturnType<typeof flowReport>): string {
+  const reasons = Object.entries(f.dropped);
+  const dropped = reasons.reduce((n, [, v]) => n + (v ?? 0), 0);
+  const why = reasons.map(([reason, n]) => `${n} ${reason}`).join(', ');
+  const parts = [
+    `events: ${f.events} captured = ${f.stored} stored + ${f.skipped} skipped + ${f.lost} lost` +
+      ` + ${dropped} dropped${why ? ` (${why})` : ''}` +
+      (f.refused > 0 ? ` + ${f.refused} refused` : '') +
+      (f.pending > 0 ? ` + ${f.pending} pending` : '') +
+      (f.unaccounted !== 0 ? ` + ${f.unaccounted} UNACCOUNTED` : ''),
+  ];
+  if (f.maxQueuedEvents !== null) parts.push(`live queue peak ${f.queuePeak} of ${f.maxQueuedEvents}`);
+  else parts.push(`read waited ${(f.waitedForSinksMs / 1000).toFixed(1)} s for the store`);
+  parts.push(`store pending peak ${f.storePendingPeak}`);
+  return parts.join('; ');
+}

@@ -128,7 +128,8 @@ export class LiveCapture {
   /** Packets go to the backlog (the decoder is behind). */
   private deferring = false;
   private readonly backlog: PacketBacklog;
-  private lastOverloadLog = 0;
+  /** -Infinity: the first overload is logged at once (performance.now() starts near 0 at process start). */
+  private lastOverloadLog = Number.NEGATIVE_INFINITY;
   private readTimer: NodeJS.Timeout | null = null;
   private readImmediate: NodeJS.Immediate | null = null;
   private reopenTimer: NodeJS.Timeout | null = null;

@@ -242,7 +242,7 @@ export class CallscopeMetrics {
     });
     new Gauge({
       name: 'callscope_live_queue_events',
-      help: 'Live capture: events waiting for the sinks now.',
+      help: 'Live capture: events the queue holds now, waiting or being delivered to the sinks.',
       registers,
       collect() {
         if (self.queues.length === 0) this.remove();
