@@ -6,14 +6,17 @@ import { ensureTopics } from '../ingest/kafka/topics.js';
 import type { Settings } from './config.js';
 import { partitionsOf, topicOf } from './flags.js';
 
-/** Creates the events topic and its dead-letter topic if they do not exist. */
+/**
+ * Creates the events topic and its dead-letter topic if they do not exist. Returns the events topic's
+ * partitions (as the cluster has it, which may differ from --partitions).
+ */
 export async function provisionTopics(
   settings: Settings,
   logger: Logger,
   kafka: ReturnType<typeof createKafka>,
-): Promise<void> {
+): Promise<number> {
   const topic = topicOf(settings);
-  await ensureTopics(
+  const [events] = await ensureTopics(
     kafka,
     [
       { topic, partitions: partitionsOf(settings) },
@@ -21,4 +24,5 @@ export async function provisionTopics(
     ],
     logger,
   );
+  return events.partitions;
 }

@@ -53,7 +53,9 @@ FreeSWITCH, sngrep, \`callscope capture --hep-to\`) writing into the store until
 SIP arriving as payload only is parsed once here; HEP type-100 logs are stored with their
 correlation id (hep_logs); events the store has no table for are counted and logged.
 
-${KAFKA_HELP}${GROUP_HELP}  --hep-listen [HOST:]PORT   accept HEP3 on UDP and TCP (e.g. 9060)
+${KAFKA_HELP}${GROUP_HELP}  --session-timeout MS   consumer group session timeout (30000): a member silent that long is
+                         replaced; a rebalance (a member joining or leaving) may wait that long
+  --hep-listen [HOST:]PORT   accept HEP3 on UDP and TCP (e.g. 9060)
   --calls-job on|off     keep the calls table current (on): every 2 s, the calls with messages
                          stored since are computed again from the store. Safe on every consumer
                          (the results are the same); turn it off on all but one to save work.
@@ -77,6 +79,7 @@ ${EXIT_CODES_HELP}`,
         ...METRICS_FLAGS,
         ...ALERT_FLAGS,
         group: { type: 'string' },
+        'session-timeout': { type: 'string' },
         'hep-listen': { type: 'string' },
         'calls-job': { type: 'string' },
       },
@@ -100,6 +103,9 @@ ${EXIT_CODES_HELP}`,
     const statsInterval = statsIntervalOf(settings);
     const database = databaseOf(settings);
     const ttlDays = ttlDaysOf(settings);
+    const sessionTimeout = settings.number('session-timeout', 30_000);
+    if (!Number.isInteger(sessionTimeout) || sessionTimeout < 1000)
+      throw new UsageError('--session-timeout must be a whole number of ms, at least 1000');
     const metrics = await startMetrics(metricsAt, 'ingest', logger);
     const m = metrics?.metrics;
     const store = await storeFor(settings, logger).catch(async (error: unknown) => {
@@ -121,7 +127,9 @@ ${EXIT_CODES_HELP}`,
       const sources: EventSource<unknown>[] = [];
       if (brokers) {
         const kafka = createKafka({ brokers, logger, clientId: 'callscope-ingest' });
-        await provisionTopics(settings, logger, kafka);
+        // Every partition this member may be assigned is consumed at once: their chunks share one
+        // flush (one INSERT) and one commit, so a fetch costs one store round trip, not one per partition.
+        const topicPartitions = await provisionTopics(settings, logger, kafka);
         let onStart: () => void = () => {};
         started.push(new Promise((resolve) => (onStart = resolve)));
         const source = new KafkaSource({
@@ -129,8 +137,9 @@ ${EXIT_CODES_HELP}`,
           topic: topicOf(settings),
           groupId: settings.string('group', DEFAULT_GROUP_ID),
           logger,
-          // Partitions in parallel; their chunks share one INSERT (the store sink coalesces flushes).
-          partitionsConsumedConcurrently: partitions,
+          partitionsConsumedConcurrently: Math.max(partitions, topicPartitions),
+          sessionTimeout,
+          heartbeatInterval: Math.min(3000, Math.floor(sessionTimeout / 10)),
           onStart: () => onStart(),
         });
         m?.watchConsumer(source);
@@ -155,7 +164,9 @@ ${EXIT_CODES_HELP}`,
       // A source that fails (Kafka unreachable, port in use) stops the others and ends the service.
       const all = new AbortController();
       stop.signal.addEventListener('abort', () => all.abort(), { once: true });
-      const sinks = sources.map(() => new StoreSink(store.client, { database, logger, inserter: store.inserter }));
+      const sinks = sources.map(
+        () => new StoreSink(store.client, { database, logger, inserter: store.inserter }),
+      );
       m?.watchSinks(sinks);
       for (const sink of sinks) m?.watchStore(sink);
       // The calls table, recomputed from what the store holds (any consumer, any agent, any order).

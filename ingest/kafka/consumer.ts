@@ -59,6 +59,14 @@ export interface EventConsumerOptions {
   /** Dead-letter topic; default `<topic>.dlq`. */
   deadLetterTopic?: string;
   partitionsConsumedConcurrently?: number;
+  /**
+   * Chunks of one partition that may be with the sink at once. 1 (default): each chunk is stored and
+   * committed before the next is handed over, and kafkajs fetches again only then. 2: a chunk is
+   * handed over (decoded, prepared, written to the sink's buffer) and the fetch moves on while the
+   * chunk before it is being stored; commits stay in order and follow the sink, so a crash repeats
+   * at most the two uncommitted chunks of each partition.
+   */
+  chunksInFlight?: 1 | 2;
 }
 
 export interface EventConsumerStats {
@@ -94,25 +102,57 @@ class HeartbeatFailure extends Error {
 
 type Decoded = { events: CaptureEvent[]; letters: DeadLetter[]; keepAlives: number };
 
-/** Decodes one chunk of messages; never throws. */
-function decodeMessages(messages: KafkaMessage[]): Decoded {
-  const out: Decoded = { events: [], letters: [], keepAlives: 0 };
-  for (const message of messages) {
-    if (!message.value || message.value.length === 0) {
-      out.letters.push({ message, reason: 'empty message value (no HEP3 frame)' });
-      continue;
-    }
-    const decoded = decodeHep3(message.value);
-    if (!decoded.ok) {
-      out.letters.push({ message, reason: `HEP3 decode: ${decoded.error}` });
-    } else if (decoded.keepAlive) {
-      out.keepAlives++;
-    } else {
-      out.events.push(decoded.event);
-    }
+/**
+ * Decodes one message into `out`; never throws. A message holds one HEP3 frame or several back to
+ * back (the producer packs a partition's events, message.ts). A message with a frame that does not
+ * decode goes to the dead-letter topic whole, none of its events delivered (the frames after a bad
+ * one cannot be found), so that the dead letter holds all of them.
+ */
+function decodeMessage(message: KafkaMessage, out: Decoded): void {
+  const value = message.value;
+  if (!value || value.length === 0) {
+    out.letters.push({ message, reason: 'empty message value (no HEP3 frame)' });
+    return;
   }
-  return out;
+  const first = out.events.length;
+  let keepAlives = 0;
+  let frame = 0;
+  for (let off = 0; off < value.length; frame++) {
+    const decoded = decodeHep3(value, off, value.length);
+    if (!decoded.ok) {
+      out.events.length = first;
+      const where = frame === 0 ? '' : `frame ${frame + 1} at byte ${off}: `;
+      out.letters.push({ message, reason: `HEP3 decode: ${where}${decoded.error}` });
+      return;
+    }
+    if (decoded.keepAlive) keepAlives++;
+    else out.events.push(decoded.event);
+    off += value.readUInt16BE(off + 4);
+  }
+  out.keepAlives += keepAlives;
 }
+
+/**
+ * The next chunk of `messages` from `start`: whole messages (a packed message is never split: its
+ * offset is committed whole), as many as fit in maxEvents events (at least one message).
+ */
+function decodeChunk(messages: KafkaMessage[], start: number, maxEvents: number): Decoded & { end: number } {
+  const out: Decoded = { events: [], letters: [], keepAlives: 0 };
+  let end = start;
+  while (end < messages.length) {
+    const one: Decoded = { events: [], letters: [], keepAlives: 0 };
+    decodeMessage(messages[end], one);
+    if (end > start && out.events.length + one.events.length > maxEvents) break;
+    end++;
+    for (const e of one.events) out.events.push(e);
+    for (const l of one.letters) out.letters.push(l);
+    out.keepAlives += one.keepAlives;
+    if (out.events.length >= maxEvents) break;
+  }
+  return { ...out, end };
+}
+
+const DURABLE = Promise.resolve(true);
 
 export class EventConsumer {
   readonly topic: string;
@@ -134,6 +174,16 @@ export class EventConsumer {
    * rebalancing: brokers refuse commits until the members rejoin). Settled right after the rejoin.
    */
   private readonly uncommitted = new Map<number, string>();
+  private readonly chunksInFlight: 1 | 2;
+  /** Partition → the delivery of its latest chunk: true once it and every chunk before it is stored. */
+  private readonly inflight = new Map<number, { generation: number; delivery: Promise<boolean> }>();
+  /** Every delivery not settled yet, of any generation (stop waits for them). */
+  private readonly deliveries = new Set<Promise<boolean>>();
+  /** Partition → an error of a delivery that ran after its batch returned, for kafkajs to see. */
+  private readonly deferredErrors = new Map<number, unknown>();
+  /** Offsets to commit in the next shared request, and that request (see commitShared). */
+  private toCommit = new Map<number, string>();
+  private pendingCommit: Promise<void> | null = null;
   /** Set when the group's generation ended under us: nothing more is written until we rejoin. */
   private generationOver = false;
   /**
@@ -163,6 +213,7 @@ export class EventConsumer {
     this.sinkRetry = options.sinkRetry ?? { initialMs: 200, maxMs: 10_000, jitter: 0.3 };
     this.heartbeatInterval = options.heartbeatInterval ?? 3000;
     this.concurrency = options.partitionsConsumedConcurrently ?? 1;
+    this.chunksInFlight = options.chunksInFlight ?? 1;
     this.consumer = this.kafka.consumer({
       groupId: this.groupId,
       sessionTimeout: options.sessionTimeout ?? 30_000,
@@ -216,6 +267,9 @@ export class EventConsumer {
     if (this.state !== 'running') return;
     this.state = 'stopping';
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    // Chunks being stored finish and commit (a retry in progress gives up: it sees 'stopping');
+    // no new chunk is handed over meanwhile (onBatch sees 'stopping').
+    while (this.deliveries.size > 0) await Promise.allSettled([...this.deliveries]);
     if (this.uncommitted.size > 0) {
       // Written during a rebalance and not settled yet: one more try before leaving.
       const offsets = [...this.uncommitted].map(([partition, offset]) => ({
@@ -322,6 +376,8 @@ export class EventConsumer {
    */
   private settleAfterRejoin(assigned: Set<number>): void {
     this.generationOver = false;
+    // Errors of the generation that ended were for kafkajs to rejoin: it has.
+    this.deferredErrors.clear();
     const carry: { topic: string; partition: number; offset: string }[] = [];
     for (const [partition, offset] of this.uncommitted) {
       if (assigned.has(partition)) carry.push({ topic: this.topic, partition, offset });
@@ -352,20 +408,22 @@ export class EventConsumer {
   private async onBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     const { topic, partition, messages } = batch;
+    this.throwDeferred(partition);
     if (messages.length > 0) this.position(partition, batch.highWatermark, BigInt(messages[0].offset));
-    for (let i = 0; i < messages.length; i += this.maxEventsPerWrite) {
+    for (let i = 0; i < messages.length; ) {
       // Stopping or seeking: leave the rest unresolved, it is read again. After a lost generation,
       // writing more would only make chunks nobody can commit until the rejoin.
-      if (!payload.isRunning() || payload.isStale() || this.generationOver) return;
-      const chunk = messages.slice(i, i + this.maxEventsPerWrite);
+      if (!payload.isRunning() || payload.isStale() || this.generationOver || this.state !== 'running')
+        return;
+      const { events, letters, keepAlives, end } = decodeChunk(messages, i, this.maxEventsPerWrite);
       const context: ChunkContext = {
         topic,
         partition,
-        firstOffset: chunk[0].offset,
-        lastOffset: chunk[chunk.length - 1].offset,
+        firstOffset: messages[i].offset,
+        lastOffset: messages[end - 1].offset,
       };
-      this.counters.messages += chunk.length;
-      const { events, letters, keepAlives } = decodeMessages(chunk);
+      this.counters.messages += end - i;
+      i = end;
       this.counters.keepAlives += keepAlives;
 
       if (letters.length > 0) {
@@ -384,40 +442,115 @@ export class EventConsumer {
           });
         }
       }
-      if (events.length > 0) {
-        const ok = await this.retrying(payload, context, 'sink', () => this.onChunk(events, context));
-        if (!ok) return;
-        this.counters.written += events.length;
+      // Chunks of an earlier generation do not hold this one back: the group re-read from the commit.
+      const last = this.inflight.get(partition);
+      const generation = this.counters.joins;
+      const before = last !== undefined && last.generation === generation ? last.delivery : DURABLE;
+      const delivery = this.deliver(payload, context, events, before);
+      const entry = { generation, delivery };
+      this.inflight.set(partition, entry);
+      this.deliveries.add(delivery);
+      void delivery.finally(() => {
+        this.deliveries.delete(delivery);
+        if (this.inflight.get(partition) === entry) this.inflight.delete(partition);
+      });
+      if (this.chunksInFlight === 1) {
+        if (!(await delivery)) return;
+        this.throwDeferred(partition);
+        payload.resolveOffset(context.lastOffset);
+      } else {
+        // The fetch position moves on now; the commit follows the sink. The chunk before this one
+        // must be stored first: at most two chunks of a partition are with the sink.
+        payload.resolveOffset(context.lastOffset);
+        if (!(await before)) return;
+        this.throwDeferred(partition);
       }
-
-      payload.resolveOffset(context.lastOffset);
-      this.uncommitted.set(partition, (BigInt(context.lastOffset) + 1n).toString());
-      // Everything resolved has been written, so committing all of it is exact.
-      const offsets = payload.uncommittedOffsets();
-      try {
-        await payload.commitOffsetsIfNecessary(offsets);
-      } catch (e) {
-        // Mid-rebalance the broker refuses commits; kafkajs rejoins on this error, and
-        // settleAfterRejoin commits the chunk if we keep its partition.
-        if (isRebalanceError(e)) this.generationOver = true;
-        this.logger.warn('kafka consumer: commit failed after the sink wrote; settling after rejoin', {
-          ...context,
-          error: describeError(e),
-        });
-        throw e;
-      }
-      for (const t of offsets.topics) {
-        if (t.topic !== this.topic) continue;
-        // kafkajs lists partitions as object keys here: strings, not numbers.
-        for (const p of t.partitions) {
-          const n = Number(p.partition);
-          if (this.uncommitted.get(n) === p.offset) this.uncommitted.delete(n);
-        }
-      }
-      this.counters.commits++;
-      this.position(partition, batch.highWatermark, BigInt(context.lastOffset) + 1n);
       await this.beat(payload);
     }
+  }
+
+  /**
+   * One chunk to the sink (retried while it fails), then, once every chunk before it of its
+   * partition is stored too, its commit. Resolves true when this chunk and all before it are stored;
+   * false when it was abandoned (stopping, partition taken away), and then nothing after it commits.
+   * Never rejects: an error kafkajs must see (a rebalance) waits in deferredErrors.
+   */
+  private async deliver(
+    payload: EachBatchPayload,
+    context: ChunkContext,
+    events: CaptureEvent[],
+    before: Promise<boolean>,
+  ): Promise<boolean> {
+    const { partition } = context;
+    // A delivery that outlives its group generation (a rebalance meanwhile) stores its chunk but
+    // neither commits it nor reports errors: the new generation reads from the committed offsets, and
+    // an old error would only make kafkajs rejoin again.
+    const generation = this.counters.joins;
+    const current = () => generation === this.counters.joins;
+    try {
+      if (events.length > 0) {
+        const ok = await this.retrying(payload, context, 'sink', () => this.onChunk(events, context));
+        if (!ok) {
+          await before;
+          return false;
+        }
+        this.counters.written += events.length;
+      }
+      if (!(await before)) return false;
+    } catch (e) {
+      if (current()) this.deferredErrors.set(partition, e);
+      await before;
+      return false;
+    }
+    if (!current()) return true;
+    const next = (BigInt(context.lastOffset) + 1n).toString();
+    this.uncommitted.set(partition, next);
+    try {
+      await this.commitShared(payload, partition, next);
+      if (this.uncommitted.get(partition) === next) this.uncommitted.delete(partition);
+    } catch (e) {
+      // Mid-rebalance the broker refuses commits; kafkajs rejoins on this error, and
+      // settleAfterRejoin commits the chunk if we keep its partition. The chunk is stored either way.
+      this.logger.warn('kafka consumer: commit failed after the sink wrote; settling after rejoin', {
+        ...context,
+        error: describeError(e),
+      });
+      if (current()) {
+        if (isRebalanceError(e)) this.generationOver = true;
+        this.deferredErrors.set(partition, e);
+      }
+    }
+    this.position(partition, payload.batch.highWatermark, BigInt(next));
+    return true;
+  }
+
+  private throwDeferred(partition: number): void {
+    const error = this.deferredErrors.get(partition);
+    if (error === undefined) return;
+    this.deferredErrors.delete(partition);
+    throw error;
+  }
+
+  /**
+   * Commits `offset` for `partition` (the next one to read: everything before it is stored). Commits
+   * asked for in the same turn of the event loop (the partitions of one fetch finish together: their
+   * chunks share the sink's flush) go in one request, made on the next turn.
+   */
+  private commitShared(payload: EachBatchPayload, partition: number, offset: string): Promise<void> {
+    this.toCommit.set(partition, offset);
+    if (this.pendingCommit === null) {
+      const commit = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        if (this.pendingCommit === commit) this.pendingCommit = null;
+        const partitions = [...this.toCommit].map(([p, o]) => ({ partition: p, offset: o }));
+        this.toCommit = new Map();
+        // The batch's own path (not consumer.commitOffsets, which retries quietly): a refused commit
+        // must reach kafkajs as its error, so that it rejoins.
+        await payload.commitOffsetsIfNecessary({ topics: [{ topic: this.topic, partitions }] });
+        this.counters.commits++;
+      });
+      this.pendingCommit = commit;
+    }
+    return this.pendingCommit;
   }
 
   /** A heartbeat; a rebalance it reports ends our generation (kafkajs rejoins on the rethrown error). */
@@ -442,6 +575,7 @@ export class EventConsumer {
     what: string,
     attempt: () => Promise<void>,
   ): Promise<boolean> {
+    const generation = this.counters.joins;
     let failures = 0;
     let resume: (() => void) | null = null;
     const firstFailure = Date.now();
@@ -460,7 +594,8 @@ export class EventConsumer {
         } catch (e) {
           // kafkajs must see its own error (REBALANCE_IN_PROGRESS, ...) to rejoin the group.
           if (e instanceof HeartbeatFailure) {
-            if (isRebalanceError(e.original)) this.generationOver = true;
+            if (isRebalanceError(e.original) && generation === this.counters.joins)
+              this.generationOver = true;
             throw e.original;
           }
           if (what === 'sink') this.counters.sinkFailures++;
@@ -483,7 +618,7 @@ export class EventConsumer {
           const delay = backoffDelay(failures++, this.sinkRetry);
           const waited = await sleepWhile(
             delay,
-            () => payload.isRunning() && !payload.isStale(),
+            () => payload.isRunning() && !payload.isStale() && this.state === 'running',
             () => this.beat(payload),
             Math.min(250, this.heartbeatInterval),
           );

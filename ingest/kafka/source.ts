@@ -47,6 +47,8 @@ export class KafkaSource implements EventSource<KafkaSourceStats> {
     let delivered = 0;
     const consumer = new EventConsumer({
       ...this.options,
+      // The next fetch is decoded and prepared while the chunk before it is being stored.
+      chunksInFlight: this.options.chunksInFlight ?? 2,
       onChunk: async (events, context) => {
         await output.events(this.sip.prepare(events));
         delivered += events.length;
