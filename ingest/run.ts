@@ -25,6 +25,7 @@ import type { EventSource } from '../core/source.js';
 import { InventoryRecorder, type InventorySource } from './inventory.js';
 import type { CallscopeMetrics } from './metrics/metrics.js';
 import { captureRunFromSummary } from './rows.js';
+import { qualifiedName } from './schema/ddl.js';
 import { migrate } from './schema/migrate.js';
 import type { Store } from './store/client.js';
 import { StoreSink, type StoreSinkStats } from './store-sink.js';
@@ -145,17 +146,25 @@ export async function storeCapture(
     });
     await recorder?.stop();
     await storeSink.flush();
-    await job?.stop();
+    const caughtUp = (await job?.stop()) ?? false;
     const s = await summary.of(result.source);
     // The run's calls from what the store holds, closed at the capture's end as `analyze` closes them.
-    // The events are stored whatever happens here: a failure is reported, and a rebuild can redo it.
+    // When the live calls job caught up, only the calls it left open are computed again: reading back
+    // every message of a long run (millions) would take longer than the run's stop may, and the
+    // engine's memory with it. The events are stored whatever happens here: a failure is reported,
+    // and a rebuild can redo it.
     const calls = await rebuildCalls({
       client: store.client,
       database,
       writer: storeSink,
       logger,
       link: options.link,
-      scope: { where: 'run_id = {run:String}', params: { run: runId } },
+      scope: caughtUp
+        ? {
+            where: `run_id = {run:String} AND call_id IN (SELECT call_id FROM ${qualifiedName(database, 'calls')} FINAL WHERE run_id = {run:String} AND open)`,
+            params: { run: runId },
+          }
+        : { where: 'run_id = {run:String}', params: { run: runId } },
       runId,
       onSettled,
       closeAtMs:

@@ -299,17 +299,23 @@ export class CallsJob {
     this.timer = setTimeout(tick, 0);
   }
 
-  /** Stops the cycles after a last one (so that what is stored by now is in the calls table). */
-  async stop(): Promise<void> {
+  /**
+   * Stops the cycles after a last one (so that what is stored by now is in the calls table).
+   * Resolves true when that last cycle succeeded: every stored message is then in the calls table.
+   */
+  async stop(): Promise<boolean> {
     if (this.stopped) {
       await this.running;
-      return;
+      return false;
     }
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
-    await this.cycle().catch(() => undefined);
+    return this.cycle().then(
+      () => true,
+      () => false,
+    );
   }
 
   stats(): CallsJobStats {
