@@ -5,7 +5,9 @@
  *   (media tracker on the file's RTP held in memory), whole analyze (SIP and RTP),
  *   `tcpdump -r FILE -w /dev/null` (libpcap's raw read), `tshark -q -z sip,stat`,
  *   `tshark -q -z rtp,streams`; and measures RTP state per stream and 100 vs 20,000 concurrent streams
- *   (test/bench/rtp.ts).
+ *   (test/bench/rtp.ts). Then the store and stream (store.ts), calls (calls.ts), live capture
+ *   (live.ts), Kafka at scale (kafka.ts), the OVS lab's call rate (lab.ts) and, last, a 10-minute
+ *   sustained run (sustained.ts; `--quick`: 1 minute).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -20,6 +22,8 @@ import { looksLikeSip } from '../../capture/sip/detect.js';
 import { SipParser } from '../../capture/sip/parser.js';
 import { tuneRuntime } from '../../core/runtime.js';
 import { runCallsBench } from './calls.js';
+import { runKafkaScaleBench } from './kafka.js';
+import { runLabBench } from './lab.js';
 import { runLiveBench } from './live.js';
 import {
   bestSync,
@@ -31,6 +35,7 @@ import {
   trackOnly,
 } from './rtp.js';
 import { runStoreBench } from './store.js';
+import { runSustainedBench } from './sustained.js';
 
 const json = process.argv.includes('--json');
 const dir = process.env.CALLSCOPE_BENCH_DIR ?? join(tmpdir(), 'callscope-bench');
@@ -258,8 +263,23 @@ async function main(): Promise<void> {
   // Live capture over a veth pair (test/bench/live.ts): zero-drop rate and peak; skipped unless root.
   log('live capture (test/bench/live.ts) ...');
   const live = await runLiveBench({ log, quick: process.argv.includes('--quick') });
+  // Kafka at scale (test/bench/kafka.ts): the producer per codec, 1 and 2 consumers in a group, a drain.
+  log('Kafka at scale (test/bench/kafka.ts) ...');
+  const kafka = await runKafkaScaleBench({ log, quick: process.argv.includes('--quick') });
+  // The OVS lab's highest call rate with every message stored (test/bench/lab.ts); skipped unless root.
+  log('OVS lab call rate (test/bench/lab.ts) ...');
+  const lab = await runLabBench({ log, quick: process.argv.includes('--quick') });
+  // Last: 10 minutes at 20,000 SIP events/s plus media, RSS sampled (test/bench/sustained.ts).
+  log('sustained run (test/bench/sustained.ts) ...');
+  const sustained = await runSustainedBench({
+    log,
+    dir,
+    seconds: process.argv.includes('--quick') ? 60 : undefined,
+  });
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ...result, store, calls, live }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...result, store, calls, live, kafka, lab, sustained }, null, 2)}\n`,
+    );
     return;
   }
   const f = (n: number | null) => (n === null ? 'n/a' : n.toLocaleString('en-US'));
