@@ -18,13 +18,10 @@ import { migrate } from './schema/migrate.js';
 import {
   ALERTS,
   columnNames,
+  EVENT_TABLE_SPECS,
   type EventTableName,
   FAILOVERS,
-  HEP_LOGS,
   insertColumns,
-  MEDIA_REPORTS,
-  RTCP_REPORTS,
-  SIP_MESSAGES,
   type TableSpec,
   VM_INVENTORY,
 } from './schema/tables.js';
@@ -32,13 +29,7 @@ import { openTestStore, type TestStore } from './schema/test-store.js';
 import { TsvBuffer } from './tsv.js';
 
 const SAMPLE = fileURLToPath(new URL('../capture/sample/calls.pcap', import.meta.url));
-const EVENT_SPECS: Record<EventTableName, TableSpec> = {
-  sip_messages: SIP_MESSAGES,
-  media_reports: MEDIA_REPORTS,
-  rtcp_reports: RTCP_REPORTS,
-  hep_logs: HEP_LOGS,
-  failovers: FAILOVERS,
-};
+const EVENT_SPECS = EVENT_TABLE_SPECS;
 
 let store: TestStore;
 const events: CaptureEvent[] = [];

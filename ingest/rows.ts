@@ -22,15 +22,7 @@ import type { VmInventoryEntry } from '../core/vm.js';
 import { EventIds } from './event-id.js';
 import { NativeBlock } from './native-block.js';
 import type { RowWriter } from './row-writer.js';
-import {
-  type EventTableName,
-  FAILOVERS,
-  HEP_LOGS,
-  insertColumns,
-  MEDIA_REPORTS,
-  RTCP_REPORTS,
-  SIP_MESSAGES,
-} from './schema/tables.js';
+import { EVENT_TABLE_SPECS, type EventTableName, insertColumns } from './schema/tables.js';
 import { TsvBuffer } from './tsv.js';
 
 export { mediaReportFromJson } from '../core/media-report.js';
@@ -50,12 +42,13 @@ export type EventRowSinks<W extends RowWriter = NativeBlock> = Record<EventTable
 
 /** One Native block per event table: what the writer sends. */
 export function emptyRowSinks(): EventRowSinks {
+  const block = (table: EventTableName) => new NativeBlock(insertColumns(EVENT_TABLE_SPECS[table]));
   return {
-    sip_messages: new NativeBlock(insertColumns(SIP_MESSAGES)),
-    media_reports: new NativeBlock(insertColumns(MEDIA_REPORTS)),
-    rtcp_reports: new NativeBlock(insertColumns(RTCP_REPORTS)),
-    hep_logs: new NativeBlock(insertColumns(HEP_LOGS)),
-    failovers: new NativeBlock(insertColumns(FAILOVERS)),
+    sip_messages: block('sip_messages'),
+    media_reports: block('media_reports'),
+    rtcp_reports: block('rtcp_reports'),
+    hep_logs: block('hep_logs'),
+    failovers: block('failovers'),
   };
 }
 

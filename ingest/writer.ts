@@ -42,13 +42,10 @@ import {
   CAPTURE_HEALTH,
   CAPTURE_RUNS,
   columnNames,
+  EVENT_TABLE_SPECS,
   type EventTableName,
-  FAILOVERS,
-  HEP_LOGS,
   insertColumns,
-  MEDIA_REPORTS,
   QUARANTINE,
-  RTCP_REPORTS,
   SIP_MESSAGES,
   type TableSpec,
   VM_INVENTORY,
@@ -133,13 +130,7 @@ export class StoreWriteError extends Error {
   }
 }
 
-const EVENT_TABLES: ReadonlyArray<[EventTableName, TableSpec]> = [
-  ['sip_messages', SIP_MESSAGES],
-  ['media_reports', MEDIA_REPORTS],
-  ['rtcp_reports', RTCP_REPORTS],
-  ['hep_logs', HEP_LOGS],
-  ['failovers', FAILOVERS],
-];
+const EVENT_TABLES = Object.entries(EVENT_TABLE_SPECS) as ReadonlyArray<[EventTableName, TableSpec]>;
 
 /** ClickHouse error codes worth another attempt: overload, timeouts, replicas and Keeper. */
 const RETRYABLE_CODES = new Set([

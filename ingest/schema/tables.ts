@@ -755,6 +755,15 @@ export const DATA_TABLES: readonly TableSpec[] = [
 
 export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs' | 'failovers';
 
+/** The tables events are written to, by name, in the order a batch sends them. */
+export const EVENT_TABLE_SPECS: Readonly<Record<EventTableName, TableSpec>> = {
+  sip_messages: SIP_MESSAGES,
+  media_reports: MEDIA_REPORTS,
+  rtcp_reports: RTCP_REPORTS,
+  hep_logs: HEP_LOGS,
+  failovers: FAILOVERS,
+};
+
 /** Column names of a table in insert order. */
 /** The columns an insert lists (those the store fills itself are left out). */
 export function columnNames(table: TableSpec): string[] {

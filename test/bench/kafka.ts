@@ -39,7 +39,7 @@ import {
   mockKafkaUnavailableReason,
   startMockKafka,
 } from '../oracle/kafka-mock.js';
-import { generateSipCapture, loadSipEvents } from './store.js';
+import { generateSipCapture, loadSipEvents, timeBox } from './store.js';
 
 export type KafkaBenchPart = 'produce' | 'e2e' | 'drain';
 
@@ -166,15 +166,6 @@ function mockPid(): number | undefined {
 function selfCpu(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
-}
-
-function timeBox<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 // ---------------------------------------------------------------------------------------------------

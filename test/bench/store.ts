@@ -212,7 +212,7 @@ const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('e
 const load = () => round(loadavg()[0] ?? 0, 1);
 
 /** Rejects after `ms` with a message naming `what`; the timer never keeps the process alive. */
-function timeBox<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+export function timeBox<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
