@@ -210,7 +210,10 @@ describe('rows in the store', () => {
     await writer.close();
 
     const columns = Object.keys(expectedSipBytes(events[0]!));
-    const stored = await hexColumns(events.map(eventId), [...columns, 'run_id']);
+    const stored = await hexColumns(
+      events.map((e) => eventId(e)),
+      [...columns, 'run_id'],
+    );
     expect(stored.size).toBe(events.length);
     for (const e of events) {
       const row = stored.get(eventId(e).toString())!;

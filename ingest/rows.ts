@@ -19,7 +19,7 @@ import type { MediaIntervalFigures, MediaStreamReport, RtcpFigures } from '../co
 import { mediaReportFromJson } from '../core/media-report.js';
 import type { SipMessage } from '../core/sip-message.js';
 import type { VmInventoryEntry } from '../core/vm.js';
-import { EventIds } from './event-id.js';
+import { DEFAULT_EVENT_ID_SCHEME, type EventIdScheme, EventIds } from './event-id.js';
 import { NativeBlock } from './native-block.js';
 import type { RowWriter } from './row-writer.js';
 import { EVENT_TABLE_SPECS, type EventTableName, insertColumns } from './schema/tables.js';
@@ -114,9 +114,10 @@ export function encodeEvent(
 export function eventRows(
   event: CaptureEvent,
   runId = '',
+  scheme: EventIdScheme = DEFAULT_EVENT_ID_SCHEME,
 ): { eventId: bigint; skipped?: string; rows: Partial<Record<EventTableName, Buffer>> } {
   const sinks = textRowSinks(1024);
-  const encoded = encodeEvent(event, sinks, { runId, ids: new EventIds(1024) });
+  const encoded = encodeEvent(event, sinks, { runId, ids: new EventIds(scheme, 1024) });
   const rows: Partial<Record<EventTableName, Buffer>> = {};
   for (const [table, sink] of Object.entries(sinks) as Array<[EventTableName, TsvBuffer]>) {
     if (sink.rows > 0) rows[table] = sink.take();

@@ -18,7 +18,7 @@ import type { RowInserter } from './inserter.js';
 import { nativeBlockShape } from './native-block.js';
 import type { Store } from './store/client.js';
 
-vi.mock('./schema/migrate.js', () => ({ migrate: vi.fn(async () => undefined) }));
+vi.mock('./schema/migrate.js', () => ({ migrate: vi.fn(async () => ({ eventIds: 'xxh64' })) }));
 
 const { storeCapture } = await import('./run.js');
 

@@ -98,12 +98,13 @@ export async function storeCapture(
 ): Promise<StoreCaptureResult> {
   const { store, database, ttlDays, logger } = options;
   const runId = options.runId ?? randomUUID();
-  await migrate(store.client, { database, ttlDays, logger });
+  const { eventIds } = await migrate(store.client, { database, ttlDays, logger });
   const storeSink = new StoreSink(store.client, {
     database,
     runId,
     logger,
     inserter: store.inserter,
+    eventIds,
     maxRows: options.storeBatchRows,
   });
   const metrics = options.metrics;

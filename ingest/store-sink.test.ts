@@ -68,7 +68,13 @@ function firstColumnUInt64(block: Buffer): bigint[] {
 describe('StoreSink under a redelivering source', () => {
   it('fails the delivery of every chunk the failed writer held; the chunks offered again are all stored', async () => {
     const { client, inserter, stored, failing } = fakeClient();
-    const sink = new StoreSink(client, { database: 'db', retry: { attempts: 1 }, coalesceMs: 5, inserter });
+    const sink = new StoreSink(client, {
+      database: 'db',
+      retry: { attempts: 1 },
+      coalesceMs: 5,
+      inserter,
+      eventIds: 'xxh64',
+    });
     const half = Math.floor(sample.length / 2);
     const chunks = [sample.slice(0, half), sample.slice(half)];
     let failures = 0;

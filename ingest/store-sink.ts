@@ -224,7 +224,11 @@ export class StoreSink implements EventSink {
     countReason(this.lost, LOST_REASON, lost);
     this.lastFailure = error;
     this.writersReplaced++;
-    this.writer = new StoreWriter(this.client, this.options);
+    // The store's event id scheme, once a writer learned it, is not read again.
+    this.writer = new StoreWriter(this.client, {
+      ...this.options,
+      eventIds: this.options.eventIds ?? writer.eventIds ?? undefined,
+    });
     // Stops its deadline timer; rejects with the failure, which the writer has logged.
     writer.close().catch(() => undefined);
     this.logger.warn('store writer failed; continuing with a new one', {

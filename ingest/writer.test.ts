@@ -165,6 +165,7 @@ describe('StoreWriter', () => {
     const broken = new StoreWriter(store.client, {
       database: 'writer_test_empty',
       retry: { initialDelayMs: 1 },
+      eventIds: 'xxh64',
     });
     await broken.write(input);
     const failure = await broken.flush().catch((e: unknown) => e);
@@ -351,6 +352,50 @@ describe('StoreWriter', () => {
     await writer.close();
     expect(writer.stats.implausibleTimes).toBe(2);
     expect(await count(database, 'sip_messages', true)).toBe(3);
+  });
+
+  it('keeps SHA-256 event ids in a store that held events before xxHash64 ids, so a file ingested again is stored once', async () => {
+    // A store as builds before migration 9 left it: events stored with SHA-256 ids, no store_settings.
+    const database = await freshDatabase();
+    await store.client.command({ query: `DROP TABLE ${database}.store_settings SYNC` });
+    await store.client.command({
+      query: `ALTER TABLE ${database}.schema_migrations DELETE WHERE version = 9 SETTINGS mutations_sync = 1`,
+    });
+    const input = events(1);
+    const before = new StoreWriter(store.client, { database, eventIds: 'sha256' });
+    await before.write(input);
+    await before.close();
+    const stored = await count(database, 'sip_messages', true);
+    const storedMedia = await count(database, 'media_reports', true);
+    expect(stored).toBeGreaterThan(0);
+    expect(storedMedia).toBeGreaterThan(0);
+    // Without the record the writer refuses to guess.
+    const unsure = new StoreWriter(store.client, { database });
+    await expect(unsure.write(input)).rejects.toThrow(/computes event ids/);
+    // The upgrade records SHA-256 for this store; the same file again adds nothing.
+    const migrated = await migrate(store.client, { database, ttlDays: 0 });
+    expect(migrated).toMatchObject({ applied: [9], eventIds: 'sha256' });
+    const after = new StoreWriter(store.client, { database });
+    await after.write(input);
+    await after.close();
+    expect(await count(database, 'sip_messages', true)).toBe(stored);
+    expect(await count(database, 'media_reports', true)).toBe(storedMedia);
+    // A fresh store uses xxHash64; writing the same events twice there stores them once as well.
+    const fresh = await freshDatabase();
+    expect((await migrate(store.client, { database: fresh, ttlDays: 0 })).eventIds).toBe('xxh64');
+    for (let i = 0; i < 2; i++) {
+      const writer = new StoreWriter(store.client, { database: fresh });
+      await writer.write(input);
+      await writer.close();
+    }
+    expect(await count(fresh, 'sip_messages', true)).toBe(stored);
+    const [mine] = await (
+      await store.client.query({
+        query: `SELECT count() AS n FROM ${database}.sip_messages AS a INNER JOIN ${fresh}.sip_messages AS b USING (event_id)`,
+        format: 'JSONEachRow',
+      })
+    ).json<{ n: string }>();
+    expect(Number(mine!.n)).toBe(0); // the two schemes' ids differ
   });
 
   it('measures insert throughput on the store', async () => {

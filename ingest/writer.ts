@@ -21,7 +21,7 @@ import type { CaptureEvent } from '../core/event.js';
 import { type Logger, ProblemLog, silentLogger } from '../core/log.js';
 import { alertRow } from './alert-rows.js';
 import { type CallVersion, callRow, callTombstoneRow } from './call-rows.js';
-import { EventIds } from './event-id.js';
+import { type EventIdScheme, EventIds } from './event-id.js';
 import { type HealthRecord, healthRow } from './health.js';
 import { clientInserter, type RowInserter } from './inserter.js';
 import { NativeBlock } from './native-block.js';
@@ -36,6 +36,7 @@ import {
   vmInventoryRow,
 } from './rows.js';
 import { insertTarget } from './schema/ddl.js';
+import { readEventIdScheme } from './schema/migrate.js';
 import {
   ALERTS,
   CALLS,
@@ -85,6 +86,11 @@ export interface StoreWriterOptions {
    * store this process owns. Default: over HTTP through the client.
    */
   inserter?: RowInserter;
+  /**
+   * How event ids are computed: the store's scheme (`migrate()` returns it). Default: read from the
+   * store before the first event is encoded.
+   */
+  eventIds?: EventIdScheme;
 }
 
 export interface StoreWriterStats {
@@ -342,6 +348,9 @@ export class StoreWriter {
   private readonly maxRetryDelayMs: number;
   private readonly insertSettings: ClickHouseSettings;
   private readonly inserter: RowInserter;
+  private readonly client: ClickHouseClient;
+  /** False until the store's event id scheme is known (see StoreWriterOptions.eventIds). */
+  private eventIdsKnown: boolean;
   private current = new Batch();
   /** The blocks of the last batch sent, emptied: the next batch writes into them. */
   private spareSinks: EventRowSinks | null = null;
@@ -363,7 +372,9 @@ export class StoreWriter {
     this.maxDelayMs = positive(options.maxDelayMs ?? 1000, 'maxDelayMs');
     this.logger = options.logger ?? silentLogger;
     this.problems = new ProblemLog(this.logger);
-    this.context = { runId: options.runId ?? '', ids: new EventIds() };
+    this.context = { runId: options.runId ?? '', ids: new EventIds(options.eventIds) };
+    this.eventIdsKnown = options.eventIds !== undefined;
+    this.client = client;
     this.attempts = positive(options.retry?.attempts ?? 6, 'retry.attempts');
     this.initialDelayMs = options.retry?.initialDelayMs ?? 200;
     this.maxRetryDelayMs = options.retry?.maxDelayMs ?? 10_000;
@@ -374,6 +385,7 @@ export class StoreWriter {
   /** Resolves once every event is in the current batch (see the module comment for backpressure). */
   async write(events: Iterable<CaptureEvent>): Promise<void> {
     this.usable();
+    if (!this.eventIdsKnown) await this.readEventIds();
     const now = Date.now();
     this.arrivalNs = BigInt(now) * 1_000_000n;
     this.latestPlausibleNs = BigInt(now + 86_400_000) * 1_000_000n;
@@ -383,6 +395,40 @@ export class StoreWriter {
     }
     if (this.isFull(this.current) && this.inflight === null) this.dispatch();
     else this.arm();
+  }
+
+  /** The store's event id scheme once known (a replacement writer is given it: see StoreSink). */
+  get eventIds(): EventIdScheme | null {
+    return this.eventIdsKnown ? this.context.ids.scheme : null;
+  }
+
+  /**
+   * Reads the store's event id scheme, retrying transient errors as an insert does. A failure is not
+   * sticky (nothing was accepted, nothing lost): the caller may write again.
+   */
+  private async readEventIds(): Promise<void> {
+    let delay = this.initialDelayMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.context.ids = new EventIds(await readEventIdScheme(this.client, this.database));
+        this.eventIdsKnown = true;
+        return;
+      } catch (error) {
+        if (attempt < this.attempts && isRetryable(error)) {
+          this.stats.retries++;
+          await sleep(delay * (0.75 + Math.random() * 0.5));
+          delay = Math.min(delay * 2, this.maxRetryDelayMs);
+          continue;
+        }
+        throw new StoreWriteError(
+          `cannot read how ${this.database} computes event ids: ${describe(error)}`,
+          '',
+          0,
+          attempt,
+          { cause: error },
+        );
+      }
+    }
   }
 
   /** Resolves when everything accepted so far is stored; rejects with a sticky StoreWriteError. */

@@ -115,7 +115,7 @@ ${EXIT_CODES_HELP}`,
     const stop = stopOnSignals(logger);
     let stopCalls: () => Promise<void> = async () => {};
     try {
-      await migrate(store.client, { database, ttlDays, logger });
+      const { eventIds } = await migrate(store.client, { database, ttlDays, logger });
       const ready = {
         store: store.displayUrl,
         database,
@@ -165,7 +165,7 @@ ${EXIT_CODES_HELP}`,
       const all = new AbortController();
       stop.signal.addEventListener('abort', () => all.abort(), { once: true });
       const sinks = sources.map(
-        () => new StoreSink(store.client, { database, logger, inserter: store.inserter }),
+        () => new StoreSink(store.client, { database, logger, inserter: store.inserter, eventIds }),
       );
       m?.watchSinks(sinks);
       for (const sink of sinks) m?.watchStore(sink);

@@ -5,6 +5,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from '../../core/log.js';
+import { type EventIdScheme, isEventIdScheme } from '../event-id.js';
 import {
   alterTtlSql,
   createDatabaseSql,
@@ -17,7 +18,7 @@ import {
   validateSchemaOptions,
 } from './ddl.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
-import { DATA_TABLES, SCHEMA_MIGRATIONS } from './tables.js';
+import { DATA_TABLES, SCHEMA_MIGRATIONS, STORE_SETTINGS } from './tables.js';
 
 export interface MigrateOptions extends SchemaOptions {
   logger?: Logger;
@@ -30,6 +31,8 @@ export interface MigrateResult {
   version: number;
   /** Tables whose TTL this run changed. */
   ttlChanged: string[];
+  /** How this store's event ids are computed (every writer of the store uses it). */
+  eventIds: EventIdScheme;
 }
 
 export class MigrationError extends Error {
@@ -178,5 +181,25 @@ export async function migrate(client: ClickHouseClient, options: MigrateOptions)
   }
   const ttlChanged = await reconcileTtl(client, options);
   const version = Math.max(0, ...done, ...applied);
-  return { applied, version, ttlChanged };
+  return { applied, version, ttlChanged, eventIds: await readEventIdScheme(client, database) };
+}
+
+/**
+ * The event id scheme a migrated database records (migration 9). A database without the record (not
+ * migrated to 9, or a value this build does not know) is refused: guessing could store events twice.
+ */
+export async function readEventIdScheme(client: ClickHouseClient, database: string): Promise<EventIdScheme> {
+  const result = await client.query({
+    query: `SELECT argMax(value, set_at) AS value, count() AS n FROM ${qualifiedName(database, STORE_SETTINGS.name)} WHERE key = 'event_id'`,
+    format: 'JSONEachRow',
+  });
+  const [row] = await result.json<{ value: string; n: number | string }>();
+  if (row === undefined || Number(row.n) === 0 || !isEventIdScheme(row.value)) {
+    throw new MigrationError(
+      `${database}.${STORE_SETTINGS.name} names no event id scheme this build knows (${row && Number(row.n) > 0 ? JSON.stringify(row.value) : 'none'}): migrate the database with this build`,
+      9,
+      '',
+    );
+  }
+  return row.value;
 }

@@ -3,7 +3,7 @@
  * NOT EXISTS`...): two ingest processes starting together may both run a version before either has
  * recorded it, and a runner that died between a statement and its record runs it again.
  */
-import { addColumnSql, addIndexSql, createTableSql, type SchemaOptions } from './ddl.js';
+import { addColumnSql, addIndexSql, createTableSql, qualifiedName, type SchemaOptions } from './ddl.js';
 import {
   ALERTS,
   CALLS,
@@ -15,6 +15,7 @@ import {
   QUARANTINE,
   RTCP_REPORTS,
   SIP_MESSAGES,
+  STORE_SETTINGS,
   VM_INVENTORY,
 } from './tables.js';
 
@@ -74,6 +75,24 @@ export const MIGRATIONS: readonly Migration[] = [
       ...createTableSql(FAILOVERS, options),
       ...addColumnSql(CAPTURE_RUNS, 'failover_tracker', options),
     ],
+  },
+  {
+    version: 9,
+    name: 'store_settings; event ids by xxHash64 where no event is stored yet, else SHA-256 as before',
+    // A store that holds events keeps their ids' scheme: with another, a file ingested again would be
+    // stored twice. Set once: a runner repeating this version finds the key and adds nothing.
+    statements: (options) => {
+      const settings = qualifiedName(options.database, STORE_SETTINGS.name);
+      const events = [SIP_MESSAGES, MEDIA_REPORTS, RTCP_REPORTS, HEP_LOGS, FAILOVERS, QUARANTINE]
+        .map((t) => `(SELECT count() FROM ${qualifiedName(options.database, t.name)})`)
+        .join(' + ');
+      return [
+        ...createTableSql(STORE_SETTINGS, options),
+        `INSERT INTO ${settings} (key, value, set_at) ` +
+          `SELECT 'event_id', if(${events} > 0, 'sha256', 'xxh64'), now64(3) ` +
+          `WHERE (SELECT count() FROM ${settings} WHERE key = 'event_id') = 0`,
+      ];
+    },
   },
 ];
 

@@ -738,6 +738,21 @@ export const SCHEMA_MIGRATIONS: TableSpec = {
   cluster: { kind: 'everywhere' },
 };
 
+export const STORE_SETTINGS: TableSpec = {
+  name: 'store_settings',
+  comment: "the store's own settings, e.g. how its event ids are computed; the newest set_at per key wins",
+  columns: [
+    { name: 'key', type: 'String', comment: "setting name ('event_id')" },
+    { name: 'value', type: 'String', comment: "its value ('xxh64', 'sha256')" },
+    { name: 'set_at', type: "DateTime64(3, 'UTC')", comment: 'when it was set; the row version' },
+  ],
+  indexes: [],
+  versionColumn: 'set_at',
+  orderBy: '(key)',
+  dedupWindow: false,
+  cluster: { kind: 'everywhere' },
+};
+
 /** The tables events and runs are written to, in creation order. */
 export const DATA_TABLES: readonly TableSpec[] = [
   SIP_MESSAGES,
@@ -751,6 +766,7 @@ export const DATA_TABLES: readonly TableSpec[] = [
   CALLS,
   ALERTS,
   FAILOVERS,
+  STORE_SETTINGS,
 ];
 
 export type EventTableName = 'sip_messages' | 'media_reports' | 'rtcp_reports' | 'hep_logs' | 'failovers';
