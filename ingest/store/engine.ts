@@ -13,7 +13,8 @@
  * the command table.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawInsertFormat, Session } from 'chdb';
 import { lockHolder } from './datadir.js';
@@ -240,8 +241,9 @@ export class ChdbEngine {
     const dir = join(this.dataDir, 'tmp');
     const file = join(dir, `callscope-insert-${randomUUID()}.bin`);
     mkdirSync(dir, { recursive: true });
-    writeParts(file, Buffer.isBuffer(data) ? [data] : data);
     try {
+      // Written on a libuv thread: the main thread encodes the next batch meanwhile.
+      await writeFile(file, Buffer.isBuffer(data) ? [data] : data);
       const path = `'${file.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
       const { table, columns } = statement.simple;
       const settings = statement.settings ? ` SETTINGS ${statement.settings}` : '';
@@ -311,18 +313,6 @@ export class ChdbEngine {
 }
 
 /** Writes the parts one after the other into a new file (no joined copy of a large block). */
-function writeParts(file: string, parts: readonly Buffer[]): void {
-  const fd = openSync(file, 'w');
-  try {
-    for (const part of parts) {
-      let at = 0;
-      while (at < part.length) at += writeSync(fd, part, at, part.length - at);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function emptyInsert(): Outcome {
   return { body: Buffer.alloc(0), format: DEFAULT_OUTPUT_FORMAT, summary: summary({}) };
 }
