@@ -312,7 +312,6 @@ export class ChdbEngine {
   }
 }
 
-/** Writes the parts one after the other into a new file (no joined copy of a large block). */
 function emptyInsert(): Outcome {
   return { body: Buffer.alloc(0), format: DEFAULT_OUTPUT_FORMAT, summary: summary({}) };
 }
