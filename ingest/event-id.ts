@@ -24,7 +24,7 @@ const oneShotHash = (crypto as { hash?: typeof crypto.hash }).hash;
 
 /** Computes event ids; owns the scratch buffer the hash input is laid out in (a writer has one). */
 export class EventIds {
-  /** Payloads too large for it are hashed where they lie. */
+  /** Grown to the largest input hashed whole (xxh64); SHA-256 hashes a larger payload where it lies. */
   private scratch: Buffer;
 
   constructor(

@@ -29,7 +29,6 @@ import { openTestStore, type TestStore } from './schema/test-store.js';
 import { TsvBuffer } from './tsv.js';
 
 const SAMPLE = fileURLToPath(new URL('../capture/sample/calls.pcap', import.meta.url));
-const EVENT_SPECS = EVENT_TABLE_SPECS;
 
 let store: TestStore;
 const events: CaptureEvent[] = [];
@@ -144,13 +143,13 @@ describe('NativeBlock', () => {
       failovers: new TsvBuffer(),
     };
     const native = Object.fromEntries(
-      Object.entries(EVENT_SPECS).map(([t, spec]) => [t, new NativeBlock(insertColumns(spec))]),
+      Object.entries(EVENT_TABLE_SPECS).map(([t, spec]) => [t, new NativeBlock(insertColumns(spec))]),
     ) as EventRowSinks;
     for (const e of events) {
       encodeEvent(e, text, { runId: "run'\t1", ids });
       encodeEvent(e, native, { runId: "run'\t1", ids });
     }
-    for (const [table, spec] of Object.entries(EVENT_SPECS) as Array<[EventTableName, TableSpec]>) {
+    for (const [table, spec] of Object.entries(EVENT_TABLE_SPECS) as Array<[EventTableName, TableSpec]>) {
       if (text[table].rows === 0) continue;
       expect(native[table].rows, table).toBe(text[table].rows);
       await insertText(spec, text[table].take());

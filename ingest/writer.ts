@@ -407,28 +407,21 @@ export class StoreWriter {
    * sticky (nothing was accepted, nothing lost): the caller may write again.
    */
   private async readEventIds(): Promise<void> {
-    let delay = this.initialDelayMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.context.ids = new EventIds(await readEventIdScheme(this.client, this.database));
-        this.eventIdsKnown = true;
-        return;
-      } catch (error) {
-        if (attempt < this.attempts && isRetryable(error)) {
-          this.stats.retries++;
-          await sleep(delay * (0.75 + Math.random() * 0.5));
-          delay = Math.min(delay * 2, this.maxRetryDelayMs);
-          continue;
-        }
-        throw new StoreWriteError(
-          `cannot read how ${this.database} computes event ids: ${describe(error)}`,
-          '',
-          0,
-          attempt,
-          { cause: error },
-        );
-      }
-    }
+    const scheme = await this.withRetries(
+      () => readEventIdScheme(this.client, this.database),
+      (error, attempt, retrying) =>
+        retrying
+          ? undefined
+          : new StoreWriteError(
+              `cannot read how ${this.database} computes event ids: ${describe(error)}`,
+              '',
+              0,
+              attempt,
+              { cause: error },
+            ),
+    );
+    this.context.ids = new EventIds(scheme);
+    this.eventIdsKnown = true;
   }
 
   /** Resolves when everything accepted so far is stored; rejects with a sticky StoreWriteError. */
@@ -763,10 +756,9 @@ export class StoreWriter {
   /** One insert with retries; the token makes a repeated attempt a no-op if an earlier one landed. */
   private async insert(spec: TableSpec, data: readonly Buffer[], rows: number, token: string): Promise<void> {
     const table = insertTarget(this.database, spec.name);
-    let delay = this.initialDelayMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.inserter.insert({
+    await this.withRetries(
+      () =>
+        this.inserter.insert({
           table,
           columns: columnNames(spec),
           data,
@@ -776,11 +768,9 @@ export class StoreWriter {
             insert_deduplication_token: token,
             async_insert: 0,
           },
-        });
-        return;
-      } catch (error) {
-        const retry = attempt < this.attempts && isRetryable(error);
-        this.logger.warn(retry ? 'store insert failed; retrying' : 'store insert failed', {
+        }),
+      (error, attempt, retrying) => {
+        this.logger.warn(retrying ? 'store insert failed; retrying' : 'store insert failed', {
           table,
           rows,
           bytes: data.reduce((n, part) => n + part.length, 0),
@@ -788,15 +778,34 @@ export class StoreWriter {
           token,
           error: describe(error),
         });
-        if (!retry) {
-          throw new StoreWriteError(
-            `inserting ${rows} rows into ${table} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${describe(error)}`,
-            table,
-            rows,
-            attempt,
-            { cause: error },
-          );
-        }
+        if (retrying) return undefined;
+        return new StoreWriteError(
+          `inserting ${rows} rows into ${table} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${describe(error)}`,
+          table,
+          rows,
+          attempt,
+          { cause: error },
+        );
+      },
+    );
+  }
+
+  /**
+   * Runs `call` until it succeeds, again after transient errors (backoff with jitter, up to the
+   * writer's attempts). `onError` sees every failure and gives the error thrown when it gives up.
+   */
+  private async withRetries<T>(
+    call: () => Promise<T>,
+    onError: (error: unknown, attempt: number, retrying: boolean) => StoreWriteError | undefined,
+  ): Promise<T> {
+    let delay = this.initialDelayMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (error) {
+        const retrying = attempt < this.attempts && isRetryable(error);
+        const failure = onError(error, attempt, retrying);
+        if (!retrying) throw failure ?? error;
         this.stats.retries++;
         await sleep(delay * (0.75 + Math.random() * 0.5));
         delay = Math.min(delay * 2, this.maxRetryDelayMs);
